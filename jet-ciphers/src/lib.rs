@@ -1,0 +1,1 @@
+//! # jet-ciphers: the cipher registry (work in progress)

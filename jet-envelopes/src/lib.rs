@@ -1,0 +1,1 @@
+//! # jet-envelopes (work in progress)

@@ -1,0 +1,1 @@
+//! # jet-transports (work in progress)
