@@ -36,6 +36,7 @@ pub mod channel;
 pub mod cipher;
 pub mod envelope;
 pub mod error;
+pub mod ft;
 pub mod memory;
 pub mod ns;
 pub mod secret;

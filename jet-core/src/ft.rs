@@ -1,0 +1,570 @@
+//! XEP-0234 Jingle File Transfer vocabulary: the `<file/>` description,
+//! XEP-0300 hashes, `<range/>`, and the `<checksum/>` / `<received/>`
+//! session-info payloads. No I/O.
+//!
+//! Parsed from raw elements rather than with `xmpp_parsers::jingle_ft`,
+//! which drops `<hash-used/>` and Conversations' `<mediaType/>`.
+//!
+//! Tolerance for what real clients send (see `INTEROP.md`):
+//! - `<media-type>` and `<mediaType>` are both read;
+//! - a hash value is base64 of the digest; Libervia sends base64 of the
+//!   **hex** digest, which [`FileHash::digest_bytes`] also accepts;
+//! - names from the peer are never trusted as paths: see [`sanitize_file_name`].
+//!
+//! ```
+//! use jet_core::ft::{FileDesc, FileHash, HashAlgo};
+//! let mut desc = FileDesc::named("test.txt", 6144);
+//! desc.media_type = Some("text/plain".into());
+//! desc.hashes.push(FileHash::of(HashAlgo::Sha256, b"hello"));
+//! let el = desc.to_description();
+//! let back = FileDesc::from_description(&el).unwrap();
+//! assert_eq!(back, desc);
+//! ```
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::sha1::Sha1;
+use xmpp_parsers::sha2::{Digest, Sha256, Sha512};
+
+use crate::error::ElementError;
+use crate::ns;
+use crate::xml::BuilderExt;
+
+/// A hash algorithm of XEP-0300 that we compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HashAlgo {
+    /// `sha-256`, what we send.
+    Sha256,
+    /// `sha-512`.
+    Sha512,
+    /// `sha-1`, still sent by old clients (XEP-0391 listings).
+    Sha1,
+}
+
+impl HashAlgo {
+    /// The XEP-0300 name (`sha-256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgo::Sha256 => "sha-256",
+            HashAlgo::Sha512 => "sha-512",
+            HashAlgo::Sha1 => "sha-1",
+        }
+    }
+
+    /// Parses an XEP-0300 name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "sha-256" => Some(HashAlgo::Sha256),
+            "sha-512" => Some(HashAlgo::Sha512),
+            "sha-1" => Some(HashAlgo::Sha1),
+            _ => None,
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn len(self) -> usize {
+        match self {
+            HashAlgo::Sha256 => 32,
+            HashAlgo::Sha512 => 64,
+            HashAlgo::Sha1 => 20,
+        }
+    }
+
+    /// Preference when choosing which of several offered hashes to verify.
+    fn strength(self) -> u8 {
+        match self {
+            HashAlgo::Sha512 => 3,
+            HashAlgo::Sha256 => 2,
+            HashAlgo::Sha1 => 1,
+        }
+    }
+}
+
+/// An incremental hasher for one of the [`HashAlgo`]s.
+#[derive(Clone)]
+pub enum Hasher {
+    /// SHA-256.
+    Sha256(Sha256),
+    /// SHA-512.
+    Sha512(Sha512),
+    /// SHA-1.
+    Sha1(Sha1),
+}
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new(algo: HashAlgo) -> Self {
+        match algo {
+            HashAlgo::Sha256 => Hasher::Sha256(Sha256::new()),
+            HashAlgo::Sha512 => Hasher::Sha512(Sha512::new()),
+            HashAlgo::Sha1 => Hasher::Sha1(Sha1::new()),
+        }
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+            Hasher::Sha1(h) => h.update(data),
+        }
+    }
+
+    /// The algorithm.
+    pub fn algo(&self) -> HashAlgo {
+        match self {
+            Hasher::Sha256(_) => HashAlgo::Sha256,
+            Hasher::Sha512(_) => HashAlgo::Sha512,
+            Hasher::Sha1(_) => HashAlgo::Sha1,
+        }
+    }
+
+    /// The finished hash.
+    pub fn finish(self) -> FileHash {
+        let algo = self.algo();
+        let value = match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+        };
+        FileHash {
+            algo: algo.name().to_string(),
+            value: B64.encode(value),
+        }
+    }
+}
+
+/// An XEP-0300 `<hash algo>` value as sent (base64 text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileHash {
+    /// The algorithm name as sent.
+    pub algo: String,
+    /// The base64 text as sent (trimmed).
+    pub value: String,
+}
+
+impl FileHash {
+    /// The hash of `data` in one go.
+    pub fn of(algo: HashAlgo, data: &[u8]) -> Self {
+        let mut h = Hasher::new(algo);
+        h.update(data);
+        h.finish()
+    }
+
+    /// Parses `ALGO:BASE64` as given on the command line (`sha-256:47DEQp...`).
+    pub fn parse_cli(s: &str) -> Result<Self, ElementError> {
+        let (algo, value) = s.split_once(':').ok_or_else(|| ElementError::Invalid {
+            element: "hash",
+            message: format!("{s:?} is not ALGO:BASE64 (e.g. sha-256:47DEQpj8...)"),
+        })?;
+        let h = FileHash {
+            algo: algo.to_string(),
+            value: value.to_string(),
+        };
+        h.digest_bytes()?;
+        Ok(h)
+    }
+
+    /// The algorithm, when we support it.
+    pub fn algorithm(&self) -> Option<HashAlgo> {
+        HashAlgo::from_name(&self.algo)
+    }
+
+    /// The digest bytes. Accepts base64 of the digest, and base64 of the
+    /// lowercase hex digest (Libervia's quirk).
+    pub fn digest_bytes(&self) -> Result<Vec<u8>, ElementError> {
+        let algo = self.algorithm().ok_or_else(|| ElementError::Invalid {
+            element: "hash",
+            message: format!("unsupported hash algorithm {:?}", self.algo),
+        })?;
+        let bad = |m: &str| ElementError::Invalid {
+            element: "hash",
+            message: m.to_string(),
+        };
+        let raw = B64
+            .decode(self.value.trim())
+            .map_err(|_| bad("hash value is not base64"))?;
+        if raw.len() == algo.len() {
+            return Ok(raw);
+        }
+        if raw.len() == 2 * algo.len() && raw.iter().all(u8::is_ascii_hexdigit) {
+            let text = std::str::from_utf8(&raw).map_err(|_| bad("hash is not hex"))?;
+            let mut out = Vec::with_capacity(algo.len());
+            for i in (0..text.len()).step_by(2) {
+                out.push(u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| bad("bad hex"))?);
+            }
+            return Ok(out);
+        }
+        Err(bad(&format!(
+            "a {} digest has {} bytes, this one {}",
+            algo.name(),
+            algo.len(),
+            raw.len()
+        )))
+    }
+
+    /// Whether `self` and `other` are the same algorithm and digest.
+    pub fn matches(&self, other: &FileHash) -> bool {
+        match (self.algorithm(), other.algorithm()) {
+            (Some(a), Some(b)) if a == b => match (self.digest_bytes(), other.digest_bytes()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn to_element(&self) -> Element {
+        Element::builder("hash", ns::HASHES)
+            .a("algo", self.algo.as_str())
+            .append(self.value.as_str())
+            .build()
+    }
+}
+
+/// XEP-0234 `<range offset length>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Range {
+    /// First byte.
+    pub offset: u64,
+    /// Bytes from `offset`, or to the end.
+    pub length: Option<u64>,
+}
+
+/// The `<file/>` of a file-transfer description.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileDesc {
+    /// File name (untrusted: see [`sanitize_file_name`]).
+    pub name: Option<String>,
+    /// Size in bytes of the plaintext.
+    pub size: Option<u64>,
+    /// MIME type.
+    pub media_type: Option<String>,
+    /// Last modification, as sent (XEP-0082 date-time).
+    pub date: Option<String>,
+    /// Human description.
+    pub desc: Option<String>,
+    /// Hashes of the whole file.
+    pub hashes: Vec<FileHash>,
+    /// `<hash-used algo>`: the sender will send a checksum with this algorithm.
+    pub hash_used: Vec<String>,
+    /// Requested or offered range; `Some(Range::default())` is an empty
+    /// `<range/>` (ranged transfers supported).
+    pub range: Option<Range>,
+}
+
+impl FileDesc {
+    /// A file with a name and size.
+    pub fn named(name: &str, size: u64) -> Self {
+        FileDesc {
+            name: Some(name.to_string()),
+            size: Some(size),
+            ..Default::default()
+        }
+    }
+
+    /// Parses a `<description xmlns='urn:xmpp:jingle:apps:file-transfer:5'>`.
+    pub fn from_description(desc: &Element) -> Result<Self, ElementError> {
+        if !desc.is("description", ns::JINGLE_FT) {
+            return Err(ElementError::WrongElement {
+                expected: format!("{{{}}}description", ns::JINGLE_FT),
+                got: format!("{{{}}}{}", desc.ns(), desc.name()),
+            });
+        }
+        let file = desc
+            .get_child("file", ns::JINGLE_FT)
+            .ok_or(ElementError::MissingChild {
+                element: "description",
+                child: "<file/>",
+            })?;
+        Self::from_file(file)
+    }
+
+    /// Parses a `<file/>` (in the file-transfer namespace).
+    pub fn from_file(file: &Element) -> Result<Self, ElementError> {
+        let mut out = FileDesc::default();
+        let text = |e: &Element| {
+            let t = e.text();
+            let t = t.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        };
+        for child in file.children() {
+            match (child.ns().as_str(), child.name()) {
+                (ns::JINGLE_FT, "name") => out.name = text(child),
+                (ns::JINGLE_FT, "size") => {
+                    let t = child.text();
+                    out.size = Some(t.trim().parse().map_err(|_| ElementError::Invalid {
+                        element: "size",
+                        message: format!("{:?} is not a byte count", t.trim()),
+                    })?)
+                }
+                (ns::JINGLE_FT, "media-type") | (ns::JINGLE_FT, "mediaType") => {
+                    out.media_type = text(child)
+                }
+                (ns::JINGLE_FT, "date") => out.date = text(child),
+                (ns::JINGLE_FT, "desc") => out.desc = text(child),
+                (ns::JINGLE_FT, "range") => {
+                    let num = |a: &'static str| -> Result<Option<u64>, ElementError> {
+                        child
+                            .attr(a)
+                            .map(|v| {
+                                v.trim().parse().map_err(|_| ElementError::Invalid {
+                                    element: "range",
+                                    message: format!("{a}={v:?} is not a number"),
+                                })
+                            })
+                            .transpose()
+                    };
+                    out.range = Some(Range {
+                        offset: num("offset")?.unwrap_or(0),
+                        length: num("length")?,
+                    });
+                }
+                (ns::HASHES, "hash") => out.hashes.push(FileHash {
+                    algo: child
+                        .attr("algo")
+                        .ok_or(ElementError::MissingAttribute {
+                            element: "hash",
+                            attribute: "algo",
+                        })?
+                        .to_string(),
+                    value: child.text().trim().to_string(),
+                }),
+                (ns::HASHES, "hash-used") => {
+                    if let Some(a) = child.attr("algo") {
+                        out.hash_used.push(a.to_string())
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Serializes as `<file/>`.
+    pub fn to_file(&self) -> Element {
+        let mut b = Element::builder("file", ns::JINGLE_FT);
+        let leaf = |name: &str, v: &str| Element::builder(name, ns::JINGLE_FT).append(v).build();
+        if let Some(d) = &self.date {
+            b = b.append(leaf("date", d));
+        }
+        // Libervia wants <desc/> present.
+        b = b.append(leaf("desc", self.desc.as_deref().unwrap_or("")));
+        if let Some(m) = &self.media_type {
+            b = b.append(leaf("media-type", m));
+        }
+        if let Some(n) = &self.name {
+            b = b.append(leaf("name", n));
+        }
+        if let Some(r) = &self.range {
+            let mut rb = Element::builder("range", ns::JINGLE_FT);
+            if r.offset != 0 {
+                rb = rb.a("offset", r.offset.to_string());
+            }
+            if let Some(l) = r.length {
+                rb = rb.a("length", l.to_string());
+            }
+            b = b.append(rb.build());
+        }
+        if let Some(s) = self.size {
+            b = b.append(leaf("size", &s.to_string()));
+        }
+        for h in &self.hashes {
+            b = b.append(h.to_element());
+        }
+        for a in &self.hash_used {
+            b = b.append(
+                Element::builder("hash-used", ns::HASHES)
+                    .a("algo", a.as_str())
+                    .build(),
+            );
+        }
+        b.build()
+    }
+
+    /// Serializes as `<description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file/></description>`.
+    pub fn to_description(&self) -> Element {
+        Element::builder("description", ns::JINGLE_FT)
+            .append(self.to_file())
+            .build()
+    }
+
+    /// The strongest hash we can verify, if any.
+    pub fn best_hash(&self) -> Option<&FileHash> {
+        self.hashes
+            .iter()
+            .filter(|h| h.algorithm().is_some())
+            .max_by_key(|h| h.algorithm().map(HashAlgo::strength))
+    }
+}
+
+/// `<checksum xmlns=ft creator name><file><hash/></file></checksum>`, sent in
+/// session-info after the transfer.
+pub fn checksum_element(creator: &str, content_name: &str, hash: &FileHash) -> Element {
+    Element::builder("checksum", ns::JINGLE_FT)
+        .a("creator", creator)
+        .a("name", content_name)
+        .append(
+            Element::builder("file", ns::JINGLE_FT)
+                .append(hash.to_element())
+                .build(),
+        )
+        .build()
+}
+
+/// Reads the hashes of a `<checksum/>` session-info payload.
+pub fn parse_checksum(el: &Element) -> Result<Vec<FileHash>, ElementError> {
+    if !el.is("checksum", ns::JINGLE_FT) {
+        return Err(ElementError::WrongElement {
+            expected: "checksum".into(),
+            got: el.name().into(),
+        });
+    }
+    let file = el
+        .get_child("file", ns::JINGLE_FT)
+        .ok_or(ElementError::MissingChild {
+            element: "checksum",
+            child: "<file/>",
+        })?;
+    Ok(FileDesc::from_file(file)?.hashes)
+}
+
+/// `<received xmlns=ft creator name/>`, sent by the receiver in session-info.
+pub fn received_element(creator: &str, content_name: &str) -> Element {
+    Element::builder("received", ns::JINGLE_FT)
+        .a("creator", creator)
+        .a("name", content_name)
+        .build()
+}
+
+/// Turns a peer-supplied file name into a safe single path component.
+///
+/// Keeps only the last component of `/` or `\` separated paths; refuses names
+/// that are empty, `.`, `..`, contain NUL or other control characters, or are
+/// longer than 255 bytes. Never returns anything that could leave the target
+/// directory.
+pub fn sanitize_file_name(name: &str) -> Result<String, ElementError> {
+    let bad = |m: String| ElementError::Invalid {
+        element: "name",
+        message: m,
+    };
+    if name.chars().any(|c| c.is_control()) {
+        return Err(bad(format!(
+            "file name {name:?} contains control characters"
+        )));
+    }
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    if last.is_empty() || last == "." || last == ".." {
+        return Err(bad(format!(
+            "file name {name:?} has no usable last component"
+        )));
+    }
+    if last.len() > 255 {
+        return Err(bad("file name longer than 255 bytes".into()));
+    }
+    Ok(last.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::ElementExt;
+
+    const LISTING1_FILE: &str = "<description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file>\
+        <date>1969-07-21T02:56:15Z</date>\
+        <desc>This is a test. If this were a real file...</desc>\
+        <media-type>text/plain</media-type><name>test.txt</name><range/><size>6144</size>\
+        <hash xmlns='urn:xmpp:hashes:2' algo='sha-1'>w0mcJylzCn+AfvuGdqkty2+KP48=</hash>\
+        </file></description>";
+
+    #[test]
+    fn parses_listing_1_and_round_trips() {
+        let el: Element = LISTING1_FILE.parse().unwrap();
+        let d = FileDesc::from_description(&el).unwrap();
+        assert_eq!(d.name.as_deref(), Some("test.txt"));
+        assert_eq!(d.size, Some(6144));
+        assert_eq!(d.media_type.as_deref(), Some("text/plain"));
+        assert_eq!(d.date.as_deref(), Some("1969-07-21T02:56:15Z"));
+        assert_eq!(d.range, Some(Range::default()));
+        assert_eq!(d.hashes.len(), 1);
+        assert_eq!(d.best_hash().unwrap().algorithm(), Some(HashAlgo::Sha1));
+        assert_eq!(d.hashes[0].digest_bytes().unwrap().len(), 20);
+        let again = FileDesc::from_description(&d.to_description()).unwrap();
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn parses_range_offset_and_hash_used_and_media_type_variant() {
+        let el: Element = "<file xmlns='urn:xmpp:jingle:apps:file-transfer:5'>\
+            <range offset='270336' length='10'/><mediaType>image/png</mediaType>\
+            <hash-used xmlns='urn:xmpp:hashes:2' algo='sha-256'/></file>"
+            .parse()
+            .unwrap();
+        let d = FileDesc::from_file(&el).unwrap();
+        assert_eq!(
+            d.range,
+            Some(Range {
+                offset: 270336,
+                length: Some(10)
+            })
+        );
+        assert_eq!(d.media_type.as_deref(), Some("image/png"));
+        assert_eq!(d.hash_used, vec!["sha-256".to_string()]);
+        let s = d.to_file().to_xml_string();
+        assert!(
+            s.contains("offset=\"270336\"") || s.contains("offset='270336'"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn bad_size_is_an_error() {
+        let el: Element =
+            "<file xmlns='urn:xmpp:jingle:apps:file-transfer:5'><size>-1</size></file>"
+                .parse()
+                .unwrap();
+        assert!(FileDesc::from_file(&el).is_err());
+    }
+
+    #[test]
+    fn hashes_accept_hex_quirk_and_compare() {
+        let h = FileHash::of(HashAlgo::Sha256, b"abc");
+        let raw = h.digest_bytes().unwrap();
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let quirk = FileHash {
+            algo: "sha-256".into(),
+            value: B64.encode(hex.as_bytes()),
+        };
+        assert!(h.matches(&quirk));
+        let other = FileHash::of(HashAlgo::Sha256, b"abd");
+        assert!(!h.matches(&other));
+        assert!(!h.matches(&FileHash::of(HashAlgo::Sha1, b"abc")));
+        assert!(FileHash::parse_cli("sha-256:nope!").is_err());
+        assert!(FileHash::parse_cli(&format!("sha-256:{}", h.value)).is_ok());
+        // SHA-256("abc") from FIPS 180-2.
+        assert_eq!(h.value, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+    }
+
+    #[test]
+    fn checksum_round_trip() {
+        let h = FileHash::of(HashAlgo::Sha256, b"x");
+        let el = checksum_element("initiator", "a-file-offer", &h);
+        assert_eq!(parse_checksum(&el).unwrap(), vec![h]);
+        let r = received_element("initiator", "a-file-offer");
+        assert_eq!(r.attr("name"), Some("a-file-offer"));
+    }
+
+    #[test]
+    fn file_names_are_sanitized() {
+        assert_eq!(sanitize_file_name("test.txt").unwrap(), "test.txt");
+        assert_eq!(sanitize_file_name("../../etc/passwd").unwrap(), "passwd");
+        assert_eq!(sanitize_file_name("/etc/shadow").unwrap(), "shadow");
+        assert_eq!(sanitize_file_name("..\\..\\boot.ini").unwrap(), "boot.ini");
+        for bad in ["", ".", "..", "a/..", "x\0y", "dir/", "a\nb"] {
+            assert!(sanitize_file_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(sanitize_file_name(&"a".repeat(300)).is_err());
+    }
+}
