@@ -64,7 +64,7 @@ impl HashAlgo {
     }
 
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             HashAlgo::Sha256 => 32,
             HashAlgo::Sha512 => 64,
@@ -186,12 +186,12 @@ impl FileHash {
         let raw = B64
             .decode(self.value.trim())
             .map_err(|_| bad("hash value is not base64"))?;
-        if raw.len() == algo.len() {
+        if raw.len() == algo.digest_len() {
             return Ok(raw);
         }
-        if raw.len() == 2 * algo.len() && raw.iter().all(u8::is_ascii_hexdigit) {
+        if raw.len() == 2 * algo.digest_len() && raw.iter().all(u8::is_ascii_hexdigit) {
             let text = std::str::from_utf8(&raw).map_err(|_| bad("hash is not hex"))?;
-            let mut out = Vec::with_capacity(algo.len());
+            let mut out = Vec::with_capacity(algo.digest_len());
             for i in (0..text.len()).step_by(2) {
                 out.push(u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| bad("bad hex"))?);
             }
@@ -200,7 +200,7 @@ impl FileHash {
         Err(bad(&format!(
             "a {} digest has {} bytes, this one {}",
             algo.name(),
-            algo.len(),
+            algo.digest_len(),
             raw.len()
         )))
     }
