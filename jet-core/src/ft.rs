@@ -93,6 +93,12 @@ pub enum Hasher {
     Sha1(Sha1),
 }
 
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hasher({})", self.algo().name())
+    }
+}
+
 impl Hasher {
     /// A fresh hasher.
     pub fn new(algo: HashAlgo) -> Self {

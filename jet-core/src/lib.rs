@@ -37,6 +37,8 @@ pub mod cipher;
 pub mod envelope;
 pub mod error;
 pub mod ft;
+#[cfg(feature = "tokio")]
+pub mod ft_fs;
 pub mod memory;
 pub mod ns;
 pub mod secret;
