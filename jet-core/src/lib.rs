@@ -23,6 +23,8 @@
 //! - the traits the other crates implement: [`cipher::CipherSuite`],
 //!   [`envelope::EnvelopeBackend`], [`transport::TransportAdapter`], and
 //!   [`channel::StanzaChannel`];
+//! - the JET [`security::Security`] element and [`jingle::JingleMessage`],
+//!   a Jingle reader that never loses it;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
 //!
@@ -36,9 +38,11 @@ pub mod channel;
 pub mod cipher;
 pub mod envelope;
 pub mod error;
+pub mod jingle;
 pub mod memory;
 pub mod ns;
 pub mod secret;
+pub mod security;
 pub mod transport;
 pub mod xml;
 
