@@ -23,6 +23,8 @@
 //! - the traits the other crates implement: [`cipher::CipherSuite`],
 //!   [`envelope::EnvelopeBackend`], [`transport::TransportAdapter`], and
 //!   [`channel::StanzaChannel`];
+//! - the JET [`security::Security`] element and [`jingle::JingleMessage`],
+//!   a Jingle reader that never loses it;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
 //!
@@ -39,9 +41,11 @@ pub mod error;
 pub mod ft;
 #[cfg(feature = "tokio")]
 pub mod ft_fs;
+pub mod jingle;
 pub mod memory;
 pub mod ns;
 pub mod secret;
+pub mod security;
 pub mod transport;
 pub mod xml;
 

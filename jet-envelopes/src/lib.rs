@@ -1,1 +1,69 @@
-//! # jet-envelopes (work in progress)
+//! # jet-envelopes: how the JET transport secret travels
+//!
+//! XEP-0391 §3: before a Jingle session, the initiator seals the transport
+//! secret (TS = key and IV) with an end-to-end encryption session it already
+//! has with the responder. The result, the envelope element (EE), goes into
+//! `<security type='..'>`. Each backend here implements
+//! [`jet_core::envelope::EnvelopeBackend`] for one `type`:
+//!
+//! | module  | `type` / EE namespace              | disco feature                 | secure? | status |
+//! |---------|------------------------------------|-------------------------------|---------|--------|
+//! | [`stub`]| `urn:xmpp:encryption:stub:0`       | `urn:xmpp:jingle:jet-stub:0`  | **no**  | here, always built |
+//! | `omemo` | `eu.siacs.conversations.axolotl`   | `urn:xmpp:jingle:jet-omemo:0` | yes     | later, feature `omemo` |
+//! | `ox`    | `urn:xmpp:openpgp:0`               | `urn:xmpp:jingle:jet-ox:0`    | yes     | later, feature `ox` |
+//!
+//! The responder opens EE and gets an
+//! [`OpenedEnvelope`](jet_core::envelope::OpenedEnvelope) whose `sender` the
+//! session compares with the initiator (XEP-0391 §7).
+//!
+//! **The stub envelope provides NO security**: it carries the secret in
+//! base64, readable by every server on the way. Use it for tests and the
+//! demo only; [`EnvelopeBackend::is_secure`](jet_core::envelope::EnvelopeBackend::is_secure)
+//! is `false` for it so applications can refuse it by policy.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use jet_core::envelope::EnvelopeBackend;
+//! use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
+//! use jet_core::error::CipherError;
+//! use jet_core::TransportSecret;
+//! use jet_envelopes::stub::StubEnvelope;
+//!
+//! // The stub needs only the suite's sizes to read the secret back; a real
+//! // suite comes from jet-ciphers.
+//! #[derive(Debug)]
+//! struct Aes256Sizes;
+//! impl CipherSuite for Aes256Sizes {
+//!     fn urn(&self) -> &'static str { jet_core::ns::CIPHER_AES_256_GCM }
+//!     fn name(&self) -> &'static str { "AES-256-GCM (sizes only)" }
+//!     fn key_len(&self) -> usize { 32 }
+//!     fn iv_len(&self) -> usize { 12 }
+//!     fn accepted_iv_lens(&self) -> &'static [usize] { &[12] }
+//!     fn tag_len(&self) -> usize { 16 }
+//!     fn framing(&self) -> Framing { Framing::SingleMessage { max_plaintext: 0 } }
+//!     fn ciphertext_len(&self, p: u64) -> u64 { p + 16 }
+//!     fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
+//!         Err(CipherError::UnknownCipher("sizes only".into()))
+//!     }
+//!     fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
+//!         Err(CipherError::UnknownCipher("sizes only".into()))
+//!     }
+//! }
+//!
+//! let stub = StubEnvelope::new();
+//! let secret = TransportSecret::generate(&Aes256Sizes).unwrap();
+//! let juliet = "juliet@capulet.lit/balcony".parse().unwrap();
+//! let ee = stub.seal(&secret, &juliet).await.unwrap();
+//!
+//! let romeo = "romeo@montague.lit/orchard".parse().unwrap();
+//! let opened = stub.open(&ee, &romeo, &Aes256Sizes).await.unwrap();
+//! assert_eq!(opened.secret, secret);
+//! assert_eq!(opened.sender.to_string(), "romeo@montague.lit");
+//! assert!(!stub.is_secure());
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+pub mod stub;
+
+pub use stub::StubEnvelope;
