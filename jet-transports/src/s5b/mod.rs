@@ -87,7 +87,7 @@ impl Default for S5bConfig {
             proxies: Vec::new(),
             discover_proxy: true,
             connect_timeout: Duration::from_secs(5),
-            negotiation_timeout: Duration::from_secs(60),
+            negotiation_timeout: Duration::from_secs(120),
             iq_timeout: Duration::from_secs(15),
         }
     }
