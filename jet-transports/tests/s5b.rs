@@ -263,3 +263,51 @@ async fn answer_with_other_sid_is_refused() {
         Err(TransportError::Protocol(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assisted_host_name_candidate_connects() {
+    timeout(LIMIT, async {
+        let router = MemoryRouter::new();
+        let (romeo, juliet) = parties(&router);
+        let with_name = S5bTransport::new(S5bConfig {
+            direct_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            assisted_hosts: vec!["localhost".into()],
+            discover_proxy: false,
+            connect_timeout: Duration::from_secs(2),
+            ..S5bConfig::default()
+        });
+        let dead = dead_port().await;
+        let o = negotiate(
+            (&with_name, &romeo.ctx),
+            (&s5b(), &juliet.ctx),
+            |offer| {
+                // Only the host-name candidate is left for Juliet.
+                let assisted: Vec<Element> = offer
+                    .children()
+                    .filter(|c| c.attr("type") == Some("assisted"))
+                    .cloned()
+                    .collect();
+                assert_eq!(assisted.len(), 1);
+                assert_eq!(assisted[0].attr("host"), Some("localhost"));
+                let mut t = Element::builder("transport", ns::JINGLE_S5B)
+                    .a("sid", offer.attr("sid").unwrap())
+                    .build();
+                for c in assisted {
+                    t.append_child(c);
+                }
+                *offer = t;
+            },
+            |answer| {
+                for c in answer.children_mut() {
+                    c.set_a("port", dead.to_string());
+                }
+            },
+        )
+        .await;
+        let cid = candidates(&o.offer)[0].attr("cid").unwrap().to_string();
+        assert_eq!(used_cid(&o.responder_sent), Some(cid));
+        transfer(o.initiator.unwrap(), o.responder.unwrap(), data(50_000, 13)).await;
+    })
+    .await
+    .expect("test hung");
+}

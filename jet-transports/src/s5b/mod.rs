@@ -24,6 +24,7 @@ pub mod element;
 pub mod proxy;
 pub mod socks;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,13 +68,20 @@ pub struct S5bConfig {
     pub direct_addresses: Vec<IpAddr>,
     /// Port for the listeners; 0 picks a free port per address.
     pub listen_port: u16,
+    /// Host names or public addresses to offer as `assisted` candidates
+    /// (XEP-0260 §2.2: e.g. a router port-forward or a dynamic DNS name),
+    /// all with the port of the listener on the first direct address: forward
+    /// that port (set [`listen_port`](Self::listen_port)) to it.
+    pub assisted_hosts: Vec<String>,
     /// Proxies to offer as `proxy` candidates.
     pub proxies: Vec<ProxyConfig>,
     /// Also look for a proxy on our own server (disco#items of our domain).
     pub discover_proxy: bool,
     /// Per-candidate bound for TCP connect plus SOCKS5 handshake.
     pub connect_timeout: Duration,
-    /// Bound for each wait on the peer's `transport-info`.
+    /// Bound for each wait on the peer's `transport-info`. The peer may try
+    /// up to [`element::MAX_CANDIDATES`] of our candidates with its own
+    /// connect timeout before it answers, so keep this well above that.
     pub negotiation_timeout: Duration,
     /// Bound for each IQ (disco, streamhost query, activation).
     pub iq_timeout: Duration,
@@ -84,6 +92,7 @@ impl Default for S5bConfig {
         S5bConfig {
             direct_addresses: Vec::new(),
             listen_port: 0,
+            assisted_hosts: Vec::new(),
             proxies: Vec::new(),
             discover_proxy: true,
             connect_timeout: Duration::from_secs(5),
@@ -163,6 +172,9 @@ pub struct S5bNegotiation {
     local: Vec<Candidate>,
     remote: Option<Vec<Candidate>>,
     accepted: mpsc::Receiver<Accepted>,
+    /// Candidate cid → cid of the listener its connections arrive on
+    /// (assisted candidates share the first direct listener).
+    listener_of: HashMap<String, String>,
     _listeners: Vec<AbortOnDrop>,
 }
 
@@ -180,6 +192,7 @@ impl S5bNegotiation {
         let (tx, accepted) = mpsc::channel(16);
         let mut local = Vec::new();
         let mut listeners = Vec::new();
+        let mut listener_of = HashMap::new();
 
         let addrs = if config.direct_addresses.is_empty() {
             vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
@@ -199,6 +212,7 @@ impl S5bNegotiation {
             let listener = TcpListener::bind(SocketAddr::new(*ip, config.listen_port)).await?;
             let port = listener.local_addr()?.port();
             let cid = random_id(12)?;
+            listener_of.insert(cid.clone(), cid.clone());
             local.push(Candidate {
                 cid: cid.clone(),
                 host: ip.to_string(),
@@ -214,6 +228,21 @@ impl S5bNegotiation {
                 config.connect_timeout,
                 tx.clone(),
             ))));
+        }
+
+        if let Some(first) = local.first().cloned() {
+            for (i, host) in config.assisted_hosts.iter().enumerate() {
+                let cid = random_id(12)?;
+                listener_of.insert(cid.clone(), first.cid.clone());
+                local.push(Candidate {
+                    cid,
+                    host: host.clone(),
+                    port: first.port,
+                    priority: CandidateType::Assisted.priority(u16::MAX - i.min(1000) as u16),
+                    type_: CandidateType::Assisted,
+                    ..first.clone()
+                });
+            }
         }
 
         // Proxies: configured ones first, then discovered ones.
@@ -264,6 +293,7 @@ impl S5bNegotiation {
             local,
             remote,
             accepted,
+            listener_of,
             _listeners: listeners,
         })
     }
@@ -271,6 +301,19 @@ impl S5bNegotiation {
     /// The transport sid.
     pub fn sid(&self) -> &str {
         &self.sid
+    }
+
+    async fn send_info(
+        &self,
+        signals: &mut dyn TransportSignals,
+        info: S5bInfo,
+    ) -> Result<(), TransportError> {
+        within(
+            self.config.iq_timeout,
+            "sending S5B transport-info",
+            signals.send_info(info.to_element(&self.sid)),
+        )
+        .await
     }
 
     async fn recv_info(
@@ -316,6 +359,12 @@ impl S5bNegotiation {
 
     /// Waits for the connection the peer made to our candidate `cid`.
     async fn take_accepted(&mut self, cid: &str) -> Result<TcpStream, TransportError> {
+        let cid = self
+            .listener_of
+            .get(cid)
+            .cloned()
+            .ok_or_else(|| protocol(format!("no listener behind candidate {cid:?}")))?;
+        let cid = cid.as_str();
         let accepted = &mut self.accepted;
         within(
             self.config.connect_timeout,
@@ -420,7 +469,7 @@ impl TransportNegotiation for S5bNegotiation {
             Some((c, _)) => S5bInfo::CandidateUsed(c.cid.clone()),
             None => S5bInfo::CandidateError,
         };
-        signals.send_info(info.to_element(&self.sid)).await?;
+        self.send_info(signals, info).await?;
 
         let theirs = match self.recv_info(signals, "the peer's candidate-used").await? {
             S5bInfo::CandidateUsed(cid) => Some(
@@ -513,15 +562,12 @@ impl TransportNegotiation for S5bNegotiation {
                 .await;
                 match activated {
                     Ok(stream) => {
-                        signals
-                            .send_info(S5bInfo::Activated(c.cid.clone()).to_element(&self.sid))
+                        self.send_info(signals, S5bInfo::Activated(c.cid.clone()))
                             .await?;
                         Ok(Box::new(stream))
                     }
                     Err(e) => {
-                        let _ = signals
-                            .send_info(S5bInfo::ProxyError.to_element(&self.sid))
-                            .await;
+                        let _ = self.send_info(signals, S5bInfo::ProxyError).await;
                         Err(TransportError::NoCandidate(format!(
                             "could not activate proxy {}: {e}",
                             c.jid
