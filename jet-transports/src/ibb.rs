@@ -360,12 +360,12 @@ type Reserve = Pin<
 /// [`AsyncWrite`] sends ours. `poll_shutdown` sends `<close/>`.
 pub struct IbbStream {
     // reading
-    incoming: mpsc::Receiver<Result<Vec<u8>, String>>,
+    incoming: mpsc::Receiver<Vec<u8>>,
+    read_err: ErrSlot,
     chunk: Vec<u8>,
     pos: usize,
     idle: Duration,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
-    read_failed: Option<String>,
     // writing
     cmds: mpsc::Sender<Cmd>,
     buf: Vec<u8>,
@@ -389,6 +389,7 @@ impl IbbStream {
         let (in_tx, incoming) = mpsc::channel(config.receive_buffer);
         let (cmds, cmd_rx) = mpsc::channel(1);
         let write_err: ErrSlot = Arc::default();
+        let read_err: ErrSlot = Arc::default();
         // Neither task is aborted when the stream is dropped: the receiver
         // ends as soon as nobody reads, the sender after sending `<close/>`;
         // every wait of theirs is bounded by `iq_timeout`.
@@ -399,6 +400,7 @@ impl IbbStream {
             block_size,
             requests,
             in_tx,
+            read_err.clone(),
             config.iq_timeout,
         ));
         tokio::spawn(send(
@@ -412,11 +414,11 @@ impl IbbStream {
         ));
         IbbStream {
             incoming,
+            read_err,
             chunk: Vec::new(),
             pos: 0,
             idle: config.read_idle_timeout,
             idle_timer: Box::pin(tokio::time::sleep(config.read_idle_timeout)),
-            read_failed: None,
             cmds,
             buf: Vec::with_capacity(block_size as usize),
             block_size: block_size as usize,
@@ -426,6 +428,11 @@ impl IbbStream {
             closed: false,
             write_err,
         }
+    }
+
+    fn read_error(&self) -> Option<io::Error> {
+        let msg = self.read_err.lock().ok()?.clone()?;
+        Some(io::Error::new(io::ErrorKind::InvalidData, msg))
     }
 
     fn write_error(&self) -> io::Error {
@@ -510,19 +517,23 @@ impl AsyncRead for IbbStream {
                 this.pos += n;
                 return Poll::Ready(Ok(()));
             }
-            if let Some(e) = &this.read_failed {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e.clone())));
+            if let Some(e) = this.read_error() {
+                return Poll::Ready(Err(e));
             }
             match this.incoming.poll_recv(cx) {
-                Poll::Ready(Some(Ok(block))) => {
+                Poll::Ready(Some(block)) => {
                     this.chunk = block;
                     this.pos = 0;
                     let deadline = tokio::time::Instant::now() + this.idle;
                     this.idle_timer.as_mut().reset(deadline);
                 }
-                Poll::Ready(Some(Err(e))) => this.read_failed = Some(e),
-                // The peer closed the bytestream: end of stream.
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(None) => {
+                    return Poll::Ready(match this.read_error() {
+                        Some(e) => Err(e),
+                        // The peer closed the bytestream: end of stream.
+                        None => Ok(()),
+                    });
+                }
                 Poll::Pending => {
                     ready!(this.idle_timer.as_mut().poll(cx));
                     return Poll::Ready(Err(io::Error::new(
@@ -591,25 +602,34 @@ async fn receive(
     sid: String,
     block_size: u16,
     mut requests: mpsc::UnboundedReceiver<Element>,
-    incoming: mpsc::Sender<Result<Vec<u8>, String>>,
+    incoming: mpsc::Sender<Vec<u8>>,
+    read_err: ErrSlot,
     iq_timeout: Duration,
 ) {
     let mut expected: u16 = 0;
+    let set_err = |msg: String| {
+        if let Ok(mut slot) = read_err.lock() {
+            slot.get_or_insert(msg);
+        }
+    };
+    // Refuses `req`, fails the reader (which wakes up when this task ends
+    // and drops `incoming`) and closes the bytestream in the background.
     let fail = |req: Element, type_: &'static str, cond: &'static str, msg: String| {
+        set_err(msg);
         let channel = channel.clone();
-        let incoming = incoming.clone();
         let peer: Jid = peer.clone().into();
         let sid = sid.clone();
         async move {
             let _ = channel.send(iq_error(&req, type_, cond, None)).await;
-            let _ = incoming.send(Err(msg)).await;
             // XEP-0047 §2.2: an out-of-sequence packet closes the bytestream.
-            let close = ibb_el("close", &sid).build();
-            let _ = tokio::time::timeout(
-                iq_timeout,
-                channel.request(iq("set", "", None, &peer, Some(close))),
-            )
-            .await;
+            tokio::spawn(async move {
+                let close = ibb_el("close", &sid).build();
+                let _ = tokio::time::timeout(
+                    iq_timeout,
+                    channel.request(iq("set", "", None, &peer, Some(close))),
+                )
+                .await;
+            });
         }
     };
     loop {
@@ -618,7 +638,7 @@ async fn receive(
             r = requests.recv() => match r {
                 Some(r) => r,
                 None => {
-                    let _ = incoming.send(Err("the XMPP connection closed".into())).await;
+                    set_err("the XMPP connection closed".into());
                     return;
                 }
             },
@@ -657,7 +677,7 @@ async fn receive(
                 }
                 expected = expected.wrapping_add(1);
                 // Wait for room in the reader's buffer before acknowledging.
-                if incoming.send(Ok(block)).await.is_err() {
+                if incoming.send(block).await.is_err() {
                     let _ = channel
                         .send(iq_error(&req, "cancel", "item-not-found", None))
                         .await;

@@ -397,7 +397,11 @@ async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((mut stream, _)) = accepted else { continue };
+                let Ok((mut stream, _)) = accepted else {
+                    // Out of file descriptors or similar: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let (cid, expected, tx) = (cid.clone(), expected.clone(), tx.clone());
                 // Keep at most a few handshakes in progress.
