@@ -394,14 +394,16 @@ impl IbbStream {
         // ends as soon as nobody reads, the sender after sending `<close/>`;
         // every wait of theirs is bounded by `iq_timeout`.
         tokio::spawn(receive(
-            channel.clone(),
-            peer.clone(),
-            sid.clone(),
+            Link {
+                channel: channel.clone(),
+                peer: peer.clone(),
+                sid: sid.clone(),
+                iq_timeout: config.iq_timeout,
+            },
             block_size,
             requests,
             in_tx,
             read_err.clone(),
-            config.iq_timeout,
         ));
         tokio::spawn(send(
             channel,
@@ -594,18 +596,29 @@ impl AsyncWrite for IbbStream {
     }
 }
 
-/// The receiving task: checks each `<data/>`, hands it to the reader, and
-/// only then acknowledges it (flow control).
-async fn receive(
+/// Who the receiving task talks to.
+struct Link {
     channel: Arc<dyn StanzaChannel>,
     peer: FullJid,
     sid: String,
+    iq_timeout: Duration,
+}
+
+/// The receiving task: checks each `<data/>`, hands it to the reader, and
+/// only then acknowledges it (flow control).
+async fn receive(
+    link: Link,
     block_size: u16,
     mut requests: mpsc::UnboundedReceiver<Element>,
     incoming: mpsc::Sender<Vec<u8>>,
     read_err: ErrSlot,
-    iq_timeout: Duration,
 ) {
+    let Link {
+        channel,
+        peer,
+        sid,
+        iq_timeout,
+    } = link;
     let mut expected: u16 = 0;
     let set_err = |msg: String| {
         if let Ok(mut slot) = read_err.lock() {
