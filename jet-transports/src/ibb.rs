@@ -204,12 +204,17 @@ impl IbbNegotiation {
     ) -> Self {
         // Subscribe now: the peer may send <open/> as soon as it has our
         // answer, before our establish runs.
-        let peer = ctx.peer.to_string();
+        let peer = ctx.peer.clone();
         let fsid = sid.clone();
         let requests = ctx.channel.subscribe(Arc::new(move |iq: &Element| {
             iq.name() == "iq"
                 && matches!(iq.attr("type"), Some("set"))
-                && iq.attr("from") == Some(peer.as_str())
+                // Compare parsed JIDs: the server's spelling of `from` may
+                // differ from ours in case.
+                && iq
+                    .attr("from")
+                    .and_then(|f| f.parse::<FullJid>().ok())
+                    .is_some_and(|f| f == peer)
                 && iq.children().next().is_some_and(|c| {
                     c.ns() == ns::IBB
                         && matches!(c.name(), "open" | "data" | "close")

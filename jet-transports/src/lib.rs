@@ -27,6 +27,12 @@
 //!   = BoxedStream                                        = BoxedStream
 //! ```
 //!
+//! The [`TransportSignals`](jet_core::transport::TransportSignals) given to
+//! `establish` must queue `transport-info` that arrives before `recv_info` is
+//! called: S5B tries all the peer's candidates (up to
+//! [`s5b::element::MAX_CANDIDATES`], each bounded by
+//! [`S5bConfig::connect_timeout`]) before it reads the peer's result.
+//!
 //! S5B exchanges `candidate-used`/`candidate-error` and, for proxies,
 //! `activated`/`proxy-error` through the
 //! [`TransportSignals`](jet_core::transport::TransportSignals). When both

@@ -311,3 +311,27 @@ async fn assisted_host_name_candidate_connects() {
     .await
     .expect("test hung");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_over_ipv6_loopback() {
+    timeout(LIMIT, async {
+        let router = MemoryRouter::new();
+        let (romeo, juliet) = parties(&router);
+        let t = S5bTransport::new(S5bConfig {
+            direct_addresses: vec![IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)],
+            discover_proxy: false,
+            connect_timeout: Duration::from_secs(2),
+            ..S5bConfig::default()
+        });
+        let o = negotiate((&t, &romeo.ctx), (&t, &juliet.ctx), |_| {}, |_| {}).await;
+        assert_eq!(candidates(&o.offer)[0].attr("host"), Some("::1"));
+        transfer(
+            o.initiator.unwrap(),
+            o.responder.unwrap(),
+            data(100_000, 14),
+        )
+        .await;
+    })
+    .await
+    .expect("test hung");
+}
