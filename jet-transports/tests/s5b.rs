@@ -335,3 +335,49 @@ async fn direct_over_ipv6_loopback() {
     .await
     .expect("test hung");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_priority_nomination_beats_the_initiators() {
+    // Juliet's first candidate is unreachable, so Romeo nominates her second
+    // one (local preference 65534) while Juliet nominates Romeo's first
+    // (65535): Juliet's nomination wins although Romeo is the initiator.
+    // Data only flows if both sides pick the same connection.
+    timeout(LIMIT, async {
+        let router = MemoryRouter::new();
+        let (romeo, juliet) = parties(&router);
+        let two = S5bTransport::new(S5bConfig {
+            direct_addresses: vec![
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ],
+            discover_proxy: false,
+            connect_timeout: Duration::from_secs(2),
+            ..S5bConfig::default()
+        });
+        let dead = dead_port().await;
+        let o = negotiate(
+            (&s5b(), &romeo.ctx),
+            (&two, &juliet.ctx),
+            |_| {},
+            |answer| {
+                let first = answer.children_mut().next().unwrap();
+                first.set_a("port", dead.to_string());
+            },
+        )
+        .await;
+        let second = candidates(&o.answer)[1];
+        assert_eq!(
+            second.attr("priority"),
+            Some(((126u32 << 16) + 65534).to_string().as_str())
+        );
+        assert_eq!(used_cid(&o.initiator_sent).as_deref(), second.attr("cid"));
+        assert_eq!(
+            used_cid(&o.responder_sent).as_deref(),
+            candidates(&o.offer)[0].attr("cid")
+        );
+        let (a, b) = (o.initiator.unwrap(), o.responder.unwrap());
+        transfer(a, b, data(100_000, 15)).await;
+    })
+    .await
+    .expect("test hung");
+}

@@ -424,6 +424,15 @@ async fn serve(
     }
 }
 
+/// XEP-0260 §2.4, when both sides sent `candidate-used`: the nominated
+/// candidate with the higher priority wins; on equal priorities the one
+/// nominated by the session initiator. `ours` is the priority of the peer's
+/// candidate we nominated, `theirs` that of our candidate the peer
+/// nominated.
+pub fn our_nomination_wins(ours: u32, theirs: u32, role: Role) -> bool {
+    ours > theirs || (ours == theirs && role == Role::Initiator)
+}
+
 enum Winner {
     /// The peer's candidate we connected to.
     Ours(Candidate, TcpStream),
@@ -505,9 +514,7 @@ impl TransportNegotiation for S5bNegotiation {
             (Some((c, s)), None) => Winner::Ours(c, s),
             (None, Some(c)) => Winner::Theirs(c),
             (Some((ours, s)), Some(theirs)) => {
-                let ours_wins = ours.priority > theirs.priority
-                    || (ours.priority == theirs.priority && self.ctx.role == Role::Initiator);
-                if ours_wins {
+                if our_nomination_wins(ours.priority, theirs.priority, self.ctx.role) {
                     Winner::Ours(ours, s)
                 } else {
                     Winner::Theirs(theirs)
@@ -584,5 +591,37 @@ impl TransportNegotiation for S5bNegotiation {
                 Ok(Box::new(stream))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nomination_rules_of_xep_0260() {
+        let (hi, lo) = (
+            CandidateType::Direct.priority(2),
+            CandidateType::Direct.priority(1),
+        );
+        for role in [Role::Initiator, Role::Responder] {
+            assert!(our_nomination_wins(hi, lo, role));
+            assert!(!our_nomination_wins(lo, hi, role));
+        }
+        assert!(our_nomination_wins(hi, hi, Role::Initiator));
+        assert!(!our_nomination_wins(hi, hi, Role::Responder));
+        // Both sides always agree on one winner.
+        for (a, b) in [(hi, lo), (lo, hi), (hi, hi)] {
+            assert_ne!(
+                our_nomination_wins(a, b, Role::Initiator),
+                our_nomination_wins(b, a, Role::Responder)
+            );
+        }
+        // A direct candidate beats a proxy whatever the local preference.
+        assert!(our_nomination_wins(
+            CandidateType::Direct.priority(0),
+            CandidateType::Proxy.priority(u16::MAX),
+            Role::Responder
+        ));
     }
 }
