@@ -15,6 +15,7 @@ use jet_core::error::TransportError;
 use jet_core::memory::MemoryRouter;
 use jet_core::minidom::Element;
 use jet_core::ns;
+use jet_core::transport::TransportAdapter;
 use jet_core::xml::{BuilderExt, ElementExt};
 use jet_transports::s5b::socks::dst_addr_hash;
 use jet_transports::{ProxyConfig, S5bConfig, S5bTransport};
@@ -53,6 +54,7 @@ async fn relay_accept(mut s: TcpStream, waiting: Waiting) -> std::io::Result<()>
 struct FakeServer {
     port: u16,
     activations: Arc<Mutex<Vec<Element>>>,
+    disco_items_asked: Arc<Mutex<usize>>,
 }
 
 /// Makes the router deliver stanzas for the bare domains to
@@ -81,15 +83,18 @@ async fn fake_server(router: &MemoryRouter, refuse_activation: bool) -> FakeServ
         }
     });
     let activations: Arc<Mutex<Vec<Element>>> = Arc::default();
+    let disco_items_asked: Arc<Mutex<usize>> = Arc::default();
     for domain in ["montague.lit", "conference.montague.lit", PROXY] {
         let ch = router.connect(jid(&format!("{domain}/fake")));
         let mut reqs = ch.subscribe(Arc::new(|_| true));
         let (waiting, activations) = (waiting.clone(), activations.clone());
+        let asked = disco_items_asked.clone();
         tokio::spawn(async move {
             while let Some(req) = reqs.recv().await {
                 let q = req.children().next().cloned().unwrap();
                 let answer = match (domain, q.ns().as_str()) {
                     ("montague.lit", ns::DISCO_ITEMS) => {
+                        *asked.lock().unwrap() += 1;
                         let items = Element::builder("query", ns::DISCO_ITEMS)
                             .append(
                                 Element::builder("item", ns::DISCO_ITEMS)
@@ -160,7 +165,11 @@ async fn fake_server(router: &MemoryRouter, refuse_activation: bool) -> FakeServ
             }
         });
     }
-    FakeServer { port, activations }
+    FakeServer {
+        port,
+        activations,
+        disco_items_asked,
+    }
 }
 
 fn config(discover: bool, proxies: Vec<ProxyConfig>) -> S5bTransport {
@@ -203,13 +212,22 @@ async fn discovered_proxy_is_offered_activated_and_carries_data() {
         let fake = fake_server(&router, false).await;
         let (romeo, juliet) = parties(&router);
         let dead = dead_port().await;
+        let discovering = config(true, vec![]);
         let o = negotiate(
-            (&config(true, vec![]), &romeo.ctx),
+            (&discovering, &romeo.ctx),
             (&config(false, vec![]), &juliet.ctx),
             keep_only_proxies,
             kill_all(dead),
         )
         .await;
+        // A second session reuses what the first discovery found.
+        let again = discovering
+            .offer(&romeo.ctx)
+            .await
+            .unwrap()
+            .local_transport();
+        assert!(again.children().any(|c| c.attr("jid") == Some(PROXY)));
+        assert_eq!(*fake.disco_items_asked.lock().unwrap(), 1);
         // Discovery found the proxy, not the conference service.
         let cands: Vec<&Element> = o.offer.children().collect();
         assert_eq!(cands.len(), 1);

@@ -106,6 +106,8 @@ impl Default for S5bConfig {
 #[derive(Debug, Clone, Default)]
 pub struct S5bTransport {
     config: Arc<S5bConfig>,
+    /// Proxies found per server domain: discovery runs once per adapter.
+    discovered: Arc<tokio::sync::Mutex<HashMap<String, Vec<proxy::StreamHost>>>>,
 }
 
 impl S5bTransport {
@@ -113,6 +115,32 @@ impl S5bTransport {
     pub fn new(config: S5bConfig) -> Self {
         S5bTransport {
             config: Arc::new(config),
+            discovered: Arc::default(),
+        }
+    }
+
+    /// The proxies of `ctx.local`'s server: cached, or discovered now
+    /// (bounded by twice the IQ timeout in all). Failures mean "none".
+    async fn discovered_proxies(&self, ctx: &TransportContext) -> Vec<proxy::StreamHost> {
+        let domain = ctx.local.to_bare().domain().to_string();
+        let mut cache = self.discovered.lock().await;
+        if let Some(found) = cache.get(&domain) {
+            return found.clone();
+        }
+        let jid = Jid::from(ctx.local.to_bare().domain().to_owned());
+        let found = tokio::time::timeout(
+            self.config.iq_timeout * 2,
+            proxy::discover(&*ctx.channel, &jid, self.config.iq_timeout),
+        )
+        .await;
+        match found {
+            Ok(Ok(found)) => {
+                cache.insert(domain, found.clone());
+                found
+            }
+            // A server without disco or a slow one: no proxy this time,
+            // try again next session.
+            _ => Vec::new(),
         }
     }
 
@@ -140,7 +168,7 @@ impl TransportAdapter for S5bTransport {
         ctx: &TransportContext,
     ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
         let sid = random_id(16)?;
-        let n = S5bNegotiation::start(ctx.clone(), self.config.clone(), sid, None).await?;
+        let n = S5bNegotiation::start(self, ctx.clone(), sid, None).await?;
         Ok(Box::new(n))
     }
 
@@ -150,13 +178,8 @@ impl TransportAdapter for S5bTransport {
         offer: &Element,
     ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
         let offer = S5bTransportElement::from_element(offer)?;
-        let n = S5bNegotiation::start(
-            ctx.clone(),
-            self.config.clone(),
-            offer.sid.clone(),
-            Some(offer.candidates),
-        )
-        .await?;
+        let n = S5bNegotiation::start(self, ctx.clone(), offer.sid.clone(), Some(offer.candidates))
+            .await?;
         Ok(Box::new(n))
     }
 }
@@ -180,11 +203,12 @@ pub struct S5bNegotiation {
 
 impl S5bNegotiation {
     async fn start(
+        transport: &S5bTransport,
         ctx: TransportContext,
-        config: Arc<S5bConfig>,
         sid: String,
         remote: Option<Vec<Candidate>>,
     ) -> Result<Self, TransportError> {
+        let config = transport.config.clone();
         let local_jid = ctx.local.to_string();
         let peer_jid = ctx.peer.to_string();
         // Peers connect to our candidates with SID + us + them.
@@ -264,14 +288,9 @@ impl S5bNegotiation {
             }
         }
         if config.discover_proxy {
-            let domain = Jid::from(ctx.local.to_bare().domain().to_owned());
-            // A server without a proxy is normal: discovery errors only
-            // mean "no proxy candidate".
-            if let Ok(found) = proxy::discover(&*ctx.channel, &domain, config.iq_timeout).await {
-                for sh in found {
-                    if !hosts.contains(&sh) {
-                        hosts.push(sh);
-                    }
+            for sh in transport.discovered_proxies(&ctx).await {
+                if !hosts.contains(&sh) {
+                    hosts.push(sh);
                 }
             }
         }
