@@ -20,9 +20,13 @@
 //!   reader slows the sender down and memory stays bounded (on a
 //!   well-behaved peer: about `window + receive_buffer` blocks).
 //!
-//! Errors: a `seq` gap or duplicate, bad base64, an oversized block or an
-//! unexpected `<open/>` is answered with an IQ error, followed by `<close/>`,
-//! and the reader fails with [`TransportError::Protocol`]'s message.
+//! Errors: a `seq` gap or duplicate, bad base64 or an oversized block is
+//! answered with an IQ error (`unexpected-request`, `bad-request`), followed
+//! by `<close/>`, and the reader's next read fails with an
+//! [`io::ErrorKind::InvalidData`] error that says what was wrong. A second
+//! `<open/>` for the same sid is accepted only before any data and with no
+//! larger block size (some clients let the data sender open), otherwise
+//! refused with `unexpected-request`.
 //! Requests for another sid never reach this stream (the subscription filter
 //! matches the sid and the peer JID); the connection answers them with
 //! `service-unavailable`. A peer that answers our data with an error fails
@@ -709,10 +713,19 @@ async fn receive(
                 return;
             }
             _ => {
-                // A second <open/> for an open stream.
-                let _ = channel
-                    .send(iq_error(&req, "cancel", "unexpected-request", None))
-                    .await;
+                // An <open/> from the non-initiator as well (some clients let
+                // the data sender open): harmless before any data, as long as
+                // it asks for no larger blocks. Anything later is refused.
+                let fits = child
+                    .attr("block-size")
+                    .and_then(|b| b.parse::<u16>().ok())
+                    .is_some_and(|b| b > 0 && b <= block_size);
+                let answer = if expected == 0 && fits {
+                    iq_result(&req, None)
+                } else {
+                    iq_error(&req, "cancel", "unexpected-request", None)
+                };
+                let _ = channel.send(answer).await;
             }
         }
     }

@@ -409,3 +409,34 @@ async fn silent_peer_makes_the_read_time_out() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_open_is_tolerated_before_data_only() {
+    timeout(LIMIT, async {
+        let t = ibb(4096);
+        let (_r, juliet, a, b, sid) = open(&t, &t).await;
+        let to: Jid = ROMEO.parse().unwrap();
+        let open_el = |bs: &str| {
+            Element::builder("open", ns::IBB)
+                .a("sid", sid.as_str())
+                .a("block-size", bs)
+                .a("stanza", "iq")
+                .build()
+        };
+        // Juliet's account opens too: accepted, nothing has flowed yet.
+        let r = juliet
+            .channel
+            .request(iq("set", "", None, &to, Some(open_el("4096"))))
+            .await;
+        assert_eq!(r.unwrap().attr("type"), Some("result"));
+        // Larger blocks are refused.
+        let r = juliet
+            .channel
+            .request(iq("set", "", None, &to, Some(open_el("8192"))))
+            .await;
+        assert_eq!(condition(r), "unexpected-request");
+        transfer(b, a, data(20_000, 16)).await;
+    })
+    .await
+    .expect("test hung");
+}
