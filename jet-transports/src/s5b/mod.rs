@@ -18,7 +18,23 @@
 //!    `transport-replace` with [`IbbTransport::offer`](crate::IbbTransport)'s
 //!    `<transport/>`, the responder answers with `transport-accept`
 //!    (XEP-0260 §2.6), and both run `establish` of the IBB negotiation.
-//!    [`is_fallback_error`] says when that is the right move.
+//!    [`is_fallback_error`] says when that is the right move. A failed
+//!    proxy activation (`<proxy-error/>`) ends the same way.
+//!
+//! The SOCKS5 DST.ADDR towards a candidate is SHA-1(transport sid +
+//! full JID of the party that offered the candidate + full JID of the other
+//! party) ([`socks::dst_addr_hash`], XEP-0260 §2.2 and its note on
+//! XEP-0065): Juliet connecting to Romeo's candidates hashes
+//! `sid + romeo + juliet`, Romeo connecting to hers `sid + juliet + romeo`,
+//! and both use the offerer's order at the offerer's proxy, where the
+//! offerer activates with `<activate>` carrying the other party's full JID.
+//! Our listeners accept exactly that hash and nothing else; the `dstaddr`
+//! attribute a peer sends is informative and not used.
+//!
+//! Candidates from the peer may name any host and port: we only open a TCP
+//! connection and speak SOCKS5 to it, at most
+//! [`MAX_CANDIDATES`](element::MAX_CANDIDATES) times, each bounded by the
+//! connect timeout.
 
 pub mod element;
 pub mod proxy;
