@@ -680,6 +680,14 @@ async fn receive(
                     return;
                 }
                 let text: String = child.text().split_ascii_whitespace().collect();
+                // Refuse an oversized block before decoding it.
+                if text.len() > (block_size as usize).div_ceil(3) * 4 {
+                    let msg = format!(
+                        "IBB packet {expected} carries more than the block-size {block_size}"
+                    );
+                    fail(req, "modify", "bad-request", msg).await;
+                    return;
+                }
                 let block = match base64::engine::general_purpose::STANDARD.decode(text.as_bytes())
                 {
                     Ok(b) => b,
