@@ -42,6 +42,8 @@ pub mod envelope;
 pub mod error;
 pub mod ft;
 #[cfg(feature = "tokio")]
+pub mod ft_app;
+#[cfg(feature = "tokio")]
 pub mod ft_fs;
 pub mod jingle;
 pub mod memory;

@@ -52,6 +52,10 @@ pub struct AppContext {
     pub we_send: bool,
     /// Whether we receive data on this content.
     pub we_receive: bool,
+    /// The negotiated cipher's framing (`None` without JET): tells a
+    /// receiver whether bytes it reads are authenticated before the end of
+    /// the stream (chunked) or only at the end (single message).
+    pub framing: Option<crate::cipher::Framing>,
 }
 
 /// A Jingle application. Object safe: sessions hold `Arc<dyn Application>`.

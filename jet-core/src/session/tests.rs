@@ -868,6 +868,7 @@ fn echo_application_over_the_engine() {
             description: desc.clone(),
             we_send: true,
             we_receive: true,
+            framing: None,
         };
         let (ra, rb) = tokio::join!(
             app.run(ctx(Role::Initiator, juliet_jid()), Box::new(a)),
