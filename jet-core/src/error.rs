@@ -279,6 +279,10 @@ pub enum Error {
     /// treats this as "no encryption".
     #[error("the peer offered JET encryption that cannot be read: {0}")]
     UnreadableSecurity(String),
+    /// Encryption is required by policy but the peer offered a content
+    /// without JET `<security/>`.
+    #[error("encryption is required but the peer offered content {0:?} without JET")]
+    MissingSecurity(String),
     /// The peer wants a cipher we do not support.
     #[error("unsupported cipher {0:?}")]
     UnsupportedCipher(String),
@@ -331,6 +335,7 @@ impl JingleReason for Error {
             Error::Channel(e) => e.jingle_reason(),
             Error::Element(e) => e.jingle_reason(),
             Error::UnreadableSecurity(_)
+            | Error::MissingSecurity(_)
             | Error::UnsupportedCipher(_)
             | Error::UnsupportedEnvelope(_)
             | Error::SenderMismatch { .. }

@@ -25,6 +25,8 @@
 //!   [`channel::StanzaChannel`];
 //! - the JET [`security::Security`] element and [`jingle::JingleMessage`],
 //!   a Jingle reader that never loses it;
+//! - [`session`]: the Jingle session engine with JET, without I/O, and the
+//!   [`session::Application`] trait;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
 //!
@@ -40,12 +42,15 @@ pub mod envelope;
 pub mod error;
 pub mod ft;
 #[cfg(feature = "tokio")]
+pub mod ft_app;
+#[cfg(feature = "tokio")]
 pub mod ft_fs;
 pub mod jingle;
 pub mod memory;
 pub mod ns;
 pub mod secret;
 pub mod security;
+pub mod session;
 pub mod transport;
 pub mod xml;
 

@@ -1,0 +1,858 @@
+//! XEP-0234 Jingle File Transfer as a Jingle [`Application`] (feature `tokio`).
+//!
+//! Four roles, two directions:
+//!
+//! | role | Jingle side | `senders` | data |
+//! | --- | --- | --- | --- |
+//! | [`FileOffer`] | initiator | initiator | sends a file (XEP-0391 listing 1) |
+//! | [`FileReceiver`] | responder | initiator | receives offered files |
+//! | [`FileRequest`] | initiator | responder | asks for a file by hash (listing 2, and resume: listing 3) |
+//! | [`FileHost`] | responder | responder | serves requested files |
+//!
+//! The stream handed to [`Application::run`] is already the JET layer: the
+//! applications read and write plaintext. They never see the cipher, but they
+//! know from [`AppContext::framing`] whether what they read is authenticated
+//! before the end of the stream (chunked mode) or only at the end
+//! (XEP-0391's whole-stream GCM). Received data goes through
+//! [`IncomingFile`]: a partial file, linked to its final name only after the
+//! stream authenticated and the hash matched.
+//!
+//! Resume (XEP-0391 §4.3): after an interruption the receiver keeps the
+//! authenticated prefix (chunk boundaries in chunked mode; nothing in
+//! whole-stream mode, whose bytes are unauthenticated until the tag) and asks
+//! for the rest with `<range offset>` in a new session with a fresh secret,
+//! either as a [`FileRequest`] or by answering a new offer with a range
+//! ([`FileReceiver`] with `resume`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use xmpp_parsers::minidom::Element;
+
+use crate::cipher::Framing;
+use crate::error::Error;
+use crate::ft::{sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range};
+use crate::ft_fs::{partial_path, IncomingFile};
+use crate::jingle::{Reason, Senders};
+use crate::ns;
+use crate::session::{AppContext, Application, Decision, Offer};
+use crate::transport::BoxedStream;
+
+/// Called as data moves: `(bytes done in this session, bytes expected)`.
+pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+
+/// Buffer size for file copies.
+const BUF: usize = 256 * 1024;
+
+/// A file we can send: its path and description (with its SHA-256).
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// What we tell the peer.
+    pub desc: FileDesc,
+}
+
+impl LocalFile {
+    /// Reads `path` once to hash it (SHA-256) and describes it.
+    pub async fn describe(path: &Path) -> Result<Self, Error> {
+        let meta = tokio::fs::metadata(path).await?;
+        if !meta.is_file() {
+            return Err(Error::Application(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Application(format!("{} has no usable name", path.display())))?;
+        let mut f = File::open(path).await?;
+        let mut hasher = Hasher::new(HashAlgo::Sha256);
+        let mut buf = vec![0u8; BUF];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let mut desc = FileDesc::named(name, size);
+        desc.media_type = Some("application/octet-stream".into());
+        desc.date = meta.modified().ok().map(xep0082);
+        desc.hashes.push(hasher.finish());
+        // An empty <range/> says we support ranged transfers (resume).
+        desc.range = Some(Range::default());
+        Ok(LocalFile {
+            path: path.to_path_buf(),
+            desc,
+        })
+    }
+}
+
+/// XEP-0082 date-time (UTC, seconds) of a system time.
+fn xep0082(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil-from-days (proleptic Gregorian), after H. Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The range the accepted description asks for (offset 0 when none).
+fn accepted_range(description: &Element) -> Result<Range, Error> {
+    Ok(FileDesc::from_description(description)?
+        .range
+        .unwrap_or_default())
+}
+
+/// Sends `length` bytes (or to the end) of `path` from `offset` into the
+/// (already encrypting) `stream`, then shuts it down so the final tag goes out.
+pub async fn send_file(
+    path: &Path,
+    range: Range,
+    stream: &mut BoxedStream,
+    progress: Option<&ProgressFn>,
+) -> Result<u64, Error> {
+    let mut f = File::open(path).await?;
+    let size = f.metadata().await?.len();
+    if range.offset > size {
+        return Err(Error::Application(format!(
+            "the peer asked for offset {} of a {size}-byte file",
+            range.offset
+        )));
+    }
+    f.seek(std::io::SeekFrom::Start(range.offset)).await?;
+    let total = range
+        .length
+        .unwrap_or(size - range.offset)
+        .min(size - range.offset);
+    let mut left = total;
+    let mut buf = vec![0u8; BUF];
+    let mut done = 0u64;
+    while left > 0 {
+        let want = (left as usize).min(buf.len());
+        let n = f.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(Error::Application(format!(
+                "{} shrank while being sent",
+                path.display()
+            )));
+        }
+        stream.write_all(&buf[..n]).await.map_err(stream_error)?;
+        left -= n as u64;
+        done += n as u64;
+        if let Some(p) = progress {
+            p(done, Some(total));
+        }
+    }
+    stream.shutdown().await.map_err(stream_error)?;
+    Ok(done)
+}
+
+/// A write or read error of the JET stream: cipher failures come wrapped in
+/// `io::Error` by the adapters and stay cipher errors here.
+fn stream_error(e: std::io::Error) -> Error {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::error::CipherError>())
+    {
+        Some(c) => Error::Cipher(c.clone()),
+        None => Error::Io(e),
+    }
+}
+
+/// What a receiver ended up with.
+#[derive(Debug, Clone)]
+pub struct ReceivedFile {
+    /// The final path.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// The verified hash (ours, matching the peer's when it gave one).
+    pub hash: FileHash,
+    /// Whether the peer gave a hash we could check.
+    pub hash_checked: bool,
+    /// The offset this session started at (resume).
+    pub resumed_from: u64,
+}
+
+/// Receives `desc` into `dir` from `stream`, starting at `offset` (an
+/// existing partial file of exactly that length when `offset > 0`).
+pub async fn receive_file(
+    dir: &Path,
+    desc: &FileDesc,
+    offset: u64,
+    framing: Option<Framing>,
+    stream: &mut BoxedStream,
+    progress: Option<&ProgressFn>,
+) -> Result<ReceivedFile, Error> {
+    let name = desc.name.as_deref().unwrap_or("received.bin");
+    let expected = desc.best_hash().cloned();
+    let algo = expected
+        .as_ref()
+        .and_then(FileHash::algorithm)
+        .unwrap_or(HashAlgo::Sha256);
+    let mut file = IncomingFile::create(dir, name, algo, offset > 0).await?;
+    if file.offset() != offset {
+        let got = file.offset();
+        file.abandon(Some(got)).await?;
+        return Err(Error::Application(format!(
+            "partial file has {got} bytes but the transfer resumes at {offset}"
+        )));
+    }
+    let total = desc.size.map(|s| s.saturating_sub(offset));
+    // Chunked mode releases only authenticated chunks; whole-stream mode
+    // authenticates nothing before the end.
+    let reads_authenticated = matches!(framing, Some(Framing::Chunked { .. }));
+    let mut buf = vec![0u8; BUF];
+    let mut done = 0u64;
+    let result: Result<(), Error> = async {
+        loop {
+            let n = stream.read(&mut buf).await.map_err(stream_error)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(size) = desc.size {
+                if offset + done + n as u64 > size {
+                    return Err(Error::Application(format!(
+                        "the peer sent more than the announced {size} bytes"
+                    )));
+                }
+            }
+            file.write(&buf[..n]).await?;
+            done += n as u64;
+            if let Some(p) = progress {
+                p(done, total);
+            }
+        }
+        if let Some(size) = desc.size {
+            if offset + done != size {
+                return Err(Error::Application(format!(
+                    "the transfer ended after {} of {size} bytes",
+                    offset + done
+                )));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let keep = if reads_authenticated {
+            offset + done
+        } else {
+            offset
+        };
+        file.abandon(Some(keep)).await?;
+        return Err(e);
+    }
+    let hash = file.current_hash();
+    let hash_checked = expected
+        .as_ref()
+        .is_some_and(|e| e.algorithm() == Some(algo));
+    let path = file.commit(expected.as_ref()).await?;
+    Ok(ReceivedFile {
+        path,
+        size: offset + done,
+        hash,
+        hash_checked,
+        resumed_from: offset,
+    })
+}
+
+/// Initiator sending one file (senders = initiator).
+pub struct FileOffer {
+    file: LocalFile,
+    progress: Option<ProgressFn>,
+    sent: Mutex<Option<u64>>,
+}
+
+impl FileOffer {
+    /// Offers `file`.
+    pub fn new(file: LocalFile, progress: Option<ProgressFn>) -> Self {
+        FileOffer {
+            file,
+            progress,
+            sent: Mutex::new(None),
+        }
+    }
+
+    /// Bytes sent in the finished session, if it ran.
+    pub fn sent(&self) -> Option<u64> {
+        *self.sent.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl Application for FileOffer {
+    fn namespace(&self) -> &'static str {
+        ns::JINGLE_FT
+    }
+
+    fn offer(&self) -> Result<Offer, Error> {
+        Ok(Offer {
+            description: self.file.desc.to_description(),
+            senders: Senders::Initiator,
+        })
+    }
+
+    fn decide(&self, _description: &Element, _senders: Senders) -> Decision {
+        Decision::Reject(
+            Reason::UnsupportedApplications,
+            Some("this endpoint only sends its own offer".into()),
+        )
+    }
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        let range = accepted_range(&ctx.description)?;
+        let n = send_file(&self.file.path, range, &mut stream, self.progress.as_ref()).await?;
+        *self.sent.lock().unwrap() = Some(n);
+        Ok(())
+    }
+}
+
+/// What a [`FileReceiver`] accepts.
+#[derive(Debug, Clone)]
+pub struct ReceivePolicy {
+    /// Largest file accepted (bytes).
+    pub max_size: u64,
+    /// Continue a partial file from an earlier interrupted transfer by
+    /// answering with `<range offset>`.
+    pub resume: bool,
+}
+
+impl Default for ReceivePolicy {
+    fn default() -> Self {
+        ReceivePolicy {
+            max_size: 64 * 1024 * 1024 * 1024,
+            resume: true,
+        }
+    }
+}
+
+/// Responder receiving offered files into a directory (senders = initiator).
+pub struct FileReceiver {
+    dir: PathBuf,
+    policy: ReceivePolicy,
+    progress: Option<ProgressFn>,
+    received: Mutex<Vec<ReceivedFile>>,
+}
+
+impl FileReceiver {
+    /// Receives into `dir`.
+    pub fn new(dir: PathBuf, policy: ReceivePolicy, progress: Option<ProgressFn>) -> Self {
+        FileReceiver {
+            dir,
+            policy,
+            progress,
+            received: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Files received so far.
+    pub fn received(&self) -> Vec<ReceivedFile> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn check(&self, description: &Element, senders: Senders) -> Result<FileDesc, (Reason, String)> {
+        if senders != Senders::Initiator {
+            return Err((
+                Reason::UnsupportedApplications,
+                "only file offers are accepted here, not requests".into(),
+            ));
+        }
+        let desc = FileDesc::from_description(description)
+            .map_err(|e| (Reason::FailedApplication, e.to_string()))?;
+        let name = desc.name.as_deref().ok_or((
+            Reason::FailedApplication,
+            "the offer has no file name".to_string(),
+        ))?;
+        let safe =
+            sanitize_file_name(name).map_err(|e| (Reason::FailedApplication, e.to_string()))?;
+        if let Some(size) = desc.size {
+            if size > self.policy.max_size {
+                return Err((
+                    Reason::Decline,
+                    format!(
+                        "file of {size} bytes is larger than the limit of {} bytes",
+                        self.policy.max_size
+                    ),
+                ));
+            }
+        }
+        if self.dir.join(&safe).exists() {
+            return Err((
+                Reason::Decline,
+                format!("{safe} already exists in the target directory"),
+            ));
+        }
+        Ok(desc)
+    }
+}
+
+#[async_trait]
+impl Application for FileReceiver {
+    fn namespace(&self) -> &'static str {
+        ns::JINGLE_FT
+    }
+
+    fn offer(&self) -> Result<Offer, Error> {
+        Err(Error::Application("a receiver makes no offers".into()))
+    }
+
+    fn decide(&self, description: &Element, senders: Senders) -> Decision {
+        match self.check(description, senders) {
+            Err((reason, text)) => Decision::Reject(reason, Some(text)),
+            Ok(mut desc) => {
+                let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())
+                    .unwrap_or_default();
+                let partial = partial_path(&self.dir, &safe);
+                let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+                let ranged = desc.range.is_some();
+                if self.policy.resume && ranged && have > 0 && desc.size.is_some_and(|s| have <= s)
+                {
+                    desc.range = Some(Range {
+                        offset: have,
+                        length: None,
+                    });
+                }
+                Decision::Accept(desc.to_description())
+            }
+        }
+    }
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        let desc = FileDesc::from_description(&ctx.description)?;
+        let offset = desc.range.map(|r| r.offset).unwrap_or(0);
+        let got = receive_file(
+            &self.dir,
+            &desc,
+            offset,
+            ctx.framing,
+            &mut stream,
+            self.progress.as_ref(),
+        )
+        .await?;
+        self.received.lock().unwrap().push(got);
+        Ok(())
+    }
+}
+
+/// Initiator asking a peer for a file by hash (senders = responder); with an
+/// existing partial file, asks for the rest (`<range offset>`).
+pub struct FileRequest {
+    dir: PathBuf,
+    desc: FileDesc,
+    progress: Option<ProgressFn>,
+    received: Mutex<Option<ReceivedFile>>,
+}
+
+impl FileRequest {
+    /// Requests the file with `hash` (and optionally `name`) into `dir`,
+    /// resuming from an existing partial file of that name.
+    pub fn new(
+        dir: PathBuf,
+        hash: FileHash,
+        name: Option<String>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Self, Error> {
+        let mut desc = FileDesc {
+            hashes: vec![hash],
+            ..Default::default()
+        };
+        if let Some(n) = name {
+            let safe = sanitize_file_name(&n)?;
+            let have = std::fs::metadata(partial_path(&dir, &safe))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if have > 0 {
+                desc.range = Some(Range {
+                    offset: have,
+                    length: None,
+                });
+            }
+            desc.name = Some(safe);
+        }
+        Ok(FileRequest {
+            dir,
+            desc,
+            progress,
+            received: Mutex::new(None),
+        })
+    }
+
+    /// The file, once received.
+    pub fn received(&self) -> Option<ReceivedFile> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The range offset this request asks for.
+    pub fn offset(&self) -> u64 {
+        self.desc.range.map(|r| r.offset).unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Application for FileRequest {
+    fn namespace(&self) -> &'static str {
+        ns::JINGLE_FT
+    }
+
+    fn offer(&self) -> Result<Offer, Error> {
+        Ok(Offer {
+            description: self.desc.to_description(),
+            senders: Senders::Responder,
+        })
+    }
+
+    fn decide(&self, _description: &Element, _senders: Senders) -> Decision {
+        Decision::Reject(Reason::UnsupportedApplications, None)
+    }
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        // The host answers with the full description; the hash we asked for
+        // must be among its hashes, and it must honour our range.
+        let answer = FileDesc::from_description(&ctx.description)?;
+        let asked = &self.desc.hashes[0];
+        if !answer.hashes.iter().any(|h| h.matches(asked)) {
+            return Err(Error::Application(
+                "the peer answered a request for one file with another".into(),
+            ));
+        }
+        let offset = self.offset();
+        if answer.range.map(|r| r.offset).unwrap_or(0) != offset {
+            return Err(Error::Application(
+                "the peer did not honour the requested range".into(),
+            ));
+        }
+        let mut desc = answer.clone();
+        if desc.name.is_none() {
+            desc.name = self.desc.name.clone();
+        }
+        // Verify against the hash we asked for, not only what the host says.
+        desc.hashes = vec![asked.clone()];
+        let got = receive_file(
+            &self.dir,
+            &desc,
+            offset,
+            ctx.framing,
+            &mut stream,
+            self.progress.as_ref(),
+        )
+        .await?;
+        *self.received.lock().unwrap() = Some(got);
+        Ok(())
+    }
+}
+
+/// Responder serving requested files by hash (senders = responder).
+pub struct FileHost {
+    files: Vec<LocalFile>,
+    progress: Option<ProgressFn>,
+}
+
+impl FileHost {
+    /// Serves `files`.
+    pub fn new(files: Vec<LocalFile>, progress: Option<ProgressFn>) -> Self {
+        FileHost { files, progress }
+    }
+
+    fn find(&self, wanted: &FileDesc) -> Option<&LocalFile> {
+        self.files.iter().find(|f| {
+            wanted
+                .hashes
+                .iter()
+                .any(|w| f.desc.hashes.iter().any(|h| h.matches(w)))
+        })
+    }
+}
+
+#[async_trait]
+impl Application for FileHost {
+    fn namespace(&self) -> &'static str {
+        ns::JINGLE_FT
+    }
+
+    fn offer(&self) -> Result<Offer, Error> {
+        Err(Error::Application("a host makes no offers".into()))
+    }
+
+    fn decide(&self, description: &Element, senders: Senders) -> Decision {
+        if senders != Senders::Responder {
+            return Decision::Reject(
+                Reason::UnsupportedApplications,
+                Some("this endpoint only serves file requests".into()),
+            );
+        }
+        let wanted = match FileDesc::from_description(description) {
+            Ok(d) => d,
+            Err(e) => return Decision::Reject(Reason::FailedApplication, Some(e.to_string())),
+        };
+        let Some(file) = self.find(&wanted) else {
+            return Decision::Reject(Reason::Decline, Some("no such file here".into()));
+        };
+        let mut desc = file.desc.clone();
+        if let Some(r) = wanted.range {
+            if desc.size.is_some_and(|s| r.offset > s) {
+                return Decision::Reject(
+                    Reason::FailedApplication,
+                    Some("requested range starts past the end of the file".into()),
+                );
+            }
+            desc.range = Some(r);
+        }
+        Decision::Accept(desc.to_description())
+    }
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        let wanted = FileDesc::from_description(&ctx.description)?;
+        let file = self
+            .find(&wanted)
+            .ok_or_else(|| Error::Application("the requested file is gone".into()))?;
+        send_file(
+            &file.path,
+            wanted.range.unwrap_or_default(),
+            &mut stream,
+            self.progress.as_ref(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Role;
+    use xmpp_parsers::jid::FullJid;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("jet-ftapp-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn ctx(role: Role, description: Element, framing: Option<Framing>) -> AppContext {
+        AppContext {
+            role,
+            peer: "peer@example.org/x".parse::<FullJid>().unwrap(),
+            sid: "s1".into(),
+            content: "c".into(),
+            description,
+            we_send: role == Role::Initiator,
+            we_receive: role == Role::Responder,
+            framing,
+        }
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    fn accept(d: Decision) -> Element {
+        match d {
+            Decision::Accept(e) => e,
+            Decision::Reject(r, t) => panic!("rejected: {r:?} {t:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn offer_to_receiver_round_trip() {
+        let src = tmpdir("src1");
+        let dst = tmpdir("dst1");
+        let bytes = data(1_000_003);
+        std::fs::write(src.join("f.bin"), &bytes).unwrap();
+        let local = LocalFile::describe(&src.join("f.bin")).await.unwrap();
+        assert_eq!(local.desc.size, Some(bytes.len() as u64));
+        let offer = FileOffer::new(local, None);
+        let seen = Arc::new(Mutex::new(0u64));
+        let seen2 = seen.clone();
+        let progress: ProgressFn = Arc::new(move |d, _| *seen2.lock().unwrap() = d);
+        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress));
+        let o = offer.offer().unwrap();
+        let answer = accept(recv.decide(&o.description, o.senders.clone()));
+        let (a, b) = tokio::io::duplex(4096);
+        let (ra, rb) = tokio::join!(
+            offer.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
+            recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        assert_eq!(std::fs::read(dst.join("f.bin")).unwrap(), bytes);
+        let got = recv.received();
+        assert!(got[0].hash_checked);
+        assert_eq!(*seen.lock().unwrap(), bytes.len() as u64);
+        // A second offer of the same name is declined: never overwrite.
+        assert!(matches!(
+            recv.decide(&o.description, o.senders.clone()),
+            Decision::Reject(Reason::Decline, _)
+        ));
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    #[tokio::test]
+    async fn wrong_content_is_not_committed() {
+        let dst = tmpdir("dst2");
+        let mut desc = FileDesc::named("x.bin", 4);
+        desc.hashes.push(FileHash::of(HashAlgo::Sha256, b"good"));
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"evil").await.unwrap();
+        a.shutdown().await.unwrap();
+        let mut s: BoxedStream = Box::new(b);
+        assert!(receive_file(&dst, &desc, 0, None, &mut s, None)
+            .await
+            .is_err());
+        assert!(!dst.join("x.bin").exists());
+        // More bytes than announced is refused too.
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"goodmore").await.unwrap();
+        a.shutdown().await.unwrap();
+        let mut s: BoxedStream = Box::new(b);
+        assert!(receive_file(&dst, &desc, 0, None, &mut s, None)
+            .await
+            .is_err());
+        assert!(!dst.join("x.bin").exists());
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    #[tokio::test]
+    async fn interruption_keeps_only_authenticated_bytes_then_request_resumes() {
+        let src = tmpdir("src3");
+        let dst = tmpdir("dst3");
+        let bytes = data(300_000);
+        std::fs::write(src.join("r.bin"), &bytes).unwrap();
+        let local = LocalFile::describe(&src.join("r.bin")).await.unwrap();
+        let desc = local.desc.clone();
+        // Whole-stream framing: an interrupted transfer keeps nothing.
+        for (framing, kept) in [
+            (
+                Some(Framing::SingleMessage {
+                    max_plaintext: u64::MAX,
+                }),
+                0u64,
+            ),
+            (Some(Framing::Chunked { chunk_len: 65536 }), 131_072),
+        ] {
+            let (mut a, b) = tokio::io::duplex(1 << 20);
+            a.write_all(&bytes[..131_072]).await.unwrap();
+            drop(a); // cut: EOF before the announced size
+            let mut s: BoxedStream = Box::new(b);
+            assert!(receive_file(&dst, &desc, 0, framing, &mut s, None)
+                .await
+                .is_err());
+            let part = dst.join("r.bin.jet-part");
+            assert!(!dst.join("r.bin").exists());
+            assert_eq!(std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0), kept);
+        }
+        // Resume with a request for the rest (XEP-0391 listing 3).
+        let req = FileRequest::new(
+            dst.clone(),
+            desc.hashes[0].clone(),
+            Some("r.bin".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(req.offset(), 131_072);
+        let host = FileHost::new(vec![local], None);
+        let o = req.offer().unwrap();
+        assert_eq!(o.senders, Senders::Responder);
+        let answer = accept(host.decide(&o.description, o.senders.clone()));
+        let (a, b) = tokio::io::duplex(4096);
+        let (ra, rb) = tokio::join!(
+            req.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
+            host.run(ctx(Role::Responder, answer, None), Box::new(b)),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        assert_eq!(std::fs::read(dst.join("r.bin")).unwrap(), bytes);
+        assert_eq!(req.received().unwrap().resumed_from, 131_072);
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    #[tokio::test]
+    async fn host_refuses_unknown_files_and_receiver_refuses_requests() {
+        let host = FileHost::new(vec![], None);
+        let req = FileRequest::new(
+            std::env::temp_dir(),
+            FileHash::of(HashAlgo::Sha256, b"x"),
+            None,
+            None,
+        )
+        .unwrap();
+        let o = req.offer().unwrap();
+        assert!(matches!(
+            host.decide(&o.description, o.senders.clone()),
+            Decision::Reject(Reason::Decline, _)
+        ));
+        let recv = FileReceiver::new(std::env::temp_dir(), ReceivePolicy::default(), None);
+        assert!(matches!(
+            recv.decide(&o.description, o.senders.clone()),
+            Decision::Reject(..)
+        ));
+        // Size limit.
+        let small = FileReceiver::new(
+            std::env::temp_dir(),
+            ReceivePolicy {
+                max_size: 10,
+                resume: false,
+            },
+            None,
+        );
+        let d = FileDesc::named("big.bin", 11).to_description();
+        assert!(matches!(
+            small.decide(&d, Senders::Initiator),
+            Decision::Reject(Reason::Decline, _)
+        ));
+        // Path traversal in the name is reduced to its last component.
+        let d = FileDesc::named("../../etc/passwd", 1).to_description();
+        let dir = tmpdir("trav");
+        let r = FileReceiver::new(dir.clone(), ReceivePolicy::default(), None);
+        let ans = accept(r.decide(&d, Senders::Initiator));
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"x").await.unwrap();
+        a.shutdown().await.unwrap();
+        r.run(ctx(Role::Responder, ans, None), Box::new(b))
+            .await
+            .unwrap();
+        assert!(dir.join("passwd").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn xep0082_dates() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(xep0082(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            xep0082(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            xep0082(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+}
