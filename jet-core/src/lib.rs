@@ -27,6 +27,7 @@
 //!   a Jingle reader that never loses it;
 //! - [`session`]: the Jingle session engine with JET, without I/O, and the
 //!   [`session::Application`] trait;
+//! - [`layer::JetStream`], the cipher layer over any byte stream;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
 //!
@@ -41,6 +42,7 @@ pub mod cipher;
 pub mod envelope;
 pub mod error;
 pub mod jingle;
+pub mod layer;
 pub mod memory;
 pub mod ns;
 pub mod secret;

@@ -77,7 +77,7 @@ pub mod jet;
 #[cfg(test)]
 mod pair;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
