@@ -4,7 +4,7 @@
 //! XEP-0391 gives one transport secret per content and the content's
 //! `senders` one direction, so a [`JetStream`] works one way:
 //! - [`Direction::Send`]: writes are encrypted with
-//!   [`StreamEncryptor`](crate::cipher::StreamEncryptor);
+//!   [`StreamEncryptor`];
 //!   `shutdown` appends the final tag. Any byte the peer sends back is an
 //!   error (it could only be plaintext).
 //! - [`Direction::Receive`]: reads are decrypted. **End of stream (`Ok(0)`)

@@ -28,6 +28,8 @@
 //! - [`session`]: the Jingle session engine with JET, without I/O, and the
 //!   [`session::Application`] trait;
 //! - [`layer::JetStream`], the cipher layer over any byte stream;
+//! - with feature `tokio`, `driver`: the session engine over a
+//!   [`channel::StanzaChannel`], with envelopes, transports and applications;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
 //!
@@ -39,6 +41,8 @@
 
 pub mod channel;
 pub mod cipher;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod jingle;
