@@ -36,6 +36,29 @@
 //! JET never falls back to plaintext: every failure here is an error that
 //! ends the session.
 //!
+//! ```
+//! use jet_core::jingle::JingleMessage;
+//! use jet_core::{ns, Error};
+//!
+//! // A session-initiate whose <security/> lost its envelope element:
+//! // reading it is an error (never "unencrypted"), and that error ends the
+//! // session with security-error.
+//! let iq: jet_core::minidom::Element = "<iq xmlns='jabber:client' type='set' id='1' \
+//!     from='romeo@montague.lit/orchard' to='juliet@capulet.lit/balcony'>\
+//!   <jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s1'>\
+//!     <content creator='initiator' name='c'>\
+//!       <description xmlns='urn:xmpp:jingle:apps:file-transfer:5'/>\
+//!       <transport xmlns='urn:xmpp:jingle:transports:ibb:1' sid='t' block-size='4096'/>\
+//!       <security xmlns='urn:xmpp:jingle:jet:0' name='c' \
+//!          cipher='urn:xmpp:ciphers:aes-128-gcm-nopadding' type='urn:xmpp:encryption:stub:0'/>\
+//!     </content></jingle></iq>".parse().unwrap();
+//! let err = JingleMessage::from_iq(&iq).unwrap_err();
+//! assert!(matches!(err, Error::UnreadableSecurity(_)));
+//! use jet_core::JingleReason;
+//! assert_eq!(err.jingle_reason(), jet_core::jingle::Reason::SecurityError);
+//! # let _ = ns::JET;
+//! ```
+//!
 //! [XEP-0391]: https://xmpp.org/extensions/xep-0391.html
 #![warn(missing_docs)]
 
