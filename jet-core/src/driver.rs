@@ -23,8 +23,11 @@
 //! the data tampered (`security-error`).
 //!
 //! Any failure ends the session with the reason its error maps to
-//! ([`JingleReason`]); there is no plaintext fallback. Not done yet: falling
-//! back to the next transport with `transport-replace` when the first fails.
+//! ([`JingleReason`]); there is no plaintext fallback. When the transport
+//! fails, the initiator offers the next configured transport with
+//! `transport-replace` (e.g. IBB after S5B) and the responder answers it with
+//! `transport-accept` or `transport-reject`; the JET layer and secret stay
+//! the same.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -276,7 +279,7 @@ impl Driver {
             we_send,
             we_receive,
         };
-        live.establish_and_run(negotiation, &name, secret, app, ctx)
+        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
             .await
     }
 }
@@ -407,7 +410,7 @@ impl Incoming {
             we_send,
             we_receive,
         };
-        live.establish_and_run(negotiation, &name, secret, app, ctx)
+        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
             .await
     }
 
@@ -529,30 +532,159 @@ impl Live {
         }
     }
 
-    async fn establish_and_run(
+    /// Runs one negotiation to a stream, bounded by the establish timeout.
+    async fn try_establish(
         &mut self,
         negotiation: Box<dyn TransportNegotiation>,
         content: &str,
+    ) -> Result<BoxedStream, TransportError> {
+        let limit = self.driver.shared.config.establish_timeout;
+        let result = {
+            let mut signals = Signals {
+                live: self,
+                content: content.to_string(),
+            };
+            tokio::time::timeout(limit, negotiation.establish(&mut signals)).await
+        };
+        self.requeue();
+        result.unwrap_or_else(|_| Err(TransportError::Timeout("transport establishment".into())))
+    }
+
+    /// Establishes the transport; when it fails, falls back to the next
+    /// configured transport with transport-replace (XEP-0166 §6.8, e.g. IBB
+    /// after S5B): the initiator offers it, the responder waits for the offer
+    /// and answers it.
+    async fn establish(
+        &mut self,
+        mut negotiation: Box<dyn TransportNegotiation>,
+        tctx: &TransportContext,
+        mut used: String,
+    ) -> Result<BoxedStream, Error> {
+        let shared = self.driver.shared.clone();
+        let content = tctx.content_name.clone();
+        loop {
+            let error = match self.try_establish(negotiation, &content).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => Error::from(e),
+            };
+            if self.ended.is_some() {
+                return Err(error);
+            }
+            negotiation = match tctx.role {
+                Role::Initiator => {
+                    // The next transport after the one that failed.
+                    let next = shared
+                        .transports
+                        .iter()
+                        .skip_while(|a| a.namespace() != used)
+                        .nth(1)
+                        .cloned();
+                    let Some(next) = next else {
+                        return Err(error);
+                    };
+                    let mut neg = next.offer(tctx).await?;
+                    let (sid, c, t) = (self.sid.clone(), content.clone(), neg.local_transport());
+                    self.driver
+                        .call(move |st, now| st.endpoint.transport_replace(&sid, &c, t, now))
+                        .await??;
+                    let remote = self.wait_replace_answer(&content).await?;
+                    neg.set_remote(&remote)?;
+                    used = next.namespace().to_string();
+                    neg
+                }
+                Role::Responder => {
+                    let offer = self.wait_replace_offer(&content, error).await?;
+                    let adapter = shared
+                        .transports
+                        .iter()
+                        .find(|a| a.namespace() == offer.ns())
+                        .cloned();
+                    let (sid, c) = (self.sid.clone(), content.clone());
+                    let Some(adapter) = adapter else {
+                        self.driver
+                            .call(move |st, now| st.endpoint.transport_reject(&sid, &c, now))
+                            .await??;
+                        return Err(Error::Protocol(format!(
+                            "the peer replaced the transport with {}, which we lack",
+                            offer.ns()
+                        )));
+                    };
+                    let neg = adapter.answer(tctx, &offer).await?;
+                    let t = neg.local_transport();
+                    self.driver
+                        .call(move |st, now| st.endpoint.transport_accept(&sid, &c, t, now))
+                        .await??;
+                    used = adapter.namespace().to_string();
+                    neg
+                }
+            };
+        }
+    }
+
+    /// Initiator: the answer to our transport-replace.
+    async fn wait_replace_answer(&mut self, content: &str) -> Result<Element, Error> {
+        loop {
+            match self.next_event().await {
+                Some(Event::TransportAccepted {
+                    content: c,
+                    transport,
+                }) if c == content => {
+                    self.requeue();
+                    return Ok(transport);
+                }
+                Some(Event::TransportRejected { content: c }) if c == content => {
+                    self.requeue();
+                    return Err(TransportError::NoCandidate(
+                        "the peer rejected the fallback transport".into(),
+                    )
+                    .into());
+                }
+                Some(Event::Terminated { reason, text, .. }) => {
+                    return Err(terminated_error(reason, text))
+                }
+                Some(other) => self.deferred.push_back(other),
+                None => return Err(closed()),
+            }
+        }
+    }
+
+    /// Responder: the initiator's transport-replace after our transport
+    /// failed, within the establish timeout; otherwise `error`.
+    async fn wait_replace_offer(&mut self, content: &str, error: Error) -> Result<Element, Error> {
+        let limit = self.driver.shared.config.establish_timeout;
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                match self.next_event().await {
+                    Some(Event::TransportReplace {
+                        content: c,
+                        transport,
+                    }) if c == content => return Ok(transport),
+                    Some(Event::Terminated { reason, text, .. }) => {
+                        return Err(terminated_error(reason, text))
+                    }
+                    Some(other) => self.deferred.push_back(other),
+                    None => return Err(closed()),
+                }
+            }
+        })
+        .await;
+        self.requeue();
+        waited.unwrap_or(Err(error))
+    }
+
+    async fn establish_and_run(
+        &mut self,
+        negotiation: Box<dyn TransportNegotiation>,
+        tctx: &TransportContext,
+        used: &str,
         secret: Option<(&'static dyn CipherSuite, TransportSecret)>,
         app: Arc<dyn Application>,
         ctx: AppContext,
     ) -> Result<(), Error> {
         let cfg = self.driver.shared.config.clone();
-        let established = {
-            let mut signals = Signals {
-                live: self,
-                content: content.to_string(),
-            };
-            tokio::time::timeout(cfg.establish_timeout, negotiation.establish(&mut signals)).await
-        };
-        self.requeue();
-        let stream = match established {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.finish(Err(e.into())).await,
-            Err(_) => {
-                let e = TransportError::Timeout("transport establishment".into());
-                return self.finish(Err(e.into())).await;
-            }
+        let stream = match self.establish(negotiation, tctx, used.to_string()).await {
+            Ok(s) => s,
+            Err(e) => return self.finish(Err(e)).await,
         };
         let (we_send, we_receive) = (ctx.we_send, ctx.we_receive);
         let stream: BoxedStream = match secret {
@@ -650,6 +782,14 @@ impl TransportSignals for Signals<'_> {
             match self.live.next_event().await {
                 Some(Event::TransportInfo { content, transport }) if content == self.content => {
                     return Ok(transport)
+                }
+                Some(ev @ Event::TransportReplace { .. }) => {
+                    // The peer gave up on this transport: stop waiting, keep
+                    // the offer for the fallback.
+                    self.live.deferred.push_back(ev);
+                    return Err(TransportError::Closed(
+                        "the peer replaces the transport".into(),
+                    ));
                 }
                 Some(Event::Terminated { reason, text, .. }) => {
                     return Err(TransportError::Closed(format!(

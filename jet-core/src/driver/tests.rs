@@ -160,6 +160,52 @@ impl TransportNegotiation for PipeNegotiation {
     }
 }
 
+/// TEST-ONLY transport that never connects (like S5B when both sides
+/// report candidate-error), to exercise the transport-replace fallback.
+struct FailAdapter;
+
+const FAIL_NS: &str = "urn:jet:test:fail-transport";
+
+struct FailNegotiation;
+
+#[async_trait]
+impl TransportAdapter for FailAdapter {
+    fn namespace(&self) -> &'static str {
+        FAIL_NS
+    }
+    async fn offer(
+        &self,
+        _ctx: &TransportContext,
+    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
+        Ok(Box::new(FailNegotiation))
+    }
+    async fn answer(
+        &self,
+        _ctx: &TransportContext,
+        _offer: &Element,
+    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
+        Ok(Box::new(FailNegotiation))
+    }
+}
+
+#[async_trait]
+impl TransportNegotiation for FailNegotiation {
+    fn local_transport(&self) -> Element {
+        Element::builder("transport", FAIL_NS).build()
+    }
+    fn set_remote(&mut self, _remote: &Element) -> Result<(), TransportError> {
+        Ok(())
+    }
+    async fn establish(
+        self: Box<Self>,
+        _signals: &mut dyn TransportSignals,
+    ) -> Result<BoxedStream, TransportError> {
+        Err(TransportError::NoCandidate(
+            "test transport never connects".into(),
+        ))
+    }
+}
+
 /// Initiator sends `payload`; responder reads it to the authenticated end.
 struct Sink {
     payload: Vec<u8>,
@@ -229,6 +275,17 @@ fn jet(author: &FullJid) -> JetConfig {
 }
 
 fn world(romeo_author: FullJid, flip_at: Option<usize>) -> World {
+    world_with(romeo_author, flip_at, false, false)
+}
+
+/// `romeo_fail_first` / `juliet_fail_first`: put the never-connecting
+/// transport first (Juliet then has ONLY that one, to test rejection).
+fn world_with(
+    romeo_author: FullJid,
+    flip_at: Option<usize>,
+    romeo_fail_first: bool,
+    juliet_only_fail: bool,
+) -> World {
     let router = MemoryRouter::new();
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
@@ -242,16 +299,28 @@ fn world(romeo_author: FullJid, flip_at: Option<usize>) -> World {
         finish_timeout: Duration::from_secs(5),
         ..DriverConfig::default()
     };
+    let pipe: Arc<dyn TransportAdapter> = Arc::new(adapter.clone());
+    let fail: Arc<dyn TransportAdapter> = Arc::new(FailAdapter);
+    let romeo_transports = if romeo_fail_first {
+        vec![fail.clone(), pipe.clone()]
+    } else {
+        vec![pipe.clone()]
+    };
+    let juliet_transports = if juliet_only_fail {
+        vec![fail]
+    } else {
+        vec![fail, pipe]
+    };
     let (romeo_driver, _romeo_incoming) = Driver::start(
         router.connect(romeo()),
         jet(&romeo_author),
-        vec![Arc::new(adapter.clone())],
+        romeo_transports,
         config.clone(),
     );
     let (juliet_driver, juliet_incoming) = Driver::start(
         router.connect(juliet()),
         jet(&juliet()),
-        vec![Arc::new(adapter.clone())],
+        juliet_transports,
         config,
     );
     World {
@@ -405,4 +474,63 @@ async fn offline_peer_fails_cleanly() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn actions(log: &Arc<Mutex<Vec<Element>>>, from: &FullJid) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.attr("from") == Some(from.to_string().as_str()))
+        .filter_map(|s| s.get_child("jingle", ns::JINGLE))
+        .map(|j| j.attr("action").unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_transport_falls_back_with_transport_replace() {
+    let mut w = world_with(romeo(), None, true, false);
+    let payload = b"over the fallback transport".to_vec();
+    let (app, received) = sink(&payload);
+    let (r, j) = run_both(&mut w, app).await;
+    r.unwrap();
+    j.unwrap();
+    assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
+    assert_eq!(
+        actions(&w.log, &romeo()),
+        ["session-initiate", "transport-replace"]
+    );
+    assert_eq!(
+        actions(&w.log, &juliet()),
+        [
+            "session-accept",
+            "transport-accept",
+            "transport-info",
+            "session-terminate"
+        ]
+    );
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["success"]);
+    // Still encrypted after the switch.
+    let wire = w.adapter.seen.lock().unwrap().clone();
+    assert_eq!(wire.len(), payload.len() + TEST_XOR.tag_len());
+    assert_ne!(&wire[..payload.len()], &payload[..]);
+}
+
+#[tokio::test]
+async fn rejected_fallback_ends_with_an_error_on_both_sides() {
+    let mut w = world_with(romeo(), None, true, true);
+    let (app, received) = sink(b"nowhere to go");
+    let (r, j) = run_both(&mut w, app).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(j.is_err(), "{j:?}");
+    assert!(received.lock().unwrap().is_none());
+    assert!(actions(&w.log, &juliet()).contains(&"transport-reject".to_string()));
+    let mut reasons = terminate_reasons(&w.log, &romeo());
+    reasons.extend(terminate_reasons(&w.log, &juliet()));
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == "connectivity-error" || r == "failed-transport" || r == "general-error"),
+        "{reasons:?}"
+    );
+    assert!(!reasons.is_empty());
 }
