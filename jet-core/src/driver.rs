@@ -107,7 +107,7 @@ pub struct Driver {
 
 /// A session a peer offered, which passed the Jingle and JET checks of the
 /// engine: [`accept`](Incoming::accept) it with an application or
-/// [`decline`](Incoming::decline) it.
+/// [`decline`](Incoming::decline) it. Dropping it declines it.
 pub struct Incoming {
     /// The session id.
     pub sid: String,
@@ -299,6 +299,7 @@ impl Incoming {
             mut live,
         } = self;
         let shared = live.driver.shared.clone();
+        live.drop_reason = Reason::Cancel;
         let [offered] = contents.as_slice() else {
             return live
                 .end(
@@ -464,6 +465,22 @@ struct Live {
     pending: VecDeque<Event>,
     deferred: VecDeque<Event>,
     ended: Option<(Reason, Option<String>)>,
+    /// Sent if this handle is dropped while the session may still be live
+    /// (an `Incoming` nobody answered: `decline`; a cancelled task: `cancel`).
+    drop_reason: Reason,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        let (sid, reason) = (self.sid.clone(), self.drop_reason.clone());
+        // Fire and forget; a no-op when the session has already ended.
+        let _ = self.driver.jobs.send(Box::new(move |st, now| {
+            let _ = st.endpoint.terminate(&sid, reason, None, now);
+        }));
+    }
 }
 
 impl Live {
@@ -475,6 +492,7 @@ impl Live {
             pending: VecDeque::new(),
             deferred: VecDeque::new(),
             ended: None,
+            drop_reason: Reason::Cancel,
         }
     }
 
@@ -874,11 +892,13 @@ fn dispatch(
                 jobs,
                 shared: shared.clone(),
             };
+            let mut live = Live::new(driver, sid.clone(), rx);
+            live.drop_reason = Reason::Decline;
             let inc = Incoming {
                 sid: sid.clone(),
                 peer,
                 contents,
-                live: Live::new(driver, sid.clone(), rx),
+                live,
             };
             if incoming.send(inc).is_err() {
                 // Nobody listens for sessions: decline.

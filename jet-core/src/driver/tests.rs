@@ -534,3 +534,50 @@ async fn rejected_fallback_ends_with_an_error_on_both_sides() {
     );
     assert!(!reasons.is_empty());
 }
+
+#[tokio::test]
+async fn dropping_an_incoming_session_declines_it() {
+    let mut w = world(romeo(), None);
+    let (app, _) = sink(b"anyone?");
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let juliet_side = tokio::spawn(async move {
+        let inc = incoming.recv().await.expect("an incoming session");
+        drop(inc);
+        incoming
+    });
+    let r = tokio::time::timeout(Duration::from_secs(10), w.romeo.initiate(juliet(), app))
+        .await
+        .expect("bounded");
+    assert!(matches!(r, Err(Error::Declined)), "{r:?}");
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
+    drop(juliet_side.await.unwrap());
+}
+
+#[tokio::test]
+async fn cancelled_initiate_sends_cancel() {
+    let mut w = world(romeo(), None);
+    let (app, _) = sink(b"never mind");
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    // Juliet holds the offer without answering; Romeo gives up after 200 ms.
+    let held = tokio::spawn(async move { incoming.recv().await });
+    let r = tokio::time::timeout(Duration::from_millis(200), w.romeo.initiate(juliet(), app)).await;
+    assert!(r.is_err(), "the initiate must still be waiting");
+    let inc = held.await.unwrap().expect("an incoming session");
+    // Juliet's side learns of the cancel.
+    let mut live = inc.live;
+    let ev = tokio::time::timeout(Duration::from_secs(5), live.next_event())
+        .await
+        .expect("bounded");
+    assert!(
+        matches!(
+            ev,
+            Some(Event::Terminated {
+                reason: Reason::Cancel,
+                by_peer: true,
+                ..
+            })
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(terminate_reasons(&w.log, &romeo()), ["cancel"]);
+}
