@@ -27,17 +27,45 @@
 //!   a Jingle reader that never loses it;
 //! - [`session`]: the Jingle session engine with JET, without I/O, and the
 //!   [`session::Application`] trait;
+//! - [`layer::JetStream`], the cipher layer over any byte stream;
+//! - with feature `tokio`, `driver`: the session engine over a
+//!   [`channel::StanzaChannel`], with envelopes, transports and applications;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
 //!
 //! JET never falls back to plaintext: every failure here is an error that
 //! ends the session.
 //!
+//! ```
+//! use jet_core::jingle::JingleMessage;
+//! use jet_core::{ns, Error};
+//!
+//! // A session-initiate whose <security/> lost its envelope element:
+//! // reading it is an error (never "unencrypted"), and that error ends the
+//! // session with security-error.
+//! let iq: jet_core::minidom::Element = "<iq xmlns='jabber:client' type='set' id='1' \
+//!     from='romeo@montague.lit/orchard' to='juliet@capulet.lit/balcony'>\
+//!   <jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s1'>\
+//!     <content creator='initiator' name='c'>\
+//!       <description xmlns='urn:xmpp:jingle:apps:file-transfer:5'/>\
+//!       <transport xmlns='urn:xmpp:jingle:transports:ibb:1' sid='t' block-size='4096'/>\
+//!       <security xmlns='urn:xmpp:jingle:jet:0' name='c' \
+//!          cipher='urn:xmpp:ciphers:aes-128-gcm-nopadding' type='urn:xmpp:encryption:stub:0'/>\
+//!     </content></jingle></iq>".parse().unwrap();
+//! let err = JingleMessage::from_iq(&iq).unwrap_err();
+//! assert!(matches!(err, Error::UnreadableSecurity(_)));
+//! use jet_core::JingleReason;
+//! assert_eq!(err.jingle_reason(), jet_core::jingle::Reason::SecurityError);
+//! # let _ = ns::JET;
+//! ```
+//!
 //! [XEP-0391]: https://xmpp.org/extensions/xep-0391.html
 #![warn(missing_docs)]
 
 pub mod channel;
 pub mod cipher;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod ft;
@@ -46,6 +74,7 @@ pub mod ft_app;
 #[cfg(feature = "tokio")]
 pub mod ft_fs;
 pub mod jingle;
+pub mod layer;
 pub mod memory;
 pub mod ns;
 pub mod secret;

@@ -31,6 +31,11 @@ pub struct JetConfig {
     /// still offer plaintext contents; an offered JET that fails is an
     /// error either way (XEP-0391 §7: never fall back to plaintext).
     pub require_encryption: bool,
+    /// Write cipher URNs without their `:0` suffix, as Dino and
+    /// Conversations do (Conversations accepts only that form). Default
+    /// `false`: the form of the spec's cipher table. Both forms are always
+    /// accepted.
+    pub unversioned_cipher_urns: bool,
 }
 
 impl fmt::Debug for JetConfig {
@@ -49,6 +54,7 @@ impl fmt::Debug for JetConfig {
                     .collect::<Vec<_>>(),
             )
             .field("require_encryption", &self.require_encryption)
+            .field("unversioned_cipher_urns", &self.unversioned_cipher_urns)
             .finish()
     }
 }
@@ -63,6 +69,7 @@ impl JetConfig {
             suites,
             envelopes,
             require_encryption: true,
+            unversioned_cipher_urns: false,
         }
     }
 
@@ -109,8 +116,13 @@ impl JetConfig {
             .ok_or_else(|| Error::UnsupportedEnvelope("no envelope backend configured".into()))?;
         let secret = TransportSecret::generate(suite)?;
         let ee = envelope.seal(&secret, recipient).await?;
+        let urn = if self.unversioned_cipher_urns {
+            ns::normalize_cipher_urn(suite.urn())
+        } else {
+            suite.urn()
+        };
         Ok((
-            Security::new(content_name, suite.urn(), envelope.envelope_type(), ee),
+            Security::new(content_name, urn, envelope.envelope_type(), ee),
             secret,
         ))
     }

@@ -77,7 +77,7 @@ pub mod jet;
 #[cfg(test)]
 mod pair;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -403,6 +403,36 @@ impl Endpoint {
         contents: Vec<ContentParts>,
         now: Instant,
     ) -> Result<String, Error> {
+        let sid = self.new_sid();
+        self.initiate_with_sid(peer, sid.clone(), contents, now)?;
+        Ok(sid)
+    }
+
+    /// A fresh random session id not in use here (for
+    /// [`initiate_with_sid`](Self::initiate_with_sid), when the transport
+    /// must know the sid before the session starts).
+    pub fn new_sid(&self) -> String {
+        loop {
+            let sid = random_hex(8);
+            if !self.sessions.contains_key(&sid) {
+                return sid;
+            }
+        }
+    }
+
+    /// [`initiate`](Self::initiate) with a sid chosen by the caller.
+    pub fn initiate_with_sid(
+        &mut self,
+        peer: FullJid,
+        sid: String,
+        contents: Vec<ContentParts>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if sid.trim().is_empty() || self.sessions.contains_key(&sid) {
+            return Err(Error::Protocol(format!(
+                "session id {sid:?} is empty or in use"
+            )));
+        }
         if contents.is_empty() {
             return Err(Error::Protocol(
                 "a session needs at least one content".into(),
@@ -427,10 +457,6 @@ impl Endpoint {
                 return Err(Error::MissingSecurity(c.name.clone()));
             }
         }
-        let mut sid = random_hex(8);
-        while self.sessions.contains_key(&sid) {
-            sid = random_hex(8);
-        }
         let mut msg = JingleMessage::new(Action::SessionInitiate, sid.clone());
         msg.initiator = Some(Jid::from(self.local.clone()));
         msg.contents = contents.clone();
@@ -449,7 +475,7 @@ impl Endpoint {
             },
         );
         self.send_request(&sid, msg, now);
-        Ok(sid)
+        Ok(())
     }
 
     /// Responder: accepts session `sid` (XEP-0166 §6.2). `transports` gives

@@ -926,3 +926,21 @@ fn jet_config_lookups() {
     ));
     assert!(format!("{jet:?}").contains(TEST_XOR_URN));
 }
+
+#[test]
+fn cipher_urn_form_is_configurable_and_both_forms_are_accepted() {
+    let mut jet = jet_for(&romeo_jid());
+    jet.unversioned_cipher_urns = true;
+    let (sec, ts) = block_on(jet.seal("c1", &TEST_XOR, &juliet_jid().into())).unwrap();
+    assert_eq!(sec.cipher, "urn:jet:test:xor-not-a-cipher");
+    // The engine and the opener accept it.
+    let mut p = Pair::new(config(), config());
+    let c = ContentParts::new(Creator::Initiator, "c1")
+        .with_senders(Senders::Initiator)
+        .with_description(description())
+        .with_transport(pipe("r1"))
+        .with_security(sec);
+    let sid = p.romeo.initiate(juliet_jid(), vec![c], p.time).unwrap();
+    p.drive();
+    assert_eq!(juliet_opens_and_accepts(&mut p, &sid).unwrap(), ts);
+}

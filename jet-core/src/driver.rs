@@ -1,0 +1,967 @@
+//! The thin tokio driver: runs the [`Endpoint`] over a [`StanzaChannel`] and
+//! does the async work the engine leaves out (feature `tokio`).
+//!
+//! ```text
+//!  StanzaChannel ─ Jingle IQs ─►┌────────────── engine task ──────────────┐
+//!        ▲                      │ Endpoint: handle_stanza / handle_timeout│
+//!        └── outbox (in order) ◄│ poll_transmit, poll_event → sessions    │
+//!                               └──────▲───────────────────┬──────────────┘
+//!                                 jobs │                   │ events per sid
+//!                  ┌───────────────────┴───────────────────▼──────────────┐
+//!                  │ session task (Driver::initiate / Incoming::accept)   │
+//!                  │ XEP-0391: seal or open TS, check the sender (§7)     │
+//!                  │ TransportAdapter → BoxedStream → JetStream → app.run │
+//!                  └──────────────────────────────────────────────────────┘
+//! ```
+//!
+//! One content per session; its `senders` gives the one direction the JET
+//! layer protects (`senders='both'` with JET is refused: one key and IV in
+//! both directions would reuse the nonce). The side that **receives** ends
+//! the session with `success` once the stream authenticated (as XEP-0234
+//! does); the sender waits for that (bounded by
+//! [`DriverConfig::finish_timeout`]), so it learns when the receiver found
+//! the data tampered (`security-error`).
+//!
+//! Any failure ends the session with the reason its error maps to
+//! ([`JingleReason`]); there is no plaintext fallback. When the transport
+//! fails, the initiator offers the next configured transport with
+//! `transport-replace` (e.g. IBB after S5B) and the responder answers it with
+//! `transport-accept` or `transport-reject`; the JET layer and secret stay
+//! the same.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant as TokioInstant;
+use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::minidom::Element;
+
+use crate::channel::{is_request_for, StanzaChannel};
+use crate::cipher::CipherSuite;
+use crate::error::{ChannelError, Error, JingleReason, TransportError};
+use crate::jingle::{reason_name, ContentParts, Creator, Reason, Senders};
+use crate::layer::{cipher_error_of, Direction, JetStream};
+use crate::ns;
+use crate::secret::TransportSecret;
+use crate::session::{
+    AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig, SessionEvent,
+};
+use crate::transport::{
+    BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
+};
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Engine timeouts (its cipher and envelope lists and the encryption
+    /// policy are taken from the [`JetConfig`]).
+    pub engine: EngineConfig,
+    /// Bound on transport establishment (default 60 s).
+    pub establish_timeout: Duration,
+    /// Bound on the application's run, if any (default none: big files).
+    pub run_timeout: Option<Duration>,
+    /// How long a sender waits for the receiver's `session-terminate`
+    /// after its last byte (default 30 s).
+    pub finish_timeout: Duration,
+    /// The content name we offer (default `"jet"`).
+    pub content_name: String,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            engine: EngineConfig::default(),
+            establish_timeout: Duration::from_secs(60),
+            run_timeout: None,
+            finish_timeout: Duration::from_secs(30),
+            content_name: "jet".into(),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut LoopState, std::time::Instant) + Send>;
+
+struct LoopState {
+    endpoint: Endpoint,
+    sessions: HashMap<String, mpsc::UnboundedSender<Event>>,
+}
+
+struct Shared {
+    channel: Arc<dyn StanzaChannel>,
+    jet: JetConfig,
+    transports: Vec<Arc<dyn TransportAdapter>>,
+    config: DriverConfig,
+    local: FullJid,
+}
+
+/// A handle on the running engine. Cheap to clone; the engine task ends when
+/// the last handle (and every [`Incoming`]) is dropped.
+#[derive(Clone)]
+pub struct Driver {
+    jobs: mpsc::UnboundedSender<Job>,
+    shared: Arc<Shared>,
+}
+
+/// A session a peer offered, which passed the Jingle and JET checks of the
+/// engine: [`accept`](Incoming::accept) it with an application or
+/// [`decline`](Incoming::decline) it. Dropping it declines it.
+pub struct Incoming {
+    /// The session id.
+    pub sid: String,
+    /// The peer (and initiator).
+    pub peer: FullJid,
+    /// The offered contents.
+    pub contents: Vec<ContentParts>,
+    live: Live,
+}
+
+fn closed() -> Error {
+    Error::Channel(ChannelError::Closed)
+}
+
+fn now() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+impl Driver {
+    /// Starts the engine task on the current tokio runtime. Returns the
+    /// handle and the stream of incoming sessions.
+    pub fn start(
+        channel: Arc<dyn StanzaChannel>,
+        jet: JetConfig,
+        transports: Vec<Arc<dyn TransportAdapter>>,
+        config: DriverConfig,
+    ) -> (Driver, mpsc::UnboundedReceiver<Incoming>) {
+        let local = channel.local_jid();
+        let mut engine = config.engine.clone();
+        let from_jet = EngineConfig::from(&jet);
+        engine.supported_ciphers = from_jet.supported_ciphers;
+        engine.supported_envelopes = from_jet.supported_envelopes;
+        engine.require_encryption = from_jet.require_encryption;
+        let shared = Arc::new(Shared {
+            channel: channel.clone(),
+            jet,
+            transports,
+            config,
+            local: local.clone(),
+        });
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
+        let requests = channel.subscribe(Arc::new(|iq| is_request_for(iq, "jingle", ns::JINGLE)));
+        let state = LoopState {
+            endpoint: Endpoint::new(local, engine),
+            sessions: HashMap::new(),
+        };
+        tokio::spawn(engine_task(
+            state,
+            shared.clone(),
+            jobs_tx.downgrade(),
+            jobs_rx,
+            requests,
+            incoming_tx,
+        ));
+        (
+            Driver {
+                jobs: jobs_tx,
+                shared,
+            },
+            incoming_rx,
+        )
+    }
+
+    /// Runs `f` on the engine task and returns its result.
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut LoopState, std::time::Instant) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |st, now| {
+                let _ = tx.send(f(st, now));
+            }))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())
+    }
+
+    /// Offers `app` to `peer` (XEP-0166 §6.2 with XEP-0391 §3): seals a fresh
+    /// transport secret for the preferred suite, offers the first transport,
+    /// waits for `session-accept`, establishes the transport, wraps it in the
+    /// cipher and runs the application. `Ok` once the session ended well.
+    pub async fn initiate(&self, peer: FullJid, app: Arc<dyn Application>) -> Result<(), Error> {
+        let shared = self.shared.clone();
+        let offer = app.offer()?;
+        let name = shared.config.content_name.clone();
+        let jet_on = !shared.jet.suites.is_empty() && !shared.jet.envelopes.is_empty();
+        if !jet_on && shared.jet.require_encryption {
+            return Err(Error::MissingSecurity(name));
+        }
+        if jet_on && offer.senders == Senders::Both {
+            return Err(Error::Protocol(
+                "senders='both' with JET would use one key and IV both ways".into(),
+            ));
+        }
+        let adapter = shared
+            .transports
+            .first()
+            .ok_or_else(|| Error::Protocol("no transport configured".into()))?
+            .clone();
+        let sid = self.call(|st, _| st.endpoint.new_sid()).await?;
+        let (we_send, we_receive) = directions(Role::Initiator, &offer.senders);
+        let tctx = TransportContext {
+            channel: shared.channel.clone(),
+            local: shared.local.clone(),
+            peer: peer.clone(),
+            role: Role::Initiator,
+            session_sid: sid.clone(),
+            content_name: name.clone(),
+            we_send,
+        };
+        let mut negotiation = adapter.offer(&tctx).await?;
+        let mut content = ContentParts::new(Creator::Initiator, name.clone())
+            .with_senders(offer.senders.clone())
+            .with_description(offer.description.clone())
+            .with_transport(negotiation.local_transport());
+        let secret = if jet_on {
+            let suite = shared.jet.suites[0];
+            let (security, ts) = shared.jet.seal(&name, suite, &peer.clone().into()).await?;
+            content.security = Some(security);
+            Some((suite, ts))
+        } else {
+            None
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let (peer, sid) = (peer.clone(), sid.clone());
+            self.call(move |st, now| {
+                st.endpoint
+                    .initiate_with_sid(peer, sid.clone(), vec![content], now)?;
+                st.sessions.insert(sid, tx);
+                Ok::<(), Error>(())
+            })
+            .await??;
+        }
+        let mut live = Live::new(self.clone(), sid.clone(), rx);
+        let accepted = loop {
+            match live.next_event().await {
+                Some(Event::Accepted { contents }) => break contents,
+                Some(Event::Terminated { reason, text, .. }) => {
+                    return Err(terminated_error(reason, text))
+                }
+                Some(other) => live.deferred.push_back(other),
+                None => return Err(closed()),
+            }
+        };
+        live.requeue();
+        let accepted = accepted.into_iter().find(|c| c.name == name);
+        let remote = accepted.as_ref().and_then(|c| c.transport.clone());
+        let Some(remote) = remote else {
+            return live
+                .finish(Err(Error::Protocol(
+                    "session-accept without our content".into(),
+                )))
+                .await;
+        };
+        if let Err(e) = negotiation.set_remote(&remote) {
+            return live.finish(Err(e.into())).await;
+        }
+        let description = accepted
+            .and_then(|c| c.description)
+            .unwrap_or(offer.description);
+        let ctx = AppContext {
+            role: Role::Initiator,
+            peer,
+            sid,
+            content: name.clone(),
+            description,
+            we_send,
+            we_receive,
+        };
+        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
+            .await
+    }
+}
+
+impl Incoming {
+    /// Accepts with `app` (XEP-0391 §3, §7): opens the transport secret,
+    /// checks that it comes from the initiator, lets the application decide,
+    /// answers the transport, sends `session-accept`, establishes the
+    /// transport, wraps it in the cipher and runs the application.
+    /// A refusal by the application ends the session with its reason and
+    /// returns [`Error::Declined`].
+    pub async fn accept(self, app: Arc<dyn Application>) -> Result<(), Error> {
+        let Incoming {
+            sid,
+            peer,
+            contents,
+            mut live,
+        } = self;
+        let shared = live.driver.shared.clone();
+        live.drop_reason = Reason::Cancel;
+        let [offered] = contents.as_slice() else {
+            return live
+                .end(
+                    Reason::FailedApplication,
+                    Some("only one content per session is supported".into()),
+                    Error::Application("more than one content offered".into()),
+                )
+                .await;
+        };
+        let name = offered.name.clone();
+        // XEP-0391 §3 and §7: open TS, check that the initiator sealed it.
+        let secret = match &offered.security {
+            Some(sec) => {
+                let peer_jid: Jid = peer.clone().into();
+                match shared.jet.open(sec, &peer_jid, &peer_jid).await {
+                    Ok(s) => Some(s),
+                    Err(e) => return live.finish(Err(e)).await,
+                }
+            }
+            None if shared.jet.require_encryption => {
+                return live.finish(Err(Error::MissingSecurity(name))).await
+            }
+            None => None,
+        };
+        if secret.is_some() && offered.senders == Senders::Both {
+            return live
+                .end(
+                    Reason::IncompatibleParameters,
+                    Some("senders='both' with JET would reuse the key and IV".into()),
+                    Error::Protocol("senders='both' with JET".into()),
+                )
+                .await;
+        }
+        let description = offered
+            .description
+            .clone()
+            .unwrap_or_else(|| Element::builder("description", "urn:jet:missing").build());
+        if description.ns() != app.namespace() {
+            return live
+                .end(
+                    Reason::UnsupportedApplications,
+                    None,
+                    Error::Application(format!("unsupported application {}", description.ns())),
+                )
+                .await;
+        }
+        let description = match app.decide(&description, offered.senders.clone()) {
+            Decision::Accept(d) => d,
+            Decision::Reject(reason, text) => {
+                return live.end(reason, text, Error::Declined).await;
+            }
+        };
+        let offer_transport = offered
+            .transport
+            .clone()
+            .unwrap_or_else(|| Element::builder("transport", "urn:jet:missing").build());
+        let Some(adapter) = shared
+            .transports
+            .iter()
+            .find(|a| a.namespace() == offer_transport.ns())
+            .cloned()
+        else {
+            return live
+                .end(
+                    Reason::UnsupportedTransports,
+                    None,
+                    Error::Protocol(format!("unsupported transport {}", offer_transport.ns())),
+                )
+                .await;
+        };
+        let (we_send, we_receive) = directions(Role::Responder, &offered.senders);
+        let tctx = TransportContext {
+            channel: shared.channel.clone(),
+            local: shared.local.clone(),
+            peer: peer.clone(),
+            role: Role::Responder,
+            session_sid: sid.clone(),
+            content_name: name.clone(),
+            we_send,
+        };
+        let negotiation = match adapter.answer(&tctx, &offer_transport).await {
+            Ok(n) => n,
+            Err(e) => return live.finish(Err(e.into())).await,
+        };
+        let local_transport = negotiation.local_transport();
+        let accept = {
+            let (sid, name, desc) = (sid.clone(), name.clone(), description.clone());
+            live.driver
+                .call(move |st, now| {
+                    st.endpoint.accept(
+                        &sid,
+                        vec![(name.clone(), local_transport)],
+                        vec![(name, desc)],
+                        now,
+                    )
+                })
+                .await
+        };
+        match accept {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => return live.finish(Err(e)).await,
+        }
+        let ctx = AppContext {
+            role: Role::Responder,
+            peer,
+            sid,
+            content: name.clone(),
+            description,
+            we_send,
+            we_receive,
+        };
+        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
+            .await
+    }
+
+    /// Declines (`session-terminate` with `decline`).
+    pub async fn decline(self) -> Result<(), Error> {
+        let mut live = self.live;
+        match live.end(Reason::Decline, None, Error::Declined).await {
+            Err(Error::Declined) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Who sends and who receives on a content, for us.
+fn directions(role: Role, senders: &Senders) -> (bool, bool) {
+    let initiator_sends = matches!(senders, Senders::Initiator | Senders::Both);
+    let responder_sends = matches!(senders, Senders::Responder | Senders::Both);
+    match role {
+        Role::Initiator => (initiator_sends, responder_sends),
+        Role::Responder => (responder_sends, initiator_sends),
+    }
+}
+
+fn terminated_error(reason: Reason, text: Option<String>) -> Error {
+    match reason {
+        Reason::Decline => Error::Declined,
+        reason => Error::Terminated {
+            reason: reason_name(&reason),
+            text,
+        },
+    }
+}
+
+/// Turns an I/O error that carries a cipher failure back into
+/// [`Error::Cipher`], so that it ends the session with `security-error`.
+fn classify(e: Error) -> Error {
+    match e {
+        Error::Io(io) => match cipher_error_of(&io) {
+            Some(c) => Error::Cipher(c.clone()),
+            None => Error::Io(io),
+        },
+        e => e,
+    }
+}
+
+/// One session seen from its task.
+struct Live {
+    driver: Driver,
+    sid: String,
+    events: mpsc::UnboundedReceiver<Event>,
+    pending: VecDeque<Event>,
+    deferred: VecDeque<Event>,
+    ended: Option<(Reason, Option<String>)>,
+    /// Sent if this handle is dropped while the session may still be live
+    /// (an `Incoming` nobody answered: `decline`; a cancelled task: `cancel`).
+    drop_reason: Reason,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        let (sid, reason) = (self.sid.clone(), self.drop_reason.clone());
+        // Fire and forget; a no-op when the session has already ended.
+        let _ = self.driver.jobs.send(Box::new(move |st, now| {
+            let _ = st.endpoint.terminate(&sid, reason, None, now);
+        }));
+    }
+}
+
+impl Live {
+    fn new(driver: Driver, sid: String, events: mpsc::UnboundedReceiver<Event>) -> Self {
+        Live {
+            driver,
+            sid,
+            events,
+            pending: VecDeque::new(),
+            deferred: VecDeque::new(),
+            ended: None,
+            drop_reason: Reason::Cancel,
+        }
+    }
+
+    async fn next_event(&mut self) -> Option<Event> {
+        let ev = match self.pending.pop_front() {
+            Some(ev) => Some(ev),
+            None => self.events.recv().await,
+        };
+        if let Some(Event::Terminated { reason, text, .. }) = &ev {
+            self.ended = Some((reason.clone(), text.clone()));
+        }
+        ev
+    }
+
+    /// Puts set-aside events back in front of the queue.
+    fn requeue(&mut self) {
+        let mut d = std::mem::take(&mut self.deferred);
+        d.append(&mut self.pending);
+        self.pending = d;
+    }
+
+    /// Ends the session with `reason` (if still live) and returns `error`.
+    async fn end(
+        &mut self,
+        reason: Reason,
+        text: Option<String>,
+        error: Error,
+    ) -> Result<(), Error> {
+        if self.ended.is_none() {
+            let sid = self.sid.clone();
+            let _ = self
+                .driver
+                .call(move |st, now| st.endpoint.terminate(&sid, reason, text, now))
+                .await;
+        }
+        Err(error)
+    }
+
+    /// Ends the session according to `result`: an error ends it with its
+    /// reason, unless the peer already ended it.
+    async fn finish(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = classify(e);
+                if let Some((reason, text)) = self.ended.clone() {
+                    if reason != Reason::Success {
+                        // The peer's reason explains more than our symptom.
+                        return Err(terminated_error(reason, text));
+                    }
+                }
+                let (reason, text) = (e.jingle_reason(), Some(e.to_string()));
+                self.end(reason, text, e).await
+            }
+        }
+    }
+
+    /// Runs one negotiation to a stream, bounded by the establish timeout.
+    async fn try_establish(
+        &mut self,
+        negotiation: Box<dyn TransportNegotiation>,
+        content: &str,
+    ) -> Result<BoxedStream, TransportError> {
+        let limit = self.driver.shared.config.establish_timeout;
+        let result = {
+            let mut signals = Signals {
+                live: self,
+                content: content.to_string(),
+            };
+            tokio::time::timeout(limit, negotiation.establish(&mut signals)).await
+        };
+        self.requeue();
+        result.unwrap_or_else(|_| Err(TransportError::Timeout("transport establishment".into())))
+    }
+
+    /// Establishes the transport; when it fails, falls back to the next
+    /// configured transport with transport-replace (XEP-0166 §6.8, e.g. IBB
+    /// after S5B): the initiator offers it, the responder waits for the offer
+    /// and answers it.
+    async fn establish(
+        &mut self,
+        mut negotiation: Box<dyn TransportNegotiation>,
+        tctx: &TransportContext,
+        mut used: String,
+    ) -> Result<BoxedStream, Error> {
+        let shared = self.driver.shared.clone();
+        let content = tctx.content_name.clone();
+        loop {
+            let error = match self.try_establish(negotiation, &content).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => Error::from(e),
+            };
+            if self.ended.is_some() {
+                return Err(error);
+            }
+            negotiation = match tctx.role {
+                Role::Initiator => {
+                    // The next transport after the one that failed.
+                    let next = shared
+                        .transports
+                        .iter()
+                        .skip_while(|a| a.namespace() != used)
+                        .nth(1)
+                        .cloned();
+                    let Some(next) = next else {
+                        return Err(error);
+                    };
+                    let mut neg = next.offer(tctx).await?;
+                    let (sid, c, t) = (self.sid.clone(), content.clone(), neg.local_transport());
+                    self.driver
+                        .call(move |st, now| st.endpoint.transport_replace(&sid, &c, t, now))
+                        .await??;
+                    let remote = self.wait_replace_answer(&content).await?;
+                    neg.set_remote(&remote)?;
+                    used = next.namespace().to_string();
+                    neg
+                }
+                Role::Responder => {
+                    let offer = self.wait_replace_offer(&content, error).await?;
+                    let adapter = shared
+                        .transports
+                        .iter()
+                        .find(|a| a.namespace() == offer.ns())
+                        .cloned();
+                    let (sid, c) = (self.sid.clone(), content.clone());
+                    let Some(adapter) = adapter else {
+                        self.driver
+                            .call(move |st, now| st.endpoint.transport_reject(&sid, &c, now))
+                            .await??;
+                        return Err(Error::Protocol(format!(
+                            "the peer replaced the transport with {}, which we lack",
+                            offer.ns()
+                        )));
+                    };
+                    let neg = adapter.answer(tctx, &offer).await?;
+                    let t = neg.local_transport();
+                    self.driver
+                        .call(move |st, now| st.endpoint.transport_accept(&sid, &c, t, now))
+                        .await??;
+                    used = adapter.namespace().to_string();
+                    neg
+                }
+            };
+        }
+    }
+
+    /// Initiator: the answer to our transport-replace.
+    async fn wait_replace_answer(&mut self, content: &str) -> Result<Element, Error> {
+        loop {
+            match self.next_event().await {
+                Some(Event::TransportAccepted {
+                    content: c,
+                    transport,
+                }) if c == content => {
+                    self.requeue();
+                    return Ok(transport);
+                }
+                Some(Event::TransportRejected { content: c }) if c == content => {
+                    self.requeue();
+                    return Err(TransportError::NoCandidate(
+                        "the peer rejected the fallback transport".into(),
+                    )
+                    .into());
+                }
+                Some(Event::Terminated { reason, text, .. }) => {
+                    return Err(terminated_error(reason, text))
+                }
+                Some(other) => self.deferred.push_back(other),
+                None => return Err(closed()),
+            }
+        }
+    }
+
+    /// Responder: the initiator's transport-replace after our transport
+    /// failed, within the establish timeout; otherwise `error`.
+    async fn wait_replace_offer(&mut self, content: &str, error: Error) -> Result<Element, Error> {
+        let limit = self.driver.shared.config.establish_timeout;
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                match self.next_event().await {
+                    Some(Event::TransportReplace {
+                        content: c,
+                        transport,
+                    }) if c == content => return Ok(transport),
+                    Some(Event::Terminated { reason, text, .. }) => {
+                        return Err(terminated_error(reason, text))
+                    }
+                    Some(other) => self.deferred.push_back(other),
+                    None => return Err(closed()),
+                }
+            }
+        })
+        .await;
+        self.requeue();
+        waited.unwrap_or(Err(error))
+    }
+
+    async fn establish_and_run(
+        &mut self,
+        negotiation: Box<dyn TransportNegotiation>,
+        tctx: &TransportContext,
+        used: &str,
+        secret: Option<(&'static dyn CipherSuite, TransportSecret)>,
+        app: Arc<dyn Application>,
+        ctx: AppContext,
+    ) -> Result<(), Error> {
+        let cfg = self.driver.shared.config.clone();
+        let stream = match self.establish(negotiation, tctx, used.to_string()).await {
+            Ok(s) => s,
+            Err(e) => return self.finish(Err(e)).await,
+        };
+        let (we_send, we_receive) = (ctx.we_send, ctx.we_receive);
+        let stream: BoxedStream = match secret {
+            Some((suite, ts)) => {
+                let direction = if we_send {
+                    Direction::Send
+                } else {
+                    Direction::Receive
+                };
+                match JetStream::new(stream, suite, &ts, direction) {
+                    Ok(s) => Box::new(s),
+                    Err(e) => return self.finish(Err(e.into())).await,
+                }
+            }
+            None => stream,
+        };
+        // Run, abort if the peer ends the session with anything but success.
+        let run = app.run(ctx, stream);
+        let run = async {
+            match cfg.run_timeout {
+                Some(t) => tokio::time::timeout(t, run)
+                    .await
+                    .unwrap_or_else(|_| Err(Error::Timeout("the application".into()))),
+                None => run.await,
+            }
+        };
+        let result = tokio::select! {
+            r = run => r,
+            (reason, text) = self.peer_failure() => Err(terminated_error(reason, text)),
+        };
+        if let Err(e) = result {
+            return self.finish(Err(e)).await;
+        }
+        if we_receive {
+            // The receiver has authenticated everything: it ends the session.
+            let _ = self.end(Reason::Success, None, closed()).await;
+            return Ok(());
+        }
+        // The sender waits for the receiver's verdict.
+        let verdict = tokio::time::timeout(cfg.finish_timeout, async {
+            loop {
+                if let Some((reason, text)) = self.ended.clone() {
+                    return (reason, text);
+                }
+                if self.next_event().await.is_none() && self.ended.is_none() {
+                    return (Reason::ConnectivityError, Some("engine stopped".into()));
+                }
+            }
+        })
+        .await;
+        match verdict {
+            Ok((Reason::Success, _)) => Ok(()),
+            Ok((reason, text)) => Err(terminated_error(reason, text)),
+            Err(_) => {
+                let e = Error::Timeout("the receiver's session-terminate".into());
+                self.finish(Err(e)).await
+            }
+        }
+    }
+
+    /// Completes when the peer ends the session with a failure reason.
+    async fn peer_failure(&mut self) -> (Reason, Option<String>) {
+        loop {
+            match &self.ended {
+                Some((r, t)) if *r != Reason::Success => return (r.clone(), t.clone()),
+                _ => {}
+            }
+            if self.next_event().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// The signalling path a transport uses while it establishes.
+struct Signals<'a> {
+    live: &'a mut Live,
+    content: String,
+}
+
+#[async_trait]
+impl TransportSignals for Signals<'_> {
+    async fn send_info(&mut self, transport: Element) -> Result<(), TransportError> {
+        let (sid, content) = (self.live.sid.clone(), self.content.clone());
+        self.live
+            .driver
+            .call(move |st, now| st.endpoint.transport_info(&sid, &content, transport, now))
+            .await
+            .and_then(|r| r)
+            .map_err(|e| TransportError::Protocol(e.to_string()))
+    }
+
+    async fn recv_info(&mut self) -> Result<Element, TransportError> {
+        loop {
+            match self.live.next_event().await {
+                Some(Event::TransportInfo { content, transport }) if content == self.content => {
+                    return Ok(transport)
+                }
+                Some(ev @ Event::TransportReplace { .. }) => {
+                    // The peer gave up on this transport: stop waiting, keep
+                    // the offer for the fallback.
+                    self.live.deferred.push_back(ev);
+                    return Err(TransportError::Closed(
+                        "the peer replaces the transport".into(),
+                    ));
+                }
+                Some(Event::Terminated { reason, text, .. }) => {
+                    return Err(TransportError::Closed(format!(
+                        "{}{}",
+                        reason_name(&reason),
+                        text.map(|t| format!(": {t}")).unwrap_or_default()
+                    )))
+                }
+                Some(other) => self.live.deferred.push_back(other),
+                None => return Err(TransportError::Closed("engine stopped".into())),
+            }
+        }
+    }
+}
+
+// ----- the engine task ----------------------------------------------------
+
+async fn engine_task(
+    mut st: LoopState,
+    shared: Arc<Shared>,
+    weak_jobs: mpsc::WeakUnboundedSender<Job>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut requests: mpsc::UnboundedReceiver<Element>,
+    incoming: mpsc::UnboundedSender<Incoming>,
+) {
+    let (answers_tx, mut answers) = mpsc::unbounded_channel::<Element>();
+    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel::<Element>();
+    tokio::spawn(outbox_task(shared.channel.clone(), outbox_rx, answers_tx));
+    loop {
+        let deadline = st.endpoint.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(TokioInstant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            job = jobs.recv() => match job {
+                Some(job) => job(&mut st, now()),
+                None => break,
+            },
+            Some(req) = requests.recv() => st.endpoint.handle_stanza(req, now()),
+            Some(answer) = answers.recv() => st.endpoint.handle_stanza(answer, now()),
+            _ = sleep => st.endpoint.handle_timeout(now()),
+        }
+        // Flush until quiet: dispatching may itself end sessions.
+        loop {
+            let mut busy = false;
+            while let Some(stanza) = st.endpoint.poll_transmit() {
+                busy = true;
+                let _ = outbox_tx.send(stanza);
+            }
+            while let Some(SessionEvent { sid, peer, event }) = st.endpoint.poll_event() {
+                busy = true;
+                dispatch(&mut st, &shared, &weak_jobs, &incoming, sid, peer, event);
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+}
+
+fn dispatch(
+    st: &mut LoopState,
+    shared: &Arc<Shared>,
+    weak_jobs: &mpsc::WeakUnboundedSender<Job>,
+    incoming: &mpsc::UnboundedSender<Incoming>,
+    sid: String,
+    peer: FullJid,
+    event: Event,
+) {
+    match event {
+        Event::IncomingSession { contents, .. } => {
+            let Some(jobs) = weak_jobs.upgrade() else {
+                let _ = st.endpoint.terminate(&sid, Reason::Gone, None, now());
+                return;
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            st.sessions.insert(sid.clone(), tx);
+            let driver = Driver {
+                jobs,
+                shared: shared.clone(),
+            };
+            let mut live = Live::new(driver, sid.clone(), rx);
+            live.drop_reason = Reason::Decline;
+            let inc = Incoming {
+                sid: sid.clone(),
+                peer,
+                contents,
+                live,
+            };
+            if incoming.send(inc).is_err() {
+                // Nobody listens for sessions: decline.
+                st.sessions.remove(&sid);
+                let _ = st.endpoint.terminate(&sid, Reason::Decline, None, now());
+            }
+        }
+        event => {
+            let ended = matches!(event, Event::Terminated { .. });
+            if let Some(tx) = st.sessions.get(&sid) {
+                let _ = tx.send(event);
+            }
+            if ended {
+                st.sessions.remove(&sid);
+            }
+        }
+    }
+}
+
+/// Sends stanzas in order. An IQ request is polled once here (which sends
+/// it) and then awaits its answer on its own task, so a slow answer never
+/// holds up the next stanza.
+async fn outbox_task(
+    channel: Arc<dyn StanzaChannel>,
+    mut outbox: mpsc::UnboundedReceiver<Element>,
+    answers: mpsc::UnboundedSender<Element>,
+) {
+    while let Some(stanza) = outbox.recv().await {
+        if stanza.attr("type") != Some("set") {
+            let _ = channel.send(stanza).await;
+            continue;
+        }
+        let channel = channel.clone();
+        let answers = answers.clone();
+        let mut request = Box::pin(async move {
+            let answer = match channel.request(stanza.clone()).await {
+                Ok(a) => a,
+                Err(ChannelError::StanzaError {
+                    error_type,
+                    condition,
+                    ..
+                }) => synthetic_error(&stanza, &error_type, &condition),
+                Err(ChannelError::Unavailable(_)) => {
+                    synthetic_error(&stanza, "cancel", "service-unavailable")
+                }
+                // Closed or timed out: the engine's own IQ timeout decides.
+                Err(_) => return,
+            };
+            let _ = answers.send(answer);
+        });
+        tokio::select! {
+            biased;
+            _ = &mut request => {}
+            _ = std::future::ready(()) => { tokio::spawn(request); }
+        }
+    }
+}
+
+/// An IQ error answer to our `request`, as if its recipient had sent it
+/// (`iq_error` swaps `from` and `to`).
+fn synthetic_error(request: &Element, error_type: &str, condition: &str) -> Element {
+    crate::channel::iq_error(request, error_type, condition, None)
+}
+
+#[cfg(test)]
+mod tests;

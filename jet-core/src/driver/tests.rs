@@ -1,0 +1,583 @@
+//! Driver tests over the in-memory router, with a TEST-ONLY transport
+//! (an in-process pipe) and the test-only cipher and envelope of
+//! `session::testkit`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+
+use super::*;
+use crate::memory::MemoryRouter;
+use crate::session::testkit::{TestEnvelope, TEST_XOR};
+use crate::session::Offer;
+use crate::xml::BuilderExt;
+
+const PIPE_NS: &str = "urn:jet:test:pipe-transport";
+const SINK_NS: &str = "urn:jet:test:sink";
+
+/// Records what the receiving end reads off the wire, and can flip one
+/// byte (a man in the middle).
+struct Wiretap {
+    inner: DuplexStream,
+    seen: Arc<Mutex<Vec<u8>>>,
+    flip_at: Option<usize>,
+}
+
+impl AsyncRead for Wiretap {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let start = self.seen.lock().unwrap().len();
+            let flip = self.flip_at;
+            let filled = &mut buf.filled_mut()[before..];
+            if let Some(at) = flip {
+                if at >= start && at < start + filled.len() {
+                    filled[at - start] ^= 0x01;
+                }
+            }
+            self.seen.lock().unwrap().extend_from_slice(filled);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Wiretap {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// TEST-ONLY transport: an in-process pipe shared by both drivers. The
+/// answerer signals readiness with a transport-info, so the signalling path
+/// is exercised.
+#[derive(Clone, Default)]
+struct PipeAdapter {
+    halves: Arc<Mutex<HashMap<String, DuplexStream>>>,
+    next: Arc<AtomicU64>,
+    seen: Arc<Mutex<Vec<u8>>>,
+    flip_at: Option<usize>,
+}
+
+struct PipeNegotiation {
+    id: String,
+    half: Option<BoxedStream>,
+    offerer: bool,
+}
+
+#[async_trait]
+impl TransportAdapter for PipeAdapter {
+    fn namespace(&self) -> &'static str {
+        PIPE_NS
+    }
+    async fn offer(
+        &self,
+        _ctx: &TransportContext,
+    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
+        let id = format!("pipe{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let (a, b) = tokio::io::duplex(4096);
+        self.halves.lock().unwrap().insert(id.clone(), b);
+        Ok(Box::new(PipeNegotiation {
+            id,
+            half: Some(Box::new(a)),
+            offerer: true,
+        }))
+    }
+    async fn answer(
+        &self,
+        _ctx: &TransportContext,
+        offer: &Element,
+    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
+        let id = offer.attr("id").unwrap_or_default().to_string();
+        let half = self
+            .halves
+            .lock()
+            .unwrap()
+            .remove(&id)
+            .ok_or_else(|| TransportError::Protocol(format!("no pipe {id}")))?;
+        Ok(Box::new(PipeNegotiation {
+            id,
+            half: Some(Box::new(Wiretap {
+                inner: half,
+                seen: self.seen.clone(),
+                flip_at: self.flip_at,
+            })),
+            offerer: false,
+        }))
+    }
+}
+
+#[async_trait]
+impl TransportNegotiation for PipeNegotiation {
+    fn local_transport(&self) -> Element {
+        Element::builder("transport", PIPE_NS)
+            .a("id", self.id.as_str())
+            .build()
+    }
+    fn set_remote(&mut self, remote: &Element) -> Result<(), TransportError> {
+        if remote.attr("id") != Some(self.id.as_str()) {
+            return Err(TransportError::Protocol("wrong pipe".into()));
+        }
+        Ok(())
+    }
+    async fn establish(
+        mut self: Box<Self>,
+        signals: &mut dyn TransportSignals,
+    ) -> Result<BoxedStream, TransportError> {
+        if self.offerer {
+            let info = signals.recv_info().await?;
+            if info.get_child("ready", PIPE_NS).is_none() {
+                return Err(TransportError::Protocol("expected <ready/>".into()));
+            }
+        } else {
+            let ready = Element::builder("transport", PIPE_NS)
+                .a("id", self.id.as_str())
+                .append(Element::builder("ready", PIPE_NS).build())
+                .build();
+            signals.send_info(ready).await?;
+        }
+        self.half
+            .take()
+            .ok_or_else(|| TransportError::Protocol("used twice".into()))
+    }
+}
+
+/// TEST-ONLY transport that never connects (like S5B when both sides
+/// report candidate-error), to exercise the transport-replace fallback.
+struct FailAdapter;
+
+const FAIL_NS: &str = "urn:jet:test:fail-transport";
+
+struct FailNegotiation;
+
+#[async_trait]
+impl TransportAdapter for FailAdapter {
+    fn namespace(&self) -> &'static str {
+        FAIL_NS
+    }
+    async fn offer(
+        &self,
+        _ctx: &TransportContext,
+    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
+        Ok(Box::new(FailNegotiation))
+    }
+    async fn answer(
+        &self,
+        _ctx: &TransportContext,
+        _offer: &Element,
+    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
+        Ok(Box::new(FailNegotiation))
+    }
+}
+
+#[async_trait]
+impl TransportNegotiation for FailNegotiation {
+    fn local_transport(&self) -> Element {
+        Element::builder("transport", FAIL_NS).build()
+    }
+    fn set_remote(&mut self, _remote: &Element) -> Result<(), TransportError> {
+        Ok(())
+    }
+    async fn establish(
+        self: Box<Self>,
+        _signals: &mut dyn TransportSignals,
+    ) -> Result<BoxedStream, TransportError> {
+        Err(TransportError::NoCandidate(
+            "test transport never connects".into(),
+        ))
+    }
+}
+
+/// Initiator sends `payload`; responder reads it to the authenticated end.
+struct Sink {
+    payload: Vec<u8>,
+    received: Received,
+}
+
+#[async_trait]
+impl Application for Sink {
+    fn namespace(&self) -> &'static str {
+        SINK_NS
+    }
+    fn offer(&self) -> Result<Offer, Error> {
+        Ok(Offer {
+            description: Element::builder("description", SINK_NS)
+                .a("size", self.payload.len())
+                .build(),
+            senders: Senders::Initiator,
+        })
+    }
+    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
+        match description
+            .attr("size")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            Some(n) if n <= 1 << 20 => Decision::Accept(description.clone()),
+            _ => Decision::Reject(Reason::Decline, Some("too big".into())),
+        }
+    }
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        if ctx.we_send {
+            stream.write_all(&self.payload).await?;
+            stream.shutdown().await?;
+        } else {
+            let mut got = Vec::new();
+            // Ends only once the stream authenticated.
+            stream.read_to_end(&mut got).await?;
+            *self.received.lock().unwrap() = Some(got);
+        }
+        Ok(())
+    }
+}
+
+struct World {
+    router: MemoryRouter,
+    romeo: Driver,
+    juliet_incoming: mpsc::UnboundedReceiver<Incoming>,
+    _juliet: Driver,
+    adapter: PipeAdapter,
+    log: Arc<Mutex<Vec<Element>>>,
+}
+
+fn romeo() -> FullJid {
+    "romeo@montague.lit/orchard".parse().unwrap()
+}
+
+fn juliet() -> FullJid {
+    "juliet@capulet.lit/balcony".parse().unwrap()
+}
+
+fn jet(author: &FullJid) -> JetConfig {
+    JetConfig::new(
+        vec![&TEST_XOR],
+        vec![Arc::new(TestEnvelope {
+            author: author.to_bare(),
+        })],
+    )
+}
+
+fn world(romeo_author: FullJid, flip_at: Option<usize>) -> World {
+    world_with(romeo_author, flip_at, false, false)
+}
+
+/// `romeo_fail_first` / `juliet_fail_first`: put the never-connecting
+/// transport first (Juliet then has ONLY that one, to test rejection).
+fn world_with(
+    romeo_author: FullJid,
+    flip_at: Option<usize>,
+    romeo_fail_first: bool,
+    juliet_only_fail: bool,
+) -> World {
+    let router = MemoryRouter::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    router.set_tap(Arc::new(move |_, st| l.lock().unwrap().push(st.clone())));
+    let adapter = PipeAdapter {
+        flip_at,
+        ..PipeAdapter::default()
+    };
+    let config = DriverConfig {
+        establish_timeout: Duration::from_secs(5),
+        finish_timeout: Duration::from_secs(5),
+        ..DriverConfig::default()
+    };
+    let pipe: Arc<dyn TransportAdapter> = Arc::new(adapter.clone());
+    let fail: Arc<dyn TransportAdapter> = Arc::new(FailAdapter);
+    let romeo_transports = if romeo_fail_first {
+        vec![fail.clone(), pipe.clone()]
+    } else {
+        vec![pipe.clone()]
+    };
+    let juliet_transports = if juliet_only_fail {
+        vec![fail]
+    } else {
+        vec![fail, pipe]
+    };
+    let (romeo_driver, _romeo_incoming) = Driver::start(
+        router.connect(romeo()),
+        jet(&romeo_author),
+        romeo_transports,
+        config.clone(),
+    );
+    let (juliet_driver, juliet_incoming) = Driver::start(
+        router.connect(juliet()),
+        jet(&juliet()),
+        juliet_transports,
+        config,
+    );
+    World {
+        router,
+        romeo: romeo_driver,
+        juliet_incoming,
+        _juliet: juliet_driver,
+        adapter,
+        log,
+    }
+}
+
+/// What the receiving application got (set only once the stream authenticated).
+type Received = Arc<Mutex<Option<Vec<u8>>>>;
+
+fn sink(payload: &[u8]) -> (Arc<Sink>, Received) {
+    let received = Arc::new(Mutex::new(None));
+    (
+        Arc::new(Sink {
+            payload: payload.to_vec(),
+            received: received.clone(),
+        }),
+        received,
+    )
+}
+
+/// Runs both sides, bounded in time.
+async fn run_both(w: &mut World, app: Arc<Sink>) -> (Result<(), Error>, Result<(), Error>) {
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let app2 = app.clone();
+    let juliet_side = tokio::spawn(async move {
+        let inc = incoming.recv().await.expect("an incoming session");
+        assert_eq!(inc.peer, romeo());
+        inc.accept(app2).await
+    });
+    let romeo_side = w.romeo.initiate(juliet(), app);
+    let both = async { (romeo_side.await, juliet_side.await.unwrap()) };
+    tokio::time::timeout(Duration::from_secs(20), both)
+        .await
+        .expect("the session must end by itself")
+}
+
+fn terminate_reasons(log: &Arc<Mutex<Vec<Element>>>, from: &FullJid) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.attr("from") == Some(from.to_string().as_str()))
+        .filter_map(|s| s.get_child("jingle", ns::JINGLE))
+        .filter(|j| j.attr("action") == Some("session-terminate"))
+        .filter_map(|j| j.get_child("reason", ns::JINGLE))
+        .filter_map(|r| r.children().find(|c| c.name() != "text"))
+        .map(|c| c.name().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn encrypted_transfer_end_to_end() {
+    let mut w = world(romeo(), None);
+    let payload: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let (app, received) = sink(&payload);
+    let (r, j) = run_both(&mut w, app).await;
+    r.unwrap();
+    j.unwrap();
+    assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
+    // What travelled was not the plaintext, and carried the tag.
+    let wire = w.adapter.seen.lock().unwrap().clone();
+    assert_eq!(wire.len(), payload.len() + TEST_XOR.tag_len());
+    assert_ne!(&wire[..payload.len()], &payload[..]);
+    // The receiver ended the session with success; the initiate carried JET.
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["success"]);
+    assert!(terminate_reasons(&w.log, &romeo()).is_empty());
+    let log = w.log.lock().unwrap();
+    let initiate = log
+        .iter()
+        .filter_map(|s| s.get_child("jingle", ns::JINGLE))
+        .find(|j| j.attr("action") == Some("session-initiate"))
+        .unwrap();
+    let sec = initiate
+        .get_child("content", ns::JINGLE)
+        .and_then(|c| c.get_child("security", ns::JET))
+        .expect("the offer carries <security/>");
+    assert_eq!(sec.attr("name"), Some("jet"));
+    // The transport signalled through transport-info.
+    assert!(log.iter().any(|s| s
+        .get_child("jingle", ns::JINGLE)
+        .is_some_and(|j| j.attr("action") == Some("transport-info"))));
+    drop(log);
+    assert!(w.router.is_connected(&romeo()));
+}
+
+#[tokio::test]
+async fn envelope_from_a_third_party_is_refused() {
+    let mut w = world("mallory@evil.lit/x".parse().unwrap(), None);
+    let (app, received) = sink(b"secret plans");
+    let (r, j) = run_both(&mut w, app).await;
+    assert!(matches!(j, Err(Error::SenderMismatch { .. })), "{j:?}");
+    match r {
+        Err(Error::Terminated { reason, .. }) => assert_eq!(reason, "security-error"),
+        other => panic!("expected security-error, got {other:?}"),
+    }
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["security-error"]);
+    assert!(received.lock().unwrap().is_none());
+    // No byte went over the transport.
+    assert!(w.adapter.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tampered_ciphertext_ends_with_security_error() {
+    let mut w = world(romeo(), Some(10));
+    let (app, received) = sink(&[0x5a; 1000]);
+    let (r, j) = run_both(&mut w, app).await;
+    assert!(
+        matches!(
+            j,
+            Err(Error::Cipher(crate::error::CipherError::Authentication))
+        ),
+        "{j:?}"
+    );
+    // The sender learns it from the receiver's session-terminate.
+    match r {
+        Err(Error::Terminated { reason, .. }) => assert_eq!(reason, "security-error"),
+        other => panic!("expected security-error, got {other:?}"),
+    }
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["security-error"]);
+    // The application never got the (unauthenticated) bytes as a result.
+    assert!(received.lock().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn application_decline_reaches_the_initiator() {
+    let mut w = world(romeo(), None);
+    let (app, _) = sink(&vec![1u8; (1 << 20) + 1]);
+    let (r, j) = run_both(&mut w, app).await;
+    assert!(matches!(j, Err(Error::Declined)), "{j:?}");
+    assert!(matches!(r, Err(Error::Declined)), "{r:?}");
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
+}
+
+#[tokio::test]
+async fn offline_peer_fails_cleanly() {
+    let w = world(romeo(), None);
+    let (app, _) = sink(b"x");
+    let gone: FullJid = "juliet@capulet.lit/gone".parse().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), w.romeo.initiate(gone, app))
+        .await
+        .expect("bounded");
+    match r {
+        Err(Error::Terminated { reason, text }) => {
+            assert_eq!(reason, "connectivity-error");
+            assert!(text.unwrap().contains("service-unavailable"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn actions(log: &Arc<Mutex<Vec<Element>>>, from: &FullJid) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.attr("from") == Some(from.to_string().as_str()))
+        .filter_map(|s| s.get_child("jingle", ns::JINGLE))
+        .map(|j| j.attr("action").unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_transport_falls_back_with_transport_replace() {
+    let mut w = world_with(romeo(), None, true, false);
+    let payload = b"over the fallback transport".to_vec();
+    let (app, received) = sink(&payload);
+    let (r, j) = run_both(&mut w, app).await;
+    r.unwrap();
+    j.unwrap();
+    assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
+    assert_eq!(
+        actions(&w.log, &romeo()),
+        ["session-initiate", "transport-replace"]
+    );
+    assert_eq!(
+        actions(&w.log, &juliet()),
+        [
+            "session-accept",
+            "transport-accept",
+            "transport-info",
+            "session-terminate"
+        ]
+    );
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["success"]);
+    // Still encrypted after the switch.
+    let wire = w.adapter.seen.lock().unwrap().clone();
+    assert_eq!(wire.len(), payload.len() + TEST_XOR.tag_len());
+    assert_ne!(&wire[..payload.len()], &payload[..]);
+}
+
+#[tokio::test]
+async fn rejected_fallback_ends_with_an_error_on_both_sides() {
+    let mut w = world_with(romeo(), None, true, true);
+    let (app, received) = sink(b"nowhere to go");
+    let (r, j) = run_both(&mut w, app).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(j.is_err(), "{j:?}");
+    assert!(received.lock().unwrap().is_none());
+    assert!(actions(&w.log, &juliet()).contains(&"transport-reject".to_string()));
+    let mut reasons = terminate_reasons(&w.log, &romeo());
+    reasons.extend(terminate_reasons(&w.log, &juliet()));
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == "connectivity-error" || r == "failed-transport" || r == "general-error"),
+        "{reasons:?}"
+    );
+    assert!(!reasons.is_empty());
+}
+
+#[tokio::test]
+async fn dropping_an_incoming_session_declines_it() {
+    let mut w = world(romeo(), None);
+    let (app, _) = sink(b"anyone?");
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let juliet_side = tokio::spawn(async move {
+        let inc = incoming.recv().await.expect("an incoming session");
+        drop(inc);
+        incoming
+    });
+    let r = tokio::time::timeout(Duration::from_secs(10), w.romeo.initiate(juliet(), app))
+        .await
+        .expect("bounded");
+    assert!(matches!(r, Err(Error::Declined)), "{r:?}");
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
+    drop(juliet_side.await.unwrap());
+}
+
+#[tokio::test]
+async fn cancelled_initiate_sends_cancel() {
+    let mut w = world(romeo(), None);
+    let (app, _) = sink(b"never mind");
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    // Juliet holds the offer without answering; Romeo gives up after 200 ms.
+    let held = tokio::spawn(async move { incoming.recv().await });
+    let r = tokio::time::timeout(Duration::from_millis(200), w.romeo.initiate(juliet(), app)).await;
+    assert!(r.is_err(), "the initiate must still be waiting");
+    let inc = held.await.unwrap().expect("an incoming session");
+    // Juliet's side learns of the cancel.
+    let mut live = inc.live;
+    let ev = tokio::time::timeout(Duration::from_secs(5), live.next_event())
+        .await
+        .expect("bounded");
+    assert!(
+        matches!(
+            ev,
+            Some(Event::Terminated {
+                reason: Reason::Cancel,
+                by_peer: true,
+                ..
+            })
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(terminate_reasons(&w.log, &romeo()), ["cancel"]);
+}
