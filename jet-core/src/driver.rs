@@ -278,6 +278,7 @@ impl Driver {
             description,
             we_send,
             we_receive,
+            framing: secret.as_ref().map(|(suite, _)| suite.framing()),
         };
         live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
             .await
@@ -410,6 +411,7 @@ impl Incoming {
             description,
             we_send,
             we_receive,
+            framing: secret.as_ref().map(|(suite, _)| suite.framing()),
         };
         live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
             .await
