@@ -46,7 +46,7 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 
 impl ChaCha20Poly1305Suite {
-    fn engine(&self, secret: &TransportSecret) -> Result<ChaChaEngine, CipherError> {
+    fn engine(&self, secret: &TransportSecret, aad: &[u8]) -> Result<ChaChaEngine, CipherError> {
         if secret.key().len() != KEY_LEN {
             return Err(CipherError::KeyLength {
                 expected: KEY_LEN,
@@ -72,10 +72,40 @@ impl ChaCha20Poly1305Suite {
         mac_key.zeroize();
         // §2.8: the plaintext starts at block counter 1.
         cipher.seek(64u64);
+        let mut mac = BlockMac::new(mac);
+        mac.absorb(aad);
+        mac.pad();
         Ok(ChaChaEngine {
             cipher,
-            mac: BlockMac::new(mac),
+            mac,
+            aad_len: aad.len() as u64,
         })
+    }
+
+    /// A streaming encryptor with additional authenticated data `aad`.
+    /// JET uses empty AAD ([`CipherSuite::encryptor`]); this is for other
+    /// protocols and for the RFC 8439 known-answer test.
+    pub fn encryptor_with_aad(
+        &self,
+        secret: &TransportSecret,
+        aad: &[u8],
+    ) -> Result<Box<dyn StreamEncryptor>, CipherError> {
+        Ok(Box::new(WholeEncryptor::new(
+            self.engine(secret, aad)?,
+            CHACHA_MAX_PLAINTEXT,
+        )))
+    }
+
+    /// A streaming decryptor with additional authenticated data `aad`.
+    pub fn decryptor_with_aad(
+        &self,
+        secret: &TransportSecret,
+        aad: &[u8],
+    ) -> Result<Box<dyn StreamDecryptor>, CipherError> {
+        Ok(Box::new(WholeDecryptor::new(
+            self.engine(secret, aad)?,
+            CHACHA_MAX_PLAINTEXT,
+        )))
     }
 }
 
@@ -107,22 +137,17 @@ impl CipherSuite for ChaCha20Poly1305Suite {
         plaintext_len + TAG_LEN as u64
     }
     fn encryptor(&self, secret: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        Ok(Box::new(WholeEncryptor::new(
-            self.engine(secret)?,
-            CHACHA_MAX_PLAINTEXT,
-        )))
+        self.encryptor_with_aad(secret, &[])
     }
     fn decryptor(&self, secret: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        Ok(Box::new(WholeDecryptor::new(
-            self.engine(secret)?,
-            CHACHA_MAX_PLAINTEXT,
-        )))
+        self.decryptor_with_aad(secret, &[])
     }
 }
 
 struct ChaChaEngine {
     cipher: ChaCha20,
     mac: BlockMac<Poly1305>,
+    aad_len: u64,
 }
 
 impl Engine for ChaChaEngine {
@@ -140,8 +165,9 @@ impl Engine for ChaChaEngine {
 
     fn tag(mut self, ciphertext_len: u64) -> [u8; TAG_LEN] {
         self.mac.pad();
-        // le64(len(AAD)) || le64(len(C)), in bytes; AAD is empty.
+        // le64(len(AAD)) || le64(len(C)), in bytes.
         let mut len_block = [0u8; 16];
+        len_block[..8].copy_from_slice(&self.aad_len.to_le_bytes());
         len_block[8..].copy_from_slice(&ciphertext_len.to_le_bytes());
         self.mac.block(len_block);
         self.mac.finalize()

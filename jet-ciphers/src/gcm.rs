@@ -90,6 +90,51 @@ impl AesGcmSuite {
     }
 }
 
+impl AesGcmSuite {
+    /// A streaming encryptor with additional authenticated data `aad`.
+    /// JET uses empty AAD ([`CipherSuite::encryptor`]); this is for other
+    /// protocols and for the NIST known-answer tests.
+    pub fn encryptor_with_aad(
+        &self,
+        secret: &TransportSecret,
+        aad: &[u8],
+    ) -> Result<Box<dyn StreamEncryptor>, CipherError> {
+        self.check(secret)?;
+        let (key, iv) = (secret.key(), secret.iv());
+        Ok(match self.key_len {
+            16 => Box::new(WholeEncryptor::new(
+                GcmEngine::<Aes128>::new(key, iv, aad)?,
+                GCM_MAX_PLAINTEXT,
+            )),
+            _ => Box::new(WholeEncryptor::new(
+                GcmEngine::<Aes256>::new(key, iv, aad)?,
+                GCM_MAX_PLAINTEXT,
+            )),
+        })
+    }
+
+    /// A streaming decryptor with additional authenticated data `aad`
+    /// (see [`encryptor_with_aad`](Self::encryptor_with_aad)).
+    pub fn decryptor_with_aad(
+        &self,
+        secret: &TransportSecret,
+        aad: &[u8],
+    ) -> Result<Box<dyn StreamDecryptor>, CipherError> {
+        self.check(secret)?;
+        let (key, iv) = (secret.key(), secret.iv());
+        Ok(match self.key_len {
+            16 => Box::new(WholeDecryptor::new(
+                GcmEngine::<Aes128>::new(key, iv, aad)?,
+                GCM_MAX_PLAINTEXT,
+            )),
+            _ => Box::new(WholeDecryptor::new(
+                GcmEngine::<Aes256>::new(key, iv, aad)?,
+                GCM_MAX_PLAINTEXT,
+            )),
+        })
+    }
+}
+
 impl CipherSuite for AesGcmSuite {
     fn urn(&self) -> &'static str {
         self.urn
@@ -118,30 +163,10 @@ impl CipherSuite for AesGcmSuite {
         plaintext_len + TAG_LEN as u64
     }
     fn encryptor(&self, secret: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        self.check(secret)?;
-        Ok(match self.key_len {
-            16 => Box::new(WholeEncryptor::new(
-                GcmEngine::<Aes128>::new(secret.key(), secret.iv())?,
-                GCM_MAX_PLAINTEXT,
-            )),
-            _ => Box::new(WholeEncryptor::new(
-                GcmEngine::<Aes256>::new(secret.key(), secret.iv())?,
-                GCM_MAX_PLAINTEXT,
-            )),
-        })
+        self.encryptor_with_aad(secret, &[])
     }
     fn decryptor(&self, secret: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        self.check(secret)?;
-        Ok(match self.key_len {
-            16 => Box::new(WholeDecryptor::new(
-                GcmEngine::<Aes128>::new(secret.key(), secret.iv())?,
-                GCM_MAX_PLAINTEXT,
-            )),
-            _ => Box::new(WholeDecryptor::new(
-                GcmEngine::<Aes256>::new(secret.key(), secret.iv())?,
-                GCM_MAX_PLAINTEXT,
-            )),
-        })
+        self.decryptor_with_aad(secret, &[])
     }
 }
 
@@ -156,13 +181,14 @@ where
     mac: BlockMac<GHash>,
     /// `E(K, J0)`, XORed into the GHASH output to form the tag.
     mask: [u8; 16],
+    aad_len: u64,
 }
 
 impl<C> GcmEngine<C>
 where
     C: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit,
 {
-    fn new(key: &[u8], iv: &[u8]) -> Result<Self, CipherError> {
+    fn new(key: &[u8], iv: &[u8], aad: &[u8]) -> Result<Self, CipherError> {
         let cipher = C::new_from_slice(key).map_err(|_| CipherError::KeyLength {
             expected: C::key_size(),
             got: key.len(),
@@ -197,10 +223,14 @@ where
         mask_block.zeroize();
         j0.zeroize();
 
+        let mut mac = BlockMac::new(ghash);
+        mac.absorb(aad);
+        mac.pad();
         Ok(GcmEngine {
             ctr: StreamCipherCoreWrapper::from_core(core),
-            mac: BlockMac::new(ghash),
+            mac,
             mask,
+            aad_len: aad.len() as u64,
         })
     }
 }
@@ -223,8 +253,9 @@ where
 
     fn tag(mut self, ciphertext_len: u64) -> [u8; TAG_LEN] {
         self.mac.pad();
-        // [len(A)]_64 || [len(C)]_64 in bits, big endian; A is empty.
+        // [len(A)]_64 || [len(C)]_64 in bits, big endian.
         let mut len_block = [0u8; 16];
+        len_block[..8].copy_from_slice(&(self.aad_len * 8).to_be_bytes());
         len_block[8..].copy_from_slice(&(ciphertext_len * 8).to_be_bytes());
         self.mac.block(len_block);
         let mut tag = self.mac.finalize();
