@@ -311,4 +311,38 @@ mod tests {
             Some(CipherError::IvLength { got: 8, .. })
         ));
     }
+
+    /// The limit check, with a small limit so that it can be reached.
+    #[test]
+    fn limit_is_enforced_by_encryptor_and_decryptor() {
+        let engine = || GcmEngine::<Aes128>::new(&[3; 16], &[4; 12], &[]).unwrap();
+        let mut enc = WholeEncryptor::new(engine(), 100);
+        let mut out = Vec::new();
+        enc.update(&[0; 60], &mut out).unwrap();
+        enc.update(&[0; 40], &mut out).unwrap();
+        assert_eq!(
+            enc.update(&[0; 1], &mut out),
+            Err(CipherError::LimitExceeded { limit: 100 })
+        );
+        assert_eq!(enc.finish(&mut out), Err(CipherError::Finished));
+        assert_eq!(out.len(), 100);
+
+        // 100 bytes of plaintext plus the tag pass; one more byte does not.
+        let mut ok = WholeEncryptor::new(engine(), 100);
+        let mut ct = Vec::new();
+        ok.update(&[7; 100], &mut ct).unwrap();
+        ok.finish(&mut ct).unwrap();
+        let mut dec = WholeDecryptor::new(engine(), 100);
+        let mut plain = Vec::new();
+        dec.update(&ct, &mut plain).unwrap();
+        dec.finish(&mut plain).unwrap();
+        assert_eq!(plain, [7; 100]);
+        let mut dec = WholeDecryptor::new(engine(), 100);
+        let mut plain = Vec::new();
+        dec.update(&ct, &mut plain).unwrap();
+        assert_eq!(
+            dec.update(&[0], &mut plain),
+            Err(CipherError::LimitExceeded { limit: 100 })
+        );
+    }
 }
