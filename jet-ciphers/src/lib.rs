@@ -1,1 +1,103 @@
-//! # jet-ciphers: the cipher registry (work in progress)
+//! # jet-ciphers: cipher suites and streaming formats for JET
+//!
+//! [XEP-0391] Jingle Encrypted Transports encrypts a Jingle byte stream
+//! (a file transfer over SOCKS5 or IBB) with a symmetric cipher whose key and
+//! IV travel end-to-end encrypted. This crate is that cipher layer: it
+//! implements [`jet_core::cipher::CipherSuite`] for each supported cipher,
+//! keeps them in a [`CipherRegistry`], and wraps any tokio byte stream with
+//! [`EncryptingWriter`] / [`DecryptingReader`]. It depends on `jet-core`
+//! only, so it is usable on its own.
+//!
+//! ```text
+//!  plaintext ─▶ EncryptingWriter ─▶ transport ─▶ DecryptingReader ─▶ plaintext
+//!                    │                                  │
+//!             StreamEncryptor                    StreamDecryptor
+//!                    └──────── CipherSuite (from the registry) ┘
+//! ```
+//!
+//! ## Formats
+//!
+//! | URN | key | IV | layout |
+//! |-----|-----|----|--------|
+//! | `urn:xmpp:ciphers:aes-128-gcm-nopadding:0` (XEP-0391) | 128 | 96 (128 accepted) | one GCM message: `ciphertext ‖ tag` |
+//! | `urn:xmpp:ciphers:aes-256-gcm-nopadding:0` (XEP-0391) | 256 | 96 (128 accepted) | one GCM message: `ciphertext ‖ tag` |
+//! | `urn:xmpp:ciphers:aes-256-gcm-chunked:jet:0` (jet) | 256 | 96 | STREAM: 64 KiB chunks, each `ciphertext ‖ tag` |
+//! | `urn:xmpp:ciphers:chacha20-poly1305:jet:0` (jet) | 256 | 96 | one RFC 8439 message: `ciphertext ‖ tag` |
+//!
+//! - [`gcm`]: the XEP-0391 suites. The whole stream is ONE AES-GCM message
+//!   with empty AAD and the 16-byte tag at the end, byte for byte what Dino,
+//!   Conversations and Python's `AESGCM(key).encrypt(iv, data, None)`
+//!   produce. Streamed in constant memory (AES-CTR + GHASH), proven equal to
+//!   the one-shot `aes-gcm` crate. Nothing is authenticated before the last
+//!   byte, and one message is limited to `2^36 - 32` bytes (64 GiB).
+//! - [`chunked`]: a jet extension without those two drawbacks: each 64 KiB
+//!   chunk is authenticated on its own, truncation, reordering and appended
+//!   data are refused, transfers resume at chunk boundaries, and there is no
+//!   size limit. Format: `docs/chunked-format.md`.
+//! - [`chacha`]: ChaCha20-Poly1305 in the whole-stream shape, for machines
+//!   without AES instructions (jet extension).
+//!
+//! ## Registry
+//!
+//! [`CipherRegistry`] is a plain value (no global state) listing suites in
+//! preference order; suites are `pub static` descriptors ([`AES_128_GCM`],
+//! [`AES_256_GCM`], [`AES_256_GCM_CHUNKED`], [`CHACHA20_POLY1305`]). Lookup
+//! accepts URNs with and without the `:0` suffix, as peers send both.
+//!
+//! ## Example
+//!
+//! Encrypt a buffer through the async adapters and decrypt it again:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use jet_ciphers::{CipherRegistry, DecryptingReader, EncryptingWriter};
+//! use jet_core::TransportSecret;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let registry = CipherRegistry::default();
+//! let suite = registry.get("urn:xmpp:ciphers:aes-128-gcm-nopadding").unwrap();
+//! let secret = TransportSecret::generate(suite).unwrap();
+//!
+//! // Sender: everything written is encrypted; shutdown() appends the tag.
+//! let mut writer = EncryptingWriter::new(suite, &secret, Vec::new()).unwrap();
+//! writer.write_all(b"Romeo, Romeo, wherefore art thou Romeo?").await.unwrap();
+//! writer.shutdown().await.unwrap();
+//! let wire = writer.into_inner();
+//! assert_eq!(wire.len(), 39 + 16);
+//!
+//! // Receiver: reaching EOF without error means the stream authenticated.
+//! let mut reader = DecryptingReader::new(suite, &secret, &wire[..]).unwrap();
+//! let mut plain = Vec::new();
+//! reader.read_to_end(&mut plain).await.unwrap();
+//! assert_eq!(plain, b"Romeo, Romeo, wherefore art thou Romeo?");
+//!
+//! // One flipped bit and the read fails at the end.
+//! let mut bad = wire.clone();
+//! bad[3] ^= 1;
+//! let mut reader = DecryptingReader::new(suite, &secret, &bad[..]).unwrap();
+//! let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
+//! assert_eq!(
+//!     jet_ciphers::io::cipher_error(&err),
+//!     Some(&jet_core::error::CipherError::Authentication)
+//! );
+//! # });
+//! ```
+//!
+//! [XEP-0391]: https://xmpp.org/extensions/xep-0391.html
+#![warn(missing_docs)]
+
+pub mod chacha;
+pub mod chunked;
+mod error;
+pub mod gcm;
+pub mod io;
+mod mac;
+mod registry;
+mod whole;
+
+pub use chacha::CHACHA20_POLY1305;
+pub use chunked::{ChunkedSuite, AES_256_GCM_CHUNKED};
+pub use error::Error;
+pub use gcm::{AES_128_GCM, AES_256_GCM};
+pub use io::{decrypt_stream, encrypt_stream, DecryptingReader, EncryptingWriter};
+pub use registry::CipherRegistry;

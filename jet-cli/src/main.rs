@@ -1,1 +1,41 @@
-fn main() {}
+//! `jet`: end-to-end encrypted Jingle file transfer (XEP-0391) from the
+//! command line. This file only parses arguments and dispatches; each
+//! subcommand lives in [`cmd`].
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// jet: Jingle Encrypted Transports (XEP-0391) tools.
+#[derive(Parser, Debug)]
+#[command(name = "jet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the supported cipher suites: URN, key bits, IV bits (tab-separated), name.
+    Ciphers,
+    /// Encrypt a file or stream with a JET cipher.
+    #[command(long_about = cmd::crypto::ENCRYPT_LONG_ABOUT)]
+    Encrypt(cmd::crypto::CryptArgs),
+    /// Decrypt a file or stream; OUT appears only if the data authenticates.
+    #[command(long_about = cmd::crypto::DECRYPT_LONG_ABOUT)]
+    Decrypt(cmd::crypto::CryptArgs),
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ciphers => cmd::crypto::ciphers(),
+        Command::Encrypt(args) => cmd::crypto::encrypt(args).await,
+        Command::Decrypt(args) => cmd::crypto::decrypt(args).await,
+    };
+    if let Err(e) = result {
+        eprintln!("jet: {e:#}");
+        std::process::exit(1);
+    }
+}

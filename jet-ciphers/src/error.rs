@@ -1,0 +1,46 @@
+//! The crate's error type.
+
+use jet_core::error::{CipherError, Reason};
+use jet_core::JingleReason;
+use thiserror::Error;
+
+/// Errors of jet-ciphers: the cipher errors of jet-core plus I/O (from the
+/// async adapters) and registry problems.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The cipher refused: authentication failure, truncation, limits,
+    /// lengths, unknown URN.
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+    /// Reading or writing the underlying stream failed.
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+    /// A registry that fails [`consistency_check`](crate::CipherRegistry::consistency_check).
+    #[error("inconsistent cipher registry: {0}")]
+    Registry(String),
+}
+
+impl From<std::io::Error> for Error {
+    /// Unwraps a [`CipherError`] carried inside an `io::Error` (as the
+    /// adapters in [`crate::io`] produce) so it is not mistaken for I/O.
+    fn from(e: std::io::Error) -> Self {
+        match crate::io::cipher_error(&e) {
+            Some(c) => Error::Cipher(c.clone()),
+            None => Error::Io(e),
+        }
+    }
+}
+
+impl JingleReason for Error {
+    /// `security-error` for anything the cipher refused (XEP-0391 §7: abort,
+    /// never fall back), `failed-transport` for I/O, `failed-application`
+    /// for a broken registry.
+    fn jingle_reason(&self) -> Reason {
+        match self {
+            Error::Cipher(e) => e.jingle_reason(),
+            Error::Io(_) => Reason::FailedTransport,
+            Error::Registry(_) => Reason::FailedApplication,
+        }
+    }
+}

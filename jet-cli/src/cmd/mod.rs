@@ -1,0 +1,3 @@
+//! The subcommands of `jet`.
+
+pub mod crypto;
