@@ -53,6 +53,9 @@ use crate::transport::{
     BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
 };
 
+/// How long a receiver may go on reading after the peer ended the session.
+const RECEIVER_DRAIN: Duration = Duration::from_secs(2);
+
 /// Driver settings.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -731,9 +734,19 @@ impl Live {
                 None => run.await,
             }
         };
+        let mut run = std::pin::pin!(run);
         let result = tokio::select! {
-            r = run => r,
-            (reason, text) = self.peer_failure() => Err(terminated_error(reason, text)),
+            r = &mut run => r,
+            (reason, text) = self.peer_failure() => {
+                if we_receive {
+                    // Let a receiver consume what already arrived, briefly:
+                    // in chunked mode every chunk it authenticates is kept
+                    // for a resume. Nothing is committed (the stream cannot
+                    // end well without the sender's final tag).
+                    let _ = tokio::time::timeout(RECEIVER_DRAIN, &mut run).await;
+                }
+                Err(terminated_error(reason, text))
+            }
         };
         if let Err(e) = result {
             return self.finish(Err(e)).await;

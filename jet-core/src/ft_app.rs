@@ -243,6 +243,9 @@ pub async fn receive_file(
             }
             file.write(&buf[..n]).await?;
             done += n as u64;
+            if reads_authenticated {
+                file.set_authenticated(offset + done);
+            }
             if let Some(p) = progress {
                 p(done, total);
             }

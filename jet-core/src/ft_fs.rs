@@ -49,6 +49,8 @@ pub struct IncomingFile {
     file: Option<File>,
     hasher: Hasher,
     written: u64,
+    /// Bytes known to be authenticated (what survives a cancellation).
+    authenticated: u64,
 }
 
 impl IncomingFile {
@@ -113,6 +115,8 @@ impl IncomingFile {
             file: Some(file),
             hasher,
             written,
+            // A resumed prefix was authenticated by an earlier session.
+            authenticated: written,
         })
     }
 
@@ -135,9 +139,21 @@ impl IncomingFile {
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         let f = self.file.as_mut().ok_or_else(closed)?;
         f.write_all(data).await?;
+        // tokio's File completes writes in the background; wait for it, so
+        // that what `written` counts is in the file (cancellation safety).
+        f.flush().await?;
         self.hasher.update(data);
         self.written += data.len() as u64;
         Ok(())
+    }
+
+    /// Records that the first `n` bytes are authenticated (chunked mode:
+    /// every released chunk). If the transfer is cancelled (this value is
+    /// dropped without [`commit`](Self::commit) or
+    /// [`abandon`](Self::abandon)), the partial file is cut back to these
+    /// bytes, or removed when there are none.
+    pub fn set_authenticated(&mut self, n: u64) {
+        self.authenticated = n.min(self.written);
     }
 
     /// The hash of everything written so far.
@@ -201,6 +217,22 @@ impl IncomingFile {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(e.into()),
                 }
+            }
+        }
+    }
+}
+
+impl Drop for IncomingFile {
+    /// Cancellation safety: a transfer dropped mid-way (its task aborted, the
+    /// peer gone) keeps only authenticated bytes in the partial file.
+    fn drop(&mut self) {
+        if let Some(f) = self.file.take() {
+            drop(f);
+            if self.authenticated == 0 {
+                let _ = std::fs::remove_file(&self.partial);
+            } else if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.partial) {
+                let _ = f.set_len(self.authenticated);
+                let _ = f.sync_all();
             }
         }
     }
@@ -287,6 +319,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(std::fs::read(p).unwrap(), b"0123456789");
+        // Dropped mid-way (cancelled): only the authenticated prefix stays.
+        let mut f = IncomingFile::create(&dir, "d.bin", HashAlgo::Sha256, false)
+            .await
+            .unwrap();
+        f.write(b"abcdef").await.unwrap();
+        f.set_authenticated(2);
+        drop(f);
+        assert_eq!(std::fs::read(dir.join("d.bin.jet-part")).unwrap(), b"ab");
+        let mut f = IncomingFile::create(&dir, "e.bin", HashAlgo::Sha256, false)
+            .await
+            .unwrap();
+        f.write(b"unauthenticated").await.unwrap();
+        drop(f);
+        assert!(!dir.join("e.bin.jet-part").exists());
         // Abandon without keeping removes the partial file.
         let f = IncomingFile::create(&dir, "s.bin", HashAlgo::Sha256, false)
             .await
