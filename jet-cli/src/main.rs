@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod progress;
 
 /// jet: Jingle Encrypted Transports (XEP-0391) tools.
 #[derive(Parser, Debug)]
@@ -24,6 +25,11 @@ enum Command {
     /// Decrypt a file or stream; OUT appears only if the data authenticates.
     #[command(long_about = cmd::crypto::DECRYPT_LONG_ABOUT)]
     Decrypt(cmd::crypto::CryptArgs),
+    /// Run Romeo and Juliet in one process: an encrypted file transfer over
+    /// the real session, cipher and transport code, with an in-memory XMPP
+    /// router instead of a server. Exits 0 only if the received file's
+    /// SHA-256 matches.
+    Demo(cmd::demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -33,6 +39,7 @@ async fn main() {
         Command::Ciphers => cmd::crypto::ciphers(),
         Command::Encrypt(args) => cmd::crypto::encrypt(args).await,
         Command::Decrypt(args) => cmd::crypto::decrypt(args).await,
+        Command::Demo(args) => cmd::demo::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("jet: {e:#}");

@@ -1,3 +1,4 @@
 //! The subcommands of `jet`.
 
 pub mod crypto;
+pub mod demo;
