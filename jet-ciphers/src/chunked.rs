@@ -186,9 +186,10 @@ impl CipherSuite for ChunkedSuite {
 /// `be88(counter) || flag`.
 fn nonce(counter: u128, last: bool) -> Result<Nonce<aes_gcm::aead::consts::U12>, CipherError> {
     if counter > MAX_CHUNK_INDEX {
-        return Err(CipherError::LimitExceeded {
-            limit: u64::MAX, // the real bound, 2^88 chunks, does not fit the field
-        });
+        // 2^88 chunks: unreachable from a u64 start index in practice.
+        return Err(CipherError::Position(
+            "the 88-bit chunk counter is exhausted".into(),
+        ));
     }
     let mut n = [0u8; 12];
     n[..11].copy_from_slice(&counter.to_be_bytes()[5..]);

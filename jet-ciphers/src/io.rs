@@ -32,6 +32,11 @@ use crate::Error;
 /// Size of the adapters' buffers.
 pub const BUF_LEN: usize = 64 * 1024;
 
+/// Size of the read buffer of [`encrypt_stream`] and [`decrypt_stream`]:
+/// larger than [`BUF_LEN`] because each read of a tokio file or of stdin
+/// is a hop to the blocking thread pool; 256 KiB quarters those hops.
+pub const COPY_BUF_LEN: usize = 256 * 1024;
+
 /// Wraps a [`CipherError`] into an `io::Error` of kind `InvalidData`.
 pub fn io_error(e: CipherError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
@@ -308,7 +313,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for DecryptingReader<R> {
 
 /// Encrypts everything `reader` yields into `writer` with `suite` under
 /// `secret`, writes the final tag(s) and flushes (it does not shut `writer`
-/// down). Returns the number of plaintext bytes. Memory: two 64 KiB buffers.
+/// down). Returns the number of plaintext bytes. Memory: two buffers of
+/// about [`COPY_BUF_LEN`] bytes.
 pub async fn encrypt_stream<R, W>(
     suite: &dyn CipherSuite,
     secret: &TransportSecret,
@@ -320,8 +326,8 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut enc = suite.encryptor(secret)?;
-    let mut inbuf = vec![0u8; BUF_LEN];
-    let mut out = Vec::with_capacity(BUF_LEN + 2 * crate::chunked::CHUNK_CIPHERTEXT_LEN);
+    let mut inbuf = vec![0u8; COPY_BUF_LEN];
+    let mut out = Vec::with_capacity(COPY_BUF_LEN + 2 * crate::chunked::CHUNK_CIPHERTEXT_LEN);
     let mut total = 0u64;
     loop {
         let n = reader.read(&mut inbuf).await?;
@@ -358,8 +364,8 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut dec = suite.decryptor(secret)?;
-    let mut inbuf = vec![0u8; BUF_LEN];
-    let mut out = Vec::with_capacity(BUF_LEN + 2 * crate::chunked::CHUNK_CIPHERTEXT_LEN);
+    let mut inbuf = vec![0u8; COPY_BUF_LEN];
+    let mut out = Vec::with_capacity(COPY_BUF_LEN + 2 * crate::chunked::CHUNK_CIPHERTEXT_LEN);
     let mut total = 0u64;
     loop {
         let n = reader.read(&mut inbuf).await?;
