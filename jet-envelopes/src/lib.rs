@@ -1,1 +1,4 @@
 //! # jet-envelopes (work in progress)
+
+#[cfg(feature = "omemo")]
+pub mod omemo;
