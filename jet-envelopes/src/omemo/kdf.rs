@@ -174,7 +174,8 @@ mod tests {
     #[test]
     fn hkdf_rfc5869_vectors() {
         let h = |s: &str| hex::decode(s).unwrap();
-        let cases: [(Vec<u8>, Option<Vec<u8>>, Vec<u8>, usize, &str); 3] = [
+        type Case = (Vec<u8>, Option<Vec<u8>>, Vec<u8>, usize, &'static str);
+        let cases: [Case; 3] = [
             (
                 h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
                 Some(h("000102030405060708090a0b0c")),
