@@ -146,6 +146,37 @@ impl InMemoryStore {
         Ok(store)
     }
 
+    /// A device from existing keys (a restored account, or test vectors).
+    /// The signed prekey's signature is checked against the identity key.
+    pub fn from_keys(
+        device_id: u32,
+        registration_id: u32,
+        identity: KeyPair,
+        signed_pre_key: SignedPreKeyRecord,
+        pre_keys: Vec<(u32, KeyPair)>,
+    ) -> Result<Self> {
+        if !identity.public.verify(
+            &signed_pre_key.key_pair.public.serialize(),
+            &signed_pre_key.signature,
+        ) {
+            return Err(OmemoError::BadSignature(
+                "signed prekey not signed by this identity key".into(),
+            ));
+        }
+        let next_pre_key_id = pre_keys.iter().map(|(id, _)| id + 1).max().unwrap_or(1);
+        Ok(InMemoryStore {
+            device_id,
+            registration_id,
+            identity,
+            current_signed_pre_key: signed_pre_key.id,
+            signed_pre_keys: BTreeMap::from([(signed_pre_key.id, signed_pre_key)]),
+            pre_keys: pre_keys.into_iter().collect(),
+            next_pre_key_id,
+            sessions: BTreeMap::new(),
+            identities: BTreeMap::new(),
+        })
+    }
+
     /// Makes a new signed prekey current; the previous one stays usable for
     /// sessions its bundle started.
     pub fn rotate_signed_pre_key(&mut self) -> Result<u32> {
