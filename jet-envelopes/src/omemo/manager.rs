@@ -23,6 +23,7 @@ use aes::Aes128;
 use aes_gcm::aead::consts::{U12, U16};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::AesGcm;
+use jet_core::TransportSecret;
 use zeroize::Zeroizing;
 
 use super::error::{random, OmemoError, Result};
@@ -57,6 +58,45 @@ pub struct DecryptedMessage {
     /// for a fresh session): XEP-0384 asks the receiver to answer soon so
     /// the sender stops sending prekey messages.
     pub new_session: bool,
+}
+
+impl DecryptedMessage {
+    /// The JET transport secret of a JET-OMEMO envelope (XEP-0396 §3): a
+    /// KeyTransportElement whose key material is TK and whose `<iv>` is the
+    /// IV. A message with a payload is not such an envelope.
+    pub fn key_transport_secret(&self) -> Result<TransportSecret> {
+        if self.payload.is_some() {
+            return Err(OmemoError::Malformed(
+                "a JET-OMEMO envelope is a key transport element, this message has a payload"
+                    .into(),
+            ));
+        }
+        TransportSecret::new(self.key_material.to_vec(), self.iv.clone())
+            .map_err(|e| OmemoError::Malformed(format!("transport secret: {e}")))
+    }
+
+    /// Smack's JET form: the decrypted payload is `TK || IV` (XEP-0391 v0.1
+    /// serialization), read with the suite's key length and IV lengths.
+    pub fn payload_secret(&self, key_len: usize, iv_lens: &[usize]) -> Result<TransportSecret> {
+        let payload = self
+            .payload
+            .as_ref()
+            .ok_or_else(|| OmemoError::Malformed("no payload to read TK || IV from".into()))?;
+        TransportSecret::from_bytes(payload, key_len, iv_lens)
+            .map_err(|e| OmemoError::Malformed(format!("transport secret: {e}")))
+    }
+
+    /// Libervia's form: the message's own AES-128 key (first 16 bytes of
+    /// the key material) and `<iv>` encrypt the file.
+    pub fn message_key_secret(&self) -> Result<TransportSecret> {
+        if self.key_material.len() < 16 {
+            return Err(OmemoError::Malformed(
+                "key material shorter than 16 bytes".into(),
+            ));
+        }
+        TransportSecret::new(self.key_material[..16].to_vec(), self.iv.clone())
+            .map_err(|e| OmemoError::Malformed(format!("transport secret: {e}")))
+    }
 }
 
 /// OMEMO 0.3 encryption and decryption over a store.
@@ -180,6 +220,16 @@ impl<S: OmemoStore> OmemoManager<S> {
             iv: iv.to_vec(),
             payload: None,
         })
+    }
+
+    /// The JET-OMEMO envelope for `secret` (XEP-0396 §3): TK ratchet-encrypted
+    /// per device, IV in `<iv>`.
+    pub fn seal_transport_secret(
+        &mut self,
+        secret: &TransportSecret,
+        recipients: &[Recipient],
+    ) -> Result<EncryptedElement> {
+        self.encrypt_key_transport(secret.key(), secret.iv(), recipients)
     }
 
     /// An OMEMO message with `plaintext` as AES-128-GCM payload.
@@ -502,6 +552,28 @@ mod tests {
             .encrypt_key_transport(&[7; 16], &[8; 12], &[to(&bob, false)])
             .unwrap();
         assert!(bob.decrypt("mallory@example.org", &ee2).is_err());
+    }
+
+    #[test]
+    fn jet_secret_forms() {
+        let mut alice = manager("alice@example.org", 11);
+        let mut bob = manager("bob@example.org", 22);
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let ee = alice.seal_transport_secret(&ts, &[to(&bob, true)]).unwrap();
+        let d = bob.decrypt("alice@example.org", &ee).unwrap();
+        assert_eq!(d.key_transport_secret().unwrap(), ts);
+        assert!(d.payload_secret(16, &[12]).is_err());
+        // Smack: TK || IV as payload of an ordinary message.
+        let mut blob = ts.key().to_vec();
+        blob.extend_from_slice(ts.iv());
+        let m = alice.encrypt_message(&blob, &[to(&bob, false)]).unwrap();
+        let d = bob.decrypt("alice@example.org", &m).unwrap();
+        assert_eq!(d.payload_secret(16, &[12, 16]).unwrap(), ts);
+        assert!(d.key_transport_secret().is_err());
+        // Libervia: the message's own key and IV.
+        let lib = d.message_key_secret().unwrap();
+        assert_eq!(lib.key(), &d.key_material[..16]);
+        assert_eq!(lib.iv(), &m.iv[..]);
     }
 
     #[test]

@@ -240,6 +240,154 @@ impl Session {
     }
 }
 
+/// Magic and version of [`Session::to_bytes`].
+const SESSION_MAGIC: &[u8; 8] = b"JETOMS\x00\x01";
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(OmemoError::Store("truncated session record".into()));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn b32(&mut self) -> Result<[u8; 32]> {
+        Ok(self.take(32)?.try_into().expect("32 bytes"))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+}
+
+impl Session {
+    /// Serializes the whole state for a persistent store. The bytes hold
+    /// private keys and chain keys: store them as secrets.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(512));
+        out.extend_from_slice(SESSION_MAGIC);
+        out.extend_from_slice(self.local_identity.as_bytes());
+        out.extend_from_slice(self.remote_identity.as_bytes());
+        out.extend_from_slice(&self.local_registration_id.to_be_bytes());
+        out.extend_from_slice(self.root_key.as_bytes());
+        out.extend_from_slice(&self.sending_ratchet.private.to_bytes()[..]);
+        out.extend_from_slice(self.sending_chain.as_bytes());
+        out.extend_from_slice(&self.sending_chain.index().to_be_bytes());
+        out.extend_from_slice(&self.previous_counter.to_be_bytes());
+        out.push(self.receiving_chains.len() as u8);
+        for (k, c) in &self.receiving_chains {
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(c.as_bytes());
+            out.extend_from_slice(&c.index().to_be_bytes());
+        }
+        out.extend_from_slice(&(self.skipped.len() as u32).to_be_bytes());
+        for (k, mk) in &self.skipped {
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(&mk.cipher_key);
+            out.extend_from_slice(&mk.mac_key);
+            out.extend_from_slice(&mk.iv);
+            out.extend_from_slice(&mk.counter.to_be_bytes());
+        }
+        match &self.pending_pre_key {
+            None => out.push(0),
+            Some(p) => {
+                out.push(1);
+                out.push(u8::from(p.pre_key_id.is_some()));
+                out.extend_from_slice(&p.pre_key_id.unwrap_or(0).to_be_bytes());
+                out.extend_from_slice(&p.signed_pre_key_id.to_be_bytes());
+                out.extend_from_slice(p.base_key.as_bytes());
+            }
+        }
+        out.extend_from_slice(self.base_key.as_bytes());
+        out
+    }
+
+    /// Restores a state written by [`Session::to_bytes`]; anything else is
+    /// an [`OmemoError::Store`] error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Session> {
+        let bad = |what: &str| OmemoError::Store(format!("session record: {what}"));
+        let mut c = Cursor(bytes);
+        if c.take(SESSION_MAGIC.len())? != SESSION_MAGIC {
+            return Err(bad("unknown format"));
+        }
+        let local_identity = PublicKey::from_bytes(c.b32()?);
+        let remote_identity = PublicKey::from_bytes(c.b32()?);
+        let local_registration_id = c.u32()?;
+        let root_key = RootKey(c.b32()?);
+        let sending_ratchet = KeyPair::from_private(super::keys::PrivateKey::from_bytes(c.b32()?));
+        let sending_chain = ChainKey::new(c.b32()?, c.u32()?);
+        let previous_counter = c.u32()?;
+        let n = usize::from(c.u8()?);
+        if n > MAX_RECEIVING_CHAINS {
+            return Err(bad("too many receiving chains"));
+        }
+        let mut receiving_chains = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            let k = PublicKey::from_bytes(c.b32()?);
+            receiving_chains.push_back((k, ChainKey::new(c.b32()?, c.u32()?)));
+        }
+        let n = c.u32()? as usize;
+        if n > MAX_STORED_SKIPPED {
+            return Err(bad("too many skipped keys"));
+        }
+        let mut skipped = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            let k = PublicKey::from_bytes(c.b32()?);
+            let cipher_key = c.b32()?;
+            let mac_key = c.b32()?;
+            let iv: [u8; 16] = c.take(16)?.try_into().expect("16 bytes");
+            let counter = c.u32()?;
+            skipped.push_back((
+                k,
+                MessageKeys {
+                    cipher_key,
+                    mac_key,
+                    iv,
+                    counter,
+                },
+            ));
+        }
+        let pending_pre_key = match c.u8()? {
+            0 => None,
+            1 => {
+                let has_pk = c.u8()?;
+                let pk = c.u32()?;
+                let spk = c.u32()?;
+                Some(PendingPreKey {
+                    pre_key_id: (has_pk == 1).then_some(pk),
+                    signed_pre_key_id: spk,
+                    base_key: PublicKey::from_bytes(c.b32()?),
+                })
+            }
+            _ => return Err(bad("pending prekey flag")),
+        };
+        let base_key = PublicKey::from_bytes(c.b32()?);
+        if !c.0.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(Session {
+            local_identity,
+            remote_identity,
+            local_registration_id,
+            root_key,
+            sending_ratchet,
+            sending_chain,
+            previous_counter,
+            receiving_chains,
+            skipped,
+            pending_pre_key,
+            base_key,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,6 +311,40 @@ mod tests {
     }
 
     #[test]
+    fn sessions_survive_serialization() {
+        let (mut alice, mut bob_s) = pair(true);
+        // Leave Alice pending and Bob with skipped keys, then restore both.
+        let lost = alice.encrypt(b"lost").unwrap();
+        let m = alice.encrypt(b"second").unwrap();
+        assert_eq!(
+            &bob_s
+                .decrypt(&PreKeySignalMessage::decode(&m.bytes).unwrap().message)
+                .unwrap()[..],
+            b"second"
+        );
+        assert_eq!(bob_s.skipped_keys(), 1);
+        let mut alice = Session::from_bytes(&alice.to_bytes()).unwrap();
+        let mut bob_s = Session::from_bytes(&bob_s.to_bytes()).unwrap();
+        assert!(alice.is_pending_pre_key());
+        assert_eq!(bob_s.skipped_keys(), 1);
+        let lost = PreKeySignalMessage::decode(&lost.bytes).unwrap().message;
+        assert_eq!(&bob_s.decrypt(&lost).unwrap()[..], b"lost");
+        let r = bob_s.encrypt(b"reply").unwrap();
+        assert_eq!(&alice.decrypt(&r.bytes).unwrap()[..], b"reply");
+        // Truncated or altered records are errors, not panics.
+        let bytes = bob_s.to_bytes();
+        for n in 0..bytes.len() {
+            assert!(Session::from_bytes(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        let mut extra = bytes.to_vec();
+        extra.push(0);
+        assert!(Session::from_bytes(&extra).is_err());
+        let mut magic = bytes.to_vec();
+        magic[0] ^= 1;
+        assert!(Session::from_bytes(&magic).is_err());
+    }
+
+    #[test]
     fn wrong_prekey_gives_no_session() {
         let b = bob(true);
         let alice_id = KeyPair::generate().unwrap();
