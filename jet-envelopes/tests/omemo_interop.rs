@@ -306,6 +306,7 @@ fn rust_initiates_python_decrypts() {
         .store()
         .load_session(&addr)
         .unwrap()
+        .current()
         .unwrap()
         .is_pending_pre_key());
 

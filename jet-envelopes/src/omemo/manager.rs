@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use super::error::{random, OmemoError, Result};
 use super::proto::PreKeySignalMessage;
-use super::ratchet::Session;
+use super::ratchet::SessionRecord;
 use super::store::{own_bundle, DeviceAddress, OmemoStore, Trust};
 use super::x3dh::{initiate, respond, PreKeyBundle};
 use super::xml::{EncryptedElement, KeyElement};
@@ -170,24 +170,28 @@ impl<S: OmemoStore> OmemoManager<S> {
             return Err(OmemoError::NoSession("no recipient devices".into()));
         }
         let identity = self.store.identity_key_pair()?;
-        let mut staged: Vec<(DeviceAddress, Session, KeyElement)> =
+        let mut staged: Vec<(DeviceAddress, SessionRecord, KeyElement)> =
             Vec::with_capacity(recipients.len());
         for r in recipients {
-            let mut session = match (self.store.load_session(&r.address)?, &r.bundle) {
-                (Some(s), _) => s,
-                (None, Some(b)) => {
-                    self.check_identity(&r.address, &b.identity_key)?;
-                    initiate(&identity, self.store.registration_id(), b)?
-                }
-                (None, None) => return Err(OmemoError::NoSession(r.address.to_string())),
-            };
+            let mut record = self.store.load_session(&r.address)?;
+            if record.current().is_none() {
+                let b = r
+                    .bundle
+                    .as_ref()
+                    .ok_or_else(|| OmemoError::NoSession(r.address.to_string()))?;
+                self.check_identity(&r.address, &b.identity_key)?;
+                record.promote(initiate(&identity, self.store.registration_id(), b)?);
+            }
             if let Some((_, Trust::Distrusted)) = self.store.remote_identity(&r.address)? {
                 return Err(OmemoError::Untrusted(r.address.to_string()));
             }
-            let out = session.encrypt(material)?;
+            let out = record
+                .current_mut()
+                .expect("a current session was just ensured")
+                .encrypt(material)?;
             staged.push((
                 r.address.clone(),
-                session,
+                record,
                 KeyElement {
                     rid: r.address.device_id,
                     prekey: out.prekey,
@@ -196,8 +200,8 @@ impl<S: OmemoStore> OmemoManager<S> {
             ));
         }
         let mut keys = Vec::with_capacity(staged.len());
-        for (addr, session, key) in staged {
-            self.store.store_session(&addr, &session)?;
+        for (addr, record, key) in staged {
+            self.store.store_session(&addr, &record)?;
             keys.push(key);
         }
         Ok(keys)
@@ -266,30 +270,26 @@ impl<S: OmemoStore> OmemoManager<S> {
         sender: &DeviceAddress,
         key: &KeyElement,
     ) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+        let mut record = self.store.load_session(sender)?;
         if !key.prekey {
-            let mut session = self
-                .store
-                .load_session(sender)?
-                .ok_or_else(|| OmemoError::NoSession(sender.to_string()))?;
+            if record.current().is_none() {
+                return Err(OmemoError::NoSession(sender.to_string()));
+            }
             if let Some((_, Trust::Distrusted)) = self.store.remote_identity(sender)? {
                 return Err(OmemoError::Untrusted(sender.to_string()));
             }
-            let pt = session.decrypt(&key.data)?;
-            self.store.store_session(sender, &session)?;
+            let pt = record.decrypt(&key.data)?;
+            self.store.store_session(sender, &record)?;
             return Ok((pt, false));
         }
         let pkm = PreKeySignalMessage::decode(&key.data)?;
         self.check_identity(sender, &pkm.identity_key)?;
         // A repeated PreKeySignalMessage of a session we already built (the
         // sender has not heard from us yet) continues that session.
-        if let Some(mut existing) = self.store.load_session(sender)? {
-            if existing.base_key() == &pkm.base_key
-                && existing.remote_identity() == &pkm.identity_key
-            {
-                let pt = existing.decrypt(&pkm.message)?;
-                self.store.store_session(sender, &existing)?;
-                return Ok((pt, false));
-            }
+        if record.has_base_key(&pkm.base_key) {
+            let pt = record.decrypt_with_base_key(&pkm.base_key, &pkm.message)?;
+            self.store.store_session(sender, &record)?;
+            return Ok((pt, false));
         }
         let identity = self.store.identity_key_pair()?;
         let spk =
@@ -315,7 +315,10 @@ impl<S: OmemoStore> OmemoManager<S> {
             &pkm,
         )?;
         let pt = session.decrypt(&pkm.message)?;
-        self.store.store_session(sender, &session)?;
+        // The new session becomes current; one we started stays archived
+        // so messages already sent on it still decrypt.
+        record.promote(session);
+        self.store.store_session(sender, &record)?;
         if let Some(id) = pkm.pre_key_id {
             // X3DH §4.2: a one-time prekey is used once.
             self.store.remove_pre_key(id)?;
@@ -552,6 +555,57 @@ mod tests {
             .encrypt_key_transport(&[7; 16], &[8; 12], &[to(&bob, false)])
             .unwrap();
         assert!(bob.decrypt("mallory@example.org", &ee2).is_err());
+    }
+
+    /// Both sides start a session at the same moment (both send a
+    /// PreKeySignalMessage): everything sent still decrypts, and the two
+    /// converge on working sessions.
+    #[test]
+    fn simultaneous_session_start() {
+        let mut alice = manager("alice@example.org", 11);
+        let mut bob = manager("bob@example.org", 22);
+        let a1 = alice.encrypt_message(b"a1", &[to(&bob, true)]).unwrap();
+        let b1 = bob.encrypt_message(b"b1", &[to(&alice, true)]).unwrap();
+        assert!(a1.keys[0].prekey && b1.keys[0].prekey);
+        // Each receives the other's prekey message: a new current session,
+        // its own archived.
+        assert_eq!(
+            &bob.decrypt("alice@example.org", &a1)
+                .unwrap()
+                .payload
+                .unwrap()[..],
+            b"a1"
+        );
+        assert_eq!(
+            &alice
+                .decrypt("bob@example.org", &b1)
+                .unwrap()
+                .payload
+                .unwrap()[..],
+            b"b1"
+        );
+        // Messages keep flowing both ways, many rounds.
+        for i in 0..4u8 {
+            let m = alice.encrypt_message(&[i], &[to(&bob, false)]).unwrap();
+            assert_eq!(
+                &bob.decrypt("alice@example.org", &m)
+                    .unwrap()
+                    .payload
+                    .unwrap()[..],
+                &[i]
+            );
+            let m = bob.encrypt_message(&[i, i], &[to(&alice, false)]).unwrap();
+            assert_eq!(
+                &alice
+                    .decrypt("bob@example.org", &m)
+                    .unwrap()
+                    .payload
+                    .unwrap()[..],
+                &[i, i]
+            );
+        }
+        let addr = DeviceAddress::new("bob@example.org", 22);
+        assert!(alice.store().load_session(&addr).unwrap().archived_len() <= 1);
     }
 
     #[test]

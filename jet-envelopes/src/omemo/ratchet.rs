@@ -388,6 +388,142 @@ impl Session {
     }
 }
 
+/// Archived session states kept per device (libsignal keeps 40; OMEMO
+/// clients rarely need more than a few).
+pub const MAX_ARCHIVED_SESSIONS: usize = 10;
+
+/// All session states with one device: the current one and a few archived
+/// ones. When both sides start a session at the same time, each ends up
+/// with the other's as current; messages on the archived one must still
+/// decrypt (libsignal's SessionRecord does the same).
+#[derive(Clone, Debug, Default)]
+pub struct SessionRecord {
+    current: Option<Session>,
+    archived: VecDeque<Session>,
+}
+
+impl SessionRecord {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current session, used for sending.
+    pub fn current(&self) -> Option<&Session> {
+        self.current.as_ref()
+    }
+
+    /// The current session, mutably.
+    pub fn current_mut(&mut self) -> Option<&mut Session> {
+        self.current.as_mut()
+    }
+
+    /// Number of archived states.
+    pub fn archived_len(&self) -> usize {
+        self.archived.len()
+    }
+
+    /// Makes `session` current, archiving the previous current one.
+    pub fn promote(&mut self, session: Session) {
+        if let Some(old) = self.current.replace(session) {
+            self.archived.push_front(old);
+            self.archived.truncate(MAX_ARCHIVED_SESSIONS);
+        }
+    }
+
+    /// True if any state (current or archived) was started with `base_key`.
+    pub fn has_base_key(&self, base_key: &PublicKey) -> bool {
+        self.current
+            .iter()
+            .chain(self.archived.iter())
+            .any(|s| s.base_key() == base_key)
+    }
+
+    /// Decrypts a SignalMessage with the current state, else with the
+    /// archived ones (newest first); a state that works becomes current.
+    pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let first_err = match self.current.as_mut().map(|s| s.decrypt(bytes)) {
+            Some(Ok(pt)) => return Ok(pt),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        for i in 0..self.archived.len() {
+            if let Ok(pt) = self.archived[i].decrypt(bytes) {
+                let s = self.archived.remove(i).expect("index in range");
+                self.promote(s);
+                return Ok(pt);
+            }
+        }
+        Err(first_err.unwrap_or(OmemoError::Decrypt))
+    }
+
+    /// Decrypts a SignalMessage with the state started by `base_key` (a
+    /// repeated PreKeySignalMessage), making it current on success.
+    pub fn decrypt_with_base_key(
+        &mut self,
+        base_key: &PublicKey,
+        bytes: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(cur) = self.current.as_mut().filter(|s| s.base_key() == base_key) {
+            return cur.decrypt(bytes);
+        }
+        let i = self
+            .archived
+            .iter()
+            .position(|s| s.base_key() == base_key)
+            .ok_or(OmemoError::Decrypt)?;
+        let pt = self.archived[i].decrypt(bytes)?;
+        let s = self.archived.remove(i).expect("index in range");
+        self.promote(s);
+        Ok(pt)
+    }
+
+    /// Serializes all states (see [`Session::to_bytes`]).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::new());
+        let states: Vec<&Session> = self.current.iter().chain(self.archived.iter()).collect();
+        out.push(u8::from(self.current.is_some()));
+        out.push(states.len() as u8);
+        for s in states {
+            let b = s.to_bytes();
+            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    /// Restores [`SessionRecord::to_bytes`] output.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SessionRecord> {
+        let mut c = Cursor(bytes);
+        let has_current = match c.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(OmemoError::Store("session record: current flag".into())),
+        };
+        let n = usize::from(c.u8()?);
+        if n > MAX_ARCHIVED_SESSIONS + 1 || (has_current && n == 0) {
+            return Err(OmemoError::Store("session record: state count".into()));
+        }
+        let mut states = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            let len = c.u32()? as usize;
+            states.push_back(Session::from_bytes(c.take(len)?)?);
+        }
+        if !c.0.is_empty() {
+            return Err(OmemoError::Store("session record: trailing bytes".into()));
+        }
+        let current = if has_current {
+            states.pop_front()
+        } else {
+            None
+        };
+        Ok(SessionRecord {
+            current,
+            archived: states,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::error::{OmemoError, Result};
 use super::keys::{KeyPair, PublicKey};
-use super::ratchet::Session;
+use super::ratchet::SessionRecord;
 use super::x3dh::PreKeyBundle;
 
 /// How many one-time prekeys a device publishes (XEP-0384 v0.3 §4.3 asks
@@ -86,10 +86,10 @@ pub trait OmemoStore: Send {
     fn store_pre_key(&mut self, id: u32, key: KeyPair) -> Result<()>;
     /// Deletes a used one-time prekey (X3DH §4.2: used once).
     fn remove_pre_key(&mut self, id: u32) -> Result<()>;
-    /// The session with a device.
-    fn load_session(&self, address: &DeviceAddress) -> Result<Option<Session>>;
-    /// Saves the session with a device.
-    fn store_session(&mut self, address: &DeviceAddress, session: &Session) -> Result<()>;
+    /// The session states with a device (empty record if none).
+    fn load_session(&self, address: &DeviceAddress) -> Result<SessionRecord>;
+    /// Saves the session states with a device.
+    fn store_session(&mut self, address: &DeviceAddress, record: &SessionRecord) -> Result<()>;
     /// The identity key recorded for a device and our trust in it.
     fn remote_identity(&self, address: &DeviceAddress) -> Result<Option<(PublicKey, Trust)>>;
     /// Records a device's identity key and our trust in it.
@@ -111,7 +111,7 @@ pub struct InMemoryStore {
     current_signed_pre_key: u32,
     pre_keys: BTreeMap<u32, KeyPair>,
     next_pre_key_id: u32,
-    sessions: BTreeMap<DeviceAddress, Session>,
+    sessions: BTreeMap<DeviceAddress, SessionRecord>,
     identities: BTreeMap<DeviceAddress, (PublicKey, Trust)>,
 }
 
@@ -252,11 +252,11 @@ impl OmemoStore for InMemoryStore {
         self.pre_keys.remove(&id);
         Ok(())
     }
-    fn load_session(&self, address: &DeviceAddress) -> Result<Option<Session>> {
-        Ok(self.sessions.get(address).cloned())
+    fn load_session(&self, address: &DeviceAddress) -> Result<SessionRecord> {
+        Ok(self.sessions.get(address).cloned().unwrap_or_default())
     }
-    fn store_session(&mut self, address: &DeviceAddress, session: &Session) -> Result<()> {
-        self.sessions.insert(address.clone(), session.clone());
+    fn store_session(&mut self, address: &DeviceAddress, record: &SessionRecord) -> Result<()> {
+        self.sessions.insert(address.clone(), record.clone());
         Ok(())
     }
     fn remote_identity(&self, address: &DeviceAddress) -> Result<Option<(PublicKey, Trust)>> {

@@ -345,6 +345,35 @@ mod tests {
     }
 
     #[test]
+    fn session_record_round_trip_and_archive() {
+        use crate::omemo::ratchet::{SessionRecord, MAX_ARCHIVED_SESSIONS};
+        let (old_a, mut old_b) = pair(true);
+        let (new_a, _new_b) = pair(false);
+        let mut rec = SessionRecord::new();
+        assert!(rec.current().is_none());
+        rec.promote(old_a);
+        rec.promote(new_a);
+        assert_eq!(rec.archived_len(), 1);
+        let mut back = SessionRecord::from_bytes(&rec.to_bytes()).unwrap();
+        assert_eq!(back.archived_len(), 1);
+        // A message on the archived session decrypts and makes it current.
+        let m = old_b.encrypt(b"old").unwrap();
+        let base = *back.current().unwrap().base_key();
+        assert_eq!(&back.decrypt(&m.bytes).unwrap()[..], b"old");
+        assert_ne!(back.current().unwrap().base_key(), &base);
+        assert!(SessionRecord::from_bytes(&[]).is_err());
+        assert!(SessionRecord::from_bytes(&[1, 0]).is_err());
+        assert!(SessionRecord::from_bytes(&SessionRecord::new().to_bytes())
+            .unwrap()
+            .current()
+            .is_none());
+        for _ in 0..MAX_ARCHIVED_SESSIONS + 3 {
+            rec.promote(pair(false).0);
+        }
+        assert_eq!(rec.archived_len(), MAX_ARCHIVED_SESSIONS);
+    }
+
+    #[test]
     fn wrong_prekey_gives_no_session() {
         let b = bob(true);
         let alice_id = KeyPair::generate().unwrap();
