@@ -140,22 +140,32 @@ impl<S: OmemoStore> OmemoManager<S> {
         own_bundle(&self.store)
     }
 
-    /// Records `key` for `address`, refusing a changed or distrusted key.
-    fn check_identity(
-        &mut self,
-        address: &DeviceAddress,
-        key: &super::keys::PublicKey,
-    ) -> Result<()> {
+    /// Refuses `key` for `address` if another key is recorded for that
+    /// device or this one is distrusted. Records nothing: an identity key is
+    /// recorded only once a message authenticated under it, or a bundle
+    /// signature verified with it ([`Self::record_identity`]).
+    fn check_identity(&self, address: &DeviceAddress, key: &super::keys::PublicKey) -> Result<()> {
         match self.store.remote_identity(address)? {
-            None => self
-                .store
-                .save_remote_identity(address, key, Trust::Undecided),
+            None => Ok(()),
             Some((known, _)) if known != *key => Err(OmemoError::Untrusted(format!(
                 "{address} presents a different identity key than before"
             ))),
             Some((_, Trust::Distrusted)) => Err(OmemoError::Untrusted(address.to_string())),
             Some(_) => Ok(()),
         }
+    }
+
+    /// Records a first-seen identity key as [`Trust::Undecided`].
+    fn record_identity(
+        &mut self,
+        address: &DeviceAddress,
+        key: &super::keys::PublicKey,
+    ) -> Result<()> {
+        if self.store.remote_identity(address)?.is_none() {
+            self.store
+                .save_remote_identity(address, key, Trust::Undecided)?;
+        }
+        Ok(())
     }
 
     /// Ratchet-encrypts `material` for each recipient (session from the
@@ -180,7 +190,9 @@ impl<S: OmemoStore> OmemoManager<S> {
                     .as_ref()
                     .ok_or_else(|| OmemoError::NoSession(r.address.to_string()))?;
                 self.check_identity(&r.address, &b.identity_key)?;
+                // initiate() verifies the bundle signature first.
                 record.promote(initiate(&identity, self.store.registration_id(), b)?);
+                self.record_identity(&r.address, &b.identity_key)?;
             }
             if let Some((_, Trust::Distrusted)) = self.store.remote_identity(&r.address)? {
                 return Err(OmemoError::Untrusted(r.address.to_string()));
@@ -315,6 +327,8 @@ impl<S: OmemoStore> OmemoManager<S> {
             &pkm,
         )?;
         let pt = session.decrypt(&pkm.message)?;
+        // Authenticated: the identity key is genuine for this session.
+        self.record_identity(sender, &pkm.identity_key)?;
         // The new session becomes current; one we started stays archived
         // so messages already sent on it still decrypt.
         record.promote(session);
@@ -628,6 +642,82 @@ mod tests {
         let lib = d.message_key_secret().unwrap();
         assert_eq!(lib.key(), &d.key_material[..16]);
         assert_eq!(lib.iv(), &m.iv[..]);
+    }
+
+    /// Thousands of random mutations of valid wire data: every outcome is a
+    /// value or an error, never a panic, and the real message still opens.
+    #[test]
+    fn hostile_mutations_never_panic() {
+        use crate::omemo::proto::SignalMessage;
+        use crate::omemo::ratchet::SessionRecord;
+        let mut alice = manager("alice@example.org", 11);
+        let mut bob = manager("bob@example.org", 22);
+        let first = alice
+            .encrypt_key_transport(&[7; 16], &[8; 12], &[to(&bob, true)])
+            .unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let original = first.keys[0].data.clone();
+        for _ in 0..3000 {
+            let mut data = original.clone();
+            match next() % 4 {
+                0 => data.truncate((next() as usize) % data.len()),
+                1 => data.extend((0..next() % 8).map(|_| next() as u8)),
+                _ => {
+                    for _ in 0..1 + next() % 4 {
+                        let i = (next() as usize) % data.len();
+                        data[i] ^= 1 << (next() % 8);
+                    }
+                }
+            }
+            let _ = PreKeySignalMessage::decode(&data);
+            let _ = SignalMessage::decode(&data);
+            let _ = SessionRecord::from_bytes(&data);
+            let mut el = first.clone();
+            el.keys[0].data = data;
+            let _ = bob.decrypt("alice@example.org", &el);
+        }
+        // No mutation may have consumed state the real message needs unless
+        // it was an equivalent message (only the unauthenticated
+        // registration id differs): then the session exists already.
+        let d = bob.decrypt("alice@example.org", &first);
+        assert!(
+            d.is_ok() || matches!(d, Err(OmemoError::Duplicate)),
+            "{d:?}"
+        );
+    }
+
+    /// A forged PreKeySignalMessage naming another identity key fails and
+    /// records nothing: the genuine sender is not locked out afterwards.
+    #[test]
+    fn forged_identity_does_not_poison_the_store() {
+        let mut alice = manager("alice@example.org", 11);
+        let mut bob = manager("bob@example.org", 22);
+        let real = alice
+            .encrypt_key_transport(&[7; 16], &[8; 12], &[to(&bob, true)])
+            .unwrap();
+        let mut pkm = PreKeySignalMessage::decode(&real.keys[0].data).unwrap();
+        pkm.identity_key = crate::omemo::keys::KeyPair::generate().unwrap().public;
+        let mut forged = real.clone();
+        forged.keys[0].data = pkm.encode();
+        assert!(matches!(
+            bob.decrypt("alice@example.org", &forged),
+            Err(OmemoError::Decrypt)
+        ));
+        let addr = DeviceAddress::new("alice@example.org", 11);
+        assert!(bob.store().remote_identity(&addr).unwrap().is_none());
+        assert_eq!(
+            &bob.decrypt("alice@example.org", &real)
+                .unwrap()
+                .key_material[..],
+            &[7; 16]
+        );
+        assert!(bob.store().remote_identity(&addr).unwrap().is_some());
     }
 
     #[test]
