@@ -14,6 +14,7 @@
 //!  proto      SignalMessage / PreKeySignalMessage (version byte 0x33)
 //!  kdf, keys  HKDF/HMAC-SHA256 ("Whisper*" infos), X25519, XEdDSA, 0x05 keys
 //!  store      OmemoStore trait + InMemoryStore
+//!  pep        PEP publish/fetch elements for device lists and bundles
 //! ```
 //!
 //! # Building blocks, and why
@@ -67,6 +68,7 @@ pub mod error;
 pub mod kdf;
 pub mod keys;
 pub mod manager;
+pub mod pep;
 pub mod proto;
 pub mod ratchet;
 pub mod store;
