@@ -136,7 +136,7 @@ pub fn initiate_with(
 /// Bob's side: the session a PreKeySignalMessage asks for, built from our
 /// identity, the signed prekey and (if named) the one-time prekey it used.
 /// The inner message is not decrypted here: see
-/// [`super::store::SessionManager`] or call [`Session::decrypt`] with
+/// [`super::manager::OmemoManager::decrypt_key`] or call [`Session::decrypt`] with
 /// `message.message`.
 pub fn respond(
     our_identity: &KeyPair,
