@@ -348,7 +348,13 @@ impl<S: OmemoStore> OmemoManager<S> {
         element: &EncryptedElement,
     ) -> Result<DecryptedMessage> {
         let own = self.device_id();
-        let key = element.key_for(own).ok_or(OmemoError::NotForUs(own))?;
+        // OMEMO 0.3 keys name only the device id: a message to several
+        // accounts can hold two <key rid> equal to ours (same device id on
+        // another account). Try each; a failed try changes no state.
+        let ours: Vec<&KeyElement> = element.keys.iter().filter(|k| k.rid == own).collect();
+        if ours.is_empty() {
+            return Err(OmemoError::NotForUs(own));
+        }
         let sender = DeviceAddress::new(sender_jid, element.sid);
         if sender.jid == self.own_jid && sender.device_id == own {
             return Err(OmemoError::Malformed(
@@ -361,7 +367,14 @@ impl<S: OmemoStore> OmemoManager<S> {
                 element.iv.len()
             )));
         }
-        let (material, new_session) = self.decrypt_key(&sender, key)?;
+        let mut result = Err(OmemoError::Decrypt);
+        for key in ours {
+            result = self.decrypt_key(&sender, key);
+            if result.is_ok() {
+                break;
+            }
+        }
+        let (material, new_session) = result?;
         let payload = match &element.payload {
             None => None,
             Some(ct) => Some(decrypt_payload(&material, &element.iv, ct)?),
@@ -718,6 +731,23 @@ mod tests {
             &[7; 16]
         );
         assert!(bob.store().remote_identity(&addr).unwrap().is_some());
+    }
+
+    #[test]
+    fn colliding_device_ids_in_one_message() {
+        let mut alice = manager("alice@example.org", 11);
+        let mut bob = manager("bob@example.org", 22);
+        let carol = manager("carol@example.org", 22);
+        // Carol's device has Bob's id; her <key> comes first.
+        let ee = alice
+            .encrypt_key_transport(&[5; 16], &[6; 12], &[to(&carol, true), to(&bob, true)])
+            .unwrap();
+        assert_eq!(ee.keys.len(), 2);
+        assert!(ee.keys.iter().all(|k| k.rid == 22));
+        assert_eq!(
+            &bob.decrypt("alice@example.org", &ee).unwrap().key_material[..],
+            &[5; 16]
+        );
     }
 
     #[test]
