@@ -13,6 +13,7 @@
 //! </encrypted>
 //! ```
 
+use jet_core::minidom::rxml::Namespace;
 use jet_core::minidom::Element;
 use jet_core::xmpp_parsers::legacy_omemo;
 
@@ -53,9 +54,10 @@ pub struct EncryptedElement {
 }
 
 impl EncryptedElement {
-    /// Builds the XML element.
+    /// Builds the XML element. `prekey` is written only when true, as
+    /// Conversations, Dino and python-omemo do.
     pub fn to_element(&self) -> Element {
-        legacy_omemo::Encrypted {
+        let mut el: Element = legacy_omemo::Encrypted {
             header: legacy_omemo::Header {
                 sid: self.sid,
                 keys: self
@@ -76,7 +78,15 @@ impl EncryptedElement {
                 .as_ref()
                 .map(|p| legacy_omemo::Payload { data: p.clone() }),
         }
-        .into()
+        .into();
+        if let Some(header) = el.get_child_mut("header", NS) {
+            for key in header.children_mut() {
+                if key.attr("prekey") == Some("false") {
+                    key.attrs_mut().remove(&Namespace::NONE, "prekey");
+                }
+            }
+        }
+        el
     }
 
     /// Parses an `<encrypted>` element.
@@ -237,6 +247,7 @@ mod tests {
             "{xml}"
         );
         assert!(!xml.contains("payload"));
+        assert!(!xml.contains("false"), "{xml}");
         assert_eq!(EncryptedElement::from_element(&el).unwrap(), e);
         let with_payload = EncryptedElement {
             payload: Some(vec![7; 5]),
