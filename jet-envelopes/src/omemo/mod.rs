@@ -4,6 +4,8 @@
 //! Dino, Gajim, python-omemo's `oldmemo`).
 //!
 //! ```text
+//!  backend    EnvelopeBackend (JET-OMEMO): seal/open over an OmemoDirectory (PEP)
+//!   |
 //!  xml        <encrypted>/<bundle>/<list>  <->  typed values
 //!   |
 //!  manager    per-device sessions; key transport (JET) and payload messages
@@ -64,6 +66,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod error;
 pub mod kdf;
 pub mod keys;
@@ -75,6 +78,7 @@ pub mod store;
 pub mod x3dh;
 pub mod xml;
 
+pub use backend::{MemoryDirectory, OmemoDirectory, OmemoEnvelope, PepDirectory};
 pub use error::{OmemoError, Result};
 pub use keys::{KeyPair, PrivateKey, PublicKey};
 pub use manager::{DecryptedMessage, OmemoManager, Recipient};
