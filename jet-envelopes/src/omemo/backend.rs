@@ -14,8 +14,10 @@
 //! [`StanzaChannel`] ([`PepDirectory`]) or a map in tests
 //! ([`MemoryDirectory`]). Not done yet: PEP notifications (device list
 //! updates pushed by the server), answering a new session with an empty
-//! message, prekey refill and signed prekey rotation schedules, a trust UI
-//! (first-seen keys are used; changed keys are refused).
+//! message, prekey refill and signed prekey rotation schedules, a trust UI.
+//! Trust today: a device's identity key is taken from its published bundle
+//! the first time (a session start must name that same key), then pinned;
+//! a changed key is refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,7 @@ use jet_core::{ns, TransportSecret};
 use super::error::OmemoError;
 use super::manager::{OmemoManager, Recipient};
 use super::pep;
+use super::proto::PreKeySignalMessage;
 use super::store::{DeviceAddress, OmemoStore};
 use super::x3dh::PreKeyBundle;
 use super::xml::{EncryptedElement, NODE_DEVICELIST};
@@ -256,11 +259,57 @@ impl<S: OmemoStore> OmemoEnvelope<S> {
         Ok(())
     }
 
+    /// A PreKeySignalMessage from a device we have no identity key for yet
+    /// must name the identity key that device publishes in its bundle
+    /// (python-omemo checks the same); otherwise anyone able to send as the
+    /// account could slip in a key of their own for one of its device ids.
+    async fn check_new_device(
+        &self,
+        sender: &BareJid,
+        ee: &EncryptedElement,
+    ) -> Result<(), EnvelopeError> {
+        let own = self.device_id();
+        let claimed: Vec<_> = ee
+            .keys
+            .iter()
+            .filter(|k| k.rid == own && k.prekey)
+            .filter_map(|k| PreKeySignalMessage::decode(&k.data).ok())
+            .map(|p| p.identity_key)
+            .collect();
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let address = DeviceAddress::new(sender.to_string(), ee.sid);
+        let known = self
+            .manager()
+            .store()
+            .remote_identity(&address)
+            .map_err(to_envelope_error)?;
+        if known.is_some() {
+            // The manager compares with the recorded key.
+            return Ok(());
+        }
+        let bundle = self.directory.bundle(sender, ee.sid).await.map_err(|e| {
+            EnvelopeError::Untrusted(format!(
+                "{address}: cannot fetch its bundle to check its identity key: {e}"
+            ))
+        })?;
+        if claimed.iter().any(|k| *k != bundle.identity_key) {
+            return Err(EnvelopeError::Untrusted(format!(
+                "{address}: the message's identity key is not the one the device publishes"
+            )));
+        }
+        Ok(())
+    }
+
     /// The devices to seal for: all of `peer`'s, and our own other ones.
     async fn recipients(&self, peer: &BareJid) -> Result<Vec<Recipient>, EnvelopeError> {
         let own_id = self.device_id();
         let mut addresses: Vec<(BareJid, u32)> = Vec::new();
-        let peer_devices = self.directory.device_list(peer).await?;
+        let mut peer_devices = self.directory.device_list(peer).await?;
+        if peer == &self.own_jid {
+            peer_devices.retain(|&d| d != own_id);
+        }
         if peer_devices.is_empty() {
             return Err(EnvelopeError::NoKey(format!(
                 "{peer} announces no OMEMO device"
@@ -349,6 +398,7 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let ee = EncryptedElement::from_element(envelope).map_err(to_envelope_error)?;
         let sender = stanza_sender.to_bare();
+        self.check_new_device(&sender, &ee).await?;
         let d = self
             .manager()
             .decrypt(&sender.to_string(), &ee)
@@ -466,6 +516,57 @@ mod tests {
             romeo.open(&back, &to, &Aes128Sizes).await.unwrap().secret,
             ts
         );
+    }
+
+    /// A device that publishes one identity key but sends a session start
+    /// under another is refused; so is one with no bundle at all.
+    #[tokio::test]
+    async fn new_device_must_match_its_published_identity() {
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        // An impostor with Romeo's device id 101, but Romeo's real bundle
+        // is what the directory serves.
+        let _romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let impostor = OmemoEnvelope::new(
+            InMemoryStore::generate(101).unwrap(),
+            bare("romeo@montague.lit"),
+            Arc::new(dir.as_account(bare("romeo@montague.lit"))),
+        );
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let to: Jid = "juliet@capulet.lit".parse().unwrap();
+        let from: Jid = "romeo@montague.lit/x".parse().unwrap();
+        let forged = impostor.seal(&ts, &to).await.unwrap();
+        assert!(matches!(
+            juliet.open(&forged, &from, &Aes128Sizes).await,
+            Err(EnvelopeError::Untrusted(_))
+        ));
+        // A device id with no bundle at all.
+        let ghost = OmemoEnvelope::new(
+            InMemoryStore::generate(999).unwrap(),
+            bare("romeo@montague.lit"),
+            Arc::new(dir.as_account(bare("romeo@montague.lit"))),
+        );
+        let ee = ghost.seal(&ts, &to).await.unwrap();
+        assert!(matches!(
+            juliet.open(&ee, &from, &Aes128Sizes).await,
+            Err(EnvelopeError::Untrusted(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn sealing_for_own_account_skips_this_device() {
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let laptop = device(&dir, "romeo@montague.lit", 101).await;
+        let phone = device(&dir, "romeo@montague.lit", 102).await;
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let me: Jid = "romeo@montague.lit".parse().unwrap();
+        let ee = laptop.seal(&ts, &me).await.unwrap();
+        let parsed = EncryptedElement::from_element(&ee).unwrap();
+        assert_eq!(
+            parsed.keys.iter().map(|k| k.rid).collect::<Vec<_>>(),
+            vec![102]
+        );
+        assert_eq!(phone.open(&ee, &me, &Aes128Sizes).await.unwrap().secret, ts);
     }
 
     #[tokio::test]
