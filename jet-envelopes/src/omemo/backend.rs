@@ -403,6 +403,21 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
             .manager()
             .decrypt(&sender.to_string(), &ee)
             .map_err(to_envelope_error)?;
+        if d.new_session {
+            // A one-time prekey was used: replace it and republish.
+            let (changed, id, bundle) = {
+                let mut m = self.manager();
+                let changed = m.store_mut().refill_pre_keys().map_err(to_envelope_error)?;
+                (
+                    changed,
+                    m.device_id(),
+                    m.bundle().map_err(to_envelope_error)?,
+                )
+            };
+            if changed {
+                self.directory.publish_bundle(id, &bundle).await?;
+            }
+        }
         if d.key_material.len() != suite.key_len() {
             return Err(EnvelopeError::Malformed(format!(
                 "transport key of {} bytes, {} needs {}",
@@ -477,6 +492,14 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn opened_account(dev: u32) -> BareJid {
+        bare(if dev < 200 {
+            "romeo@montague.lit"
+        } else {
+            "juliet@capulet.lit"
+        })
+    }
+
     async fn device(dir: &MemoryDirectory, jid: &str, id: u32) -> OmemoEnvelope<InMemoryStore> {
         let e = OmemoEnvelope::new(
             InMemoryStore::generate(id).unwrap(),
@@ -501,8 +524,14 @@ mod tests {
         assert!(ee.get_child("payload", ns::OMEMO_LEGACY).is_none());
         let from: Jid = "romeo@montague.lit/orchard".parse().unwrap();
         for (who, dev) in [(&juliet, 201), (&juliet_tablet, 202), (&romeo_phone, 102)] {
+            let before = dir.bundle(&opened_account(dev), dev).await.unwrap();
             let opened = who.open(&ee, &from, &Aes128Sizes).await.unwrap();
             assert_eq!(opened.secret, ts, "device {dev}");
+            // The used one-time prekey was replaced and the bundle republished.
+            let after = dir.bundle(&opened_account(dev), dev).await.unwrap();
+            assert_ne!(before.pre_keys, after.pre_keys);
+            assert_eq!(after.pre_keys.len(), 100);
+            assert_eq!(after, who.manager().bundle().unwrap());
             assert_eq!(opened.sender, bare("romeo@montague.lit"));
             assert_eq!(opened.sender_key.as_deref(), Some("101"));
         }

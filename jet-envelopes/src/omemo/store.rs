@@ -86,6 +86,10 @@ pub trait OmemoStore: Send {
     fn store_pre_key(&mut self, id: u32, key: KeyPair) -> Result<()>;
     /// Deletes a used one-time prekey (X3DH §4.2: used once).
     fn remove_pre_key(&mut self, id: u32) -> Result<()>;
+    /// Tops the one-time prekeys up to [`PRE_KEY_COUNT`], with ids never
+    /// used before (a peer may still hold an old bundle). Returns whether
+    /// keys were added, i.e. whether the bundle must be republished.
+    fn refill_pre_keys(&mut self) -> Result<bool>;
     /// The session states with a device (empty record if none).
     fn load_session(&self, address: &DeviceAddress) -> Result<SessionRecord>;
     /// Saves the session states with a device.
@@ -197,16 +201,6 @@ impl InMemoryStore {
         Ok(id)
     }
 
-    /// Tops the one-time prekeys up to [`PRE_KEY_COUNT`] with fresh ids.
-    pub fn refill_pre_keys(&mut self) -> Result<()> {
-        while (self.pre_keys.len() as u32) < PRE_KEY_COUNT {
-            let id = self.next_pre_key_id;
-            self.next_pre_key_id += 1;
-            self.pre_keys.insert(id, KeyPair::generate()?);
-        }
-        Ok(())
-    }
-
     /// Sets our trust in a device's identity key (e.g. after the user
     /// compared fingerprints).
     pub fn set_trust(&mut self, address: &DeviceAddress, key: &PublicKey, trust: Trust) {
@@ -251,6 +245,17 @@ impl OmemoStore for InMemoryStore {
     fn remove_pre_key(&mut self, id: u32) -> Result<()> {
         self.pre_keys.remove(&id);
         Ok(())
+    }
+    fn refill_pre_keys(&mut self) -> Result<bool> {
+        let mut added = false;
+        while (self.pre_keys.len() as u32) < PRE_KEY_COUNT {
+            let id = self.next_pre_key_id;
+            // Ids are u31 in practice; wrap well before overflow.
+            self.next_pre_key_id = if id >= 0x7fff_fffe { 1 } else { id + 1 };
+            self.pre_keys.insert(id, KeyPair::generate()?);
+            added = true;
+        }
+        Ok(added)
     }
     fn load_session(&self, address: &DeviceAddress) -> Result<SessionRecord> {
         Ok(self.sessions.get(address).cloned().unwrap_or_default())
