@@ -427,3 +427,136 @@ fn late_delivery_from_python_across_ratchet_steps() {
     // Replays are refused.
     assert!(rust.decrypt(PY_JID, &p2).is_err());
 }
+
+/// Only the sizes of a suite matter to an envelope.
+#[derive(Debug)]
+struct Sizes(usize);
+
+impl jet_core::cipher::CipherSuite for Sizes {
+    fn urn(&self) -> &'static str {
+        "urn:test:sizes"
+    }
+    fn name(&self) -> &'static str {
+        "sizes only"
+    }
+    fn key_len(&self) -> usize {
+        self.0
+    }
+    fn iv_len(&self) -> usize {
+        12
+    }
+    fn accepted_iv_lens(&self) -> &'static [usize] {
+        &[12, 16]
+    }
+    fn tag_len(&self) -> usize {
+        16
+    }
+    fn framing(&self) -> jet_core::cipher::Framing {
+        jet_core::cipher::Framing::SingleMessage {
+            max_plaintext: (1 << 36) - 32,
+        }
+    }
+    fn ciphertext_len(&self, plaintext_len: u64) -> u64 {
+        plaintext_len + 16
+    }
+    fn encryptor(
+        &self,
+        _: &jet_core::TransportSecret,
+    ) -> Result<Box<dyn jet_core::cipher::StreamEncryptor>, jet_core::error::CipherError> {
+        Err(jet_core::error::CipherError::UnknownCipher(
+            "sizes only".into(),
+        ))
+    }
+    fn decryptor(
+        &self,
+        _: &jet_core::TransportSecret,
+    ) -> Result<Box<dyn jet_core::cipher::StreamDecryptor>, jet_core::error::CipherError> {
+        Err(jet_core::error::CipherError::UnknownCipher(
+            "sizes only".into(),
+        ))
+    }
+}
+
+/// The JET-OMEMO EnvelopeBackend against python-omemo: it opens python's
+/// key transports (checking the sender's identity against its published
+/// bundle) and seals transport secrets python opens.
+#[tokio::test]
+async fn envelope_backend_with_python() {
+    use jet_core::envelope::EnvelopeBackend;
+    use jet_core::jid::{BareJid, Jid};
+    use jet_envelopes::omemo::{MemoryDirectory, OmemoDirectory, OmemoEnvelope};
+    use std::sync::Arc;
+
+    let Some(python) = python_or_skip("envelope_backend_with_python") else {
+        return;
+    };
+    let mut py = PyPeer::start(&python);
+    let init = py.call(json!({"cmd": "init", "jid": PY_JID}));
+    let py_device = u32::try_from(init["device_id"].as_u64().unwrap()).unwrap();
+    let py_bare: BareJid = PY_JID.parse().unwrap();
+    let rust_bare: BareJid = RUST_JID.parse().unwrap();
+
+    // The "server": python's list and bundle, and whatever we publish.
+    let dir = MemoryDirectory::new(py_bare.clone());
+    dir.publish_device_list(&[py_device]).await.unwrap();
+    let py_bundle_el: Element = init["bundle"].as_str().unwrap().parse().unwrap();
+    dir.publish_bundle(py_device, &bundle_from_element(&py_bundle_el).unwrap())
+        .await
+        .unwrap();
+    let env = OmemoEnvelope::new(
+        InMemoryStore::generate(RUST_DEVICE).unwrap(),
+        rust_bare.clone(),
+        Arc::new(dir.as_account(rust_bare.clone())),
+    );
+    env.publish().await.unwrap();
+    let our_bundle = dir.bundle(&rust_bare, RUST_DEVICE).await.unwrap();
+    py.call(
+        json!({"cmd": "add_peer", "jid": RUST_JID, "device_id": RUST_DEVICE,
+                   "bundle": bundle_to_element(&our_bundle).to_xml_string()}),
+    );
+
+    let from: Jid = format!("{PY_JID}/laptop").parse().unwrap();
+    // python's empty message starts the session: no payload, 32 bytes of
+    // key material (key || tag), which fits a 32-byte-key suite.
+    let m = py.call(json!({"cmd": "encrypt", "to": RUST_JID, "plaintext": ""}));
+    let el: Element = m["xml"].as_str().unwrap().parse().unwrap();
+    assert!(el
+        .get_child("payload", "eu.siacs.conversations.axolotl")
+        .is_none());
+    let opened = env
+        .open(&el, &from, &Sizes(32))
+        .await
+        .expect("open python's session start");
+    assert_eq!(opened.secret.key(), &b64(&m["key_material"])[..]);
+    assert_eq!(opened.sender, py_bare);
+    assert_eq!(opened.sender_key, Some(py_device.to_string()));
+
+    // A JET key transport with a 16-byte TK for AES-128-GCM.
+    let tk = [0x3cu8; 16];
+    let iv = [0xc3u8; 12];
+    let kt = py.call(
+        json!({"cmd": "key_transport", "to": RUST_JID, "device_id": RUST_DEVICE,
+                            "key": B64.encode(tk), "iv": B64.encode(iv)}),
+    );
+    let el: Element = kt["xml"].as_str().unwrap().parse().unwrap();
+    let opened = env
+        .open(&el, &from, &Sizes(16))
+        .await
+        .expect("open python's key transport");
+    assert_eq!(opened.secret.key(), &tk);
+    assert_eq!(opened.secret.iv(), &iv);
+    // The wrong suite size is refused.
+    let kt = py.call(
+        json!({"cmd": "key_transport", "to": RUST_JID, "device_id": RUST_DEVICE,
+                            "key": B64.encode(tk), "iv": B64.encode(iv)}),
+    );
+    let el: Element = kt["xml"].as_str().unwrap().parse().unwrap();
+    assert!(env.open(&el, &from, &Sizes(32)).await.is_err());
+
+    // And the other way: we seal, python opens.
+    let ts = jet_core::TransportSecret::generate_with(16, 12).unwrap();
+    let ee = env.seal(&ts, &from).await.unwrap();
+    let r = py.call(json!({"cmd": "decrypt", "from": RUST_JID, "xml": ee.to_xml_string()}));
+    assert_eq!(b64(&r["key"]), ts.key());
+    assert_eq!(b64(&r["iv"]), ts.iv());
+}
