@@ -210,16 +210,19 @@ impl PrivateKey {
         let k = Scalar::from_bytes_mod_order(*self.0);
         let e = EdwardsPoint::mul_base(&k);
         let e_compressed = e.compress();
-        let (a, a_compressed) = if e_compressed.as_bytes()[31] & 0x80 != 0 {
-            (-k, (-e).compress())
+        // The bytes of `a` hashed into the nonce are those of Signal's
+        // reference code (and libxeddsa): the clamped key as it is, or the
+        // reduced -k. Any unpredictable r is valid; matching the reference
+        // makes signatures byte-identical for the same Z (known answers).
+        let (a, a_compressed, mut a_bytes) = if e_compressed.as_bytes()[31] & 0x80 != 0 {
+            (-k, (-e).compress(), Zeroizing::new((-k).to_bytes()))
         } else {
-            (k, e_compressed)
+            (k, e_compressed, self.0.clone())
         };
         // r = hash_1(a || M || Z) mod q, hash_1 = SHA-512 of
         // (2^256 - 2) as 32 little-endian bytes, then the input (§2.5, §2.2).
         let mut prefix = [0xffu8; 32];
         prefix[0] = 0xfe;
-        let mut a_bytes = Zeroizing::new(a.to_bytes());
         let r = hash_scalar(&[&prefix, &a_bytes[..], message, &z[..]]);
         a_bytes.zeroize();
         let r_point = EdwardsPoint::mul_base(&r).compress();

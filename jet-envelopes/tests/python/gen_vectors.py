@@ -8,8 +8,9 @@ Run with the venv of scripts/omemo-venv:
 
 All randomness is replaced by a SHA-256 counter stream, so the output is
 reproducible. Vectors:
-  * xeddsa: signatures by python-xeddsa's ed25519_priv_sign (XEdDSA) with a
-    given nonce: our signer must produce the same bytes, our verifier accept.
+  * xeddsa: signatures by libxeddsa (python-xeddsa) with a given nonce, in
+    the XEdDSA spec form (our signer must produce the same bytes) and in
+    libsignal's sign-bit form (our verifier must accept both).
   * xeddsa_sign_bit: signatures in oldmemo's bundle convention (Ed25519 seed
     signature, the Ed25519 key's sign bit stored in bit 511), both signs.
   * session: python-omemo (Alice) starts a session with a fixed bundle of
@@ -88,6 +89,8 @@ def xeddsa_vectors():
         assert xeddsa.ed25519_verify(bytes(raw_sig), ed_pub, msg)
         raw_sig[63] |= ed_pub[31] & 0x80
         out.append({
+            "priv": h(priv),
+            "nonce": h(nonce),
             "pub": h(xeddsa.priv_to_curve25519_pub(priv)),
             "msg": h(msg),
             "sig_spec": h(spec_sig),
