@@ -42,6 +42,25 @@
 //! Interoperability is tested against python-omemo/`oldmemo` (an
 //! independent implementation) in `tests/omemo_interop.rs`, both directions.
 //!
+//! # Tests and vectors
+//! * RFC 7748 X25519 and RFC 5869 HKDF vectors (unit tests).
+//! * `tests/data/omemo_vectors.json` (generator: `tests/python/gen_vectors.py`):
+//!   libxeddsa signatures (ours are byte-identical in the spec form; both
+//!   sign conventions verify), and python-omemo's session start recomputed
+//!   byte for byte from the same private keys, then decrypted.
+//! * `tests/omemo_interop.rs`: live sessions with python-omemo/oldmemo 2.1.0
+//!   in both directions, out-of-order and late delivery, the envelope
+//!   backend (`scripts/omemo-venv` makes the venv; `JET_REQUIRE_PYTHON=1`
+//!   turns a missing venv into a failure).
+//!
+//! # Not done yet
+//! Persistent store (SQLite; [`ratchet::SessionRecord::to_bytes`] is the
+//! session format it will keep), PEP notifications and device-list
+//! maintenance on the wire, signed prekey rotation schedule, a user-facing
+//! trust policy (today: a device's key comes from its bundle once, then is
+//! pinned), session reset after an undecryptable message, OMEMO 2
+//! (`urn:xmpp:omemo:2`).
+//!
 //! # Example: a JET key transport between two devices
 //! ```
 //! use jet_envelopes::omemo::manager::{OmemoManager, Recipient};
