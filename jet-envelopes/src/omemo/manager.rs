@@ -14,10 +14,11 @@
 //!   the message's own key and IV for the file: both read through
 //!   [`DecryptedMessage`].
 //!
-//! Trust: a device's identity key is recorded the first time it is seen
-//! (as [`Trust::Undecided`]); a *different* key for the same device, or one
-//! marked [`Trust::Distrusted`], is refused. The user-facing policy
-//! (blind trust before verification, fingerprint UI) is not decided here.
+//! Trust: a device's identity key is recorded (as [`Trust::Undecided`]) once
+//! it proved itself: a bundle whose signature verified, or a session start
+//! that authenticated. A *different* key for the same device, or one marked
+//! [`Trust::Distrusted`], is refused. The user-facing policy (blind trust
+//! before verification, fingerprint UI) is not decided here.
 
 use aes::Aes128;
 use aes_gcm::aead::consts::{U12, U16};
