@@ -386,6 +386,34 @@ mod tests {
         assert!(seen[0] && seen[1]);
     }
 
+    /// s + q is the same scalar but a second encoding: refused, so
+    /// signatures are not malleable.
+    #[test]
+    fn non_reduced_s_is_refused() {
+        let k = KeyPair::generate().unwrap();
+        let sig = k.private.sign(b"m").unwrap();
+        // q = 2^252 + 27742317777372353535851937790883648493, little endian.
+        let q: [u8; 32] =
+            hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let mut s = [0u8; 33];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(sig[32 + i]) + u16::from(q[i]) + carry;
+            s[i] = v as u8;
+            carry = v >> 8;
+        }
+        s[32] = carry as u8;
+        let mut forged = sig;
+        forged[32..].copy_from_slice(&s[..32]);
+        assert_eq!(s[32], 0);
+        assert!(forged[63] & 0x80 == 0, "s + q stays below 2^255");
+        assert!(!k.public.verify(b"m", &forged));
+        assert!(k.public.verify(b"m", &sig));
+    }
+
     #[test]
     fn non_canonical_u_is_refused() {
         let mut u = [0xffu8; 32];
