@@ -9,7 +9,7 @@
 //! | module  | `type` / EE namespace              | disco feature                 | secure? | status |
 //! |---------|------------------------------------|-------------------------------|---------|--------|
 //! | [`stub`]| `urn:xmpp:encryption:stub:0`       | `urn:xmpp:jingle:jet-stub:0`  | **no**  | here, always built |
-//! | `omemo` | `eu.siacs.conversations.axolotl`   | `urn:xmpp:jingle:jet-omemo:0` | yes     | later, feature `omemo` |
+//! | `omemo` | `eu.siacs.conversations.axolotl`   | `urn:xmpp:jingle:jet-omemo:0` | yes     | feature `omemo` (default): X3DH, Double Ratchet, key transport |
 //! | `ox`    | `urn:xmpp:openpgp:0`               | `urn:xmpp:jingle:jet-ox:0`    | yes     | later, feature `ox` |
 //!
 //! The responder opens EE and gets an
@@ -65,5 +65,8 @@
 #![warn(missing_docs)]
 
 pub mod stub;
+
+#[cfg(feature = "omemo")]
+pub mod omemo;
 
 pub use stub::StubEnvelope;
