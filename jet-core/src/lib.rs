@@ -24,7 +24,9 @@
 //!   [`envelope::EnvelopeBackend`], [`transport::TransportAdapter`], and
 //!   [`channel::StanzaChannel`];
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
-//! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
+//! - the errors, each mapped to the Jingle reason a peer sees ([`error`]);
+//! - with the `tokio-xmpp` feature, [`xmpp`]: the stanza channel over a real
+//!   XMPP connection (StartTLS, IQ routing, disco/caps, presence).
 //!
 //! JET never falls back to plaintext: every failure here is an error that
 //! ends the session.
@@ -41,6 +43,8 @@ pub mod ns;
 pub mod secret;
 pub mod transport;
 pub mod xml;
+#[cfg(feature = "tokio-xmpp")]
+pub mod xmpp;
 
 pub use error::{Error, JingleReason};
 pub use secret::TransportSecret;
