@@ -680,8 +680,9 @@ async fn run(
             }
         }
     }
-    // Goodbye: unavailable presence (RFC 6121 §4.5), stream footer, TLS
-    // close_notify. Bounded: a dead server does not hold us.
+    // Goodbye: unavailable presence (RFC 6121 §4.5), our stream footer and
+    // TLS close_notify, then the server's footer (RFC 6120 §4.4). Bounded: a
+    // dead server does not hold us.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         if local {
             let bye = Element::builder("presence", ns::JABBER_CLIENT)
@@ -689,7 +690,14 @@ async fn run(
                 .build();
             let _ = stream.send(&bye).await;
         }
-        let _ = SinkExt::<&Element>::close(&mut stream).await;
+        if stream.shutdown().await.is_ok() {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Err(ReadError::StreamFooterReceived) | Err(ReadError::HardError(_)) => break,
+                    _ => continue,
+                }
+            }
+        }
     })
     .await;
     if let Some(done) = closer {
