@@ -553,3 +553,103 @@ async fn pending_request_fails_with_closed_on_disconnect() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_silent_server_is_a_timeout_not_a_hang() {
+    // Needs no server: a loopback listener that never accepts nor speaks.
+    bounded(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = XmppConfig::new("romeo@jet.test".parse().unwrap(), "pw")
+            .server(listener.local_addr().unwrap().to_string())
+            .trust(TlsTrust::System)
+            .connect_timeout(Duration::from_millis(500));
+        let err = XmppChannel::connect(config).await.err().expect("must fail");
+        match err {
+            XmppError::Timeout { stage, after } => {
+                assert_eq!(stage, "opening the XML stream");
+                assert_eq!(after, Duration::from_millis(500));
+            }
+            other => panic!("expected Timeout, got {other:?}"),
+        }
+        drop(listener);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_result_from_someone_else_does_not_answer_a_request() {
+    let Some(srv) = server() else { return };
+    bounded(async {
+        let asker = Arc::new(srv.connect("user6").await);
+        let peer = srv.connect("user7").await;
+        let mallory = srv.connect("mallory").await;
+        let mut requests = peer.subscribe(Arc::new(|iq| is_request_for(iq, "echo", ECHO_NS)));
+        let to: Jid = peer.local_jid().into();
+        let a = asker.clone();
+        let pending =
+            tokio::spawn(
+                async move { a.request(iq("get", "", None, &to, Some(echo("hi")))).await },
+            );
+        let req = tokio::time::timeout(Duration::from_secs(10), requests.recv())
+            .await
+            .unwrap()
+            .unwrap();
+
+        // Mallory saw (or guessed) the id and answers first.
+        let asker_jid: Jid = asker.local_jid().into();
+        let spoof = iq(
+            "result",
+            req.attr("id").unwrap(),
+            None,
+            &asker_jid,
+            Some(echo("SPOOFED")),
+        );
+        mallory.send(spoof).await.unwrap();
+        // A round trip mallory -> asker after the spoof: once it is back, the
+        // spoof has been delivered to (and ignored by) the asker.
+        let disco = Element::builder("query", ns::DISCO_INFO).build();
+        mallory
+            .request(iq("get", "", None, &asker_jid, Some(disco)))
+            .await
+            .unwrap();
+        assert!(!pending.is_finished(), "the spoofed result was accepted");
+
+        peer.send(iq_result(&req, Some(echo("REAL"))))
+            .await
+            .unwrap();
+        let answer = pending.await.unwrap().unwrap();
+        assert_eq!(answer.get_child("echo", ECHO_NS).unwrap().text(), "REAL");
+        assert_eq!(
+            answer.attr("from"),
+            Some(peer.local_jid().to_string().as_str())
+        );
+
+        for ch in [&*asker, &peer, &mallory] {
+            ch.disconnect().await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_to_an_offline_resource_fails_fast() {
+    let Some(srv) = server() else { return };
+    bounded(async {
+        let ch = srv.connect("user3").await;
+        let to: Jid = format!("user4@{}/no-such-resource", srv.domain)
+            .parse()
+            .unwrap();
+        let err = ch
+            .request(iq("get", "", None, &to, Some(echo("anyone?"))))
+            .await
+            .unwrap_err();
+        match err {
+            ChannelError::StanzaError { condition, .. } => {
+                assert_eq!(condition, "service-unavailable")
+            }
+            other => panic!("expected a stanza error, got {other:?}"),
+        }
+        ch.disconnect().await.unwrap();
+    })
+    .await;
+}
