@@ -321,7 +321,14 @@ async fn authenticate(
 ) -> Result<Connected, XmppError> {
     let domain = config.jid.domain().as_str().to_string();
     set(stage, "authenticating");
-    let mechanisms = features.sasl_mechanisms.clone();
+    // Never ANONYMOUS: tokio-xmpp would fall back to it, and we would be
+    // logged in as somebody else than the configured account.
+    let mechanisms: std::collections::BTreeSet<String> = features
+        .sasl_mechanisms
+        .iter()
+        .filter(|m| m.as_str() != "ANONYMOUS")
+        .cloned()
+        .collect();
     let server_binds = mechanisms.iter().any(|m| m.ends_with("-PLUS"));
     // RFC 5802 §6: "y" (we could bind, the server cannot) only when it offers
     // no -PLUS mechanism; "n" when it does but we have no binding data.
@@ -334,7 +341,7 @@ async fn authenticate(
         .with_username(config.jid.node().map(|n| n.as_str()).unwrap_or_default())
         .with_password(config.password.as_str())
         .with_channel_binding(binding);
-    let initiating = tokio_xmpp::client_login(stream, mechanisms.clone(), creds)
+    let initiating = tokio_xmpp::client_login(stream, mechanisms, creds)
         .await
         .map_err(|e| match e {
             tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(condition)) => {
@@ -345,7 +352,7 @@ async fn authenticate(
             }
             tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::NoMechanism) => {
                 XmppError::NoSaslMechanism {
-                    offered: mechanisms.iter().cloned().collect(),
+                    offered: features.sasl_mechanisms.iter().cloned().collect(),
                 }
             }
             other => stream_error("authenticating", other),
@@ -392,6 +399,12 @@ async fn authenticate(
         .ok_or_else(|| XmppError::Bind("the answer holds no JID".into()))?;
     let jid = FullJid::new(jid.trim())
         .map_err(|e| XmppError::Bind(format!("the server bound an invalid JID {jid:?}: {e}")))?;
+    if jid.to_bare() != config.jid {
+        return Err(XmppError::Bind(format!(
+            "the server bound {jid}, which is not the account {}",
+            config.jid
+        )));
+    }
 
     set(stage, "requesting the roster");
     let iq = Element::builder("iq", ns::JABBER_CLIENT)
