@@ -653,3 +653,53 @@ async fn a_request_to_an_offline_resource_fails_fast() {
     })
     .await;
 }
+
+/// RFC 6121 §2.5: removes `jid` from the account's roster (and with it any
+/// subscription), so the test starts from the same state on every run.
+async fn remove_from_roster(ch: &XmppChannel, jid: &BareJid) {
+    use jet_core::xml::BuilderExt;
+    let item = Element::builder("item", "jabber:iq:roster")
+        .a("jid", jid.to_string())
+        .a("subscription", "remove")
+        .build();
+    let query = Element::builder("query", "jabber:iq:roster")
+        .append(item)
+        .build();
+    let own: Jid = ch.local_jid().to_bare().into();
+    match ch.request(iq("set", "", None, &own, Some(query))).await {
+        Ok(_) => {}
+        Err(ChannelError::StanzaError { condition, .. }) if condition == "item-not-found" => {}
+        Err(e) => panic!("cannot clean the roster: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn pre_approved_subscription_works_while_the_contact_is_offline() {
+    let Some(srv) = server() else { return };
+    bounded(async {
+        let (a_bare, b_bare) = (srv.bare("user2"), srv.bare("user3"));
+        let a = XmppChannel::connect(srv.config("user2").resource("pre-approval"))
+            .await
+            .unwrap();
+        let b = XmppChannel::connect(srv.config("user3").resource("pre-approval"))
+            .await
+            .unwrap();
+        remove_from_roster(&a, &b_bare).await;
+        remove_from_roster(&b, &a_bare).await;
+
+        // b pre-approves a and goes offline; a's request is approved by the
+        // server alone.
+        b.pre_approve(a_bare.clone()).await.unwrap();
+        b.disconnect().await.unwrap();
+        a.subscribe_to_presence(b_bare.clone()).await.unwrap();
+
+        // b comes back with a channel that accepts nobody: a sees it anyway.
+        let b = XmppChannel::connect(srv.config("user3").resource("pre-approval-2"))
+            .await
+            .unwrap();
+        wait_for_resource(&a, &b_bare, &b.local_jid()).await;
+        a.disconnect().await.unwrap();
+        b.disconnect().await.unwrap();
+    })
+    .await;
+}
