@@ -31,7 +31,9 @@
 //! - with feature `tokio`, `driver`: the session engine over a
 //!   [`channel::StanzaChannel`], with envelopes, transports and applications;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
-//! - the errors, each mapped to the Jingle reason a peer sees ([`error`]).
+//! - the errors, each mapped to the Jingle reason a peer sees ([`error`]);
+//! - with the `tokio-xmpp` feature, [`xmpp`]: the stanza channel over a real
+//!   XMPP connection (StartTLS, IQ routing, disco/caps, presence).
 //!
 //! JET never falls back to plaintext: every failure here is an error that
 //! ends the session.
@@ -82,6 +84,8 @@ pub mod security;
 pub mod session;
 pub mod transport;
 pub mod xml;
+#[cfg(feature = "tokio-xmpp")]
+pub mod xmpp;
 
 pub use error::{Error, JingleReason};
 pub use secret::TransportSecret;
