@@ -110,9 +110,16 @@ fn file_store_keeps_keys_as_armored_0600_files() {
     let store = FileKeyStore::open(&root).unwrap();
     let own = store.own_key(&bare(ROMEO)).unwrap().unwrap();
     assert_eq!(own.fingerprint(), romeo.fingerprint());
-    assert!(
-        store.own_key(&bare(JULIET)).unwrap().is_none(),
-        "not Juliet's key"
+    // Not Juliet's key: an error, so nobody overwrites Romeo's key by mistake.
+    assert!(matches!(
+        store.own_key(&bare(JULIET)),
+        Err(EnvelopeError::Store(_))
+    ));
+    let again: Arc<dyn OxKeyStore> = Arc::new(FileKeyStore::open(&root).unwrap());
+    assert!(OxEnvelope::load_or_generate(&bare(JULIET), again).is_err());
+    assert_eq!(
+        store.own_key(&bare(ROMEO)).unwrap().unwrap().fingerprint(),
+        romeo.fingerprint()
     );
     let peers = store.peer_keys(&bare(JULIET)).unwrap();
     assert_eq!(peers.len(), 1);

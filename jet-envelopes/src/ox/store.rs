@@ -23,7 +23,8 @@ use super::keys::{OxPublicKey, OxSecretKey};
 
 /// A key store for JET-OX.
 pub trait OxKeyStore: Send + Sync {
-    /// Our own secret key, if one was saved.
+    /// Our own secret key, if one was saved; an error if the saved key
+    /// belongs to another account.
     fn own_key(&self, jid: &BareJid) -> Result<Option<OxSecretKey>, EnvelopeError>;
     /// Saves our own secret key (replacing an earlier one).
     fn set_own_key(&self, key: &OxSecretKey) -> Result<(), EnvelopeError>;
@@ -59,7 +60,13 @@ fn poisoned() -> EnvelopeError {
 impl OxKeyStore for MemoryKeyStore {
     fn own_key(&self, jid: &BareJid) -> Result<Option<OxSecretKey>, EnvelopeError> {
         let own = self.own.lock().map_err(|_| poisoned())?;
-        Ok(own.as_ref().filter(|k| k.jid() == jid).cloned())
+        match own.as_ref() {
+            Some(k) if k.jid() != jid => Err(EnvelopeError::Store(format!(
+                "the stored own key belongs to {}, not {jid}",
+                k.jid()
+            ))),
+            other => Ok(other.cloned()),
+        }
     }
 
     fn set_own_key(&self, key: &OxSecretKey) -> Result<(), EnvelopeError> {
@@ -236,8 +243,12 @@ impl OxKeyStore for FileKeyStore {
         let bytes = zeroize::Zeroizing::new(self.read(&path)?);
         match OxSecretKey::from_bytes(&bytes, jid) {
             Ok(k) => Ok(Some(k)),
-            // A key of another account in this directory is not ours.
-            Err(EnvelopeError::Untrusted(_)) => Ok(None),
+            // Never let a caller overwrite another account's key by
+            // mistake: say so instead of "no key".
+            Err(EnvelopeError::Untrusted(why)) => Err(EnvelopeError::Store(format!(
+                "{} is not a key of {jid}: {why}",
+                path.display()
+            ))),
             Err(e) => Err(e),
         }
     }
