@@ -359,3 +359,65 @@ async fn envelope_fetches_the_senders_key_over_pep_and_caches_it() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_new_key_of_the_sender_is_fetched_again() {
+    let router = MemoryRouter::new();
+    let (_nodes, task) = spawn_pep_service(&router, PEP);
+    let romeo_ch: Arc<dyn StanzaChannel> = router.connect(ROMEO_FULL.parse().unwrap());
+    let juliet_ch: Arc<dyn StanzaChannel> = router.connect(JULIET_FULL.parse().unwrap());
+    let config = OxConfig {
+        pep_service: Some(PEP.parse().unwrap()),
+        pep_timeout: Duration::from_secs(5),
+        ..OxConfig::default()
+    };
+    let juliet_key = OxSecretKey::generate(&bare(JULIET)).unwrap();
+    let juliet_store = Arc::new(MemoryKeyStore::new());
+    let juliet = OxEnvelope::new(juliet_key.clone(), juliet_store.clone())
+        .with_channel(juliet_ch)
+        .with_config(config.clone());
+    let romeo_with = |key: OxSecretKey| {
+        let store = Arc::new(MemoryKeyStore::new());
+        store
+            .add_peer_key(&bare(JULIET), &juliet_key.public_key())
+            .unwrap();
+        OxEnvelope::new(key, store)
+            .with_channel(romeo_ch.clone())
+            .with_config(config.clone())
+    };
+    let old = romeo_with(OxSecretKey::generate(&bare(ROMEO)).unwrap());
+    old.publish_own_key().await.unwrap();
+    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ee = old.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
+    juliet
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .await
+        .unwrap();
+
+    // Romeo moves to a new key and publishes it.
+    let new = romeo_with(OxSecretKey::generate(&bare(ROMEO)).unwrap());
+    new.publish_own_key().await.unwrap();
+    let ee = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
+    let opened = juliet
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.sender_key.as_deref(),
+        Some(new.own_key().fingerprint())
+    );
+    assert_eq!(juliet_store.peer_keys(&bare(ROMEO)).unwrap().len(), 2);
+
+    // A key that was never published stays unknown, even after the refetch.
+    let rogue = romeo_with(OxSecretKey::generate(&bare(ROMEO)).unwrap());
+    let ee = rogue
+        .seal(&ts, &JULIET_FULL.parse().unwrap())
+        .await
+        .unwrap();
+    let err = juliet
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
+    task.abort();
+}

@@ -22,7 +22,8 @@
 //! the session with `security-error`): the message decrypts with our key
 //! and its integrity check passes; it carries a valid signature by a key
 //! known for the **stanza sender's bare JID** (from the [`OxKeyStore`],
-//! fetched over PEP if missing and a channel is set); only then is the
+//! fetched over PEP if missing, or once more if none of the known keys
+//! signed, when a channel is set); only then is the
 //! signed XML parsed; `<to/>` names us; `<time/>` is within
 //! [`OxConfig::max_clock_skew`] of our clock; the signcrypt was not seen
 //! before (replay cache); the payload is exactly one `<jet-secret/>` of the
@@ -294,6 +295,14 @@ impl OxEnvelope {
         if !known.is_empty() {
             return Ok(known);
         }
+        self.refresh_keys(jid).await
+    }
+
+    /// Fetches `jid`'s currently published keys over PEP and adds them to
+    /// the store (known keys stay). Empty without a channel or with fetching
+    /// off. Used when a peer's key is missing, and once when an envelope is
+    /// signed by none of the known keys (the peer may have a new key).
+    pub async fn refresh_keys(&self, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError> {
         let Some(channel) = self
             .channel
             .as_ref()
@@ -308,7 +317,7 @@ impl OxEnvelope {
         for k in &fetched {
             self.store.add_peer_key(jid, k)?;
         }
-        Ok(fetched)
+        self.store.peer_keys(jid)
     }
 
     /// Encrypts `plaintext` to the encryption subkeys of `recipients` and of
@@ -444,7 +453,17 @@ impl OxEnvelope {
                 candidates.push((other, keys));
             }
         }
-        let (plain, signer) = self.decrypt_and_identify(&bytes, &candidates)?;
+        let (mut plain, mut signer) = self.decrypt_and_identify(&bytes, &candidates)?;
+        if !matches!(signer, Some((0, _))) && !candidates[0].1.is_empty() {
+            // Signed by none of the sender's known keys: they may have
+            // published a new one. Fetch once and look again.
+            if let Ok(fresh) = self.refresh_keys(&sender).await {
+                if fresh.len() > candidates[0].1.len() {
+                    candidates[0].1 = fresh;
+                    (plain, signer) = self.decrypt_and_identify(&bytes, &candidates)?;
+                }
+            }
+        }
         let fingerprint = match signer {
             Some((0, fpr)) => fpr,
             Some((i, _)) => {
