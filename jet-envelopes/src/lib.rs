@@ -10,7 +10,12 @@
 //! |---------|------------------------------------|-------------------------------|---------|--------|
 //! | [`stub`]| `urn:xmpp:encryption:stub:0`       | `urn:xmpp:jingle:jet-stub:0`  | **no**  | here, always built |
 //! | `omemo` | `eu.siacs.conversations.axolotl`   | `urn:xmpp:jingle:jet-omemo:0` | yes     | feature `omemo` (default): X3DH, Double Ratchet, key transport |
-//! | `ox`    | `urn:xmpp:openpgp:0`               | `urn:xmpp:jingle:jet-ox:0`    | yes     | later, feature `ox` |
+//! | `ox`    | `urn:xmpp:openpgp:0`               | `urn:xmpp:jingle:jet-ox:0`    | yes     | feature `ox` (default) |
+//!
+//! `ox` (feature `ox`) is our JET-OX profile (`docs/jet-ox.md`): TS in an
+//! XEP-0373 `<signcrypt/>`, signed by the sender's and encrypted to the
+//! recipient's OpenPGP key (rpgp, Ed25519 + Curve25519 keys published over
+//! PEP), checkable with GnuPG.
 //!
 //! The responder opens EE and gets an
 //! [`OpenedEnvelope`](jet_core::envelope::OpenedEnvelope) whose `sender` the
@@ -64,6 +69,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "ox")]
+pub mod ox;
 pub mod stub;
 
 #[cfg(feature = "omemo")]
