@@ -137,7 +137,7 @@ impl ChunkedSuite {
     /// The chunk index that starts at plaintext byte `offset`, or
     /// [`CipherError::Position`] when `offset` is not a chunk boundary.
     pub fn chunk_index_at(plaintext_offset: u64) -> Result<u64, CipherError> {
-        if plaintext_offset % CHUNK_LEN as u64 != 0 {
+        if !plaintext_offset.is_multiple_of(CHUNK_LEN as u64) {
             return Err(CipherError::Position(format!(
                 "offset {plaintext_offset} is not a multiple of the {CHUNK_LEN}-byte chunk size"
             )));

@@ -174,10 +174,7 @@ pub async fn send_file(
 /// A write or read error of the JET stream: cipher failures come wrapped in
 /// `io::Error` by the adapters and stay cipher errors here.
 fn stream_error(e: std::io::Error) -> Error {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<crate::error::CipherError>())
-    {
+    match crate::layer::cipher_error_of(&e) {
         Some(c) => Error::Cipher(c.clone()),
         None => Error::Io(e),
     }
