@@ -476,7 +476,8 @@ fn assert_no_final_file(w: &World) {
     let files = files_under(w.root.path());
     for f in &files {
         assert!(
-            f == "outbox/plans.txt" || (f.starts_with("inbox/") && f.contains(".part")),
+            f == "outbox/plans.txt"
+                || (f.starts_with("inbox/") && f.ends_with(jet_core::ft_fs::PARTIAL_SUFFIX)),
             "unexpected file {f:?} in {files:?}"
         );
     }
