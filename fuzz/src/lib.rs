@@ -40,6 +40,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 // ---------------------------------------------------------------------------
 // helpers
 
+/// Inputs that got past the parser into the deep checks (accepted
+/// elements, completed handshakes, sessions with events): the runners print
+/// it so that a target that rejects everything is noticed.
+pub static DEEP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn deep() {
+    DEEP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Parses `data` as one XML element (UTF-8 only).
 fn xml(data: &[u8]) -> Option<Element> {
     std::str::from_utf8(data).ok()?.parse().ok()
@@ -227,6 +236,7 @@ pub fn security(data: &[u8]) {
     let Ok(sec) = Security::try_from(&el) else {
         return;
     };
+    deep();
     let name = sec.name.clone().unwrap_or_else(|| "c".into());
     let again = Security::try_from(&reparse(&sec.to_element_for(&name)))
         .expect("a <security/> we wrote must parse back");
@@ -241,6 +251,7 @@ pub fn security(data: &[u8]) {
 pub fn jingle(data: &[u8]) {
     let Some(el) = xml(data) else { return };
     if let Ok(msg) = JingleMessage::from_iq(&el) {
+        deep();
         let out = reparse(&msg.to_element());
         let again = JingleMessage::try_from(&out)
             .unwrap_or_else(|e| panic!("a <jingle/> we wrote does not parse back: {e}"));
@@ -270,6 +281,7 @@ pub fn stub_envelope(data: &[u8]) {
         .cloned()
         .unwrap_or(el);
     if let Ok(secret) = StubEnvelope::secret_of(&env, &TOY) {
+        deep();
         assert_eq!(secret.key().len(), 32);
         assert!([12, 16].contains(&secret.iv().len()));
         // Sealing it again gives the same secret back.
@@ -287,6 +299,7 @@ pub fn stub_envelope(data: &[u8]) {
 pub fn s5b_element(data: &[u8]) {
     let Some(el) = xml(data) else { return };
     if let Ok(t) = S5bTransportElement::from_element(&el) {
+        deep();
         let again = S5bTransportElement::from_element(&reparse(&t.to_element()))
             .unwrap_or_else(|e| panic!("an S5B <transport/> we wrote does not parse back: {e}"));
         assert_eq!(again, t);
@@ -307,6 +320,7 @@ pub fn file_desc(data: &[u8]) {
     let Some(el) = xml(data) else { return };
     let desc = FileDesc::from_description(&el).or_else(|_| FileDesc::from_file(&el));
     let Ok(desc) = desc else { return };
+    deep();
     if let Some(n) = &desc.name {
         check_sanitized(n);
     }
@@ -395,6 +409,7 @@ pub fn socks5_server(data: &[u8]) {
     });
     let r = r.expect("the SOCKS5 server handshake hung on a finite input");
     if r.is_ok() {
+        deep();
         let hash = HASH.as_bytes();
         assert!(
             rest.windows(hash.len()).any(|w| w == hash),
@@ -538,6 +553,7 @@ pub fn ibb(data: &[u8]) {
             let answer = tokio::time::timeout(Duration::from_secs(10), ch.request(req)).await;
             let answer = answer.expect("an IBB request was never answered");
             if answer.is_ok() && is_data && !from_mallory && sid == "ibb1" {
+                deep();
                 assert_eq!(seq_attr, Some(seq.to_string()), "accepted a seq gap");
                 acked_data.push((id.clone(), payload_bytes));
                 seq = seq.wrapping_add(1);
@@ -810,6 +826,15 @@ pub fn session(data: &[u8]) {
                 // Raw bytes as a stanza.
                 let len = u.int_in_range(0..=200usize).unwrap_or(0);
                 if let Some(el) = u.bytes(len).ok().and_then(xml) {
+                    let is_request = el.name() == "iq"
+                        && el.attr("type") == Some("set")
+                        && el.get_child("jingle", ns::JINGLE).is_some();
+                    if is_request {
+                        request_id = Some((
+                            el.attr("id").unwrap_or_default().to_string(),
+                            el.attr("from").unwrap_or_default().to_string(),
+                        ));
+                    }
                     ep.handle_stanza(el, now);
                 }
             }
@@ -846,7 +871,9 @@ pub fn session(data: &[u8]) {
         if let Some((id, _)) = request_id {
             assert_eq!(answers, 1, "request {id} got {answers} answers");
         }
-        while ep.poll_event().is_some() {}
+        while ep.poll_event().is_some() {
+            deep();
+        }
         if let Some(t) = ep.poll_timeout() {
             assert!(t >= t0, "a timeout in the past of the start");
         }
@@ -970,6 +997,9 @@ pub fn jet_layer_with(suite: &dyn CipherSuite, data: &[u8]) {
             JetStream::new(src, suite, &secret, Direction::Receive).expect("a decrypting layer");
         let mut got = Vec::new();
         let r = rx.read_to_end(&mut got).await;
+        if r.is_ok() {
+            deep();
+        }
         if changed == wire {
             r.expect("the untouched stream must authenticate");
             assert_eq!(got, plain);

@@ -523,14 +523,11 @@ async fn wire_attack(wire: Wire, ok: fn(&Error) -> bool, reason: &str) {
     // A clear message for the user.
     let msg = j.unwrap_err().to_string();
     assert!(!msg.is_empty());
-    // The sender learns the receiver's reason, or (when the receiver
-    // dropped the stream while the sender was still writing: a truncation
-    // early in the stream) sees its write fail first. KNOWN LIMITATION:
-    // the driver reports that I/O error rather than waiting for the
-    // peer's session-terminate.
-    if !matches!(&o.romeo, Err(Error::Io(_))) {
-        assert_romeo_told(&o.romeo, reason);
-    }
+    // The sender learns the receiver's reason, even when the receiver
+    // dropped the stream while the sender was still writing (a truncation
+    // early in the stream): the driver then waits for the peer's
+    // session-terminate instead of reporting "broken pipe".
+    assert_romeo_told(&o.romeo, reason);
     assert_eq!(terminate_reasons(&w.log, &juliet()), [reason]);
     assert!(o.receiver.received().is_empty());
     assert_no_final_file(&w);

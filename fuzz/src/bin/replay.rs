@@ -220,6 +220,7 @@ fn main() {
             std::process::exit(1);
         }
     }
+    let seeds = corpus.len();
     let seed = std::env::var("JET_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -232,15 +233,23 @@ fn main() {
         let base = corpus[rng.below(corpus.len())].clone();
         let input = mutate(&mut rng, &base, &corpus);
         execs += 1;
+        let deep_before = jet_fuzz::DEEP.load(std::sync::atomic::Ordering::Relaxed);
         if !run(&input) {
             let p = save_crash(name, &input);
             eprintln!("{name}: crash after {execs} execs; saved {}", p.display());
             std::process::exit(1);
         }
-        // Keep a bounded pool of recent mutants to mutate further
-        // (no coverage feedback: this is a random walk around the seeds).
-        if rng.below(64) == 0 && corpus.len() < 4096 {
-            corpus.push(input);
+        // Keep mutants that got past the parser into the deep checks, to
+        // mutate further (the only feedback: no coverage). Bounded pool;
+        // the seeds stay.
+        let deep_after = jet_fuzz::DEEP.load(std::sync::atomic::Ordering::Relaxed);
+        if deep_after > deep_before && rng.below(8) == 0 {
+            if corpus.len() < 4096 {
+                corpus.push(input);
+            } else {
+                let i = seeds + rng.below(corpus.len() - seeds);
+                corpus[i] = input;
+            }
         }
         if last_report.elapsed() > Duration::from_secs(30) {
             eprintln!(
@@ -251,8 +260,9 @@ fn main() {
         }
     }
     let t = start.elapsed().as_secs_f64();
+    let deep = jet_fuzz::DEEP.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "{name}: {execs} execs in {t:.0} s ({:.0}/s), seed {seed}, no crash",
+        "{name}: {execs} execs in {t:.0} s ({:.0}/s), {deep} reached the deep checks, seed {seed}, no crash",
         execs as f64 / t
     );
 }
