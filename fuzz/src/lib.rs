@@ -570,12 +570,20 @@ pub fn ibb(data: &[u8]) {
             .await
             .expect("the IBB reader did not end")
             .expect("the reader task panicked");
-        if let Some((got, _ok)) = out {
+        if let Some((got, ok)) = out {
             let expected: Vec<u8> = acked_data.iter().flat_map(|(_, b)| b.clone()).collect();
-            assert_eq!(
-                got, expected,
-                "the reader got other bytes than were acknowledged"
-            );
+            if ok {
+                assert_eq!(
+                    got, expected,
+                    "the reader got other bytes than were acknowledged"
+                );
+            } else {
+                // A failed stream may drop what it buffered, never invent.
+                assert!(
+                    expected.starts_with(&got),
+                    "the reader got bytes that were never acknowledged"
+                );
+            }
         }
         // Exactly one answer per request we sent (answers to jet's own
         // requests, like its <close/>, have other ids).

@@ -939,6 +939,14 @@ async fn cipher_change_mid_session_is_ignored_or_fatal() {
         std::fs::read(w.dir.join("plans.txt")).unwrap(),
         std::fs::read(&w.source).unwrap()
     );
+    let carried = w.log.lock().unwrap().iter().any(|st| {
+        st.get_child("jingle", ns::JINGLE).is_some_and(|j| {
+            j.attr("action") == Some("transport-info")
+                && j.get_child("content", ns::JINGLE)
+                    .is_some_and(|c| c.get_child("security", ns::JET).is_some())
+        })
+    });
+    assert!(carried, "the other <security/> was not on the wire");
     // An unreadable one ends the session with security-error (XEP-0391 §7).
     let mut w = world(Wire::Honest, Some(edit_juliet(false)));
     let o = transfer(&mut w).await;
