@@ -526,7 +526,15 @@ pub fn ibb(data: &[u8]) {
                     let len = u.int_in_range(0..=80usize).unwrap_or(0);
                     payload_bytes = u.bytes(len).unwrap_or_default().to_vec();
                     let text = if kind == 3 && u.ratio(1, 3).unwrap_or(false) {
-                        String::from_utf8_lossy(&payload_bytes).into_owned()
+                        // Raw bytes as text: mostly not base64, but when it
+                        // happens to be, what counts is what it decodes to
+                        // (jet ignores ASCII whitespace in the base64).
+                        let text = String::from_utf8_lossy(&payload_bytes).into_owned();
+                        let compact: String = text.split_ascii_whitespace().collect();
+                        if let Ok(decoded) = STANDARD.decode(compact.as_bytes()) {
+                            payload_bytes = decoded;
+                        }
+                        text
                     } else {
                         STANDARD.encode(&payload_bytes)
                     };
