@@ -748,6 +748,20 @@ impl Live {
                 Err(terminated_error(reason, text))
             }
         };
+        // A receiver that refuses the data (tampered, truncated) drops the
+        // stream and ends the session: the sender's write may fail before
+        // that session-terminate arrives. Its reason tells the user more
+        // than "broken pipe", so wait for it, briefly.
+        let result = match result {
+            Err(Error::Io(e)) if we_send => {
+                let grace = cfg.finish_timeout.min(Duration::from_secs(2));
+                match tokio::time::timeout(grace, self.peer_failure()).await {
+                    Ok((reason, text)) => Err(terminated_error(reason, text)),
+                    Err(_) => Err(Error::Io(e)),
+                }
+            }
+            other => other,
+        };
         if let Err(e) = result {
             return self.finish(Err(e)).await;
         }

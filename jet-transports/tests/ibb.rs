@@ -5,6 +5,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine;
 use common::*;
 use jet_core::channel::{iq, StanzaChannel};
 use jet_core::error::{ChannelError, TransportError};
@@ -436,6 +437,58 @@ async fn extra_open_is_tolerated_before_data_only() {
             .await;
         assert_eq!(condition(r), "unexpected-request");
         transfer(b, a, data(20_000, 16)).await;
+    })
+    .await
+    .expect("test hung");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_blocks_is_not_acknowledged_ahead_of_the_reader() {
+    // A hostile sender fires 100 data IQs without waiting for answers.
+    // The receiver acknowledges a block only once its reader buffer has
+    // room (IbbConfig::receive_buffer), so the flood cannot run ahead of
+    // the application; everything still arrives intact and in order.
+    // (The IQs themselves queue in the XMPP layer: bounding that is the
+    // server's job, e.g. its rate limits.)
+    timeout(LIMIT, async {
+        let router = MemoryRouter::new();
+        let acks = Arc::new(Mutex::new(0usize));
+        let a2 = acks.clone();
+        router.set_tap(Arc::new(move |from, st| {
+            if from.to_string() == ROMEO && st.attr("type") == Some("result") {
+                *a2.lock().unwrap() += 1;
+            }
+        }));
+        let t = IbbTransport::new(IbbConfig {
+            block_size: 16,
+            receive_buffer: 4,
+            iq_timeout: Duration::from_secs(10),
+            open_timeout: Duration::from_secs(10),
+            read_idle_timeout: Duration::from_secs(20),
+            ..IbbConfig::default()
+        });
+        let (_r, juliet, mut a, _b, sid) = open_on(&router, &t, &t).await;
+        let before = *acks.lock().unwrap();
+        let mut expected = Vec::new();
+        for seq in 0..100u16 {
+            let block: Vec<u8> = (0..16).map(|i| (seq as u8).wrapping_mul(7) ^ i).collect();
+            expected.extend_from_slice(&block);
+            let text = base64::engine::general_purpose::STANDARD.encode(&block);
+            let mut req = data_iq(ROMEO, &sid, &seq.to_string(), &text);
+            req.set_a("id", format!("flood{seq}"));
+            juliet.channel.send(req).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let early = *acks.lock().unwrap() - before;
+        assert!(
+            early <= 4 + 2,
+            "{early} blocks acknowledged before the reader read any"
+        );
+        let mut got = vec![0u8; expected.len()];
+        a.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*acks.lock().unwrap() - before, 100);
     })
     .await
     .expect("test hung");

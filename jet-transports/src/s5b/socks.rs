@@ -7,7 +7,7 @@
 use sha1::{Digest, Sha1};
 use socks5_proto::handshake::{Method, Request as HandshakeRequest, Response as HandshakeResponse};
 use socks5_proto::{Address, Command, Reply, Request, Response};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use jet_core::error::TransportError;
@@ -84,10 +84,13 @@ pub async fn connect(host: &str, port: u16, hash: &str) -> Result<TcpStream, Tra
 /// `expected_hash` (any port, XEP-0065 says 0), answers success, and returns.
 /// Anything else — other methods only, another command, another address
 /// type, another hash — gets a refusal (where SOCKS5 has one) and an error.
-pub async fn server_handshake(
-    stream: &mut TcpStream,
-    expected_hash: &str,
-) -> Result<(), TransportError> {
+///
+/// Generic over the stream so that it can be fuzzed over an in-memory
+/// duplex (`fuzz/`); the listener calls it with a `TcpStream`.
+pub async fn server_handshake<S>(stream: &mut S, expected_hash: &str) -> Result<(), TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let greeting = HandshakeRequest::read_from(stream)
         .await
         .map_err(|e| socks_err("greeting", e))?;
