@@ -222,9 +222,13 @@ impl StreamDecryptor for ToyDec {
     }
 }
 
-/// The suites the layer target runs (the toy until jet-ciphers lands).
+/// The suites the layer target runs: every suite of jet-ciphers' registry
+/// (the streaming and chunked decryptors), plus the toy suite.
 pub fn suites() -> Vec<&'static dyn CipherSuite> {
-    vec![&TOY]
+    let mut all: Vec<&'static dyn CipherSuite> =
+        jet_ciphers::CipherRegistry::default().iter().collect();
+    all.push(&TOY);
+    all
 }
 
 // ---------------------------------------------------------------------------
