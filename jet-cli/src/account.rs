@@ -336,6 +336,28 @@ pub async fn connect(account: &Account, features: Vec<String>) -> Result<Arc<Xmp
     Ok(Arc::new(ch))
 }
 
+/// Disconnects after the driver's last stanzas went out. The driver hands
+/// its final `session-terminate` (or the answer to the peer's) to an outbox
+/// task and returns; closing the stream at once could drop it, and the peer
+/// would wait for its verdict in vain. So: let the outbox run, then one
+/// ping round trip to our server (the channel sends in order, so everything
+/// queued before the ping has reached the server), then the goodbye.
+pub async fn settle_and_disconnect(ch: &XmppChannel) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if let (true, Ok(to)) = (
+        ch.is_connected(),
+        ch.local_jid().domain().as_str().parse::<Jid>(),
+    ) {
+        let ping = Element::builder("ping", "urn:xmpp:ping").build();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(3),
+            ch.request(iq("get", "", None, &to, Some(ping))),
+        )
+        .await;
+    }
+    let _ = ch.disconnect().await;
+}
+
 /// The stanza channel the driver gets: the XMPP channel, with a redacting
 /// log on stderr under `-v`.
 pub fn driver_channel(ch: &Arc<XmppChannel>, verbose: bool) -> Arc<dyn StanzaChannel> {

@@ -362,7 +362,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             }
         }
     }
-    let _ = node.ch.disconnect().await;
+    account::settle_and_disconnect(&node.ch).await;
     result
 }
 
@@ -513,7 +513,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         },
     )
     .await;
-    let _ = node.ch.disconnect().await;
+    account::settle_and_disconnect(&node.ch).await;
     r
 }
 
@@ -556,7 +556,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         },
     )
     .await;
-    let _ = node.ch.disconnect().await;
+    account::settle_and_disconnect(&node.ch).await;
     r
 }
 
@@ -596,7 +596,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     );
     let r = node.driver.initiate(peer.clone(), req.clone()).await;
     bar.finish();
-    let _ = node.ch.disconnect().await;
+    account::settle_and_disconnect(&node.ch).await;
     r.map_err(|e| session_error(&peer, e))?;
     let got = req
         .received()
