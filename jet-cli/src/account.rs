@@ -412,7 +412,7 @@ impl Logged {
             stanza.attr("type") == Some("result") && stanza.children().next().is_none();
         if is_ibb_data || is_bare_result {
             let n = self.ibb.fetch_add(1, Ordering::Relaxed);
-            if n >= 4 && n % 500 != 0 {
+            if n >= 4 && !n.is_multiple_of(500) {
                 return;
             }
         }
@@ -542,7 +542,7 @@ pub fn choose(
         );
     }
     let peer_has_suite = |s: &dyn CipherSuite| features.iter().any(|f| ns::same_cipher(f, s.urn()));
-    let peer_lists_ciphers = registry.iter().any(|s| peer_has_suite(s));
+    let peer_lists_ciphers = registry.iter().any(&peer_has_suite);
     if let Some(w) = wanted {
         let suite = registry
             .get(w)

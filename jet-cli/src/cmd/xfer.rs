@@ -408,20 +408,32 @@ fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
         .and_then(|d| FileDesc::from_description(d).ok())
 }
 
+/// Whom a responder accepts, and for how long it runs.
+#[derive(Clone, Copy)]
+struct Gate<'a> {
+    allow: &'a [Jid],
+    yes: bool,
+    once: bool,
+    deadline: Option<tokio::time::Instant>,
+}
+
 /// Runs a responder loop: declines who is not allowed, accepts the rest
 /// with the application `make` builds. Returns after the first accepted
 /// session with `--once`, else on the deadline.
 async fn serve_loop<A: Application + 'static>(
     node: &mut Node,
-    allow: &[Jid],
-    yes: bool,
-    once: bool,
-    deadline: Option<tokio::time::Instant>,
+    gate: Gate<'_>,
     events: &Events,
     mut make: impl FnMut(&Incoming) -> (Arc<A>, Option<Progress>),
     mut finished: impl FnMut(&A, &Events),
 ) -> Result<()> {
     loop {
+        let Gate {
+            allow,
+            yes,
+            once,
+            deadline,
+        } = gate;
         let inc = next_incoming(node, deadline).await?;
         let peer = inc.peer.clone();
         if !allowed(&peer, allow, yes) {
@@ -488,10 +500,12 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     };
     let r = serve_loop(
         &mut node,
-        &allow,
-        args.yes,
-        args.once,
-        deadline,
+        Gate {
+            allow: &allow,
+            yes: args.yes,
+            once: args.once,
+            deadline,
+        },
         &events,
         |inc| {
             let size = offered_desc(inc).and_then(|d| d.size).unwrap_or(0);
@@ -545,10 +559,12 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     events.ready(&node.ch.local_jid());
     let r = serve_loop(
         &mut node,
-        &allow,
-        args.yes,
-        args.once,
-        deadline,
+        Gate {
+            allow: &allow,
+            yes: args.yes,
+            once: args.once,
+            deadline,
+        },
         &events,
         |_| (Arc::new(FileHost::new(files.clone(), None)), None),
         |_: &FileHost, ev| {
