@@ -257,7 +257,15 @@ fn sha256_b64(path: &Path) -> String {
 
 /// Receiver on `to` accepting from `from`; `jet send` from `from`; both
 /// must succeed and the received file must equal the sent one.
-fn transfer(srv: &Server, from: &str, to: &str, opts: &[&str], bare_to: bool, len: usize) {
+/// Returns the sender's stderr.
+fn transfer(
+    srv: &Server,
+    from: &str,
+    to: &str,
+    opts: &[&str],
+    bare_to: bool,
+    len: usize,
+) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let src = random_file(tmp.path(), "payload.bin", len);
     let out = tmp.path().join("in");
@@ -310,6 +318,7 @@ fn transfer(srv: &Server, from: &str, to: &str, opts: &[&str], bare_to: bool, le
         .find(|e| e["event"] == "done")
         .expect("sender done event");
     assert_eq!(sdone["hash"], done["hash"]);
+    send.stderr()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,7 +350,7 @@ async fn s5b_through_the_servers_proxy() {
             &["--transport", "s5b", "--no-direct"],
             false,
             512 << 10,
-        )
+        );
     })
     .await
     .unwrap();
@@ -351,14 +360,29 @@ async fn s5b_through_the_servers_proxy() {
 async fn in_band_bytestreams() {
     let Some(srv) = server() else { return };
     tokio::task::spawn_blocking(move || {
-        transfer(
+        let log = transfer(
             &srv,
             "user5",
             "user6",
-            &["--transport", "ibb", "--ibb-block", "8192"],
+            &["--transport", "ibb", "--ibb-block", "8192", "-v"],
             false,
             200 << 10,
-        )
+        );
+        // -v logs the Jingle exchange, but never the stub's key material.
+        assert!(log.contains("<security"), "no stanza log:\n{log}");
+        assert!(
+            log.contains(ns::ENCRYPTION_STUB),
+            "no stub envelope:\n{log}"
+        );
+        let payloads: Vec<&str> = log.split("<payload").skip(1).collect();
+        assert!(!payloads.is_empty(), "no stub payload in the log:\n{log}");
+        for p in payloads {
+            let text = p.split_once('>').map(|(_, t)| t).unwrap_or_default();
+            assert!(
+                text.starts_with("[redacted]</payload>"),
+                "unredacted payload: {p:.80}"
+            );
+        }
     })
     .await
     .unwrap();
