@@ -156,6 +156,12 @@ impl Account {
         let jid: BareJid = jid
             .parse()
             .map_err(|e| anyhow!("--jid {jid:?} is not a bare JID: {e}"))?;
+        if args.listen.is_unspecified() {
+            bail!(
+                "--listen {} would accept SOCKS5 connections on every interface; give one address",
+                args.listen
+            );
+        }
         let envelope = args
             .envelope
             .or(file.envelope)
