@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod account;
 mod cmd;
 mod progress;
 
@@ -30,6 +31,16 @@ enum Command {
     /// router instead of a server. Exits 0 only if the received file's
     /// SHA-256 matches.
     Demo(cmd::demo::DemoArgs),
+    /// Send files to an XMPP account, end-to-end encrypted (XEP-0391).
+    Send(cmd::xfer::SendArgs),
+    /// Receive files offered to this account.
+    Receive(cmd::xfer::ReceiveArgs),
+    /// Serve files to peers that request them by hash (XEP-0391 §4.2).
+    Serve(cmd::xfer::ServeArgs),
+    /// Request a file by hash from a peer running `jet serve`.
+    Request(cmd::xfer::RequestArgs),
+    /// Show a peer's JET support: envelopes, transports, ciphers.
+    Disco(cmd::xfer::DiscoArgs),
 }
 
 #[tokio::main]
@@ -40,6 +51,11 @@ async fn main() {
         Command::Encrypt(args) => cmd::crypto::encrypt(args).await,
         Command::Decrypt(args) => cmd::crypto::decrypt(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
+        Command::Send(args) => cmd::xfer::send(args).await,
+        Command::Receive(args) => cmd::xfer::receive(args).await,
+        Command::Serve(args) => cmd::xfer::serve(args).await,
+        Command::Request(args) => cmd::xfer::request(args).await,
+        Command::Disco(args) => cmd::xfer::disco(args).await,
     };
     if let Err(e) = result {
         eprintln!("jet: {e:#}");

@@ -214,6 +214,18 @@ impl AsyncWrite for CutStream {
     }
 }
 
+/// Wraps every transport so that its streams break after `limit` written
+/// bytes (`jet demo --interrupt-at`, and the CLI's resume test hook).
+pub(crate) fn cut_after(
+    transports: Vec<Arc<dyn TransportAdapter>>,
+    limit: u64,
+) -> Vec<Arc<dyn TransportAdapter>> {
+    transports
+        .into_iter()
+        .map(|t| Arc::new(Cutting { inner: t, limit }) as Arc<dyn TransportAdapter>)
+        .collect()
+}
+
 fn transports(choice: TransportChoice) -> Vec<Arc<dyn TransportAdapter>> {
     let s5b: Arc<dyn TransportAdapter> = Arc::new(S5bTransport::new(S5bConfig {
         direct_addresses: vec![std::net::Ipv4Addr::LOCALHOST.into()],

@@ -1,0 +1,633 @@
+//! The XMPP account side shared by `jet send`, `receive`, `serve`,
+//! `request` and `disco`: options, the optional config file, the password,
+//! the connection (with the features we advertise), the `-v` stanza log,
+//! finding a peer's full JID and asking it what it supports.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use clap::{Args, ValueEnum};
+use jet_ciphers::CipherRegistry;
+use jet_core::channel::{iq, IqFilter, StanzaChannel};
+use jet_core::cipher::CipherSuite;
+use jet_core::envelope::EnvelopeBackend;
+use jet_core::error::ChannelError;
+use jet_core::jid::{BareJid, FullJid, Jid};
+use jet_core::minidom::Element;
+use jet_core::ns;
+use jet_core::transport::TransportAdapter;
+use jet_core::xml::ElementExt;
+use jet_core::xmpp::{XmppChannel, XmppConfig};
+use jet_transports::{IbbConfig, IbbTransport, S5bConfig, S5bTransport};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+/// Which transports a session may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportChoice {
+    /// SOCKS5 Bytestreams (direct, then proxy), falling back to IBB.
+    Auto,
+    /// SOCKS5 Bytestreams only (XEP-0260).
+    S5b,
+    /// In-Band Bytestreams only (XEP-0261).
+    Ibb,
+}
+
+/// Which envelope carries the transport secret (XEP-0391 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvelopeChoice {
+    /// The XEP-0391 stub: the secret in base64, NO security (tests only).
+    Stub,
+    /// OMEMO (not wired into the CLI yet).
+    Omemo,
+    /// OpenPGP for XMPP (not wired into the CLI yet).
+    Ox,
+}
+
+/// Options every networked subcommand takes.
+#[derive(Args, Debug, Clone)]
+pub struct AccountArgs {
+    /// Our account (bare JID); or `account` in the config file.
+    #[arg(long)]
+    pub jid: Option<String>,
+    /// Connect to HOST:PORT instead of looking up the JID's domain.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Trust only the CA certificates in this PEM file (else the system store).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Read the password from this file (first line). Otherwise
+    /// `JET_PASSWORD`, otherwise a prompt on the terminal. Never an argument.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Config file (default: $XDG_CONFIG_HOME/jet/config.toml or ~/.config/jet/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Envelope carrying the transport secret. `stub` gives NO security.
+    #[arg(long, value_enum)]
+    pub envelope: Option<EnvelopeChoice>,
+    /// Transports to use.
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportChoice>,
+    /// Address for direct SOCKS5 candidates.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+    /// Offer no direct SOCKS5 candidates: only the server's proxy (XEP-0065).
+    #[arg(long)]
+    pub no_direct: bool,
+    /// IBB block size in bytes.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub ibb_block: u16,
+    /// How long to wait for the peer's presence (seconds).
+    #[arg(long, default_value_t = 10)]
+    pub wait: u64,
+    /// Log stanzas to stderr (secrets redacted).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// One JSON object per event on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The config file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Our bare JID.
+    pub account: Option<String>,
+    /// HOST:PORT of the server.
+    pub server: Option<String>,
+    /// CA file.
+    pub ca: Option<PathBuf>,
+    /// Password file.
+    pub password_file: Option<PathBuf>,
+    /// Default envelope.
+    pub envelope: Option<EnvelopeChoice>,
+    /// Default transport.
+    pub transport: Option<TransportChoice>,
+    /// Default cipher URN.
+    pub cipher: Option<String>,
+    /// Default download directory.
+    pub dir: Option<PathBuf>,
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("jet/config.toml"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/jet/config.toml"))
+}
+
+/// Everything resolved: options over config file over defaults.
+pub struct Account {
+    /// Our bare JID.
+    pub jid: BareJid,
+    /// The options.
+    pub args: AccountArgs,
+    /// The config file's contents.
+    pub file: FileConfig,
+    /// The envelope.
+    pub envelope: EnvelopeChoice,
+    /// The transports.
+    pub transport: TransportChoice,
+}
+
+impl Account {
+    /// Resolves the options and the config file.
+    pub fn resolve(args: &AccountArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(p) => load_config(p)?,
+            None => match default_config_path() {
+                Some(p) if p.exists() => load_config(&p)?,
+                _ => FileConfig::default(),
+            },
+        };
+        let jid = args
+            .jid
+            .clone()
+            .or_else(|| file.account.clone())
+            .ok_or_else(|| anyhow!("no account: give --jid or `account` in the config file"))?;
+        let jid: BareJid = jid
+            .parse()
+            .map_err(|e| anyhow!("--jid {jid:?} is not a bare JID: {e}"))?;
+        if args.listen.is_unspecified() {
+            bail!(
+                "--listen {} would accept SOCKS5 connections on every interface; give one address",
+                args.listen
+            );
+        }
+        let envelope = args
+            .envelope
+            .or(file.envelope)
+            .unwrap_or(EnvelopeChoice::Omemo);
+        let transport = args
+            .transport
+            .or(file.transport)
+            .unwrap_or(TransportChoice::Auto);
+        Ok(Account {
+            jid,
+            args: args.clone(),
+            file,
+            envelope,
+            transport,
+        })
+    }
+
+    /// The envelope backend, refusing what is not wired. The stub is loud.
+    pub fn envelope_backend(&self) -> Result<Arc<dyn EnvelopeBackend>> {
+        match self.envelope {
+            EnvelopeChoice::Stub => {
+                eprintln!(
+                    "jet: WARNING: --envelope stub sends the transport key in the clear: \
+                     NO security, for tests only"
+                );
+                Ok(Arc::new(jet_envelopes::stub::StubEnvelope::new()))
+            }
+            EnvelopeChoice::Omemo | EnvelopeChoice::Ox => bail!(
+                "the {:?} envelope is not wired into the jet CLI yet (key storage and \
+                 trust are missing); only `--envelope stub` (NO security, tests only) works today",
+                self.envelope
+            ),
+        }
+    }
+
+    /// The password: --password-file, JET_PASSWORD, or a terminal prompt.
+    pub fn password(&self) -> Result<String> {
+        if let Some(p) = self
+            .args
+            .password_file
+            .as_ref()
+            .or(self.file.password_file.as_ref())
+        {
+            let s = std::fs::read_to_string(p)
+                .with_context(|| format!("reading the password file {}", p.display()))?;
+            return Ok(s.lines().next().unwrap_or_default().to_string());
+        }
+        if let Ok(p) = std::env::var("JET_PASSWORD") {
+            return Ok(p);
+        }
+        prompt_password(&format!("Password for {}: ", self.jid))
+    }
+
+    /// The XMPP configuration advertising `features`.
+    pub fn xmpp_config(&self, password: String, features: Vec<String>) -> XmppConfig {
+        let mut c = XmppConfig::new(self.jid.clone(), password)
+            .features(features)
+            .caps_node("https://example.invalid/jet")
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(s) = self.args.server.as_ref().or(self.file.server.as_ref()) {
+            c = c.server(s.as_str());
+        }
+        if let Some(ca) = self.args.ca.as_ref().or(self.file.ca.as_ref()) {
+            c = c.trust_ca_file(ca);
+        }
+        c
+    }
+
+    /// The transports, in preference order.
+    pub fn transports(&self) -> Vec<Arc<dyn TransportAdapter>> {
+        let s5b: Arc<dyn TransportAdapter> = Arc::new(S5bTransport::new(S5bConfig {
+            direct_addresses: if self.args.no_direct {
+                Vec::new()
+            } else {
+                vec![self.args.listen]
+            },
+            discover_proxy: true,
+            ..S5bConfig::default()
+        }));
+        let ibb: Arc<dyn TransportAdapter> = Arc::new(IbbTransport::new(IbbConfig {
+            block_size: self.args.ibb_block.max(1),
+            ..IbbConfig::default()
+        }));
+        match self.transport {
+            TransportChoice::Auto => vec![s5b, ibb],
+            TransportChoice::S5b => vec![s5b],
+            TransportChoice::Ibb => vec![ibb],
+        }
+    }
+
+    /// The presence wait.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs(self.args.wait.max(1))
+    }
+}
+
+fn load_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+}
+
+/// Reads a password from the controlling terminal with echo off.
+fn prompt_password(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| {
+            anyhow!("no password: set JET_PASSWORD, use --password-file, or run on a terminal")
+        })?;
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(
+                tty.try_clone()
+                    .map(std::process::Stdio::from)
+                    .unwrap_or(std::process::Stdio::null()),
+            )
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let mut out = tty.try_clone()?;
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let echo_off = stty("-echo");
+    let mut line = String::new();
+    let read = std::io::BufReader::new(tty.try_clone()?).read_line(&mut line);
+    if echo_off {
+        stty("echo");
+    }
+    writeln!(out)?;
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The disco features we advertise: JET, Jingle, file transfer, the
+/// transports, the envelope's feature and every cipher URN we support.
+pub fn our_features(
+    suites: &[&'static dyn CipherSuite],
+    envelopes: &[Arc<dyn EnvelopeBackend>],
+) -> Vec<String> {
+    let mut f: Vec<String> = [
+        ns::JINGLE,
+        ns::JET,
+        ns::JINGLE_FT,
+        ns::JINGLE_S5B,
+        ns::JINGLE_IBB,
+        ns::IBB,
+        ns::BYTESTREAMS,
+        ns::HASHES,
+        "urn:xmpp:hash-function-text-names:sha-256",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for e in envelopes {
+        f.push(e.disco_feature().to_string());
+    }
+    for s in suites {
+        f.push(s.urn().to_string());
+    }
+    f.sort();
+    f.dedup();
+    f
+}
+
+/// Connects the account; errors say which of password, server or
+/// certificate is wrong (XmppError's variants).
+pub async fn connect(account: &Account, features: Vec<String>) -> Result<Arc<XmppChannel>> {
+    let password = account.password()?;
+    let config = account.xmpp_config(password, features);
+    let ch = XmppChannel::connect(config)
+        .await
+        .map_err(|e| anyhow!("cannot log in as {}: {e}", account.jid))?;
+    Ok(Arc::new(ch))
+}
+
+/// Disconnects after the driver's last stanzas went out. The driver hands
+/// its final `session-terminate` (or the answer to the peer's) to an outbox
+/// task and returns; closing the stream at once could drop it, and the peer
+/// would wait for its verdict in vain. So: let the outbox run, then one
+/// ping round trip to our server (the channel sends in order, so everything
+/// queued before the ping has reached the server), then the goodbye.
+pub async fn settle_and_disconnect(ch: &XmppChannel) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if let (true, Ok(to)) = (
+        ch.is_connected(),
+        ch.local_jid().domain().as_str().parse::<Jid>(),
+    ) {
+        let ping = Element::builder("ping", "urn:xmpp:ping").build();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(3),
+            ch.request(iq("get", "", None, &to, Some(ping))),
+        )
+        .await;
+    }
+    let _ = ch.disconnect().await;
+}
+
+/// The stanza channel the driver gets: the XMPP channel, with a redacting
+/// log on stderr under `-v`.
+pub fn driver_channel(ch: &Arc<XmppChannel>, verbose: bool) -> Arc<dyn StanzaChannel> {
+    if verbose {
+        Arc::new(Logged {
+            inner: ch.clone(),
+            ibb: Arc::new(AtomicU64::new(0)),
+        })
+    } else {
+        ch.clone()
+    }
+}
+
+/// Logs stanzas going through a channel, with key material redacted.
+struct Logged {
+    inner: Arc<XmppChannel>,
+    ibb: Arc<AtomicU64>,
+}
+
+/// The stanza as text for the log: envelope payloads (the stub's key and
+/// IV, OMEMO/OX ciphertext) become "[redacted]", IBB data is summarized.
+pub fn redacted(stanza: &Element) -> String {
+    fn walk(el: &mut Element) {
+        let secret = matches!(el.name(), "payload" | "key" | "signcrypt" | "openpgp");
+        let ibb = el.is("data", ns::IBB);
+        let text = el.text();
+        if (secret || ibb) && !text.trim().is_empty() {
+            for node in el.nodes_mut() {
+                if let jet_core::minidom::Node::Text(t) = node {
+                    t.clear();
+                }
+            }
+            el.append_text_node(if ibb {
+                format!("[{} base64 chars]", text.len())
+            } else {
+                "[redacted]".to_string()
+            });
+        }
+        for c in el.children_mut() {
+            walk(c);
+        }
+    }
+    let mut copy = stanza.clone();
+    walk(&mut copy);
+    copy.to_xml_string()
+}
+
+impl Logged {
+    fn log(&self, dir: &str, stanza: &Element) {
+        let is_ibb_data = stanza.children().any(|c| c.is("data", ns::IBB));
+        let is_bare_result =
+            stanza.attr("type") == Some("result") && stanza.children().next().is_none();
+        if is_ibb_data || is_bare_result {
+            let n = self.ibb.fetch_add(1, Ordering::Relaxed);
+            if n >= 4 && !n.is_multiple_of(500) {
+                return;
+            }
+        }
+        eprintln!("{dir} {}", redacted(stanza));
+    }
+}
+
+#[async_trait]
+impl StanzaChannel for Logged {
+    fn local_jid(&self) -> FullJid {
+        self.inner.local_jid()
+    }
+    async fn request(&self, iq: Element) -> Result<Element, ChannelError> {
+        self.log("→", &iq);
+        let r = self.inner.request(iq).await;
+        match &r {
+            Ok(a) => self.log("←", a),
+            Err(e) => eprintln!("← (no answer: {e})"),
+        }
+        r
+    }
+    async fn send(&self, stanza: Element) -> Result<(), ChannelError> {
+        self.log("→", &stanza);
+        self.inner.send(stanza).await
+    }
+    fn subscribe(&self, filter: IqFilter) -> mpsc::UnboundedReceiver<Element> {
+        let mut inner = self.inner.subscribe(filter);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let me = Logged {
+            inner: self.inner.clone(),
+            ibb: self.ibb.clone(),
+        };
+        tokio::spawn(async move {
+            while let Some(el) = inner.recv().await {
+                me.log("←", &el);
+                if tx.send(el).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Turns PEER (bare or full) into a full JID: a bare JID waits for the
+/// peer's presence (which needs a presence subscription; we ask for one).
+pub async fn resolve_peer(ch: &XmppChannel, peer: &str, wait: Duration) -> Result<FullJid> {
+    let jid: Jid = peer
+        .parse()
+        .map_err(|e| anyhow!("{peer:?} is not a JID: {e}"))?;
+    match jid.try_into_full() {
+        Ok(full) => Ok(full),
+        Err(bare) => {
+            if ch.available_resources(&bare).is_empty() {
+                // Harmless when already subscribed; needed the first time.
+                ch.subscribe_to_presence(bare.clone())
+                    .await
+                    .map_err(|e| anyhow!("asking {bare} for its presence: {e}"))?;
+            }
+            ch.wait_for_presence(&bare, wait)
+                .await
+                .map_err(|e| match e {
+                    ChannelError::Timeout(_) => anyhow!(
+                        "{bare} is offline (no available resource within {}s; are you \
+                     subscribed to its presence?)",
+                        wait.as_secs()
+                    ),
+                    e => anyhow!("waiting for the presence of {bare}: {e}"),
+                })
+        }
+    }
+}
+
+/// The peer's disco#info features (XEP-0030), bounded in time.
+pub async fn peer_features(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<Vec<String>> {
+    let query = Element::builder("query", ns::DISCO_INFO).build();
+    let to: Jid = peer.clone().into();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        ch.request(iq("get", "", None, &to, Some(query))),
+    )
+    .await
+    .map_err(|_| anyhow!("{peer} did not answer disco#info within 10s"))?
+    .map_err(|e| anyhow!("disco#info of {peer} failed: {e}"))?;
+    let q = answer
+        .get_child("query", ns::DISCO_INFO)
+        .ok_or_else(|| anyhow!("{peer} answered disco#info without a query"))?;
+    Ok(q.children()
+        .filter(|c| c.name() == "feature")
+        .filter_map(|c| c.attr("var").map(str::to_string))
+        .collect())
+}
+
+/// What the initiator offers, chosen from the peer's features.
+pub struct Choice {
+    /// The suite to offer.
+    pub suite: &'static dyn CipherSuite,
+    /// Write the cipher URN without `:0` (deployed clients).
+    pub unversioned: bool,
+}
+
+/// Checks that the peer does JET with our envelope and picks the cipher:
+/// `--cipher` if given, else the first of our suites the peer advertises,
+/// else AES-128-GCM under its unversioned URN when the peer advertises JET
+/// but no cipher URNs (Dino, Conversations). Refuses, never plaintext.
+pub fn choose(
+    peer: &FullJid,
+    features: &[String],
+    envelope: &dyn EnvelopeBackend,
+    registry: &CipherRegistry,
+    wanted: Option<&str>,
+) -> Result<Choice> {
+    let has = |f: &str| features.iter().any(|x| x == f);
+    if !has(ns::JET) {
+        bail!(
+            "{peer} does not support Jingle Encrypted Transports ({} not in its disco#info); \
+             refusing to send anything (jet never falls back to plaintext)",
+            ns::JET
+        );
+    }
+    if !has(envelope.disco_feature()) {
+        bail!(
+            "{peer} does not support the {} envelope ({} not in its disco#info); \
+             no session started",
+            envelope.envelope_type(),
+            envelope.disco_feature()
+        );
+    }
+    let peer_has_suite = |s: &dyn CipherSuite| features.iter().any(|f| ns::same_cipher(f, s.urn()));
+    let peer_lists_ciphers = registry.iter().any(&peer_has_suite);
+    if let Some(w) = wanted {
+        let suite = registry
+            .get(w)
+            .ok_or_else(|| anyhow!("unknown cipher {w:?}; `jet ciphers` lists them"))?;
+        if peer_lists_ciphers && !peer_has_suite(suite) {
+            bail!("{peer} does not advertise the cipher {}", suite.urn());
+        }
+        return Ok(Choice {
+            suite,
+            unversioned: !peer_lists_ciphers,
+        });
+    }
+    if let Some(suite) = registry.iter().find(|s| peer_has_suite(*s)) {
+        return Ok(Choice {
+            suite,
+            unversioned: false,
+        });
+    }
+    let suite = registry
+        .get(ns::CIPHER_AES_128_GCM)
+        .ok_or_else(|| anyhow!("AES-128-GCM is missing from the registry"))?;
+    Ok(Choice {
+        suite,
+        unversioned: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> FullJid {
+        "juliet@jet.test/x".parse().unwrap()
+    }
+
+    #[test]
+    fn choice_follows_the_peers_features() {
+        let reg = CipherRegistry::default();
+        let stub = jet_envelopes::stub::StubEnvelope::new();
+        let base = vec![ns::JET.to_string(), ns::JET_STUB_FEATURE.to_string()];
+        // No JET: refused.
+        let err = choose(&peer(), &base[1..], &stub, &reg, None)
+            .err()
+            .unwrap();
+        assert!(err
+            .to_string()
+            .contains("does not support Jingle Encrypted"));
+        // JET but not our envelope: refused.
+        let err = choose(&peer(), &base[..1], &stub, &reg, None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("envelope"));
+        // JET without cipher URNs: AES-128-GCM, unversioned.
+        let c = choose(&peer(), &base, &stub, &reg, None).unwrap();
+        assert_eq!(c.suite.urn(), ns::CIPHER_AES_128_GCM);
+        assert!(c.unversioned);
+        // The first of ours the peer lists.
+        let mut f = base.clone();
+        f.push(ns::CIPHER_CHACHA20_POLY1305.into());
+        f.push(ns::CIPHER_AES_256_GCM.into());
+        let c = choose(&peer(), &f, &stub, &reg, None).unwrap();
+        assert_eq!(c.suite.urn(), ns::CIPHER_AES_256_GCM);
+        assert!(!c.unversioned);
+        // --cipher the peer does not list: refused.
+        assert!(choose(&peer(), &f, &stub, &reg, Some(ns::CIPHER_AES_128_GCM)).is_err());
+    }
+
+    #[test]
+    fn the_log_redacts_the_stub_payload() {
+        let secret =
+            jet_core::secret::TransportSecret::new((0..32).collect(), (100..112).collect())
+                .unwrap();
+        let env = jet_envelopes::stub::StubEnvelope::envelope_for(&secret);
+        let text = redacted(&env);
+        assert!(text.contains("[redacted]"), "{text}");
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(secret.to_bytes().as_slice())
+        };
+        assert!(!text.contains(&b64), "{text}");
+    }
+}

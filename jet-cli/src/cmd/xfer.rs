@@ -1,0 +1,720 @@
+//! `jet send`, `receive`, `serve`, `request` and `disco`: encrypted file
+//! transfer (XEP-0391 over XEP-0234) between real XMPP accounts.
+//!
+//! The shape is the demo's (driver + cipher registry + envelope +
+//! transports), with [`jet_core::xmpp::XmppChannel`] instead of the
+//! in-memory router. The initiator asks the peer's disco#info first and
+//! refuses peers without JET or without our envelope: no session starts,
+//! nothing is ever sent in plaintext (XEP-0391 §7).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use jet_ciphers::CipherRegistry;
+use jet_core::channel::StanzaChannel;
+use jet_core::driver::{Driver, DriverConfig, Incoming};
+use jet_core::envelope::EnvelopeBackend;
+use jet_core::ft::{FileDesc, FileHash};
+use jet_core::ft_app::{
+    FileHost, FileOffer, FileReceiver, FileRequest, LocalFile, ProgressFn, ReceivePolicy,
+};
+use jet_core::jid::{FullJid, Jid};
+use jet_core::session::{Application, JetConfig};
+use jet_core::transport::TransportAdapter;
+use jet_core::xmpp::XmppChannel;
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::account::{self, Account, AccountArgs};
+use crate::progress::Progress;
+
+/// Test hook: cut every transport stream after this many bytes written
+/// (simulates a broken connection; used by the resume tests).
+const CUT_ENV: &str = "JET_TEST_CUT_AFTER";
+
+/// Arguments of `jet send`.
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// The receiver: a full JID, or a bare JID (its resource is found from presence).
+    #[arg(long)]
+    pub to: String,
+    /// Cipher URN to use (default: the first of ours the peer advertises).
+    #[arg(long)]
+    pub cipher: Option<String>,
+    /// Files to send, one session each.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `jet receive`.
+#[derive(Args, Debug)]
+pub struct ReceiveArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// Directory for received files (default: the config's `dir`, else `.`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Accept offers from this JID (bare or full; repeatable). Others are declined.
+    #[arg(long)]
+    pub from: Vec<String>,
+    /// Accept offers from anyone.
+    #[arg(long)]
+    pub yes: bool,
+    /// Stop after the first accepted session (exit status: its outcome).
+    #[arg(long)]
+    pub once: bool,
+    /// Continue a partial file left by an interrupted transfer (asks the
+    /// sender for the rest with `<range offset>`).
+    #[arg(long)]
+    pub resume: bool,
+    /// Give up after this many seconds without finishing (default: wait forever).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+/// Arguments of `jet serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// Serve requests from this JID (repeatable). Others are declined.
+    #[arg(long)]
+    pub from: Vec<String>,
+    /// Serve anyone.
+    #[arg(long)]
+    pub yes: bool,
+    /// Stop after the first accepted session.
+    #[arg(long)]
+    pub once: bool,
+    /// Give up after this many seconds (default: serve forever).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Files offered to requesters (by hash).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `jet request`.
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// Who has the file (bare or full JID).
+    #[arg(long)]
+    pub from: String,
+    /// The file's hash as ALGO:BASE64 (e.g. sha-256:47DEQpj8...).
+    #[arg(long)]
+    pub hash: String,
+    /// Name to save it under (and to resume a partial file of that name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Directory to save into.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Cipher URN to use.
+    #[arg(long)]
+    pub cipher: Option<String>,
+}
+
+/// Arguments of `jet disco`.
+#[derive(Args, Debug)]
+pub struct DiscoArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// The peer (bare or full JID).
+    pub peer: String,
+}
+
+/// Event output: JSON lines on stdout (`--json`), else short human lines.
+#[derive(Clone)]
+struct Events {
+    json: bool,
+}
+
+impl Events {
+    fn emit(&self, value: serde_json::Value, human: impl FnOnce() -> Option<String>) {
+        if self.json {
+            println!("{value}");
+        } else if let Some(line) = human() {
+            println!("{line}");
+        }
+    }
+
+    fn ready(&self, jid: &FullJid) {
+        self.emit(json!({"event": "ready", "jid": jid.to_string()}), || {
+            Some(format!("online as {jid}; waiting for offers"))
+        });
+    }
+
+    fn started(&self, file: &str, size: Option<u64>, peer: &FullJid, role: &str) {
+        self.emit(
+            json!({"event": "started", "role": role, "file": file, "size": size, "peer": peer.to_string()}),
+            || None,
+        );
+        if !self.json {
+            eprintln!(
+                "jet: {role} {file} ({} bytes) with {peer}",
+                size.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+            );
+        }
+    }
+
+    fn done(&self, path: &str, size: u64, hash: &FileHash, resumed_from: u64) {
+        self.emit(
+            json!({"event": "done", "path": path, "size": size,
+                   "hash": format!("{}:{}", hash.algo, hash.value), "resumed_from": resumed_from}),
+            || {
+                Some(format!(
+                    "{path}\t{size} bytes\t{}:{} (verified)",
+                    hash.algo, hash.value
+                ))
+            },
+        );
+    }
+
+    fn error(&self, reason: &str) {
+        if self.json {
+            println!("{}", json!({"event": "error", "reason": reason}));
+        }
+    }
+
+    /// A progress callback: the bar on a TTY, and throttled JSON events.
+    fn progress(&self, total: u64, label: &str) -> (Progress, ProgressFn) {
+        let bar = Progress::new(total, label);
+        let bar_cb = bar.callback();
+        let json = self.json;
+        let last = Mutex::new(Instant::now() - Duration::from_secs(1));
+        let cb: ProgressFn = Arc::new(move |done, t| {
+            bar_cb(done, t);
+            if json {
+                let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+                if l.elapsed() >= Duration::from_millis(500) {
+                    *l = Instant::now();
+                    println!(
+                        "{}",
+                        json!({"event": "progress", "bytes": done, "total": t.or(Some(total))})
+                    );
+                }
+            }
+        });
+        (bar, cb)
+    }
+}
+
+/// Runs `f`, reporting a failure as a JSON `error` event too.
+async fn reported<F: std::future::Future<Output = Result<()>>>(json: bool, f: F) -> Result<()> {
+    let r = f.await;
+    if let Err(e) = &r {
+        Events { json }.error(&format!("{e:#}"));
+    }
+    r
+}
+
+fn with_cut(transports: Vec<Arc<dyn TransportAdapter>>) -> Result<Vec<Arc<dyn TransportAdapter>>> {
+    match std::env::var(CUT_ENV) {
+        Ok(v) => {
+            let limit: u64 = v
+                .parse()
+                .map_err(|_| anyhow!("{CUT_ENV}={v:?} is not a number"))?;
+            eprintln!("jet: {CUT_ENV}={limit}: streams break after {limit} bytes (test hook)");
+            Ok(crate::cmd::demo::cut_after(transports, limit))
+        }
+        Err(_) => Ok(transports),
+    }
+}
+
+/// A connected account with its driver.
+struct Node {
+    ch: Arc<XmppChannel>,
+    driver: Driver,
+    incoming: UnboundedReceiver<Incoming>,
+}
+
+async fn connect_only(
+    acc: &Account,
+    envelope: &Arc<dyn EnvelopeBackend>,
+) -> Result<Arc<XmppChannel>> {
+    let registry = CipherRegistry::default();
+    let suites: Vec<_> = registry.iter().collect();
+    let features = account::our_features(&suites, std::slice::from_ref(envelope));
+    account::connect(acc, features).await
+}
+
+fn start_driver(acc: &Account, ch: Arc<XmppChannel>, jet: JetConfig) -> Result<Node> {
+    let transports = with_cut(acc.transports())?;
+    let (driver, incoming) = Driver::start(
+        account::driver_channel(&ch, acc.args.verbose),
+        jet,
+        transports,
+        DriverConfig::default(),
+    );
+    Ok(Node {
+        ch,
+        driver,
+        incoming,
+    })
+}
+
+/// Connects, finds the peer, checks its features, picks the cipher and
+/// starts the driver as an initiator.
+async fn initiator(
+    acc: &Account,
+    peer: &str,
+    cipher: Option<&str>,
+) -> Result<(Node, FullJid, &'static str)> {
+    let envelope = acc.envelope_backend()?;
+    let ch = connect_only(acc, &envelope).await?;
+    let result = async {
+        let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
+        let dch = account::driver_channel(&ch, acc.args.verbose);
+        let features = account::peer_features(dch.as_ref(), &peer).await?;
+        let registry = CipherRegistry::default();
+        let choice = account::choose(&peer, &features, envelope.as_ref(), &registry, cipher)?;
+        let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
+        jet.unversioned_cipher_urns = choice.unversioned;
+        Ok::<_, anyhow::Error>((peer, jet, choice.suite.urn()))
+    }
+    .await;
+    match result {
+        Ok((peer, jet, urn)) => Ok((start_driver(acc, ch, jet)?, peer, urn)),
+        Err(e) => {
+            let _ = ch.disconnect().await;
+            Err(e)
+        }
+    }
+}
+
+/// Connects and starts the driver as a responder accepting every suite.
+async fn responder(acc: &Account, allow: &[Jid]) -> Result<Node> {
+    let envelope = acc.envelope_backend()?;
+    let ch = connect_only(acc, &envelope).await?;
+    for j in allow {
+        ch.allow_subscription(j.to_bare());
+    }
+    let registry = CipherRegistry::default();
+    let jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
+    start_driver(acc, ch, jet)
+}
+
+fn session_error(peer: &FullJid, e: jet_core::Error) -> anyhow::Error {
+    match e {
+        jet_core::Error::Declined => anyhow!("{peer} declined the transfer"),
+        jet_core::Error::Terminated { reason, text } if reason == "decline" => anyhow!(
+            "{peer} declined the transfer{}",
+            text.map(|t| format!(": {t}")).unwrap_or_default()
+        ),
+        e => anyhow!("the session with {peer} failed: {e}"),
+    }
+}
+
+/// `jet send`.
+pub async fn send(args: SendArgs) -> Result<()> {
+    let json = args.account.json;
+    reported(json, send_inner(args)).await
+}
+
+async fn send_inner(args: SendArgs) -> Result<()> {
+    let acc = Account::resolve(&args.account)?;
+    let events = Events {
+        json: acc.args.json,
+    };
+    // Read the files before connecting: a typo fails fast.
+    let mut files = Vec::new();
+    for f in &args.files {
+        files.push(
+            LocalFile::describe(f)
+                .await
+                .with_context(|| format!("reading {}", f.display()))?,
+        );
+    }
+    let cipher = args.cipher.clone().or(acc.file.cipher.clone());
+    let (node, peer, urn) = initiator(&acc, &args.to, cipher.as_deref()).await?;
+    if !acc.args.json {
+        eprintln!(
+            "jet: to {peer} · cipher {urn} · envelope {:?} · transport {:?}",
+            acc.envelope, acc.transport
+        );
+    }
+    let mut result = Ok(());
+    for local in files {
+        let name = local.desc.name.clone().unwrap_or_default();
+        let size = local.desc.size.unwrap_or(0);
+        events.started(&name, Some(size), &peer, "send");
+        let (bar, cb) = events.progress(size, &name);
+        let offer = Arc::new(FileOffer::new(local.clone(), Some(cb)));
+        let r = node.driver.initiate(peer.clone(), offer.clone()).await;
+        bar.finish();
+        match r {
+            Ok(()) => events.done(
+                &local.path.display().to_string(),
+                size,
+                &local.desc.hashes[0],
+                0,
+            ),
+            Err(e) => {
+                result = Err(session_error(&peer, e));
+                break;
+            }
+        }
+    }
+    account::settle_and_disconnect(&node.ch).await;
+    result
+}
+
+fn parse_allow(list: &[String]) -> Result<Vec<Jid>> {
+    list.iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| anyhow!("--from {s:?} is not a JID: {e}"))
+        })
+        .collect()
+}
+
+fn allowed(peer: &FullJid, allow: &[Jid], yes: bool) -> bool {
+    yes || allow.iter().any(|j| match j.try_as_full() {
+        Ok(full) => full == peer,
+        Err(bare) => *bare == peer.to_bare(),
+    })
+}
+
+async fn next_incoming(
+    node: &mut Node,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Incoming> {
+    let next = node.incoming.recv();
+    let got = match deadline {
+        Some(d) => tokio::time::timeout_at(d, next)
+            .await
+            .map_err(|_| anyhow!("no transfer finished before --timeout"))?,
+        None => next.await,
+    };
+    got.ok_or_else(|| {
+        anyhow!(
+            "the connection closed: {}",
+            node.ch.close_reason().unwrap_or_default()
+        )
+    })
+}
+
+fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
+    inc.contents
+        .first()
+        .and_then(|c| c.description.as_ref())
+        .and_then(|d| FileDesc::from_description(d).ok())
+}
+
+/// Whom a responder accepts, and for how long it runs.
+#[derive(Clone, Copy)]
+struct Gate<'a> {
+    allow: &'a [Jid],
+    yes: bool,
+    once: bool,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Runs a responder loop: declines who is not allowed, accepts the rest
+/// with the application `make` builds. Returns after the first accepted
+/// session with `--once`, else on the deadline.
+async fn serve_loop<A: Application + 'static>(
+    node: &mut Node,
+    gate: Gate<'_>,
+    events: &Events,
+    mut make: impl FnMut(&Incoming) -> (Arc<A>, Option<Progress>),
+    mut finished: impl FnMut(&A, &Events),
+) -> Result<()> {
+    loop {
+        let Gate {
+            allow,
+            yes,
+            once,
+            deadline,
+        } = gate;
+        let inc = next_incoming(node, deadline).await?;
+        let peer = inc.peer.clone();
+        if !allowed(&peer, allow, yes) {
+            eprintln!(
+                "jet: declined an offer from {peer}: not accepted here (use --from {} or --yes)",
+                peer.to_bare()
+            );
+            let _ = inc.decline().await;
+            continue;
+        }
+        let name = offered_desc(&inc)
+            .and_then(|d| d.name)
+            .unwrap_or_else(|| "(unnamed)".into());
+        let size = offered_desc(&inc).and_then(|d| d.size);
+        events.started(&name, size, &peer, "receive");
+        let (app, bar) = make(&inc);
+        let r = inc.accept(app.clone()).await;
+        if let Some(b) = bar {
+            b.finish();
+        }
+        match r {
+            Ok(()) => finished(&app, events),
+            Err(e) => {
+                let e = session_error(&peer, e);
+                if once {
+                    return Err(e);
+                }
+                eprintln!("jet: {e:#}");
+                events.error(&format!("{e:#}"));
+            }
+        }
+        if once {
+            return Ok(());
+        }
+    }
+}
+
+/// `jet receive`.
+pub async fn receive(args: ReceiveArgs) -> Result<()> {
+    let json = args.account.json;
+    reported(json, receive_inner(args)).await
+}
+
+async fn receive_inner(args: ReceiveArgs) -> Result<()> {
+    let acc = Account::resolve(&args.account)?;
+    let events = Events {
+        json: acc.args.json,
+    };
+    let dir = args
+        .dir
+        .clone()
+        .or(acc.file.dir.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let allow = parse_allow(&args.from)?;
+    let deadline = args
+        .timeout
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut node = responder(&acc, &allow).await?;
+    events.ready(&node.ch.local_jid());
+    let policy = ReceivePolicy {
+        resume: args.resume,
+        ..ReceivePolicy::default()
+    };
+    let r = serve_loop(
+        &mut node,
+        Gate {
+            allow: &allow,
+            yes: args.yes,
+            once: args.once,
+            deadline,
+        },
+        &events,
+        |inc| {
+            let size = offered_desc(inc).and_then(|d| d.size).unwrap_or(0);
+            let (bar, cb) = events.progress(size, "receiving");
+            (
+                Arc::new(FileReceiver::new(dir.clone(), policy.clone(), Some(cb))),
+                Some(bar),
+            )
+        },
+        |app: &FileReceiver, ev| {
+            for f in app.received() {
+                ev.done(
+                    &f.path.display().to_string(),
+                    f.size,
+                    &f.hash,
+                    f.resumed_from,
+                );
+            }
+        },
+    )
+    .await;
+    account::settle_and_disconnect(&node.ch).await;
+    r
+}
+
+/// `jet serve`.
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let json = args.account.json;
+    reported(json, serve_inner(args)).await
+}
+
+async fn serve_inner(args: ServeArgs) -> Result<()> {
+    let acc = Account::resolve(&args.account)?;
+    let events = Events {
+        json: acc.args.json,
+    };
+    let mut files = Vec::new();
+    for f in &args.files {
+        let local = LocalFile::describe(f)
+            .await
+            .with_context(|| format!("reading {}", f.display()))?;
+        let h = &local.desc.hashes[0];
+        eprintln!("jet: serving {} as {}:{}", f.display(), h.algo, h.value);
+        files.push(local);
+    }
+    let allow = parse_allow(&args.from)?;
+    let deadline = args
+        .timeout
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut node = responder(&acc, &allow).await?;
+    events.ready(&node.ch.local_jid());
+    let r = serve_loop(
+        &mut node,
+        Gate {
+            allow: &allow,
+            yes: args.yes,
+            once: args.once,
+            deadline,
+        },
+        &events,
+        |_| (Arc::new(FileHost::new(files.clone(), None)), None),
+        |_: &FileHost, ev| {
+            ev.emit(json!({"event": "served"}), || Some("served".into()));
+        },
+    )
+    .await;
+    account::settle_and_disconnect(&node.ch).await;
+    r
+}
+
+/// `jet request`.
+pub async fn request(args: RequestArgs) -> Result<()> {
+    let json = args.account.json;
+    reported(json, request_inner(args)).await
+}
+
+async fn request_inner(args: RequestArgs) -> Result<()> {
+    let acc = Account::resolve(&args.account)?;
+    let events = Events {
+        json: acc.args.json,
+    };
+    let hash = FileHash::parse_cli(&args.hash).map_err(|e| anyhow!("--hash: {e}"))?;
+    let dir = args
+        .dir
+        .clone()
+        .or(acc.file.dir.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cipher = args.cipher.clone().or(acc.file.cipher.clone());
+    let (node, peer, urn) = initiator(&acc, &args.from, cipher.as_deref()).await?;
+    if !acc.args.json {
+        eprintln!(
+            "jet: requesting {}:{} from {peer} · cipher {urn}",
+            hash.algo, hash.value
+        );
+    }
+    let (bar, cb) = events.progress(0, "requesting");
+    let req = Arc::new(FileRequest::new(dir, hash, args.name.clone(), Some(cb))?);
+    events.started(
+        args.name.as_deref().unwrap_or("(by hash)"),
+        None,
+        &peer,
+        "request",
+    );
+    let r = node.driver.initiate(peer.clone(), req.clone()).await;
+    bar.finish();
+    account::settle_and_disconnect(&node.ch).await;
+    r.map_err(|e| session_error(&peer, e))?;
+    let got = req
+        .received()
+        .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
+    events.done(
+        &got.path.display().to_string(),
+        got.size,
+        &got.hash,
+        got.resumed_from,
+    );
+    Ok(())
+}
+
+/// `jet disco`.
+pub async fn disco(args: DiscoArgs) -> Result<()> {
+    let json = args.account.json;
+    reported(json, disco_inner(args)).await
+}
+
+async fn disco_inner(args: DiscoArgs) -> Result<()> {
+    use jet_core::ns;
+    let acc = Account::resolve(&args.account)?;
+    // disco needs no envelope of its own; advertise the stub's feature only
+    // when the stub was asked for.
+    let envelopes: Vec<Arc<dyn EnvelopeBackend>> = match acc.args.envelope {
+        Some(_) => vec![acc.envelope_backend()?],
+        None => Vec::new(),
+    };
+    let registry = CipherRegistry::default();
+    let ch = account::connect(
+        &acc,
+        account::our_features(&registry.iter().collect::<Vec<_>>(), &envelopes),
+    )
+    .await?;
+    let result = async {
+        let peer = account::resolve_peer(&ch, &args.peer, acc.wait()).await?;
+        let features = account::peer_features(
+            account::driver_channel(&ch, acc.args.verbose).as_ref(),
+            &peer,
+        )
+        .await?;
+        let has = |f: &str| features.iter().any(|x| x == f);
+        let envelopes: Vec<&str> = [
+            ns::JET_OMEMO_FEATURE,
+            ns::JET_OX_FEATURE,
+            ns::JET_STUB_FEATURE,
+        ]
+        .into_iter()
+        .filter(|f| has(f))
+        .collect();
+        let transports: Vec<&str> = [ns::JINGLE_S5B, ns::JINGLE_IBB]
+            .into_iter()
+            .filter(|f| has(f))
+            .collect();
+        let ciphers: Vec<&String> = features
+            .iter()
+            .filter(|f| f.starts_with("urn:xmpp:ciphers:"))
+            .collect();
+        let out = json!({
+            "event": "disco",
+            "peer": peer.to_string(),
+            "jet": has(ns::JET),
+            "jingle": has(ns::JINGLE),
+            "file_transfer": has(ns::JINGLE_FT),
+            "envelopes": envelopes,
+            "transports": transports,
+            "ciphers": ciphers,
+        });
+        if acc.args.json {
+            println!("{out}");
+        } else {
+            println!("peer\t{peer}");
+            println!("jet\t{}", if has(ns::JET) { "yes" } else { "no" });
+            println!(
+                "file-transfer\t{}",
+                if has(ns::JINGLE_FT) { "yes" } else { "no" }
+            );
+            println!("envelopes\t{}", envelopes.join(" "));
+            println!("transports\t{}", transports.join(" "));
+            let c: Vec<&str> = ciphers.iter().map(|s| s.as_str()).collect();
+            println!("ciphers\t{}", c.join(" "));
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = ch.disconnect().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_bare_and_full() {
+        let peer: FullJid = "romeo@jet.test/a".parse().unwrap();
+        let bare: Jid = "romeo@jet.test".parse().unwrap();
+        let other_res: Jid = "romeo@jet.test/b".parse().unwrap();
+        let other: Jid = "mallory@jet.test".parse().unwrap();
+        assert!(allowed(&peer, &[bare], false));
+        assert!(!allowed(&peer, std::slice::from_ref(&other_res), false));
+        assert!(!allowed(&peer, std::slice::from_ref(&other), false));
+        assert!(allowed(&peer, &[], true));
+    }
+}
