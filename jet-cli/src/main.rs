@@ -30,6 +30,8 @@ enum Command {
     /// router instead of a server. Exits 0 only if the received file's
     /// SHA-256 matches.
     Demo(cmd::demo::DemoArgs),
+    /// Show, trust, list and export the local OMEMO and OX keys (offline).
+    Keys(cmd::keys::KeysArgs),
 }
 
 #[tokio::main]
@@ -40,6 +42,7 @@ async fn main() {
         Command::Encrypt(args) => cmd::crypto::encrypt(args).await,
         Command::Decrypt(args) => cmd::crypto::decrypt(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
+        Command::Keys(args) => cmd::keys::run(args),
     };
     if let Err(e) = result {
         eprintln!("jet: {e:#}");
