@@ -581,14 +581,22 @@ mod tests {
         let ts = TransportSecret::generate_with(16, 12).unwrap();
         let to: Jid = "juliet@capulet.lit/b".parse().unwrap();
         let from: Jid = "romeo@montague.lit/o".parse().unwrap();
-        let juliet_fpr = juliet.manager().bundle().unwrap().identity_key.fingerprint();
+        let juliet_fpr = juliet
+            .manager()
+            .bundle()
+            .unwrap()
+            .identity_key
+            .fingerprint();
 
         // Manual: sealing to an unverified device fails and names it.
         romeo.set_trust_policy(TrustPolicy::Manual);
         let err = romeo.seal(&ts, &to).await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, EnvelopeError::Untrusted(_)), "{msg}");
-        assert!(msg.contains("juliet@capulet.lit") && msg.contains("201"), "{msg}");
+        assert!(
+            msg.contains("juliet@capulet.lit") && msg.contains("201"),
+            "{msg}"
+        );
         assert!(msg.contains(&juliet_fpr), "{msg}");
         // The observer saw the fingerprint, not accepted.
         assert_eq!(
@@ -611,7 +619,10 @@ mod tests {
         let romeo_addr = DeviceAddress::new("romeo@montague.lit", 101);
         let romeo_key = romeo.manager().bundle().unwrap().identity_key;
         juliet.with_store(|s| s.set_trust(&romeo_addr, &romeo_key, Trust::Trusted));
-        assert_eq!(juliet.open(&ee, &from, &Aes128Sizes).await.unwrap().secret, ts);
+        assert_eq!(
+            juliet.open(&ee, &from, &Aes128Sizes).await.unwrap().secret,
+            ts
+        );
 
         // Romeo's device 101 comes back with a new identity key.
         let reborn = device(&dir, "romeo@montague.lit", 101).await;
@@ -621,7 +632,10 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, EnvelopeError::Untrusted(_)), "{msg}");
         assert!(msg.contains("IDENTITY KEY CHANGED"), "{msg}");
-        assert!(msg.contains("romeo@montague.lit") && msg.contains("101"), "{msg}");
+        assert!(
+            msg.contains("romeo@montague.lit") && msg.contains("101"),
+            "{msg}"
+        );
         assert!(msg.contains(&romeo_key.fingerprint()), "{msg}");
         assert!(msg.contains(&new_key.fingerprint()), "{msg}");
         // Also under TOFU.
