@@ -46,7 +46,10 @@ fn omemo_show_trust_list() {
     drop(store);
     // The same device afterwards (single account: --jid optional).
     let again = ok(&jet(dir, &["show"]));
-    assert!(again.contains(&own_fpr) && !again.contains("new device"), "{again}");
+    assert!(
+        again.contains(&own_fpr) && !again.contains("new device"),
+        "{again}"
+    );
 
     // Juliet's device was seen (trust on first use).
     let juliet_key = KeyPair::generate().unwrap().public;
@@ -69,7 +72,10 @@ fn omemo_show_trust_list() {
     let t = ok(&jet(dir, &["trust", "juliet@jet.test", &pasted]));
     assert!(t.contains("trusted (1 device)"), "{t}");
     let list = ok(&jet(dir, &["list", "juliet@jet.test"]));
-    assert!(list.contains("trusted") && !list.contains("undecided"), "{list}");
+    assert!(
+        list.contains("trusted") && !list.contains("undecided"),
+        "{list}"
+    );
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(
         s.remote_identity(&DeviceAddress::new("juliet@jet.test", 4242))
@@ -78,7 +84,10 @@ fn omemo_show_trust_list() {
     );
     drop(s);
     // A fingerprint of no known device is remembered for later.
-    let t = ok(&jet(dir, &["trust", "juliet@jet.test", &other_key.fingerprint()]));
+    let t = ok(&jet(
+        dir,
+        &["trust", "juliet@jet.test", &other_key.fingerprint()],
+    ));
     assert!(t.contains("no device with it seen yet"), "{t}");
     // Bad fingerprints are clear errors.
     for bad in ["abc", "zz", &"g".repeat(64)] {
@@ -144,8 +153,7 @@ fn ox_show_trust_list_export() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700))
-                .unwrap();
+            std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         }
         for f in [&public, &secret] {
             let o = Command::new("gpg")

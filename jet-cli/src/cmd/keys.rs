@@ -195,8 +195,7 @@ pub fn run(args: KeysArgs) -> Result<()> {
                 .own_key(&me)?
                 .ok_or_else(|| anyhow!("no OX key for {me}"))?;
             let out = out.unwrap_or_else(|| PathBuf::from("."));
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("creating {}", out.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let public = out.join(format!("{me}.pub.asc"));
             let secret_path = secret.then(|| out.join(format!("{me}.sec.asc")));
             export_armored(&key, &public, secret_path.as_deref())?;
@@ -218,7 +217,11 @@ fn show(dir: &Path, me: &BareJid) -> Result<()> {
     println!(
         "  omemo device {}  {fpr}{}",
         store.device_id(),
-        if created { "  (new device created)" } else { "" }
+        if created {
+            "  (new device created)"
+        } else {
+            ""
+        }
     );
     if let Some(ox) = ox_store(dir, me)? {
         if let Some(key) = ox.own_key(me)? {
@@ -270,8 +273,8 @@ fn trust(dir: &Path, me: &BareJid, peer: &BareJid, fingerprint: &str) -> Result<
         64 | 66 => {
             let key = PublicKey::from_fingerprint(&digits)?;
             let path = omemo_store_path(dir, me)?;
-            let mut store = SqliteStore::open(&path)
-                .with_context(|| format!("OMEMO store of {me}"))?;
+            let mut store =
+                SqliteStore::open(&path).with_context(|| format!("OMEMO store of {me}"))?;
             let n = store.trust_fingerprint(&peer.to_string(), &key)?;
             if n == 0 {
                 println!(
@@ -287,9 +290,7 @@ fn trust(dir: &Path, me: &BareJid, peer: &BareJid, fingerprint: &str) -> Result<
             }
             Ok(())
         }
-        n => bail!(
-            "a fingerprint has 64 hex digits (OMEMO) or 40 (OpenPGP v4, OX), not {n}"
-        ),
+        n => bail!("a fingerprint has 64 hex digits (OMEMO) or 40 (OpenPGP v4, OX), not {n}"),
     }
 }
 

@@ -94,7 +94,7 @@ pub(crate) fn cbc_decrypt(
     iv: &[u8; 16],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
         return Err(OmemoError::Decrypt);
     }
     cbc::Decryptor::<Aes256>::new(key.into(), iv.into())
