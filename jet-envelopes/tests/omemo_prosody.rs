@@ -252,3 +252,102 @@ async fn pep_publish_fetch_seal_open() {
     .await
     .expect("the test did not finish in time");
 }
+
+/// A whole JET file transfer (XEP-0391 driver, AES-128-GCM, OMEMO envelope
+/// over PEP) from user7 to user8 through the server: once over SOCKS5
+/// Bytestreams (direct, 127.0.0.1) and once over In-Band Bytestreams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jet_file_transfer_with_omemo_over_s5b_and_ibb() {
+    use jet_core::driver::{Driver, DriverConfig};
+    use jet_core::ft_app::{FileOffer, FileReceiver, LocalFile, ReceivePolicy};
+    use jet_core::session::JetConfig;
+    use jet_core::transport::TransportAdapter;
+    use jet_transports::{IbbConfig, IbbTransport, S5bConfig, S5bTransport};
+
+    let Some(srv) = server() else { return };
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("note.bin");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let registry = jet_ciphers::CipherRegistry::default();
+        let suite = registry.get(ns::CIPHER_AES_128_GCM).unwrap();
+        for (round, use_ibb) in [(0, false), (1, true)] {
+            let s_ch = srv.connect("user7").await;
+            let r_ch = srv.connect("user8").await;
+            let env = |ch: &Arc<XmppChannel>, user: &str, id: u32| {
+                let dir: Arc<dyn OmemoDirectory> =
+                    Arc::new(PepDirectory::new(ch.clone(), Duration::from_secs(10)));
+                (
+                    dir.clone(),
+                    Arc::new(OmemoEnvelope::new(
+                        InMemoryStore::generate(id).unwrap(),
+                        srv.bare(user),
+                        dir,
+                    )),
+                )
+            };
+            let (s_dir, s_env) = env(&s_ch, "user7", 7000 + round);
+            let (r_dir, r_env) = env(&r_ch, "user8", 8000 + round);
+            s_dir.publish_device_list(&[]).await.unwrap();
+            r_dir.publish_device_list(&[]).await.unwrap();
+            s_env.publish().await.unwrap();
+            r_env.publish().await.unwrap();
+            let transport: Arc<dyn TransportAdapter> = if use_ibb {
+                Arc::new(IbbTransport::new(IbbConfig {
+                    block_size: 4096,
+                    ..IbbConfig::default()
+                }))
+            } else {
+                Arc::new(S5bTransport::new(S5bConfig {
+                    direct_addresses: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+                    discover_proxy: false,
+                    ..S5bConfig::default()
+                }))
+            };
+            let jet_s =
+                JetConfig::new(vec![suite], vec![s_env.clone() as Arc<dyn EnvelopeBackend>]);
+            let jet_r =
+                JetConfig::new(vec![suite], vec![r_env.clone() as Arc<dyn EnvelopeBackend>]);
+            let (sender, _in_s) = Driver::start(
+                s_ch.clone() as Arc<dyn StanzaChannel>,
+                jet_s,
+                vec![transport.clone()],
+                DriverConfig::default(),
+            );
+            let (_receiver, mut in_r) = Driver::start(
+                r_ch.clone() as Arc<dyn StanzaChannel>,
+                jet_r,
+                vec![transport],
+                DriverConfig::default(),
+            );
+            let out = tmp.path().join(format!("out{round}"));
+            std::fs::create_dir_all(&out).unwrap();
+            let local = LocalFile::describe(&src).await.unwrap();
+            let offer = Arc::new(FileOffer::new(local, None));
+            let recv = Arc::new(FileReceiver::new(
+                out.clone(),
+                ReceivePolicy::default(),
+                None,
+            ));
+            let recv2 = recv.clone();
+            let accept = async move {
+                match tokio::time::timeout(Duration::from_secs(30), in_r.recv()).await {
+                    Ok(Some(inc)) => inc.accept(recv2).await,
+                    _ => Err(jet_core::Error::Timeout("the incoming session".into())),
+                }
+            };
+            let peer = r_ch.local_jid().clone();
+            let (rs, rr) = tokio::join!(sender.initiate(peer, offer), accept);
+            rs.unwrap_or_else(|e| panic!("sender (ibb={use_ibb}): {e}"));
+            rr.unwrap_or_else(|e| panic!("receiver (ibb={use_ibb}): {e}"));
+            let got = recv.received();
+            assert_eq!(got.len(), 1);
+            assert_eq!(std::fs::read(&got[0].path).unwrap(), data, "ibb={use_ibb}");
+            s_ch.disconnect().await.unwrap();
+            r_ch.disconnect().await.unwrap();
+        }
+    })
+    .await
+    .expect("the test did not finish in time");
+}
