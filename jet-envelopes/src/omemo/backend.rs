@@ -14,10 +14,14 @@
 //! [`StanzaChannel`] ([`PepDirectory`]) or a map in tests
 //! ([`MemoryDirectory`]). Not done yet: PEP notifications (device list
 //! updates pushed by the server), answering a new session with an empty
-//! message, prekey refill and signed prekey rotation schedules, a trust UI.
-//! Trust today: a device's identity key is taken from its published bundle
-//! the first time (a session start must name that same key), then pinned;
-//! a changed key is refused.
+//! message, a signed prekey rotation schedule. Used one-time prekeys are
+//! replaced and the bundle republished after each new session.
+//! Trust ([`super::manager::TrustPolicy`]): by default a device's identity
+//! key is taken from its published bundle the first time (a session start
+//! must name that same key), reported to the trust observer with its
+//! fingerprint, then pinned; under `Manual` only devices the user trusted
+//! are used. A changed key is refused, naming the JID, device and both
+//! fingerprints.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

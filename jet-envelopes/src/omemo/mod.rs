@@ -53,6 +53,11 @@
 //!   in both directions, out-of-order and late delivery, the envelope
 //!   backend (`scripts/omemo-venv` makes the venv; `JET_REQUIRE_PYTHON=1`
 //!   turns a missing venv into a failure).
+//! * `tests/omemo_prosody.rs`: PEP publish/fetch and seal/open through a
+//!   real Prosody, and whole JET file transfers with this envelope over S5B
+//!   and IBB (`scripts/test-server`; `JET_REQUIRE_SERVER=1` makes a missing
+//!   server a failure).
+//! * [`sqlite`]: persistence across drops, atomic session + prekey commit.
 //!
 //! # Not done yet
 //! PEP notifications and device-list
