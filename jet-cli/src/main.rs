@@ -41,6 +41,8 @@ enum Command {
     Request(cmd::xfer::RequestArgs),
     /// Show a peer's JET support: envelopes, transports, ciphers.
     Disco(cmd::xfer::DiscoArgs),
+    /// Show, trust, list and export the local OMEMO and OX keys (offline).
+    Keys(cmd::keys::KeysArgs),
 }
 
 #[tokio::main]
@@ -56,6 +58,7 @@ async fn main() {
         Command::Serve(args) => cmd::xfer::serve(args).await,
         Command::Request(args) => cmd::xfer::request(args).await,
         Command::Disco(args) => cmd::xfer::disco(args).await,
+        Command::Keys(args) => cmd::keys::run(args),
     };
     if let Err(e) = result {
         eprintln!("jet: {e:#}");

@@ -2,4 +2,5 @@
 
 pub mod crypto;
 pub mod demo;
+pub mod keys;
 pub mod xfer;

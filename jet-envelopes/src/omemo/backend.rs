@@ -14,10 +14,14 @@
 //! [`StanzaChannel`] ([`PepDirectory`]) or a map in tests
 //! ([`MemoryDirectory`]). Not done yet: PEP notifications (device list
 //! updates pushed by the server), answering a new session with an empty
-//! message, prekey refill and signed prekey rotation schedules, a trust UI.
-//! Trust today: a device's identity key is taken from its published bundle
-//! the first time (a session start must name that same key), then pinned;
-//! a changed key is refused.
+//! message, a signed prekey rotation schedule. Used one-time prekeys are
+//! replaced and the bundle republished after each new session.
+//! Trust ([`super::manager::TrustPolicy`]): by default a device's identity
+//! key is taken from its published bundle the first time (a session start
+//! must name that same key), reported to the trust observer with its
+//! fingerprint, then pinned; under `Manual` only devices the user trusted
+//! are used. A changed key is refused, naming the JID, device and both
+//! fingerprints.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -241,6 +245,22 @@ impl<S: OmemoStore> OmemoEnvelope<S> {
     /// Our device id.
     pub fn device_id(&self) -> u32 {
         self.manager().device_id()
+    }
+
+    /// Sets the trust policy (default: trust on first use).
+    pub fn set_trust_policy(&self, policy: super::manager::TrustPolicy) {
+        self.manager().set_trust_policy(policy);
+    }
+
+    /// Sets the callback told about newly seen devices and their
+    /// fingerprints (the CLI prints them).
+    pub fn set_trust_observer(&self, observer: Option<super::manager::TrustObserver>) {
+        self.manager().set_trust_observer(observer);
+    }
+
+    /// Runs `f` on the store (trust decisions, listing).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(self.manager().store_mut())
     }
 
     /// Publishes our bundle and adds our device to our device list (XEP-0384
@@ -545,6 +565,89 @@ mod tests {
             romeo.open(&back, &to, &Aes128Sizes).await.unwrap().secret,
             ts
         );
+    }
+
+    /// Manual trust refuses unknown devices in both directions until the
+    /// user trusts the fingerprint; TOFU reports the fingerprint; a changed
+    /// identity key is refused with both fingerprints named.
+    #[tokio::test]
+    async fn trust_policies_and_changed_identity_keys() {
+        use crate::omemo::manager::{TrustEvent, TrustPolicy};
+        use crate::omemo::store::Trust;
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        romeo.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
+            s2.lock().unwrap().push(e.clone())
+        })));
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let to: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let from: Jid = "romeo@montague.lit/o".parse().unwrap();
+        let juliet_fpr = juliet
+            .manager()
+            .bundle()
+            .unwrap()
+            .identity_key
+            .fingerprint();
+
+        // Manual: sealing to an unverified device fails and names it.
+        romeo.set_trust_policy(TrustPolicy::Manual);
+        let err = romeo.seal(&ts, &to).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{msg}");
+        assert!(
+            msg.contains("juliet@capulet.lit") && msg.contains("201"),
+            "{msg}"
+        );
+        assert!(msg.contains(&juliet_fpr), "{msg}");
+        // The observer saw the fingerprint, not accepted.
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            &[TrustEvent::NewDevice {
+                address: DeviceAddress::new("juliet@capulet.lit", 201),
+                fingerprint: juliet_fpr.clone(),
+                accepted: false,
+            }]
+        );
+        // Juliet in manual mode refuses Romeo's messages too.
+        juliet.set_trust_policy(TrustPolicy::Manual);
+        romeo.set_trust_policy(TrustPolicy::TrustOnFirstUse);
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert!(matches!(
+            juliet.open(&ee, &from, &Aes128Sizes).await,
+            Err(EnvelopeError::Untrusted(_))
+        ));
+        // After trusting, the same message opens.
+        let romeo_addr = DeviceAddress::new("romeo@montague.lit", 101);
+        let romeo_key = romeo.manager().bundle().unwrap().identity_key;
+        juliet.with_store(|s| s.set_trust(&romeo_addr, &romeo_key, Trust::Trusted));
+        assert_eq!(
+            juliet.open(&ee, &from, &Aes128Sizes).await.unwrap().secret,
+            ts
+        );
+
+        // Romeo's device 101 comes back with a new identity key.
+        let reborn = device(&dir, "romeo@montague.lit", 101).await;
+        let new_key = reborn.manager().bundle().unwrap().identity_key;
+        let ee = reborn.seal(&ts, &to).await.unwrap();
+        let err = juliet.open(&ee, &from, &Aes128Sizes).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{msg}");
+        assert!(msg.contains("IDENTITY KEY CHANGED"), "{msg}");
+        assert!(
+            msg.contains("romeo@montague.lit") && msg.contains("101"),
+            "{msg}"
+        );
+        assert!(msg.contains(&romeo_key.fingerprint()), "{msg}");
+        assert!(msg.contains(&new_key.fingerprint()), "{msg}");
+        // Also under TOFU.
+        juliet.set_trust_policy(TrustPolicy::TrustOnFirstUse);
+        assert!(matches!(
+            juliet.open(&ee, &from, &Aes128Sizes).await,
+            Err(EnvelopeError::Untrusted(_))
+        ));
     }
 
     /// A device that publishes one identity key but sends a session start

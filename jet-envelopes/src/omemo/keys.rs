@@ -57,6 +57,43 @@ impl PublicKey {
         &self.0
     }
 
+    /// The fingerprint users compare: the 32 key bytes in lowercase hex,
+    /// in groups of eight (the form Conversations, Dino and Gajim show,
+    /// without the `05` type byte).
+    pub fn fingerprint(&self) -> String {
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        hex.as_bytes()
+            .chunks(8)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Parses a fingerprint as users paste it: 64 hex digits, or 66 with
+    /// the leading `05` type byte; spaces, colons and case are ignored.
+    pub fn from_fingerprint(text: &str) -> Result<Self> {
+        let hex: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let hex = match hex.len() {
+            64 => hex.as_str(),
+            66 if hex.starts_with("05") => &hex[2..],
+            n => {
+                return Err(OmemoError::Malformed(format!(
+                    "an OMEMO fingerprint has 64 hex digits, not {n}"
+                )))
+            }
+        };
+        let mut k = [0u8; 32];
+        for (i, byte) in k.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .map_err(|_| OmemoError::Malformed("fingerprint is not hex".into()))?;
+        }
+        Ok(PublicKey(k))
+    }
+
     /// libsignal serialization: `0x05 || u`.
     pub fn serialize(&self) -> [u8; 33] {
         let mut out = [0u8; 33];

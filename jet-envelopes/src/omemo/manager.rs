@@ -100,19 +100,112 @@ impl DecryptedMessage {
     }
 }
 
+/// How identity keys of devices we have not verified are treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrustPolicy {
+    /// Trust on first use: a device's identity key is accepted the first
+    /// time it is seen (from its signed bundle or an authenticated message),
+    /// reported through the [`TrustEvent`] observer so the user sees the
+    /// fingerprint, then pinned. A changed key is refused.
+    #[default]
+    TrustOnFirstUse,
+    /// Only devices whose key the user marked [`Trust::Trusted`] (compared
+    /// fingerprints, `jet keys trust`) are encrypted to or accepted from.
+    Manual,
+}
+
+/// What the trust logic reports to the application (for the user to see).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustEvent {
+    /// A device's identity key was seen and recorded for the first time.
+    NewDevice {
+        /// The device.
+        address: DeviceAddress,
+        /// Its identity key's fingerprint ([`super::keys::PublicKey::fingerprint`]).
+        fingerprint: String,
+        /// Whether it is accepted under the policy (TOFU, or pre-verified).
+        accepted: bool,
+    },
+}
+
+/// A callback for [`TrustEvent`]s.
+pub type TrustObserver = Box<dyn Fn(&TrustEvent) + Send + Sync>;
+
 /// OMEMO 0.3 encryption and decryption over a store.
-#[derive(Debug)]
 pub struct OmemoManager<S: OmemoStore> {
     store: S,
     own_jid: String,
+    policy: TrustPolicy,
+    observer: Option<TrustObserver>,
+}
+
+impl<S: OmemoStore + std::fmt::Debug> std::fmt::Debug for OmemoManager<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OmemoManager")
+            .field("store", &self.store)
+            .field("own_jid", &self.own_jid)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: OmemoStore> OmemoManager<S> {
-    /// A manager for our account `own_jid` (bare) over `store`.
+    /// A manager for our account `own_jid` (bare) over `store`, with the
+    /// default policy (trust on first use) and no observer.
     pub fn new(store: S, own_jid: impl Into<String>) -> Self {
         OmemoManager {
             store,
             own_jid: own_jid.into(),
+            policy: TrustPolicy::default(),
+            observer: None,
+        }
+    }
+
+    /// Sets the trust policy.
+    pub fn set_trust_policy(&mut self, policy: TrustPolicy) {
+        self.policy = policy;
+    }
+
+    /// The trust policy.
+    pub fn trust_policy(&self) -> TrustPolicy {
+        self.policy
+    }
+
+    /// Sets the callback told about newly seen devices.
+    pub fn set_trust_observer(&mut self, observer: Option<TrustObserver>) {
+        self.observer = observer;
+    }
+
+    /// Refuses a device that is distrusted, or not trusted under
+    /// [`TrustPolicy::Manual`], with a message the user can act on.
+    fn ensure_trusted(&self, address: &DeviceAddress) -> Result<()> {
+        match self.store.remote_identity(address)? {
+            Some((key, Trust::Distrusted)) => Err(OmemoError::Untrusted(format!(
+                "{} device {} (fingerprint {}) is distrusted",
+                address.jid,
+                address.device_id,
+                key.fingerprint()
+            ))),
+            Some((_, Trust::Trusted)) => Ok(()),
+            Some((key, Trust::Undecided)) => match self.policy {
+                TrustPolicy::TrustOnFirstUse => Ok(()),
+                TrustPolicy::Manual => Err(OmemoError::Untrusted(format!(
+                    "{} device {} is not trusted (manual trust): compare its fingerprint {} \
+                     with the peer, then `jet keys trust {} '{}'`",
+                    address.jid,
+                    address.device_id,
+                    key.fingerprint(),
+                    address.jid,
+                    key.fingerprint()
+                ))),
+            },
+            None => match self.policy {
+                TrustPolicy::TrustOnFirstUse => Ok(()),
+                TrustPolicy::Manual => Err(OmemoError::Untrusted(format!(
+                    "{} device {} is unknown (manual trust)",
+                    address.jid, address.device_id
+                ))),
+            },
         }
     }
 
@@ -149,10 +242,15 @@ impl<S: OmemoStore> OmemoManager<S> {
         match self.store.remote_identity(address)? {
             None => Ok(()),
             Some((known, _)) if known != *key => Err(OmemoError::Untrusted(format!(
-                "{address} presents a different identity key than before"
+                "IDENTITY KEY CHANGED for {} device {}: recorded fingerprint {}, now presented {}; \
+                 refused (someone may be impersonating this device; if the peer really \
+                 reinstalled, verify the new fingerprint with them)",
+                address.jid,
+                address.device_id,
+                known.fingerprint(),
+                key.fingerprint()
             ))),
-            Some((_, Trust::Distrusted)) => Err(OmemoError::Untrusted(address.to_string())),
-            Some(_) => Ok(()),
+            Some(_) => self.ensure_trusted(address),
         }
     }
 
@@ -165,6 +263,13 @@ impl<S: OmemoStore> OmemoManager<S> {
         if self.store.remote_identity(address)?.is_none() {
             self.store
                 .save_remote_identity(address, key, Trust::Undecided)?;
+            if let Some(observer) = &self.observer {
+                observer(&TrustEvent::NewDevice {
+                    address: address.clone(),
+                    fingerprint: key.fingerprint(),
+                    accepted: self.ensure_trusted(address).is_ok(),
+                });
+            }
         }
         Ok(())
     }
@@ -195,9 +300,7 @@ impl<S: OmemoStore> OmemoManager<S> {
                 record.promote(initiate(&identity, self.store.registration_id(), b)?);
                 self.record_identity(&r.address, &b.identity_key)?;
             }
-            if let Some((_, Trust::Distrusted)) = self.store.remote_identity(&r.address)? {
-                return Err(OmemoError::Untrusted(r.address.to_string()));
-            }
+            self.ensure_trusted(&r.address)?;
             let out = record
                 .current_mut()
                 .expect("a current session was just ensured")
@@ -288,9 +391,7 @@ impl<S: OmemoStore> OmemoManager<S> {
             if record.current().is_none() {
                 return Err(OmemoError::NoSession(sender.to_string()));
             }
-            if let Some((_, Trust::Distrusted)) = self.store.remote_identity(sender)? {
-                return Err(OmemoError::Untrusted(sender.to_string()));
-            }
+            self.ensure_trusted(sender)?;
             let pt = record.decrypt(&key.data)?;
             self.store.store_session(sender, &record)?;
             return Ok((pt, false));
@@ -332,12 +433,11 @@ impl<S: OmemoStore> OmemoManager<S> {
         self.record_identity(sender, &pkm.identity_key)?;
         // The new session becomes current; one we started stays archived
         // so messages already sent on it still decrypt.
+        self.ensure_trusted(sender)?;
         record.promote(session);
-        self.store.store_session(sender, &record)?;
-        if let Some(id) = pkm.pre_key_id {
-            // X3DH §4.2: a one-time prekey is used once.
-            self.store.remove_pre_key(id)?;
-        }
+        // X3DH §4.2: a one-time prekey is used once. Session save and
+        // prekey removal are one atomic step (see OmemoStore::commit_session).
+        self.store.commit_session(sender, &record, pkm.pre_key_id)?;
         Ok((pt, true))
     }
 

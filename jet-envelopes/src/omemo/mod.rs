@@ -16,6 +16,7 @@
 //!  proto      SignalMessage / PreKeySignalMessage (version byte 0x33)
 //!  kdf, keys  HKDF/HMAC-SHA256 ("Whisper*" infos), X25519, XEdDSA, 0x05 keys
 //!  store      OmemoStore trait + InMemoryStore
+//!  sqlite     SqliteStore: the persistent store (WAL, 0600 file)
 //!  pep        PEP publish/fetch elements for device lists and bundles
 //! ```
 //!
@@ -52,13 +53,17 @@
 //!   in both directions, out-of-order and late delivery, the envelope
 //!   backend (`scripts/omemo-venv` makes the venv; `JET_REQUIRE_PYTHON=1`
 //!   turns a missing venv into a failure).
+//! * `tests/omemo_prosody.rs`: PEP publish/fetch and seal/open through a
+//!   real Prosody, and whole JET file transfers with this envelope over S5B
+//!   and IBB (`scripts/test-server`; `JET_REQUIRE_SERVER=1` makes a missing
+//!   server a failure).
+//! * [`sqlite`]: persistence across drops, atomic session + prekey commit.
 //!
 //! # Not done yet
-//! Persistent store (SQLite; [`ratchet::SessionRecord::to_bytes`] is the
-//! session format it will keep), PEP notifications and device-list
-//! maintenance on the wire, signed prekey rotation schedule, a user-facing
-//! trust policy (today: a device's key comes from its bundle once, then is
-//! pinned), session reset after an undecryptable message, OMEMO 2
+//! PEP notifications and device-list
+//! maintenance on the wire, signed prekey rotation schedule, accepting a
+//! changed identity key for a known device (refused loudly; no command
+//! accepts the new key yet), session reset after an undecryptable message, OMEMO 2
 //! (`urn:xmpp:omemo:2`).
 //!
 //! # Example: a JET key transport between two devices
@@ -93,6 +98,7 @@ pub mod manager;
 pub mod pep;
 pub mod proto;
 pub mod ratchet;
+pub mod sqlite;
 pub mod store;
 pub mod x3dh;
 pub mod xml;
@@ -101,6 +107,8 @@ pub use backend::{MemoryDirectory, OmemoDirectory, OmemoEnvelope, PepDirectory};
 pub use error::{OmemoError, Result};
 pub use keys::{KeyPair, PrivateKey, PublicKey};
 pub use manager::{DecryptedMessage, OmemoManager, Recipient};
+pub use manager::{TrustEvent, TrustPolicy};
+pub use sqlite::SqliteStore;
 pub use store::{DeviceAddress, InMemoryStore, OmemoStore, Trust};
 pub use x3dh::PreKeyBundle;
 pub use xml::{EncryptedElement, KeyElement};

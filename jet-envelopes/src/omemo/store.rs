@@ -2,7 +2,7 @@
 //! implementation.
 //!
 //! The trait is synchronous and returns [`Result`] everywhere so that a
-//! persistent store (SQLite through `rusqlite`, planned) fits behind it
+//! persistent store ([`super::sqlite::SqliteStore`]) fits behind it
 //! unchanged: every method is one small read or write, and sessions are
 //! handed over whole (a persistent store serializes them; the in-memory one
 //! clones them). Callers that run on an async executor wrap a store in their
@@ -94,6 +94,22 @@ pub trait OmemoStore: Send {
     fn load_session(&self, address: &DeviceAddress) -> Result<SessionRecord>;
     /// Saves the session states with a device.
     fn store_session(&mut self, address: &DeviceAddress, record: &SessionRecord) -> Result<()>;
+    /// Saves the session a PreKeySignalMessage built and deletes the
+    /// one-time prekey it used, as one atomic step where the store can (the
+    /// SQLite store does it in one transaction). The default removes the
+    /// prekey first: a crash in between loses the session (the message
+    /// fails to decrypt) rather than leaving the prekey usable again.
+    fn commit_session(
+        &mut self,
+        address: &DeviceAddress,
+        record: &SessionRecord,
+        used_pre_key: Option<u32>,
+    ) -> Result<()> {
+        if let Some(id) = used_pre_key {
+            self.remove_pre_key(id)?;
+        }
+        self.store_session(address, record)
+    }
     /// The identity key recorded for a device and our trust in it.
     fn remote_identity(&self, address: &DeviceAddress) -> Result<Option<(PublicKey, Trust)>>;
     /// Records a device's identity key and our trust in it.
