@@ -30,6 +30,9 @@ enum Command {
     /// router instead of a server. Exits 0 only if the received file's
     /// SHA-256 matches.
     Demo(cmd::demo::DemoArgs),
+    /// Measure cipher throughput on this machine (GB/s), and with
+    /// --transfer a loopback S5B transfer plain versus encrypted.
+    Bench(cmd::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -40,6 +43,7 @@ async fn main() {
         Command::Encrypt(args) => cmd::crypto::encrypt(args).await,
         Command::Decrypt(args) => cmd::crypto::decrypt(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
+        Command::Bench(args) => cmd::bench::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("jet: {e:#}");
