@@ -241,7 +241,9 @@ fn chunked_format_vectors() {
             *bad.last_mut().unwrap() ^= 1;
             let mut dec = AES_256_GCM_CHUNKED.decryptor_with(&ts, 0, backend).unwrap();
             let mut sink = Vec::new();
-            let r = dec.update(&bad, &mut sink).and_then(|_| dec.finish(&mut sink));
+            let r = dec
+                .update(&bad, &mut sink)
+                .and_then(|_| dec.finish(&mut sink));
             assert_eq!(r, Err(CipherError::Authentication), "{}", backend.name());
         }
         if let Some(expected) = field("CT") {
