@@ -170,7 +170,7 @@ impl ChunkedSuite {
     /// The chunk index that starts at plaintext byte `offset`, or
     /// [`CipherError::Position`] when `offset` is not a chunk boundary.
     pub fn chunk_index_at(plaintext_offset: u64) -> Result<u64, CipherError> {
-        if plaintext_offset % CHUNK_LEN as u64 != 0 {
+        if !plaintext_offset.is_multiple_of(CHUNK_LEN as u64) {
             return Err(CipherError::Position(format!(
                 "offset {plaintext_offset} is not a multiple of the {CHUNK_LEN}-byte chunk size"
             )));
@@ -295,7 +295,7 @@ fn cpu_has_aes_clmul() -> bool {
 enum ChunkAead {
     RustCrypto(Box<Aes256Gcm>),
     #[cfg(feature = "ring")]
-    Ring(ring::aead::LessSafeKey),
+    Ring(Box<ring::aead::LessSafeKey>),
 }
 
 impl ChunkAead {
@@ -309,9 +309,9 @@ impl ChunkAead {
                 Aes256Gcm::new_from_slice(key).map_err(|_| bad_key)?,
             )),
             #[cfg(feature = "ring")]
-            ChunkBackend::Ring => ChunkAead::Ring(ring::aead::LessSafeKey::new(
+            ChunkBackend::Ring => ChunkAead::Ring(Box::new(ring::aead::LessSafeKey::new(
                 ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key).map_err(|_| bad_key)?,
-            )),
+            ))),
         })
     }
 

@@ -243,7 +243,7 @@ fn stanza_printer() -> jet_core::memory::Tap {
         let data = stanza.children().find(|c| c.is("data", jet_core::ns::IBB));
         if let Some(d) = data {
             let n = ibb_blocks.fetch_add(1, Ordering::Relaxed);
-            if n < 2 || n % 1000 == 0 {
+            if n < 2 || n.is_multiple_of(1000) {
                 eprintln!(
                     "{who}: <iq type='set'><data xmlns='{}' seq='{}'>… {} base64 chars …</data></iq>  (IBB block {n}; further blocks summarized)",
                     jet_core::ns::IBB,
