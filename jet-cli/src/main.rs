@@ -43,6 +43,9 @@ enum Command {
     Disco(cmd::xfer::DiscoArgs),
     /// Show, trust, list and export the local OMEMO and OX keys (offline).
     Keys(cmd::keys::KeysArgs),
+    /// Measure cipher throughput on this machine (GB/s), and with
+    /// --transfer a loopback S5B transfer plain versus encrypted.
+    Bench(cmd::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -59,6 +62,7 @@ async fn main() {
         Command::Request(args) => cmd::xfer::request(args).await,
         Command::Disco(args) => cmd::xfer::disco(args).await,
         Command::Keys(args) => cmd::keys::run(args),
+        Command::Bench(args) => cmd::bench::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("jet: {e:#}");

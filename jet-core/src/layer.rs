@@ -38,8 +38,11 @@ pub enum Direction {
 
 /// Plaintext taken per write call; bounds the buffered ciphertext.
 const MAX_WRITE: usize = 64 * 1024;
-/// Ciphertext read from the inner stream per read call.
-const READ_CHUNK: usize = 16 * 1024;
+/// Ciphertext read from the inner stream per read call: room for two full
+/// chunks of the chunked suite (64 KiB + tag each), so that per-call
+/// overhead is amortised over large pieces and a chunk never straddles
+/// more reads than it must.
+const READ_CHUNK: usize = 2 * (64 * 1024 + 16);
 
 enum Side {
     Send {

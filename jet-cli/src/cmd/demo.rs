@@ -279,11 +279,21 @@ async fn make_source(args: &DemoArgs, tmp: &Path) -> Result<PathBuf> {
     if let Some(f) = &args.file {
         return Ok(f.clone());
     }
+    use tokio::io::AsyncWriteExt;
     let path = tmp.join("romeo-to-juliet.bin");
-    let mut data = vec![0u8; args.size as usize];
-    // Random content, so that nothing compresses or repeats.
-    getrandom::fill(&mut data).map_err(|e| anyhow!("random bytes: {e}"))?;
-    tokio::fs::write(&path, &data).await?;
+    // Random content, so that nothing compresses or repeats; written in
+    // fixed-size pieces so that memory stays flat whatever the size.
+    const PIECE: usize = 1 << 20;
+    let mut file = tokio::io::BufWriter::new(tokio::fs::File::create(&path).await?);
+    let mut piece = vec![0u8; PIECE];
+    let mut left = args.size;
+    while left > 0 {
+        let n = left.min(PIECE as u64) as usize;
+        getrandom::fill(&mut piece[..n]).map_err(|e| anyhow!("random bytes: {e}"))?;
+        file.write_all(&piece[..n]).await?;
+        left -= n as u64;
+    }
+    file.flush().await?;
     Ok(path)
 }
 

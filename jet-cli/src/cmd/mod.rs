@@ -1,5 +1,6 @@
 //! The subcommands of `jet`.
 
+pub mod bench;
 pub mod crypto;
 pub mod demo;
 pub mod keys;

@@ -1,0 +1,420 @@
+//! `jet bench`: a quick throughput table of this machine's cipher suites
+//! (and, with `--transfer`, of a loopback SOCKS5 bytestream transfer plain
+//! versus encrypted). It takes a few seconds; the criterion benches in
+//! `benches/` (`cargo bench -p jet-benches`) are the careful measurement.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use async_trait::async_trait;
+use clap::Args;
+use jet_ciphers::chunked::{ChunkBackend, CHUNK_LEN};
+use jet_ciphers::{CipherRegistry, AES_256_GCM_CHUNKED};
+use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
+use jet_core::error::TransportError;
+use jet_core::layer::{Direction, JetStream};
+use jet_core::memory::MemoryRouter;
+use jet_core::minidom::Element;
+use jet_core::transport::{
+    BoxedStream, Role, TransportAdapter, TransportContext, TransportSignals,
+};
+use jet_core::TransportSecret;
+use jet_transports::{S5bConfig, S5bTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Arguments of `jet bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds spent on each measurement (fractions allowed).
+    #[arg(long, default_value_t = 0.3)]
+    pub seconds: f64,
+    /// Also measure a loopback S5B transfer, plain and through each suite.
+    #[arg(long)]
+    pub transfer: bool,
+    /// Bytes sent per transfer measurement (with --transfer).
+    #[arg(long, default_value = "256M", value_parser = super::demo::parse_size)]
+    pub transfer_size: u64,
+    /// Skip `openssl speed` even if openssl is installed.
+    #[arg(long)]
+    pub no_openssl: bool,
+}
+
+/// One row of the table.
+struct Row {
+    what: String,
+    backend: String,
+    direction: &'static str,
+    buffer: usize,
+    gbps: f64,
+}
+
+/// Bytes per `update` call.
+const BUFFER: usize = 64 * 1024;
+
+fn gbps(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / took.as_secs_f64().max(1e-9) / 1e9
+}
+
+/// Streams `BUFFER`-sized pieces through one encryptor for about `secs`;
+/// then decrypts what was produced, as one stream, the same way.
+fn measure_suite(
+    enc: impl Fn() -> Box<dyn StreamEncryptor>,
+    dec: impl Fn() -> Box<dyn StreamDecryptor>,
+    secs: f64,
+) -> Result<(f64, f64)> {
+    let plain: Vec<u8> = (0..BUFFER).map(|i| (i * 31 % 251) as u8).collect();
+    let budget = Duration::from_secs_f64(secs);
+    let mut out = Vec::with_capacity(4 * BUFFER);
+
+    // Encrypt: one long stream (the way a transfer uses it).
+    let mut e = enc();
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        for _ in 0..16 {
+            out.clear();
+            e.update(&plain, &mut out)?;
+            bytes += BUFFER as u64;
+        }
+    }
+    let enc_gbps = gbps(bytes, start.elapsed());
+
+    // Decrypt: a 4 MiB ciphertext (a whole message, tag checked), repeated.
+    let mut e = enc();
+    let mut ct = Vec::with_capacity(4 << 20);
+    for _ in 0..64 {
+        e.update(&plain, &mut ct)?;
+    }
+    e.finish(&mut ct)?;
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        let mut d = dec();
+        for piece in ct.chunks(BUFFER) {
+            out.clear();
+            d.update(piece, &mut out)?;
+        }
+        out.clear();
+        d.finish(&mut out)?;
+        bytes += 64 * BUFFER as u64;
+    }
+    Ok((enc_gbps, gbps(bytes, start.elapsed())))
+}
+
+fn cipher_rows(secs: f64) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut push = |what: &str, backend: &str, (e, d): (f64, f64)| {
+        for (direction, gbps) in [("encrypt", e), ("decrypt", d)] {
+            rows.push(Row {
+                what: what.to_owned(),
+                backend: backend.to_owned(),
+                direction,
+                buffer: BUFFER,
+                gbps,
+            });
+        }
+    };
+    for suite in &CipherRegistry::default() {
+        let secret = TransportSecret::generate(suite)?;
+        if suite.urn() == AES_256_GCM_CHUNKED.urn() {
+            for &backend in ChunkBackend::all() {
+                let r = measure_suite(
+                    || {
+                        Box::new(
+                            AES_256_GCM_CHUNKED
+                                .encryptor_with(&secret, 0, backend)
+                                .expect("key"),
+                        )
+                    },
+                    || {
+                        Box::new(
+                            AES_256_GCM_CHUNKED
+                                .decryptor_with(&secret, 0, backend)
+                                .expect("key"),
+                        )
+                    },
+                    secs,
+                )?;
+                let name = if backend == ChunkBackend::preferred() {
+                    format!("{} (default)", backend.name())
+                } else {
+                    backend.name().to_owned()
+                };
+                push(suite.name(), &name, r);
+            }
+        } else {
+            let r = measure_suite(
+                || suite.encryptor(&secret).expect("key"),
+                || suite.decryptor(&secret).expect("key"),
+                secs,
+            )?;
+            push(suite.name(), "rustcrypto (streaming)", r);
+        }
+    }
+    Ok(rows)
+}
+
+/// `openssl speed -evp <cipher> -bytes 65536`, in GB/s, when openssl runs.
+fn openssl_speed(cipher: &str, secs: f64) -> Option<f64> {
+    let secs = secs.ceil().max(1.0) as u32;
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-evp", cipher, "-bytes", "65536", "-seconds"])
+        .arg(secs.to_string())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_openssl_speed(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The last column of the last line of `openssl speed` output, e.g.
+/// `AES-256-GCM    5470814.21k` (thousands of bytes per second), in GB/s.
+fn parse_openssl_speed(text: &str) -> Option<f64> {
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let last = line.split_whitespace().last()?;
+    let kbps: f64 = last.strip_suffix('k')?.parse().ok()?;
+    Some(kbps * 1000.0 / 1e9)
+}
+
+struct Signals {
+    tx: mpsc::UnboundedSender<Element>,
+    rx: mpsc::UnboundedReceiver<Element>,
+}
+
+#[async_trait]
+impl TransportSignals for Signals {
+    async fn send_info(&mut self, t: Element) -> Result<(), TransportError> {
+        self.tx
+            .send(t)
+            .map_err(|_| TransportError::Closed("bench".into()))
+    }
+    async fn recv_info(&mut self) -> Result<Element, TransportError> {
+        self.rx
+            .recv()
+            .await
+            .ok_or_else(|| TransportError::Closed("bench".into()))
+    }
+}
+
+/// An established direct S5B connection on 127.0.0.1 between two parties of
+/// an in-memory router: (initiator's end, responder's end).
+async fn s5b_pair() -> Result<(BoxedStream, BoxedStream)> {
+    let adapter = S5bTransport::new(S5bConfig {
+        direct_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        discover_proxy: false,
+        ..S5bConfig::default()
+    });
+    let router = MemoryRouter::new();
+    let romeo: jet_core::jid::FullJid = "romeo@montague.lit/orchard".parse()?;
+    let juliet: jet_core::jid::FullJid = "juliet@capulet.lit/balcony".parse()?;
+    let ctx = |me: &jet_core::jid::FullJid, peer: &jet_core::jid::FullJid, role| TransportContext {
+        channel: router.connect(me.clone()),
+        local: me.clone(),
+        peer: peer.clone(),
+        role,
+        session_sid: "bench".into(),
+        content_name: "file".into(),
+        we_send: role == Role::Initiator,
+    };
+    let (a, b) = (
+        ctx(&romeo, &juliet, Role::Initiator),
+        ctx(&juliet, &romeo, Role::Responder),
+    );
+    let mut off = adapter.offer(&a).await?;
+    let ans = adapter.answer(&b, &off.local_transport()).await?;
+    off.set_remote(&ans.local_transport())?;
+    let (t1, r1) = mpsc::unbounded_channel();
+    let (t2, r2) = mpsc::unbounded_channel();
+    let (mut s1, mut s2) = (Signals { tx: t1, rx: r2 }, Signals { tx: t2, rx: r1 });
+    let (x, y) = tokio::join!(off.establish(&mut s1), ans.establish(&mut s2));
+    Ok((x?, y?))
+}
+
+/// Sends `size` bytes over a fresh S5B connection, through `suite` if
+/// given; the sender and the receiver are separate tasks (so encryption,
+/// the socket and decryption overlap on a multi-core machine).
+async fn transfer(suite: Option<&'static dyn CipherSuite>, size: u64) -> Result<f64> {
+    let (a, b) = s5b_pair().await?;
+    let (mut tx, mut rx): (BoxedStream, BoxedStream) = match suite {
+        None => (a, b),
+        Some(suite) => {
+            let secret = TransportSecret::generate(suite)?;
+            (
+                Box::new(JetStream::new(a, suite, &secret, Direction::Send)?),
+                Box::new(JetStream::new(b, suite, &secret, Direction::Receive)?),
+            )
+        }
+    };
+    let start = Instant::now();
+    let sender = tokio::spawn(async move {
+        let piece = vec![0x5au8; CHUNK_LEN];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(piece.len() as u64) as usize;
+            tx.write_all(&piece[..n]).await?;
+            left -= n as u64;
+        }
+        tx.shutdown().await?;
+        Ok::<_, std::io::Error>(())
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = rx.read(&mut buf).await.context("receiving")?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    sender.await?.context("sending")?;
+    let took = start.elapsed();
+    if got != size {
+        return Err(anyhow!("received {got} of {size} bytes"));
+    }
+    Ok(gbps(size, took))
+}
+
+async fn transfer_rows(size: u64) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let plain = transfer(None, size).await?;
+    rows.push(Row {
+        what: "S5B loopback, plain".into(),
+        backend: "tcp".into(),
+        direction: "transfer",
+        buffer: CHUNK_LEN,
+        gbps: plain,
+    });
+    for suite in &CipherRegistry::default() {
+        let g = transfer(Some(suite), size).await?;
+        rows.push(Row {
+            what: format!("S5B loopback, {}", suite.name()),
+            backend: format!("{:.2}x plain", g / plain),
+            direction: "transfer",
+            buffer: CHUNK_LEN,
+            gbps: g,
+        });
+    }
+    Ok(rows)
+}
+
+/// Runs `jet bench`.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    if !(args.seconds > 0.0 && args.seconds <= 60.0) {
+        return Err(anyhow!("--seconds must be in (0, 60]"));
+    }
+    let secs = args.seconds;
+    let mut rows = tokio::task::spawn_blocking(move || cipher_rows(secs)).await??;
+    if !args.no_openssl {
+        for (cipher, name) in [
+            ("aes-256-gcm", "AES-256-GCM"),
+            ("chacha20-poly1305", "ChaCha20-Poly1305"),
+        ] {
+            let s = args.seconds;
+            let c = cipher.to_owned();
+            if let Some(g) = tokio::task::spawn_blocking(move || openssl_speed(&c, s)).await? {
+                rows.push(Row {
+                    what: name.into(),
+                    backend: "openssl speed -evp (one-shot)".into(),
+                    direction: "encrypt",
+                    buffer: 65536,
+                    gbps: g,
+                });
+            }
+        }
+    }
+    if args.transfer {
+        rows.extend(transfer_rows(args.transfer_size).await?);
+    }
+    if args.json {
+        println!("{}", to_json(&rows));
+    } else {
+        println!(
+            "{:<34} {:<30} {:<9} {:>7} {:>7}",
+            "suite", "backend", "direction", "buffer", "GB/s"
+        );
+        for r in &rows {
+            println!(
+                "{:<34} {:<30} {:<9} {:>7} {:>7.2}",
+                r.what, r.backend, r.direction, r.buffer, r.gbps
+            );
+        }
+    }
+    Ok(())
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn to_json(rows: &[Row]) -> String {
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"suite\":{},\"backend\":{},\"direction\":{},\"buffer\":{},\"gbps\":{:.3}}}",
+                json_str(&r.what),
+                json_str(&r.backend),
+                json_str(r.direction),
+                r.buffer,
+                r.gbps
+            )
+        })
+        .collect();
+    format!("{{\"results\":[{}]}}", items.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_openssl_speed_output() {
+        let text = "version: 3.0.20\nThe 'numbers' are in 1000s of bytes per second processed.\n\
+                    type          65536 bytes\nAES-256-GCM    5470814.21k\n";
+        let g = parse_openssl_speed(text).unwrap();
+        assert!((g - 5.47081421).abs() < 1e-6, "{g}");
+        assert_eq!(parse_openssl_speed("no numbers here\n"), None);
+    }
+
+    #[test]
+    fn json_escapes_and_lists_rows() {
+        let rows = [Row {
+            what: "a\"b".into(),
+            backend: "ring".into(),
+            direction: "encrypt",
+            buffer: 65536,
+            gbps: 1.5,
+        }];
+        assert_eq!(
+            to_json(&rows),
+            "{\"results\":[{\"suite\":\"a\\\"b\",\"backend\":\"ring\",\"direction\":\"encrypt\",\"buffer\":65536,\"gbps\":1.500}]}"
+        );
+    }
+
+    #[test]
+    fn suites_measure_and_roundtrip() {
+        // Tiny budget: checks the measuring code runs every suite (and that
+        // decryption of what it encrypted authenticates), not the speed.
+        let rows = cipher_rows(0.001).unwrap();
+        let suites = CipherRegistry::default().len() - 1 + ChunkBackend::all().len();
+        assert_eq!(rows.len(), 2 * suites);
+        assert!(rows.iter().all(|r| r.gbps > 0.0));
+    }
+}
