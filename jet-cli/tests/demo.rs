@@ -137,6 +137,10 @@ fn printed_session_initiate_has_the_structure_of_listing_1() {
         .map(str::trim)
         .find(|l| l.starts_with("<iq") && l.contains("session-initiate"))
         .unwrap_or_else(|| panic!("no session-initiate printed:\n{stderr}"));
+    assert!(
+        stderr.contains("session-info") && stderr.contains("<received"),
+        "the receiver sends XEP-0234 <received/> in session-info:\n{stderr}"
+    );
     let ours: Element = initiate.parse().expect("printed stanza is XML");
     let spec: Element = LISTING_1.parse().expect("listing 1 parses");
     let (mut want, mut got) = (BTreeSet::new(), BTreeSet::new());

@@ -725,6 +725,8 @@ impl Live {
             None => stream,
         };
         // Run, abort if the peer ends the session with anything but success.
+        let info_ctx = ctx.clone();
+        let info_app = app.clone();
         let run = app.run(ctx, stream);
         let run = async {
             match cfg.run_timeout {
@@ -766,7 +768,15 @@ impl Live {
             return self.finish(Err(e)).await;
         }
         if we_receive {
-            // The receiver has authenticated everything: it ends the session.
+            // The receiver has authenticated everything: it says so to the
+            // application's liking (XEP-0234 <received/>) and ends the session.
+            if let Some(info) = info_app.on_received(&info_ctx) {
+                let sid = self.sid.clone();
+                let _ = self
+                    .driver
+                    .call(move |st, now| st.endpoint.session_info(&sid, Some(info), now))
+                    .await;
+            }
             let _ = self.end(Reason::Success, None, closed()).await;
             return Ok(());
         }

@@ -34,7 +34,9 @@ use xmpp_parsers::minidom::Element;
 
 use crate::cipher::Framing;
 use crate::error::Error;
-use crate::ft::{sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range};
+use crate::ft::{
+    received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range,
+};
 use crate::ft_fs::{partial_path, IncomingFile};
 use crate::jingle::{Reason, Senders};
 use crate::ns;
@@ -457,6 +459,11 @@ impl Application for FileReceiver {
         self.received.lock().unwrap().push(got);
         Ok(())
     }
+
+    fn on_received(&self, ctx: &AppContext) -> Option<Element> {
+        // Our sessions have one content, created by the initiator.
+        Some(received_element("initiator", &ctx.content))
+    }
 }
 
 /// Initiator asking a peer for a file by hash (senders = responder); with an
@@ -563,6 +570,11 @@ impl Application for FileRequest {
         .await?;
         *self.received.lock().unwrap() = Some(got);
         Ok(())
+    }
+
+    fn on_received(&self, ctx: &AppContext) -> Option<Element> {
+        // Our sessions have one content, created by the initiator.
+        Some(received_element("initiator", &ctx.content))
     }
 }
 

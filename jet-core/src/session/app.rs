@@ -77,4 +77,11 @@ pub trait Application: Send + Sync {
     /// checked; a failed check is a read error. Received bytes are not
     /// authenticated before that: never commit them before end-of-stream.
     async fn run(&self, ctx: AppContext, stream: BoxedStream) -> Result<(), Error>;
+
+    /// The `session-info` payload the receiving side sends once all data is
+    /// in and authenticated, just before it ends the session with `success`
+    /// (XEP-0234 `<received/>`). Default: none.
+    fn on_received(&self, _ctx: &AppContext) -> Option<Element> {
+        None
+    }
 }
