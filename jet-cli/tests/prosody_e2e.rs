@@ -90,12 +90,17 @@ impl Server {
 
     /// `jet SUB --jid USER --server --ca --envelope stub --json ARGS`.
     fn jet(&self, sub: &str, user: &str, args: &[&str]) -> Command {
+        self.jet_env(sub, user, "stub", args)
+    }
+
+    /// `jet SUB --jid USER --server --ca --envelope ENVELOPE --json ARGS`.
+    fn jet_env(&self, sub: &str, user: &str, envelope: &str, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_jet"));
         c.arg(sub)
             .args(["--jid", &self.jid(user), "--server", &self.addr])
             .arg("--ca")
             .arg(&self.ca)
-            .args(["--envelope", "stub", "--json", "--wait", "5"])
+            .args(["--envelope", envelope, "--json", "--wait", "5"])
             .args(args)
             .env("JET_PASSWORD", &self.password)
             .env_remove(CUT)
@@ -266,6 +271,19 @@ fn transfer(
     bare_to: bool,
     len: usize,
 ) -> String {
+    transfer_env(srv, "stub", from, to, opts, bare_to, len)
+}
+
+/// [`transfer`] with the given envelope.
+fn transfer_env(
+    srv: &Server,
+    envelope: &str,
+    from: &str,
+    to: &str,
+    opts: &[&str],
+    bare_to: bool,
+    len: usize,
+) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let src = random_file(tmp.path(), "payload.bin", len);
     let out = tmp.path().join("in");
@@ -280,7 +298,7 @@ fn transfer(
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(opts);
-    let mut recv = Proc::spawn(srv.jet("receive", to, &args));
+    let mut recv = Proc::spawn(srv.jet_env("receive", to, envelope, &args));
     let ready = recv.event("ready", Duration::from_secs(20));
     let to_jid = if bare_to {
         srv.jid(to)
@@ -290,7 +308,7 @@ fn transfer(
     let mut sargs = vec!["--to", to_jid.as_str()];
     sargs.extend_from_slice(opts);
     sargs.push(src.to_str().unwrap());
-    let mut send = Proc::spawn(srv.jet("send", from, &sargs));
+    let mut send = Proc::spawn(srv.jet_env("send", from, envelope, &sargs));
     let st = send.wait();
     assert!(
         st.success(),
@@ -771,25 +789,229 @@ fn disco_lists_the_jet_features_of_a_receiver() {
     drop(recv);
 }
 
-/// Needs no server: the OMEMO default and OX are not wired into the CLI
-/// yet, and `jet` says so instead of sending anything.
-#[test]
-fn unwired_envelopes_are_refused_honestly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let f = small_file(tmp.path());
-    for envelope in [None, Some("omemo"), Some("ox")] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
-        cmd.args(["send", "--jid", "romeo@jet.test", "--server", "127.0.0.1:9"])
-            .args(["--json", "--to", "juliet@jet.test/x"]);
-        if let Some(e) = envelope {
-            cmd.args(["--envelope", e]);
+/// `jet keys ARGS --data-dir DIR --jid USER`: its stdout (must succeed).
+fn keys(srv: &Server, dir: &Path, user: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_jet"))
+        .arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--jid", &srv.jid(user)])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running jet keys");
+    assert!(
+        out.status.success(),
+        "jet keys {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The `<key>` texts of the logged stanzas are redacted.
+fn assert_keys_redacted(log: &str, element: &str) {
+    let open = format!("<{element}");
+    let parts: Vec<&str> = log.split(open.as_str()).skip(1).collect();
+    assert!(!parts.is_empty(), "no <{element}> in the log:\n{log}");
+    for p in parts {
+        let Some((_, text)) = p.split_once('>') else {
+            continue;
+        };
+        if text.starts_with('<') || p.split_once('>').unwrap().0.ends_with('/') {
+            continue; // no text of its own
         }
-        cmd.arg(&f)
-            .env("JET_PASSWORD", "unused")
-            .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        expect_failure(cmd, "not wired into the jet CLI yet");
+        assert!(
+            text.starts_with("[redacted]</"),
+            "unredacted <{element}>: {text:.80}"
+        );
     }
+}
+
+impl Server {
+    /// Empties the OMEMO device lists of `users` (devices of earlier runs
+    /// on a long-lived local server would otherwise pile up).
+    async fn reset_omemo(&self, users: &[&str]) {
+        for user in users {
+            let ch = XmppChannel::connect(self.config(user).resource("reset"))
+                .await
+                .unwrap();
+            let to: jet_core::jid::Jid = self.bare(user).into();
+            let publish = jet_envelopes::omemo::pep::publish_device_list(&[]);
+            ch.request(jet_core::channel::iq("set", "", None, &to, Some(publish)))
+                .await
+                .unwrap();
+            ch.disconnect().await.unwrap();
+        }
+    }
+}
+
+/// OMEMO from the command line, the default envelope: each account gets a
+/// device in its store (`--data-dir`), publishes it over PEP, and the file
+/// travels under a JET-OMEMO key transport element, on S5B and then IBB
+/// (the second run reuses the stored sessions). Then the receiver, with a
+/// fresh store and `--trust manual`, refuses the sender's unknown device
+/// (security error on both sides, nothing received) until `jet keys trust`
+/// marks the fingerprint `jet keys show` printed on the sender's side.
+#[tokio::test(flavor = "multi_thread")]
+async fn omemo_envelope_over_s5b_and_ibb_with_trust() {
+    let Some(srv) = server() else { return };
+    srv.pair("omemo1", "omemo2").await;
+    srv.reset_omemo(&["omemo1", "omemo2"]).await;
+    tokio::task::spawn_blocking(move || {
+        let keys_dir = tempfile::tempdir().unwrap();
+        let d = keys_dir.path().to_str().unwrap();
+        for transport in ["s5b", "ibb"] {
+            let log = transfer_env(
+                &srv,
+                "omemo",
+                "omemo1",
+                "omemo2",
+                &["--transport", transport, "--data-dir", d, "-v"],
+                false,
+                300 << 10,
+            );
+            assert!(
+                log.contains(ns::OMEMO_LEGACY),
+                "no OMEMO envelope in the log:\n{log}"
+            );
+            assert_keys_redacted(&log, "key");
+        }
+        // Both stores hold a device, and each knows the other's.
+        let shown = keys(&srv, keys_dir.path(), "omemo1", &["show"]);
+        // "  omemo device ID  FINGERPRINT (64 hex digits in groups)"
+        let sender_fpr = shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("omemo device "))
+            .and_then(|rest| rest.split_once("  "))
+            .map(|(_, fpr)| fpr.trim().to_string())
+            .filter(|f| f.chars().filter(char::is_ascii_hexdigit).count() == 64)
+            .unwrap_or_else(|| panic!("no fingerprint in {shown:?}"));
+        let listed = keys(
+            &srv,
+            keys_dir.path(),
+            "omemo2",
+            &["list", &srv.jid("omemo1")],
+        );
+        assert!(listed.contains(&sender_fpr), "{listed}");
+
+        // Manual trust on a fresh receiving store.
+        let strict_dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "secret.bin", 50 << 10);
+        let out = tmp.path().join("in");
+        let from = srv.jid("omemo1");
+        let recv_cmd = |out: &Path| {
+            srv.jet_env(
+                "receive",
+                "omemo2",
+                "omemo",
+                &[
+                    "--once",
+                    "--from",
+                    &from,
+                    "--timeout",
+                    "30",
+                    "--trust",
+                    "manual",
+                    "--data-dir",
+                    strict_dir.path().to_str().unwrap(),
+                    "--dir",
+                    out.to_str().unwrap(),
+                ],
+            )
+        };
+        let send_cmd = |to: &str| {
+            srv.jet_env(
+                "send",
+                "omemo1",
+                "omemo",
+                &["--to", to, "--data-dir", d, src.to_str().unwrap()],
+            )
+        };
+        let recv = Proc::spawn(recv_cmd(&out));
+        let ready = recv.event("ready", Duration::from_secs(20));
+        let to = ready["jid"].as_str().unwrap().to_string();
+        let mut send = Proc::spawn(send_cmd(&to));
+        let st = send.wait();
+        assert!(!st.success(), "an untrusted sender got through");
+        let refused = recv.event("new-device", Duration::from_secs(20));
+        assert_eq!(refused["accepted"], false, "{refused}");
+        assert_eq!(refused["fingerprint"].as_str(), Some(sender_fpr.as_str()));
+        let serr = send.stderr();
+        assert!(serr.contains("security"), "sender's error: {serr}");
+        drop(recv);
+        assert!(
+            !out.join("secret.bin").exists(),
+            "a file from an untrusted device"
+        );
+
+        let trusted = keys(
+            &srv,
+            strict_dir.path(),
+            "omemo2",
+            &["trust", &from, &sender_fpr],
+        );
+        assert!(trusted.contains("trusted"), "{trusted}");
+        let mut recv = Proc::spawn(recv_cmd(&out));
+        let ready = recv.event("ready", Duration::from_secs(20));
+        let to = ready["jid"].as_str().unwrap().to_string();
+        let mut send = Proc::spawn(send_cmd(&to));
+        let st = send.wait();
+        assert!(st.success(), "after trust: {}", send.stderr());
+        let done = recv.event("done", Duration::from_secs(30));
+        assert!(recv.wait().success(), "{}", recv.stderr());
+        assert_eq!(
+            std::fs::read(done["path"].as_str().unwrap()).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// OX (XEP-0373, our JET-OX profile) from the command line: each account
+/// generates an OpenPGP key in its store, publishes it over PEP, fetches
+/// the peer's, and the file travels on S5B and then IBB; `jet keys` then
+/// lists the peer's key and exports ours.
+#[tokio::test(flavor = "multi_thread")]
+async fn ox_envelope_over_s5b_and_ibb() {
+    let Some(srv) = server() else { return };
+    srv.pair("ox1", "ox2").await;
+    tokio::task::spawn_blocking(move || {
+        let keys_dir = tempfile::tempdir().unwrap();
+        let d = keys_dir.path().to_str().unwrap();
+        for transport in ["s5b", "ibb"] {
+            let log = transfer_env(
+                &srv,
+                "ox",
+                "ox1",
+                "ox2",
+                &["--transport", transport, "--data-dir", d, "-v"],
+                false,
+                300 << 10,
+            );
+            assert!(log.contains("urn:xmpp:openpgp:0"), "no OX envelope:\n{log}");
+            assert_keys_redacted(&log, "openpgp");
+        }
+        let shown = keys(&srv, keys_dir.path(), "ox1", &["show"]);
+        let fpr = shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ox "))
+            .unwrap_or_else(|| panic!("no OX key in {shown:?}"))
+            .trim()
+            .to_string();
+        let listed = keys(&srv, keys_dir.path(), "ox2", &["list", &srv.jid("ox1")]);
+        assert!(listed.contains(&fpr), "{listed}");
+        let out = keys_dir.path().join("export");
+        let exported = keys(
+            &srv,
+            keys_dir.path(),
+            "ox1",
+            &["export", "--ox", "--out", out.to_str().unwrap()],
+        );
+        let armored = std::fs::read_to_string(exported.lines().next().unwrap()).unwrap();
+        assert!(armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    })
+    .await
+    .unwrap();
 }

@@ -235,14 +235,22 @@ struct Node {
     incoming: UnboundedReceiver<Incoming>,
 }
 
-async fn connect_only(
+/// Connects (advertising our envelope's feature) and sets the envelope up
+/// on the connection: OMEMO and OX publish our keys over PEP first.
+async fn connect_with_envelope(
     acc: &Account,
-    envelope: &Arc<dyn EnvelopeBackend>,
-) -> Result<Arc<XmppChannel>> {
+) -> Result<(Arc<XmppChannel>, Arc<dyn EnvelopeBackend>)> {
     let registry = CipherRegistry::default();
     let suites: Vec<_> = registry.iter().collect();
-    let features = account::our_features(&suites, std::slice::from_ref(envelope));
-    account::connect(acc, features).await
+    let features = account::our_features(&suites, &[acc.envelope.disco_feature()]);
+    let ch = account::connect(acc, features).await?;
+    match acc.envelope_backend(&ch).await {
+        Ok(envelope) => Ok((ch, envelope)),
+        Err(e) => {
+            let _ = ch.disconnect().await;
+            Err(e)
+        }
+    }
 }
 
 fn start_driver(acc: &Account, ch: Arc<XmppChannel>, jet: JetConfig) -> Result<Node> {
@@ -267,8 +275,7 @@ async fn initiator(
     peer: &str,
     cipher: Option<&str>,
 ) -> Result<(Node, FullJid, &'static str)> {
-    let envelope = acc.envelope_backend()?;
-    let ch = connect_only(acc, &envelope).await?;
+    let (ch, envelope) = connect_with_envelope(acc).await?;
     let result = async {
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
@@ -291,8 +298,7 @@ async fn initiator(
 
 /// Connects and starts the driver as a responder accepting every suite.
 async fn responder(acc: &Account, allow: &[Jid]) -> Result<Node> {
-    let envelope = acc.envelope_backend()?;
-    let ch = connect_only(acc, &envelope).await?;
+    let (ch, envelope) = connect_with_envelope(acc).await?;
     for j in allow {
         ch.allow_subscription(j.to_bare());
     }
@@ -635,10 +641,10 @@ pub async fn disco(args: DiscoArgs) -> Result<()> {
 async fn disco_inner(args: DiscoArgs) -> Result<()> {
     use jet_core::ns;
     let acc = Account::resolve(&args.account)?;
-    // disco needs no envelope of its own; advertise the stub's feature only
-    // when the stub was asked for.
-    let envelopes: Vec<Arc<dyn EnvelopeBackend>> = match acc.args.envelope {
-        Some(_) => vec![acc.envelope_backend()?],
+    // disco needs no envelope of its own (no keys are touched); it
+    // advertises the envelope's feature only when one was asked for.
+    let envelopes: Vec<&str> = match acc.args.envelope {
+        Some(e) => vec![e.disco_feature()],
         None => Vec::new(),
     };
     let registry = CipherRegistry::default();
