@@ -266,11 +266,29 @@ impl Account {
         env.set_trust_policy(policy);
         let json = self.args.json;
         env.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
-            let TrustEvent::NewDevice {
-                address,
-                fingerprint,
-                accepted,
-            } = e;
+            let (address, fingerprint, accepted) = match e {
+                TrustEvent::NewDevice {
+                    address,
+                    fingerprint,
+                    accepted,
+                } => (address, fingerprint, accepted),
+                TrustEvent::NonceReusingForm { address } => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "warning", "envelope": "omemo",
+                                "device": address.to_string(), "warning": "nonce-reusing-form"})
+                        );
+                    }
+                    eprintln!(
+                        "jet: WARNING: {address} sent the transport secret in Libervia's \
+                         form (the file is encrypted under its OMEMO message's own key and \
+                         nonce): accepted, but weaker than XEP-0396's key transport; see \
+                         docs/libervia.md"
+                    );
+                    return;
+                }
+            };
             if json {
                 println!(
                     "{}",
