@@ -170,7 +170,12 @@ pub struct Account {
     pub envelope: EnvelopeChoice,
     /// The transports.
     pub transport: TransportChoice,
+    /// The OMEMO envelope, once set up (for per-peer compatibility).
+    omemo: std::sync::OnceLock<Arc<OmemoBackend>>,
 }
+
+/// The OMEMO envelope the CLI uses.
+type OmemoBackend = jet_envelopes::omemo::OmemoEnvelope<jet_envelopes::omemo::SqliteStore>;
 
 impl Account {
     /// Resolves the options and the config file.
@@ -210,6 +215,7 @@ impl Account {
             file,
             envelope,
             transport,
+            omemo: std::sync::OnceLock::new(),
         })
     }
 
@@ -320,7 +326,9 @@ impl Account {
                 if created { " (new)" } else { "" }
             );
         }
-        Ok(Arc::new(env))
+        let env = Arc::new(env);
+        let _ = self.omemo.set(env.clone());
+        Ok(env)
     }
 
     async fn ox(&self, pep: Arc<dyn StanzaChannel>) -> Result<Arc<dyn EnvelopeBackend>> {
@@ -342,6 +350,26 @@ impl Account {
             eprintln!("jet: OX key {}", env.own_key().fingerprint());
         }
         Ok(Arc::new(env))
+    }
+
+    /// Adapts what we send to `peer` to Libervia 0.9 (see
+    /// [`is_libervia`]): the OMEMO envelope gets a blank payload so that
+    /// Libervia keeps our IV. Nothing about the encryption changes.
+    pub fn libervia_compat(&self, peer: &FullJid) {
+        if let Some(omemo) = self.omemo.get() {
+            omemo.send_libervia_compatible_to(peer.to_bare());
+        }
+        if self.args.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "compat", "peer": peer.to_string(), "client": "Libervia"})
+            );
+        } else {
+            eprintln!(
+                "jet: {peer} is Libervia: sending its compatible forms (blank OMEMO payload, \
+                 hex hash)"
+            );
+        }
     }
 
     /// The password: --password-file, JET_PASSWORD, or a terminal prompt.
@@ -638,6 +666,26 @@ pub async fn resolve_peer(ch: &XmppChannel, peer: &str, wait: Duration) -> Resul
 
 /// The peer's disco#info features (XEP-0030), bounded in time.
 pub async fn peer_features(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<Vec<String>> {
+    Ok(peer_disco(ch, peer).await?.features)
+}
+
+/// What a peer's disco#info says.
+pub struct PeerDisco {
+    /// Its features.
+    pub features: Vec<String>,
+    /// The names of its identities (`Libervia`, `Dino`, ...).
+    pub names: Vec<String>,
+}
+
+/// Whether the peer is Libervia (its disco identity's name), whose 0.9
+/// receiver needs a blank OMEMO payload to keep our IV and reads hashes as
+/// base64 of the hex digest.
+pub fn is_libervia(disco: &PeerDisco) -> bool {
+    disco.names.iter().any(|n| n == "Libervia")
+}
+
+/// The peer's disco#info (XEP-0030), bounded in time.
+pub async fn peer_disco(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<PeerDisco> {
     let query = Element::builder("query", ns::DISCO_INFO).build();
     let to: Jid = peer.clone().into();
     let answer = tokio::time::timeout(
@@ -650,10 +698,18 @@ pub async fn peer_features(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<Vec
     let q = answer
         .get_child("query", ns::DISCO_INFO)
         .ok_or_else(|| anyhow!("{peer} answered disco#info without a query"))?;
-    Ok(q.children()
-        .filter(|c| c.name() == "feature")
-        .filter_map(|c| c.attr("var").map(str::to_string))
-        .collect())
+    Ok(PeerDisco {
+        features: q
+            .children()
+            .filter(|c| c.name() == "feature")
+            .filter_map(|c| c.attr("var").map(str::to_string))
+            .collect(),
+        names: q
+            .children()
+            .filter(|c| c.name() == "identity")
+            .filter_map(|c| c.attr("name").map(str::to_string))
+            .collect(),
+    })
 }
 
 /// What the initiator offers, chosen from the peer's features.

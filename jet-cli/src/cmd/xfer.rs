@@ -274,21 +274,25 @@ async fn initiator(
     acc: &Account,
     peer: &str,
     cipher: Option<&str>,
-) -> Result<(Node, FullJid, &'static str)> {
+) -> Result<(Node, FullJid, &'static str, bool)> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
     let result = async {
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
-        let features = account::peer_features(dch.as_ref(), &peer).await?;
+        let disco = account::peer_disco(dch.as_ref(), &peer).await?;
         let registry = CipherRegistry::default();
-        let choice = account::choose(&peer, &features, envelope.as_ref(), &registry, cipher)?;
+        let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
+        let libervia = account::is_libervia(&disco);
+        if libervia {
+            acc.libervia_compat(&peer);
+        }
         let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
         jet.unversioned_cipher_urns = choice.unversioned;
-        Ok::<_, anyhow::Error>((peer, jet, choice.suite.urn()))
+        Ok::<_, anyhow::Error>((peer, jet, choice.suite.urn(), libervia))
     }
     .await;
     match result {
-        Ok((peer, jet, urn)) => Ok((start_driver(acc, ch, jet)?, peer, urn)),
+        Ok((peer, jet, urn, libervia)) => Ok((start_driver(acc, ch, jet)?, peer, urn, libervia)),
         Err(e) => {
             let _ = ch.disconnect().await;
             Err(e)
@@ -339,7 +343,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         );
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
-    let (node, peer, urn) = initiator(&acc, &args.to, cipher.as_deref()).await?;
+    let (node, peer, urn, libervia) = initiator(&acc, &args.to, cipher.as_deref()).await?;
     if !acc.args.json {
         eprintln!(
             "jet: to {peer} · cipher {urn} · envelope {:?} · transport {:?}",
@@ -352,7 +356,14 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         let size = local.desc.size.unwrap_or(0);
         events.started(&name, Some(size), &peer, "send");
         let (bar, cb) = events.progress(size, &name);
-        let offer = Arc::new(FileOffer::new(local.clone(), Some(cb)));
+        let mut offered = local.clone();
+        if libervia {
+            // Libervia 0.9 reads <hash> as base64 of the hex digest.
+            for h in offered.desc.hashes.iter_mut() {
+                *h = h.to_hex_in_base64()?;
+            }
+        }
+        let offer = Arc::new(FileOffer::new(offered, Some(cb)));
         let r = node.driver.initiate(peer.clone(), offer.clone()).await;
         bar.finish();
         match r {
@@ -601,7 +612,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
-    let (node, peer, urn) = initiator(&acc, &args.from, cipher.as_deref()).await?;
+    let (node, peer, urn, _libervia) = initiator(&acc, &args.from, cipher.as_deref()).await?;
     if !acc.args.json {
         eprintln!(
             "jet: requesting {}:{} from {peer} · cipher {urn}",

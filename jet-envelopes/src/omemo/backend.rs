@@ -224,6 +224,7 @@ pub struct OmemoEnvelope<S: OmemoStore> {
     manager: Mutex<OmemoManager<S>>,
     directory: Arc<dyn OmemoDirectory>,
     own_jid: BareJid,
+    blank_payload_peers: Mutex<std::collections::HashSet<BareJid>>,
 }
 
 impl<S: OmemoStore> OmemoEnvelope<S> {
@@ -233,7 +234,28 @@ impl<S: OmemoStore> OmemoEnvelope<S> {
             manager: Mutex::new(OmemoManager::new(store, own_jid.to_string())),
             directory,
             own_jid,
+            blank_payload_peers: Mutex::new(Default::default()),
         }
+    }
+
+    /// Seals for `peer` in a form Libervia 0.9 can open: XEP-0396's key
+    /// transport element plus a `<payload>` holding only whitespace (no
+    /// ciphertext).
+    ///
+    /// Libervia's receiver (python-omemo's oldmemo) replaces the `<iv>` of
+    /// an element without `<payload>` by a random one, so it cannot decrypt
+    /// a file sent with XEP-0396's form. With a blank payload it keeps our
+    /// `<iv>` and, the payload being empty, decrypts nothing with it: the
+    /// file key TK and the IV are used for the file only, as in XEP-0396.
+    /// (Libervia's own sender instead reuses its message's key and nonce:
+    /// jet never sends that.) Receivers that read XEP-0396 strictly may
+    /// treat the blank payload as an empty message, so this is only for
+    /// peers known to be Libervia.
+    pub fn send_libervia_compatible_to(&self, peer: BareJid) {
+        self.blank_payload_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
     }
 
     fn manager(&self) -> std::sync::MutexGuard<'_, OmemoManager<S>> {
@@ -402,12 +424,26 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
         secret: &TransportSecret,
         recipient: &Jid,
     ) -> Result<Element, EnvelopeError> {
-        let recipients = self.recipients(&recipient.to_bare()).await?;
+        let peer = recipient.to_bare();
+        let recipients = self.recipients(&peer).await?;
         let ee = self
             .manager()
             .seal_transport_secret(secret, &recipients)
             .map_err(to_envelope_error)?;
-        Ok(ee.to_element())
+        let mut el = ee.to_element();
+        let blank = self
+            .blank_payload_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer);
+        if blank {
+            el.append_child(
+                Element::builder("payload", ns::OMEMO_LEGACY)
+                    .append(" ")
+                    .build(),
+            );
+        }
+        Ok(el)
     }
 
     async fn open(
@@ -686,6 +722,32 @@ mod tests {
             .open(&ee.to_element(), &from, &Aes128Sizes)
             .await
             .is_err());
+    }
+
+    /// The Libervia-compatible form: a blank `<payload>` beside the key
+    /// transport; it opens to the same secret (TK and our IV), and only
+    /// peers marked for it get it.
+    #[tokio::test]
+    async fn libervia_compatible_form_carries_the_same_secret() {
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        let from: Jid = "romeo@montague.lit/o".parse().unwrap();
+        let to: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let plain = romeo.seal(&ts, &to).await.unwrap();
+        assert!(plain.get_child("payload", ns::OMEMO_LEGACY).is_none());
+        romeo.send_libervia_compatible_to(bare("juliet@capulet.lit"));
+        let el = romeo.seal(&ts, &to).await.unwrap();
+        let p = el
+            .get_child("payload", ns::OMEMO_LEGACY)
+            .expect("a payload");
+        assert_eq!(p.text(), " ");
+        // Over the wire and back.
+        let el: Element = String::from(&el).parse().unwrap();
+        juliet.open(&plain, &from, &Aes128Sizes).await.unwrap();
+        let opened = juliet.open(&el, &from, &Aes128Sizes).await.unwrap();
+        assert_eq!(opened.secret, ts);
     }
 
     /// Manual trust refuses unknown devices in both directions until the

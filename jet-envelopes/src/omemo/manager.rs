@@ -493,7 +493,10 @@ impl<S: OmemoStore> OmemoManager<S> {
         }
         let (material, new_session) = result?;
         let payload = match &element.payload {
+            // An empty payload is no payload (as in python-omemo): Libervia
+            // needs one to keep the IV of a key transport element.
             None => None,
+            Some(ct) if ct.is_empty() => None,
             Some(ct) => Some(decrypt_payload(&material, &element.iv, ct)?),
         };
         Ok(DecryptedMessage {
