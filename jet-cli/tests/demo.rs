@@ -128,6 +128,8 @@ fn printed_session_initiate_has_the_structure_of_listing_1() {
         "10k",
         "--transport",
         "s5b",
+        "--envelope",
+        "stub",
         "--show-stanzas",
     ]);
     assert_verified(&out, "show-stanzas");
@@ -151,4 +153,44 @@ fn printed_session_initiate_has_the_structure_of_listing_1() {
         missing.is_empty(),
         "elements/attributes of listing 1 missing from our session-initiate: {missing:?}\nours: {initiate}"
     );
+}
+
+/// The demo's default envelope is JET-OMEMO: the session-initiate carries an
+/// OMEMO 0.3 key transport element (per-device `<key>`, clear `<iv>`, no
+/// `<payload>`), and the file arrives verified.
+#[test]
+fn the_default_demo_uses_jet_omemo() {
+    let out = jet(&["demo", "--size", "20k", "--show-stanzas"]);
+    assert_verified(&out, "omemo demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let initiate = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("<iq") && l.contains("session-initiate"))
+        .unwrap_or_else(|| panic!("no session-initiate printed:\n{stderr}"));
+    let iq: Element = initiate.parse().expect("printed stanza is XML");
+    let security = iq
+        .get_child("jingle", "urn:xmpp:jingle:1")
+        .and_then(|j| j.get_child("content", "urn:xmpp:jingle:1"))
+        .and_then(|c| c.get_child("security", "urn:xmpp:jingle:jet:0"))
+        .expect("a <security/> element");
+    assert_eq!(
+        security.attr("type"),
+        Some("eu.siacs.conversations.axolotl")
+    );
+    let ee = security
+        .get_child("encrypted", "eu.siacs.conversations.axolotl")
+        .expect("an OMEMO <encrypted/>");
+    let header = ee
+        .get_child("header", "eu.siacs.conversations.axolotl")
+        .expect("a header");
+    assert!(header
+        .get_child("iv", "eu.siacs.conversations.axolotl")
+        .is_some());
+    assert!(header
+        .children()
+        .any(|k| k.name() == "key" && k.attr("rid") == Some("2002")));
+    assert!(ee
+        .get_child("payload", "eu.siacs.conversations.axolotl")
+        .is_none());
 }

@@ -51,8 +51,43 @@ pub enum TransportChoice {
 /// Which envelope carries the transport secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EnvelopeChoice {
+    /// JET-OMEMO (XEP-0396): Romeo and Juliet each get an OMEMO 0.3 device
+    /// (in memory), publish bundles in an in-memory directory, and the key
+    /// travels ratchet-encrypted, as between real clients.
+    Omemo,
     /// The XEP-0391 stub: base64 of the secret, NO security (demo and tests).
     Stub,
+}
+
+/// Romeo's and Juliet's envelopes.
+async fn demo_envelopes(
+    choice: EnvelopeChoice,
+) -> Result<(Arc<dyn EnvelopeBackend>, Arc<dyn EnvelopeBackend>)> {
+    use jet_envelopes::omemo::{InMemoryStore, MemoryDirectory, OmemoEnvelope};
+    match choice {
+        EnvelopeChoice::Stub => {
+            let stub: Arc<dyn EnvelopeBackend> = Arc::new(jet_envelopes::stub::StubEnvelope::new());
+            Ok((stub.clone(), stub))
+        }
+        EnvelopeChoice::Omemo => {
+            let bare = |j: &str| -> Result<jet_core::jid::BareJid> {
+                Ok(j.parse::<jet_core::jid::FullJid>()?.to_bare())
+            };
+            let directory = MemoryDirectory::new(bare(ROMEO)?);
+            let device = |jid: &str, id: u32| -> Result<_> {
+                Ok(Arc::new(OmemoEnvelope::new(
+                    InMemoryStore::generate(id)?,
+                    bare(jid)?,
+                    Arc::new(directory.as_account(bare(jid)?)),
+                )))
+            };
+            let romeo = device(ROMEO, 1001)?;
+            let juliet = device(JULIET, 2002)?;
+            romeo.publish().await?;
+            juliet.publish().await?;
+            Ok((romeo, juliet))
+        }
+    }
 }
 
 /// Arguments of `jet demo`.
@@ -64,7 +99,7 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value_t = TransportChoice::Auto)]
     pub transport: TransportChoice,
     /// Envelope carrying the transport secret.
-    #[arg(long, value_enum, default_value_t = EnvelopeChoice::Stub)]
+    #[arg(long, value_enum, default_value_t = EnvelopeChoice::Omemo)]
     pub envelope: EnvelopeChoice,
     /// Cipher URN (see `jet ciphers`); with or without the `:0` suffix.
     #[arg(long, default_value = jet_core::ns::CIPHER_AES_256_GCM)]
@@ -341,9 +376,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             args.cipher
         )
     })?;
-    let envelope: Arc<dyn EnvelopeBackend> = match args.envelope {
-        EnvelopeChoice::Stub => Arc::new(jet_envelopes::stub::StubEnvelope::new()),
-    };
+    let (romeo_envelope, juliet_envelope) = demo_envelopes(args.envelope).await?;
     let tmp = tempfile::Builder::new().prefix("jet-demo-").tempdir()?;
     let out = match &args.out {
         Some(d) => {
@@ -366,9 +399,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         local.desc.name.as_deref().unwrap_or("?")
     );
     eprintln!(
-        "  cipher {} · envelope {} (stub: NO security, demo only) · transport {:?}",
+        "  cipher {} · envelope {}{} · transport {:?}",
         suite.urn(),
-        envelope.envelope_type(),
+        romeo_envelope.envelope_type(),
+        if romeo_envelope.is_secure() {
+            ""
+        } else {
+            " (stub: NO security, demo only)"
+        },
         args.transport
     );
 
@@ -379,7 +417,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     // The initiator offers its preferred suite; the demo's choice goes first.
     let mut suites: Vec<_> = vec![suite];
     suites.extend(registry.iter().filter(|s| s.urn() != suite.urn()));
-    let jet = JetConfig::new(suites, vec![envelope]);
+    let jet_romeo = JetConfig::new(suites.clone(), vec![romeo_envelope]);
+    let jet_juliet = JetConfig::new(suites, vec![juliet_envelope]);
     let first_transports = match args.interrupt_at {
         Some(limit) => transports(args.transport)
             .into_iter()
@@ -387,8 +426,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             .collect(),
         None => transports(args.transport),
     };
-    let mut romeo = party(&router, ROMEO, jet.clone(), first_transports.clone());
-    let mut juliet = party(&router, JULIET, jet.clone(), first_transports);
+    let mut romeo = party(&router, ROMEO, jet_romeo.clone(), first_transports.clone());
+    let mut juliet = party(&router, JULIET, jet_juliet.clone(), first_transports);
 
     let started = Instant::now();
     let progress = Progress::new(size, "Juliet receives");
@@ -439,8 +478,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             // New drivers on new connections, without the cut.
             router.disconnect(&ROMEO.parse()?);
             router.disconnect(&JULIET.parse()?);
-            let mut romeo = party(&router, ROMEO, jet.clone(), transports(args.transport));
-            let juliet = party(&router, JULIET, jet.clone(), transports(args.transport));
+            let mut romeo = party(
+                &router,
+                ROMEO,
+                jet_romeo.clone(),
+                transports(args.transport),
+            );
+            let juliet = party(
+                &router,
+                JULIET,
+                jet_juliet.clone(),
+                transports(args.transport),
+            );
             let progress = Progress::new(size - kept, "Juliet resumes");
             let req = Arc::new(FileRequest::new(
                 out.clone(),
