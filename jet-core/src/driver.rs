@@ -71,6 +71,25 @@ pub struct DriverConfig {
     pub finish_timeout: Duration,
     /// The content name we offer (default `"jet"`).
     pub content_name: String,
+    /// Told about every `session-initiate` the engine refused before any
+    /// application saw it (malformed Jingle, no or bad `<security/>`,
+    /// unknown cipher or envelope, an envelope that does not open...), so
+    /// that a receiver can tell its user. Default: none.
+    pub on_refused: Option<RefusedHook>,
+}
+
+/// A callback for offers the engine refused: the peer, the Jingle reason
+/// and the text sent to the peer.
+#[derive(Clone)]
+pub struct RefusedHook(pub Arc<RefusedFn>);
+
+/// The function inside a [`RefusedHook`].
+pub type RefusedFn = dyn Fn(&FullJid, &str, &str) + Send + Sync;
+
+impl std::fmt::Debug for RefusedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefusedHook")
+    }
 }
 
 impl Default for DriverConfig {
@@ -81,6 +100,7 @@ impl Default for DriverConfig {
             run_timeout: None,
             finish_timeout: Duration::from_secs(30),
             content_name: "jet".into(),
+            on_refused: None,
         }
     }
 }
@@ -949,6 +969,17 @@ fn dispatch(
             let ended = matches!(event, Event::Terminated { .. });
             if let Some(tx) = st.sessions.get(&sid) {
                 let _ = tx.send(event);
+            } else if let (
+                Event::Terminated {
+                    reason,
+                    text,
+                    by_peer: false,
+                },
+                Some(hook),
+            ) = (&event, &shared.config.on_refused)
+            {
+                // A session-initiate refused by the engine itself.
+                (hook.0)(&peer, &reason_name(reason), text.as_deref().unwrap_or(""));
             }
             if ended {
                 st.sessions.remove(&sid);

@@ -359,6 +359,7 @@ pub struct FileReceiver {
     policy: ReceivePolicy,
     progress: Option<ProgressFn>,
     received: Mutex<Vec<ReceivedFile>>,
+    refusal: Mutex<Option<String>>,
 }
 
 impl FileReceiver {
@@ -369,7 +370,17 @@ impl FileReceiver {
             policy,
             progress,
             received: Mutex::new(Vec::new()),
+            refusal: Mutex::new(None),
         }
+    }
+
+    /// Why the last offer was refused (size limit, existing file, no
+    /// name...), as sent to the peer in the `session-terminate`.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Files received so far.
@@ -425,7 +436,10 @@ impl Application for FileReceiver {
 
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
         match self.check(description, senders) {
-            Err((reason, text)) => Decision::Reject(reason, Some(text)),
+            Err((reason, text)) => {
+                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.clone());
+                Decision::Reject(reason, Some(text))
+            }
             Ok(mut desc) => {
                 let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())
                     .unwrap_or_default();

@@ -255,11 +255,25 @@ async fn connect_with_envelope(
 
 fn start_driver(acc: &Account, ch: Arc<XmppChannel>, jet: JetConfig) -> Result<Node> {
     let transports = with_cut(acc.transports())?;
+    let json = acc.args.json;
+    let refused = jet_core::driver::RefusedHook(Arc::new(move |peer, reason, text| {
+        // Offers the engine refused before any application saw them.
+        eprintln!("jet: refused an offer from {peer}: {reason}: {text}");
+        if json {
+            println!(
+                "{}",
+                json!({"event": "refused", "peer": peer.to_string(), "reason": reason, "text": text})
+            );
+        }
+    }));
     let (driver, incoming) = Driver::start(
         account::driver_channel(&ch, acc.args.verbose),
         jet,
         transports,
-        DriverConfig::default(),
+        DriverConfig {
+            on_refused: Some(refused),
+            ..DriverConfig::default()
+        },
     );
     Ok(Node {
         ch,
@@ -474,7 +488,20 @@ async fn serve_loop<A: Application + 'static>(
         match r {
             Ok(()) => finished(&app, events),
             Err(e) => {
-                let e = session_error(&peer, e);
+                let e = match e {
+                    // Our application refused the offer (not the peer).
+                    jet_core::Error::Declined => {
+                        let any: &dyn std::any::Any = app.as_ref();
+                        let why = any
+                            .downcast_ref::<FileReceiver>()
+                            .and_then(FileReceiver::refusal);
+                        anyhow!(
+                            "declined the offer from {peer}{}",
+                            why.map(|w| format!(": {w}")).unwrap_or_default()
+                        )
+                    }
+                    e => session_error(&peer, e),
+                };
                 if once {
                     return Err(e);
                 }
