@@ -207,6 +207,20 @@ pub async fn receive_file(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
 ) -> Result<ReceivedFile, Error> {
+    receive_file_within(dir, desc, offset, framing, stream, progress, None).await
+}
+
+/// [`receive_file`], refusing to grow the file past `limit` bytes (which
+/// matters when the peer announced no size).
+async fn receive_file_within(
+    dir: &Path,
+    desc: &FileDesc,
+    offset: u64,
+    framing: Option<Framing>,
+    stream: &mut BoxedStream,
+    progress: Option<&ProgressFn>,
+    limit: Option<u64>,
+) -> Result<ReceivedFile, Error> {
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
     let algo = expected
@@ -237,6 +251,13 @@ pub async fn receive_file(
                 if offset + done + n as u64 > size {
                     return Err(Error::Application(format!(
                         "the peer sent more than the announced {size} bytes"
+                    )));
+                }
+            }
+            if let Some(max) = limit {
+                if offset + done + n as u64 > max {
+                    return Err(Error::Application(format!(
+                        "the peer sent more than the limit of {max} bytes"
                     )));
                 }
             }
@@ -447,13 +468,16 @@ impl Application for FileReceiver {
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         let desc = FileDesc::from_description(&ctx.description)?;
         let offset = desc.range.map(|r| r.offset).unwrap_or(0);
-        let got = receive_file(
+        // The size check in `decide` needs a size; an offer without one is
+        // bounded here, as the data arrives.
+        let got = receive_file_within(
             &self.dir,
             &desc,
             offset,
             ctx.framing,
             &mut stream,
             self.progress.as_ref(),
+            Some(self.policy.max_size),
         )
         .await?;
         self.received.lock().unwrap().push(got);
@@ -851,6 +875,49 @@ mod tests {
             .await
             .unwrap();
         assert!(dir.join("passwd").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An offer without `<size/>` passes the size check in `decide`; the
+    /// limit still holds while the data arrives, and nothing is committed.
+    #[tokio::test]
+    async fn a_sizeless_offer_cannot_exceed_max_size() {
+        let dir = tmpdir("sizeless");
+        let r = FileReceiver::new(
+            dir.clone(),
+            ReceivePolicy {
+                max_size: 10,
+                resume: false,
+            },
+            None,
+        );
+        let desc = FileDesc {
+            name: Some("nosize.bin".into()),
+            ..Default::default()
+        };
+        assert!(desc.size.is_none());
+        let ans = accept(r.decide(&desc.to_description(), Senders::Initiator));
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"eleven byte").await.unwrap();
+        a.shutdown().await.unwrap();
+        let e = r
+            .run(ctx(Role::Responder, ans.clone(), None), Box::new(b))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("limit of 10 bytes"), "{e}");
+        assert!(!dir.join("nosize.bin").exists());
+        assert!(!dir.join("nosize.bin.jet-part").exists());
+        // Within the limit it is received.
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"ten bytes!").await.unwrap();
+        a.shutdown().await.unwrap();
+        r.run(ctx(Role::Responder, ans, None), Box::new(b))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("nosize.bin")).unwrap(),
+            b"ten bytes!"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -135,13 +135,21 @@ impl IncomingFile {
         &self.partial
     }
 
-    /// Appends plaintext.
+    /// Appends plaintext. A failed write (a full disk, a file-size limit)
+    /// names the partial file in its error.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         let f = self.file.as_mut().ok_or_else(closed)?;
-        f.write_all(data).await?;
+        let partial = &self.partial;
+        let failed = |e: io::Error| {
+            Error::Io(io::Error::new(
+                e.kind(),
+                format!("writing {}: {e}", partial.display()),
+            ))
+        };
+        f.write_all(data).await.map_err(failed)?;
         // tokio's File completes writes in the background; wait for it, so
         // that what `written` counts is in the file (cancellation safety).
-        f.flush().await?;
+        f.flush().await.map_err(failed)?;
         self.hasher.update(data);
         self.written += data.len() as u64;
         Ok(())

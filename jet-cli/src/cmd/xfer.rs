@@ -34,6 +34,35 @@ use crate::progress::Progress;
 /// Test hook: cut every transport stream after this many bytes written
 /// (simulates a broken connection; used by the resume tests).
 const CUT_ENV: &str = "JET_TEST_CUT_AFTER";
+/// Test hook: write to transport streams at most this many bytes per second
+/// (the fault tests slow a transfer down to cut it midway).
+const RATE_ENV: &str = "JET_TEST_RATE";
+/// Test hook: after this many bytes written, transport writes hang without
+/// closing anything (a stalled peer; the stall-timeout tests).
+const STALL_ENV: &str = "JET_TEST_STALL_AFTER";
+
+/// Limits of a responder (`receive`, `serve`).
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Sessions at once at most (offers waiting for an answer included);
+    /// further offers are refused with `busy`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+    /// Abort a transfer when no data moves for this many seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    pub stall_timeout: u64,
+}
+
+impl LimitArgs {
+    fn driver_config(&self) -> DriverConfig {
+        DriverConfig {
+            max_sessions: self.max_sessions as usize,
+            stall_timeout: (self.stall_timeout > 0)
+                .then(|| Duration::from_secs(self.stall_timeout)),
+            ..DriverConfig::default()
+        }
+    }
+}
 
 /// Arguments of `jet send`.
 #[derive(Args, Debug)]
@@ -75,6 +104,13 @@ pub struct ReceiveArgs {
     /// Give up after this many seconds without finishing (default: wait forever).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Refuse files larger than this (bytes, or with k/M/G: powers of 1024;
+    /// default 64G). Also bounds what a sender may stream without
+    /// announcing a size.
+    #[arg(long, value_parser = crate::cmd::demo::parse_size)]
+    pub max_size: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Arguments of `jet serve`.
@@ -94,6 +130,8 @@ pub struct ServeArgs {
     /// Give up after this many seconds (default: serve forever).
     #[arg(long)]
     pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Files offered to requesters (by hash).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -216,16 +254,24 @@ async fn reported<F: std::future::Future<Output = Result<()>>>(json: bool, f: F)
 }
 
 fn with_cut(transports: Vec<Arc<dyn TransportAdapter>>) -> Result<Vec<Arc<dyn TransportAdapter>>> {
-    match std::env::var(CUT_ENV) {
-        Ok(v) => {
-            let limit: u64 = v
-                .parse()
-                .map_err(|_| anyhow!("{CUT_ENV}={v:?} is not a number"))?;
-            eprintln!("jet: {CUT_ENV}={limit}: streams break after {limit} bytes (test hook)");
-            Ok(crate::cmd::demo::cut_after(transports, limit))
+    let hook = |name: &str| -> Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(v) => {
+                let n = v
+                    .parse()
+                    .map_err(|_| anyhow!("{name}={v:?} is not a number"))?;
+                eprintln!("jet: {name}={n} (test hook)");
+                Ok(Some(n))
+            }
+            Err(_) => Ok(None),
         }
-        Err(_) => Ok(transports),
-    }
+    };
+    let faults = crate::cmd::hooks::Faults {
+        cut_after: hook(CUT_ENV)?,
+        stall_after: hook(STALL_ENV)?,
+        rate: hook(RATE_ENV)?,
+    };
+    Ok(faults.wrap(transports))
 }
 
 /// A connected account with its driver.
@@ -245,13 +291,18 @@ async fn connect_only(
     account::connect(acc, features).await
 }
 
-fn start_driver(acc: &Account, ch: Arc<XmppChannel>, jet: JetConfig) -> Result<Node> {
+fn start_driver(
+    acc: &Account,
+    ch: Arc<XmppChannel>,
+    jet: JetConfig,
+    config: DriverConfig,
+) -> Result<Node> {
     let transports = with_cut(acc.transports())?;
     let (driver, incoming) = Driver::start(
         account::driver_channel(&ch, acc.args.verbose),
         jet,
         transports,
-        DriverConfig::default(),
+        config,
     );
     Ok(Node {
         ch,
@@ -281,7 +332,11 @@ async fn initiator(
     }
     .await;
     match result {
-        Ok((peer, jet, urn)) => Ok((start_driver(acc, ch, jet)?, peer, urn)),
+        Ok((peer, jet, urn)) => Ok((
+            start_driver(acc, ch, jet, DriverConfig::default())?,
+            peer,
+            urn,
+        )),
         Err(e) => {
             let _ = ch.disconnect().await;
             Err(e)
@@ -290,7 +345,7 @@ async fn initiator(
 }
 
 /// Connects and starts the driver as a responder accepting every suite.
-async fn responder(acc: &Account, allow: &[Jid]) -> Result<Node> {
+async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
     let envelope = acc.envelope_backend()?;
     let ch = connect_only(acc, &envelope).await?;
     for j in allow {
@@ -298,11 +353,22 @@ async fn responder(acc: &Account, allow: &[Jid]) -> Result<Node> {
     }
     let registry = CipherRegistry::default();
     let jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
-    start_driver(acc, ch, jet)
+    start_driver(acc, ch, jet, config)
 }
 
-fn session_error(peer: &FullJid, e: jet_core::Error) -> anyhow::Error {
+/// Why the connection closed, for the user.
+fn lost_connection(ch: &XmppChannel) -> anyhow::Error {
+    match ch.close_reason() {
+        Some(why) => anyhow!("the XMPP connection was lost: {why}"),
+        None => anyhow!("the XMPP connection was lost"),
+    }
+}
+
+fn session_error(peer: &FullJid, e: jet_core::Error, ch: &XmppChannel) -> anyhow::Error {
     match e {
+        jet_core::Error::Channel(jet_core::error::ChannelError::Closed) => {
+            lost_connection(ch).context(format!("the session with {peer} failed"))
+        }
         jet_core::Error::Declined => anyhow!("{peer} declined the transfer"),
         jet_core::Error::Terminated { reason, text } if reason == "decline" => anyhow!(
             "{peer} declined the transfer{}",
@@ -357,7 +423,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                 0,
             ),
             Err(e) => {
-                result = Err(session_error(&peer, e));
+                result = Err(session_error(&peer, e, &node.ch));
                 break;
             }
         }
@@ -393,12 +459,7 @@ async fn next_incoming(
             .map_err(|_| anyhow!("no transfer finished before --timeout"))?,
         None => next.await,
     };
-    got.ok_or_else(|| {
-        anyhow!(
-            "the connection closed: {}",
-            node.ch.close_reason().unwrap_or_default()
-        )
-    })
+    got.ok_or_else(|| lost_connection(&node.ch))
 }
 
 fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
@@ -457,7 +518,7 @@ async fn serve_loop<A: Application + 'static>(
         match r {
             Ok(()) => finished(&app, events),
             Err(e) => {
-                let e = session_error(&peer, e);
+                let e = session_error(&peer, e, &node.ch);
                 if once {
                     return Err(e);
                 }
@@ -492,11 +553,12 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut node = responder(&acc, &allow).await?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
     events.ready(&node.ch.local_jid());
+    let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
         resume: args.resume,
-        ..ReceivePolicy::default()
+        max_size: args.max_size.unwrap_or(defaults.max_size),
     };
     let r = serve_loop(
         &mut node,
@@ -555,7 +617,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut node = responder(&acc, &allow).await?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
     events.ready(&node.ch.local_jid());
     let r = serve_loop(
         &mut node,
@@ -613,7 +675,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     let r = node.driver.initiate(peer.clone(), req.clone()).await;
     bar.finish();
     account::settle_and_disconnect(&node.ch).await;
-    r.map_err(|e| session_error(&peer, e))?;
+    r.map_err(|e| session_error(&peer, e, &node.ch))?;
     let got = req
         .received()
         .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
