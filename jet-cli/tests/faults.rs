@@ -31,7 +31,7 @@ use tokio::sync::watch;
 const PROCESS_BOUND: Duration = Duration::from_secs(60);
 const SENDER: &str = "fault1";
 const RECEIVER: &str = "fault2";
-const CHUNKED: &str = "urn:xmpp:ciphers:aes-256-gcm-chunked:0";
+const CHUNKED: &str = "urn:xmpp:ciphers:aes-256-gcm-chunked:jet:0";
 /// The chunked mode's plaintext chunk length (docs/chunked-format.md).
 const CHUNK_LEN: u64 = 65536;
 
@@ -598,11 +598,13 @@ async fn s5b_sender_loses_its_xmpp_connection_mid_transfer() {
             &["XMPP connection", "lost"],
         );
         eprintln!("sender: {s} (after {:?})", cut_at.elapsed());
+        // Whole-stream mode cannot tell a cut from tampering by itself; the
+        // announced size can, and the user is told the stream was cut.
         let r = expect_failure(
             &mut recv,
             "the receiver",
             Duration::from_secs(20),
-            &[&sender],
+            &[&sender, "truncated"],
         );
         eprintln!("receiver: {r} (after {:?})", cut_at.elapsed());
         // The data did not go through the relay.
@@ -686,8 +688,150 @@ async fn a_full_disk_on_the_receiver_ends_the_session_cleanly() {
             &["failed-application", "File too large"],
         );
         eprintln!("sender: {s}");
+        // The peer learns the file name, not our directories.
+        assert!(!s.contains(out.to_str().unwrap()), "{s}");
         assert_only_authenticated_bytes(&out, &src, false);
     })
     .await
     .unwrap();
+}
+
+/// A `jet receive` waiting for offers (no `--once`) whose connection dies
+/// exits at once with a clear error, instead of waiting for offers that can
+/// no longer come until its `--timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_receiver_whose_connection_dies_exits() {
+    let Some(srv) = server() else { return };
+    let relay = Relay::start(&srv.addr, None).await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut recv = Proc::spawn(srv.jet_via(
+            &relay.addr(),
+            "receive",
+            RECEIVER,
+            &[
+                "--yes",
+                "--timeout",
+                "50",
+                "--dir",
+                tmp.path().to_str().unwrap(),
+            ],
+        ));
+        recv.event("ready", Duration::from_secs(20));
+        relay.cut();
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(10),
+            &["XMPP connection was lost"],
+        );
+        assert!(!r.contains("--timeout"), "{r}");
+    })
+    .await
+    .unwrap();
+}
+
+/// `receive --max-size` (human sizes): a larger offer is declined before
+/// any data moves; the receiver says why (the sender learns only that it
+/// was declined: `Error::Declined` carries no text).
+#[test]
+fn max_size_declines_a_larger_offer() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = random_file(tmp.path(), "two-k.bin", 2048);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let mut recv = Proc::spawn(srv.jet(
+        "receive",
+        RECEIVER,
+        &[
+            "--once",
+            "--from",
+            &sender,
+            "--max-size",
+            "1k",
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut send = Proc::spawn(srv.jet("send", SENDER, &["--to", &to, src.to_str().unwrap()]));
+    expect_failure(
+        &mut send,
+        "the sender",
+        Duration::from_secs(30),
+        &[&format!("{to} declined the transfer")],
+    );
+    expect_failure(
+        &mut recv,
+        "the receiver",
+        Duration::from_secs(30),
+        &[
+            &format!("declined the offer from {}", srv.jid(SENDER)),
+            "file of 2048 bytes is larger than the limit of 1024 bytes",
+        ],
+    );
+    assert!(files_in(&out).is_empty(), "{:?}", files_in(&out));
+}
+
+/// A sender that stops writing without closing anything (test hook): the
+/// receiver gives up after `--stall-timeout`, ends the session with
+/// `timeout`, and the sender learns it, long before any other timeout.
+#[test]
+fn a_stalled_sender_times_out_on_the_receiver() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = random_file(tmp.path(), "stall.bin", 1 << 20);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let mut recv = Proc::spawn(srv.jet(
+        "receive",
+        RECEIVER,
+        &[
+            "--once",
+            "--from",
+            &sender,
+            "--stall-timeout",
+            "2",
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--transport",
+            "s5b",
+        ],
+    ));
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = srv.jet(
+        "send",
+        SENDER,
+        &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+    );
+    cmd.env("JET_TEST_STALL_AFTER", "300000");
+    let mut send = Proc::spawn(cmd);
+    recv.event("started", Duration::from_secs(20));
+    let started = Instant::now();
+    let r = expect_failure(
+        &mut recv,
+        "the receiver",
+        Duration::from_secs(15),
+        &["no data arrived for 2 s", "stalled"],
+    );
+    eprintln!("receiver: {r} (after {:?})", started.elapsed());
+    let s = expect_failure(
+        &mut send,
+        "the sender",
+        Duration::from_secs(15),
+        &["timeout", "stalled"],
+    );
+    eprintln!("sender: {s}");
+    assert_only_authenticated_bytes(&out, &src, false);
 }

@@ -343,7 +343,7 @@ impl Incoming {
     /// answers the transport, sends `session-accept`, establishes the
     /// transport, wraps it in the cipher and runs the application.
     /// A refusal by the application ends the session with its reason and
-    /// returns [`Error::Declined`].
+    /// returns [`Error::Refused`] with it.
     pub async fn accept(self, app: Arc<dyn Application>) -> Result<(), Error> {
         let Incoming {
             sid,
@@ -402,7 +402,11 @@ impl Incoming {
         let description = match app.decide(&description, offered.senders.clone()) {
             Decision::Accept(d) => d,
             Decision::Reject(reason, text) => {
-                return live.end(reason, text, Error::Declined).await;
+                let refused = Error::Refused {
+                    reason: reason_name(&reason),
+                    text: text.clone(),
+                };
+                return live.end(reason, text, refused).await;
             }
         };
         let offer_transport = offered

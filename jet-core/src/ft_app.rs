@@ -33,7 +33,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use xmpp_parsers::minidom::Element;
 
 use crate::cipher::Framing;
-use crate::error::Error;
+use crate::error::{CipherError, Error};
 use crate::ft::{
     received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range,
 };
@@ -243,7 +243,21 @@ async fn receive_file_within(
     let mut done = 0u64;
     let result: Result<(), Error> = async {
         loop {
-            let n = stream.read(&mut buf).await.map_err(stream_error)?;
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| match stream_error(e) {
+                    // Whole-stream mode releases all but the 16 bytes it holds
+                    // back as the tag, and cannot tell a cut from tampering;
+                    // the announced size can: short of it, the stream was cut.
+                    // (The chunked mode says `Truncated` itself.)
+                    Error::Cipher(CipherError::Authentication)
+                        if !reads_authenticated && desc.size.is_some_and(|s| offset + done < s) =>
+                    {
+                        Error::Cipher(CipherError::Truncated)
+                    }
+                    e => e,
+                })?;
             if n == 0 {
                 break;
             }
@@ -876,6 +890,50 @@ mod tests {
             .unwrap();
         assert!(dir.join("passwd").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Whole-stream mode: a stream cut short fails as `Truncated` (the
+    /// announced size shows it), a complete but tampered one as
+    /// `Authentication`; neither is committed.
+    #[tokio::test]
+    async fn a_cut_whole_stream_is_reported_as_truncated() {
+        use crate::layer::{Direction, JetStream};
+        use crate::secret::TransportSecret;
+        use crate::session::testkit::TEST_XOR;
+        let dst = tmpdir("trunc");
+        let plain = data(10_000);
+        let mut desc = FileDesc::named("t.bin", plain.len() as u64);
+        desc.hashes.push(FileHash::of(HashAlgo::Sha256, &plain));
+        let secret = TransportSecret::new(vec![7; 16], vec![9; 12]).unwrap();
+        let framing = Some(crate::cipher::CipherSuite::framing(&TEST_XOR));
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let mut enc = JetStream::new(a, &TEST_XOR, &secret, Direction::Send).unwrap();
+        enc.write_all(&plain).await.unwrap();
+        enc.shutdown().await.unwrap();
+        drop(enc);
+        let mut wire = Vec::new();
+        b.read_to_end(&mut wire).await.unwrap();
+        for (cut, flip, expected) in [
+            (wire.len() / 2, false, CipherError::Truncated),
+            (wire.len(), true, CipherError::Authentication),
+        ] {
+            let mut bytes = wire[..cut].to_vec();
+            if flip {
+                bytes[10] ^= 1;
+            }
+            let (mut a, b) = tokio::io::duplex(1 << 16);
+            a.write_all(&bytes).await.unwrap();
+            drop(a);
+            let dec = JetStream::new(b, &TEST_XOR, &secret, Direction::Receive).unwrap();
+            let mut s: BoxedStream = Box::new(dec);
+            match receive_file(&dst, &desc, 0, framing, &mut s, None).await {
+                Err(Error::Cipher(e)) => assert_eq!(e, expected),
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+            assert!(!dst.join("t.bin").exists());
+            assert!(!dst.join("t.bin.jet-part").exists());
+        }
+        std::fs::remove_dir_all(&dst).unwrap();
     }
 
     /// An offer without `<size/>` passes the size check in `decide`; the

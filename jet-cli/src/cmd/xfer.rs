@@ -518,7 +518,15 @@ async fn serve_loop<A: Application + 'static>(
         match r {
             Ok(()) => finished(&app, events),
             Err(e) => {
-                let e = session_error(&peer, e, &node.ch);
+                let e = match e {
+                    // Our own decision (size limit, existing file): not
+                    // "the peer declined".
+                    jet_core::Error::Refused { text, .. } => anyhow!(
+                        "declined the offer from {peer}{}",
+                        text.map(|t| format!(": {t}")).unwrap_or_default()
+                    ),
+                    e => session_error(&peer, e, &node.ch),
+                };
                 if once {
                     return Err(e);
                 }

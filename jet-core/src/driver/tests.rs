@@ -475,7 +475,13 @@ async fn application_decline_reaches_the_initiator() {
     let mut w = world(romeo(), None);
     let (app, _) = sink(&vec![1u8; (1 << 20) + 1]);
     let (r, j) = run_both(&mut w, app).await;
-    assert!(matches!(j, Err(Error::Declined)), "{j:?}");
+    match j {
+        Err(Error::Refused { reason, text }) => {
+            assert_eq!(reason, "decline");
+            assert_eq!(text.as_deref(), Some("too big"));
+        }
+        other => panic!("expected our refusal, got {other:?}"),
+    }
     assert!(matches!(r, Err(Error::Declined)), "{r:?}");
     assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
 }
