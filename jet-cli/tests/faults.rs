@@ -510,7 +510,12 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
         );
         assert!(r.contains("lost"), "{r}");
         eprintln!("receiver: {r} (after {:?})", cut_at.elapsed());
-        let s = expect_failure(&mut send, "the sender", Duration::from_secs(45), &[&to]);
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(45),
+            &[&to, "went offline"],
+        );
         eprintln!("sender: {s} (after {:?})", cut_at.elapsed());
         let kept = assert_only_authenticated_bytes(&out, &src, true);
         assert!(kept > 0, "nothing kept: the cut came after 1.2 MB");
