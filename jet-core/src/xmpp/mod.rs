@@ -678,6 +678,26 @@ impl Shared {
     }
 }
 
+/// Why the stream broke, for a user: the usual ways a connection dies in
+/// plain words, anything else as it is.
+fn describe_read_error(e: &ReadError) -> String {
+    match e {
+        ReadError::HardError(io) => match io.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                "the connection to the server broke off (closed without a goodbye)".into()
+            }
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                "the connection to the server was reset".into()
+            }
+            std::io::ErrorKind::TimedOut => {
+                "the server stopped answering (keepalive timed out)".into()
+            }
+            _ => format!("the connection to the server failed: {io}"),
+        },
+        e => format!("stream failed: {e}"),
+    }
+}
+
 /// The connection task: the only owner of the stream.
 async fn run(
     mut stream: RawStream,
@@ -738,7 +758,7 @@ async fn run(
                 Some(Err(ReadError::StreamFooterReceived)) | None => {
                     break 'conn "the server closed the stream".to_string();
                 }
-                Some(Err(e)) => break 'conn format!("stream failed: {e}"),
+                Some(Err(e)) => break 'conn describe_read_error(&e),
             },
         }
     };
@@ -892,6 +912,23 @@ mod tests {
         sh.dispatch(request(flood + 2), &mut out);
         assert!(rx.try_recv().is_ok(), "{out:?}");
         assert!(lock(&sh.state).unanswered.len() == 1);
+    }
+
+    #[test]
+    fn broken_connections_are_described_plainly() {
+        use std::io::{Error as IoError, ErrorKind};
+        let eof = ReadError::HardError(IoError::new(
+            ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/x",
+        ));
+        let d = describe_read_error(&eof);
+        assert!(d.contains("broke off") && !d.contains("https://"), "{d}");
+        let reset = ReadError::HardError(IoError::from(ErrorKind::ConnectionReset));
+        assert!(describe_read_error(&reset).contains("reset"));
+        let timeout = ReadError::HardError(IoError::from(ErrorKind::TimedOut));
+        assert!(describe_read_error(&timeout).contains("stopped answering"));
+        let other = ReadError::HardError(IoError::other("odd"));
+        assert!(describe_read_error(&other).ends_with("odd"));
     }
 
     #[test]
