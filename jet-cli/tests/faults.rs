@@ -620,6 +620,72 @@ async fn s5b_sender_loses_its_xmpp_connection_mid_transfer() {
     .unwrap();
 }
 
+/// (b') The other side of (b): the *receiver's* XMPP connection dies while
+/// S5B data flows. The receiver stops at once ("the XMPP connection was
+/// lost"), keeps no unauthenticated bytes, and closes the bytestream; the
+/// sender's next write fails and it ends non-zero within a bound (it cannot
+/// hear a reason from a receiver without signalling).
+#[tokio::test(flavor = "multi_thread")]
+async fn s5b_receiver_loses_its_xmpp_connection_mid_transfer() {
+    let Some(srv) = server() else { return };
+    let relay = Relay::start(&srv.addr, None).await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "s5b-r.bin", 4 << 20);
+        let out = tmp.path().join("in");
+        let sender = srv.jid(SENDER);
+        let mut recv = Proc::spawn(srv.jet_via(
+            &relay.addr(),
+            "receive",
+            RECEIVER,
+            &[
+                "--once",
+                "--from",
+                &sender,
+                "--timeout",
+                "50",
+                "--dir",
+                out.to_str().unwrap(),
+                "--transport",
+                "s5b",
+            ],
+        ));
+        let to = recv.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut cmd = srv.jet(
+            "send",
+            SENDER,
+            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+        );
+        cmd.env("JET_TEST_RATE", "524288");
+        let mut send = Proc::spawn(cmd);
+        recv.event_where("progress past 1 MiB", Duration::from_secs(30), |v| {
+            v["event"] == "progress" && v["bytes"].as_u64().is_some_and(|b| b >= 1 << 20)
+        });
+        relay.cut();
+        let cut_at = Instant::now();
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(10),
+            &["XMPP connection was lost"],
+        );
+        eprintln!("receiver: {r} (after {:?})", cut_at.elapsed());
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(15),
+            &[&to, "bytestream broke", "no reason came from the receiver"],
+        );
+        eprintln!("sender: {s} (after {:?})", cut_at.elapsed());
+        assert_only_authenticated_bytes(&out, &src, false);
+    })
+    .await
+    .unwrap();
+}
+
 /// (c) A full disk on the receiver, simulated by a file-size limit (EFBIG;
 /// SIGXFSZ ignored so that the write fails instead of killing the process).
 /// The receiver reports the write error with the file it was writing, ends

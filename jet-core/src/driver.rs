@@ -516,13 +516,16 @@ fn terminated_error(reason: Reason, text: Option<String>) -> Error {
 /// [`Error::Cipher`], so that it ends the session with `security-error`,
 /// and a stalled transport into [`Error::Timeout`] (`timeout`).
 fn classify(e: Error) -> Error {
-    match e {
-        Error::Io(io) => match (cipher_error_of(&io), stalled_of(&io)) {
-            (Some(c), _) => Error::Cipher(c.clone()),
-            (None, Some(s)) => Error::Timeout(format!("the data: {s}")),
-            (None, None) => Error::Io(io),
-        },
-        e => e,
+    let (io, transport) = match e {
+        Error::Io(io) => (io, false),
+        Error::Transport(TransportError::Io(io)) => (io, true),
+        e => return e,
+    };
+    match (cipher_error_of(&io), stalled_of(&io)) {
+        (Some(c), _) => Error::Cipher(c.clone()),
+        (None, Some(s)) => Error::Timeout(format!("the data: {s}")),
+        (None, None) if transport => Error::Transport(TransportError::Io(io)),
+        (None, None) => Error::Io(io),
     }
 }
 
@@ -857,6 +860,22 @@ impl Live {
                 match tokio::time::timeout(grace, self.peer_failure()).await {
                     Ok(error) => Err(error),
                     Err(_) => Err(Error::Io(e)),
+                }
+            }
+            Err(Error::Transport(TransportError::Io(e))) if we_send => {
+                let grace = cfg.finish_timeout.min(Duration::from_secs(2));
+                match tokio::time::timeout(grace, self.peer_failure()).await {
+                    Ok(error) => Err(error),
+                    // No word from the receiver: its signalling is gone too
+                    // (offline), or it never sent one.
+                    Err(_) if stalled_of(&e).is_none() && cipher_error_of(&e).is_none() => {
+                        let why = format!(
+                            "the bytestream broke: {e}; no reason came from the receiver \
+                             (gone offline?)"
+                        );
+                        Err(TransportError::Io(std::io::Error::new(e.kind(), why)).into())
+                    }
+                    Err(_) => Err(TransportError::Io(e).into()),
                 }
             }
             other => other,

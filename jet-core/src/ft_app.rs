@@ -174,11 +174,12 @@ pub async fn send_file(
 }
 
 /// A write or read error of the JET stream: cipher failures come wrapped in
-/// `io::Error` by the adapters and stay cipher errors here.
+/// `io::Error` by the adapters and stay cipher errors here; the rest is the
+/// transport's (`failed-transport`), unlike a local file's `Error::Io`.
 fn stream_error(e: std::io::Error) -> Error {
     match crate::layer::cipher_error_of(&e) {
         Some(c) => Error::Cipher(c.clone()),
-        None => Error::Io(e),
+        None => Error::Transport(crate::error::TransportError::Io(e)),
     }
 }
 
