@@ -37,6 +37,9 @@ use jet_transports::s5b::socks::server_handshake;
 use jet_transports::{IbbConfig, IbbTransport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+mod envelopes;
+pub use envelopes::{gen_seeds, omemo_element, omemo_open, outcome_stats, ox_open};
+
 // ---------------------------------------------------------------------------
 // helpers
 

@@ -44,10 +44,32 @@ pub enum TransportChoice {
 pub enum EnvelopeChoice {
     /// The XEP-0391 stub: the secret in base64, NO security (tests only).
     Stub,
-    /// OMEMO (not wired into the CLI yet).
+    /// OMEMO 0.3 (XEP-0384, JET-OMEMO per XEP-0396): what deployed clients use.
     Omemo,
-    /// OpenPGP for XMPP (not wired into the CLI yet).
+    /// OpenPGP for XMPP (XEP-0373), jet's JET-OX profile (docs/jet-ox.md).
     Ox,
+}
+
+impl EnvelopeChoice {
+    /// The disco feature advertising this envelope.
+    pub fn disco_feature(self) -> &'static str {
+        match self {
+            EnvelopeChoice::Stub => ns::JET_STUB_FEATURE,
+            EnvelopeChoice::Omemo => ns::JET_OMEMO_FEATURE,
+            EnvelopeChoice::Ox => ns::JET_OX_FEATURE,
+        }
+    }
+}
+
+/// Which OMEMO devices we encrypt to and accept keys from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustChoice {
+    /// Trust on first use: a new device is accepted, its fingerprint shown
+    /// (compare it, then `jet keys trust`); a changed key is refused.
+    Tofu,
+    /// Only devices marked with `jet keys trust PEER FINGERPRINT`.
+    Manual,
 }
 
 /// Options every networked subcommand takes.
@@ -69,9 +91,17 @@ pub struct AccountArgs {
     /// Config file (default: $XDG_CONFIG_HOME/jet/config.toml or ~/.config/jet/config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Envelope carrying the transport secret. `stub` gives NO security.
+    /// Envelope carrying the transport secret (default: omemo). `stub`
+    /// gives NO security.
     #[arg(long, value_enum)]
     pub envelope: Option<EnvelopeChoice>,
+    /// Which new OMEMO devices to accept (default: tofu).
+    #[arg(long, value_enum)]
+    pub trust: Option<TrustChoice>,
+    /// Where the OMEMO and OX key stores live (default: the user data
+    /// directory + /jet, as for `jet keys`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Transports to use.
     #[arg(long, value_enum)]
     pub transport: Option<TransportChoice>,
@@ -109,6 +139,10 @@ pub struct FileConfig {
     pub password_file: Option<PathBuf>,
     /// Default envelope.
     pub envelope: Option<EnvelopeChoice>,
+    /// Default OMEMO trust policy.
+    pub trust: Option<TrustChoice>,
+    /// Key store directory.
+    pub data_dir: Option<PathBuf>,
     /// Default transport.
     pub transport: Option<TransportChoice>,
     /// Default cipher URN.
@@ -136,7 +170,12 @@ pub struct Account {
     pub envelope: EnvelopeChoice,
     /// The transports.
     pub transport: TransportChoice,
+    /// The OMEMO envelope, once set up (for per-peer compatibility).
+    omemo: std::sync::OnceLock<Arc<OmemoBackend>>,
 }
+
+/// The OMEMO envelope the CLI uses.
+type OmemoBackend = jet_envelopes::omemo::OmemoEnvelope<jet_envelopes::omemo::SqliteStore>;
 
 impl Account {
     /// Resolves the options and the config file.
@@ -176,11 +215,29 @@ impl Account {
             file,
             envelope,
             transport,
+            omemo: std::sync::OnceLock::new(),
         })
     }
 
-    /// The envelope backend, refusing what is not wired. The stub is loud.
-    pub fn envelope_backend(&self) -> Result<Arc<dyn EnvelopeBackend>> {
+    /// The key store directory: `--data-dir`, the config's `data_dir`, else
+    /// the user data directory + `/jet`.
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        crate::cmd::keys::data_dir(
+            self.args
+                .data_dir
+                .as_deref()
+                .or(self.file.data_dir.as_deref()),
+        )
+    }
+
+    /// The envelope backend on a connected account. OMEMO and OX open (or
+    /// create) the account's key store in [`Self::data_dir`] and publish our
+    /// keys over PEP before any session starts; the stub is loud.
+    pub async fn envelope_backend(
+        &self,
+        ch: &Arc<XmppChannel>,
+    ) -> Result<Arc<dyn EnvelopeBackend>> {
+        let pep: Arc<dyn StanzaChannel> = driver_channel(ch, self.args.verbose);
         match self.envelope {
             EnvelopeChoice::Stub => {
                 eprintln!(
@@ -189,11 +246,129 @@ impl Account {
                 );
                 Ok(Arc::new(jet_envelopes::stub::StubEnvelope::new()))
             }
-            EnvelopeChoice::Omemo | EnvelopeChoice::Ox => bail!(
-                "the {:?} envelope is not wired into the jet CLI yet (key storage and \
-                 trust are missing); only `--envelope stub` (NO security, tests only) works today",
-                self.envelope
-            ),
+            EnvelopeChoice::Omemo => self.omemo(pep).await,
+            EnvelopeChoice::Ox => self.ox(pep).await,
+        }
+    }
+
+    async fn omemo(&self, pep: Arc<dyn StanzaChannel>) -> Result<Arc<dyn EnvelopeBackend>> {
+        use jet_envelopes::omemo::{
+            OmemoDirectory, OmemoEnvelope, OmemoStore, PepDirectory, SqliteStore, TrustEvent,
+            TrustPolicy,
+        };
+        let dir = self.data_dir()?;
+        let path = crate::cmd::keys::omemo_store_path(&dir, &self.jid)?;
+        let (store, created) = SqliteStore::open_or_create(&path)
+            .with_context(|| format!("opening the OMEMO store {}", path.display()))?;
+        let fingerprint = store.identity_key_pair()?.public.fingerprint();
+        let device = store.device_id();
+        let directory: Arc<dyn OmemoDirectory> =
+            Arc::new(PepDirectory::new(pep, Duration::from_secs(10)));
+        let env = OmemoEnvelope::new(store, self.jid.clone(), directory);
+        let policy = match self.args.trust.or(self.file.trust) {
+            Some(TrustChoice::Manual) => TrustPolicy::Manual,
+            Some(TrustChoice::Tofu) | None => TrustPolicy::TrustOnFirstUse,
+        };
+        env.set_trust_policy(policy);
+        let json = self.args.json;
+        env.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
+            let (address, fingerprint, accepted) = match e {
+                TrustEvent::NewDevice {
+                    address,
+                    fingerprint,
+                    accepted,
+                } => (address, fingerprint, accepted),
+                TrustEvent::NonceReusingForm { address } => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "warning", "envelope": "omemo",
+                                "device": address.to_string(), "warning": "nonce-reusing-form"})
+                        );
+                    }
+                    eprintln!(
+                        "jet: WARNING: {address} sent the transport secret in Libervia's \
+                         form (the file is encrypted under its OMEMO message's own key and \
+                         nonce): accepted, but weaker than XEP-0396's key transport; see \
+                         docs/libervia.md"
+                    );
+                    return;
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "new-device", "envelope": "omemo",
+                        "device": address.to_string(), "fingerprint": fingerprint,
+                        "accepted": accepted})
+                );
+            }
+            if *accepted {
+                eprintln!(
+                    "jet: new OMEMO device {address}, fingerprint {fingerprint}: trusted on \
+                     first use; compare it with the peer's and run `jet keys trust`"
+                );
+            } else {
+                eprintln!(
+                    "jet: OMEMO device {address}, fingerprint {fingerprint}, is not trusted \
+                     (--trust manual): compare it with the peer's, then \
+                     `jet keys trust {} '{fingerprint}'`",
+                    address.jid
+                );
+            }
+        })));
+        env.publish()
+            .await
+            .map_err(|e| anyhow!("publishing our OMEMO device and bundle over PEP: {e}"))?;
+        if !json {
+            eprintln!(
+                "jet: OMEMO device {device}{} · fingerprint {fingerprint}",
+                if created { " (new)" } else { "" }
+            );
+        }
+        let env = Arc::new(env);
+        let _ = self.omemo.set(env.clone());
+        Ok(env)
+    }
+
+    async fn ox(&self, pep: Arc<dyn StanzaChannel>) -> Result<Arc<dyn EnvelopeBackend>> {
+        use jet_envelopes::ox::{FileKeyStore, OxEnvelope, OxKeyStore};
+        let dir = crate::cmd::keys::ox_store_dir(&self.data_dir()?, &self.jid);
+        let store: Arc<dyn OxKeyStore> = Arc::new(
+            FileKeyStore::open(&dir)
+                .with_context(|| format!("opening the OX key store {}", dir.display()))?,
+        );
+        let created = store.own_key(&self.jid)?.is_none();
+        if created && !self.args.json {
+            eprintln!("jet: generating an OpenPGP key for {} (OX)", self.jid);
+        }
+        let env = OxEnvelope::load_or_generate(&self.jid, store)?.with_channel(pep);
+        env.publish_own_key()
+            .await
+            .map_err(|e| anyhow!("publishing our OpenPGP key over PEP (XEP-0373 §4): {e}"))?;
+        if !self.args.json {
+            eprintln!("jet: OX key {}", env.own_key().fingerprint());
+        }
+        Ok(Arc::new(env))
+    }
+
+    /// Adapts what we send to `peer` to Libervia 0.9 (see
+    /// [`is_libervia`]): the OMEMO envelope gets a blank payload so that
+    /// Libervia keeps our IV. Nothing about the encryption changes.
+    pub fn libervia_compat(&self, peer: &FullJid) {
+        if let Some(omemo) = self.omemo.get() {
+            omemo.send_libervia_compatible_to(peer.to_bare());
+        }
+        if self.args.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "compat", "peer": peer.to_string(), "client": "Libervia"})
+            );
+        } else {
+            eprintln!(
+                "jet: {peer} is Libervia: sending its compatible forms (blank OMEMO payload, \
+                 hex hash)"
+            );
         }
     }
 
@@ -302,10 +477,7 @@ fn prompt_password(prompt: &str) -> Result<String> {
 
 /// The disco features we advertise: JET, Jingle, file transfer, the
 /// transports, the envelope's feature and every cipher URN we support.
-pub fn our_features(
-    suites: &[&'static dyn CipherSuite],
-    envelopes: &[Arc<dyn EnvelopeBackend>],
-) -> Vec<String> {
+pub fn our_features(suites: &[&'static dyn CipherSuite], envelopes: &[&str]) -> Vec<String> {
     let mut f: Vec<String> = [
         ns::JINGLE,
         ns::JET,
@@ -321,7 +493,7 @@ pub fn our_features(
     .map(|s| s.to_string())
     .collect();
     for e in envelopes {
-        f.push(e.disco_feature().to_string());
+        f.push(e.to_string());
     }
     for s in suites {
         f.push(s.urn().to_string());
@@ -494,6 +666,26 @@ pub async fn resolve_peer(ch: &XmppChannel, peer: &str, wait: Duration) -> Resul
 
 /// The peer's disco#info features (XEP-0030), bounded in time.
 pub async fn peer_features(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<Vec<String>> {
+    Ok(peer_disco(ch, peer).await?.features)
+}
+
+/// What a peer's disco#info says.
+pub struct PeerDisco {
+    /// Its features.
+    pub features: Vec<String>,
+    /// The names of its identities (`Libervia`, `Dino`, ...).
+    pub names: Vec<String>,
+}
+
+/// Whether the peer is Libervia (its disco identity's name), whose 0.9
+/// receiver needs a blank OMEMO payload to keep our IV and reads hashes as
+/// base64 of the hex digest.
+pub fn is_libervia(disco: &PeerDisco) -> bool {
+    disco.names.iter().any(|n| n == "Libervia")
+}
+
+/// The peer's disco#info (XEP-0030), bounded in time.
+pub async fn peer_disco(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<PeerDisco> {
     let query = Element::builder("query", ns::DISCO_INFO).build();
     let to: Jid = peer.clone().into();
     let answer = tokio::time::timeout(
@@ -506,10 +698,18 @@ pub async fn peer_features(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<Vec
     let q = answer
         .get_child("query", ns::DISCO_INFO)
         .ok_or_else(|| anyhow!("{peer} answered disco#info without a query"))?;
-    Ok(q.children()
-        .filter(|c| c.name() == "feature")
-        .filter_map(|c| c.attr("var").map(str::to_string))
-        .collect())
+    Ok(PeerDisco {
+        features: q
+            .children()
+            .filter(|c| c.name() == "feature")
+            .filter_map(|c| c.attr("var").map(str::to_string))
+            .collect(),
+        names: q
+            .children()
+            .filter(|c| c.name() == "identity")
+            .filter_map(|c| c.attr("name").map(str::to_string))
+            .collect(),
+    })
 }
 
 /// What the initiator offers, chosen from the peer's features.

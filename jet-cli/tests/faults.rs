@@ -15,172 +15,90 @@
 //! these tests skip (fail with `JET_REQUIRE_SERVER=1`); every process and
 //! every wait is bounded.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{random_file, server, sha256_b64, Proc, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// No `jet` process of these tests runs longer.
-const PROCESS_BOUND: Duration = Duration::from_secs(60);
 const SENDER: &str = "fault1";
 const RECEIVER: &str = "fault2";
 const CHUNKED: &str = "urn:xmpp:ciphers:aes-256-gcm-chunked:jet:0";
 /// The chunked mode's plaintext chunk length (docs/chunked-format.md).
 const CHUNK_LEN: u64 = 65536;
 
-// ----- the server and the processes ------------------------------------------
+// ----- the processes ---------------------------------------------------------
 
-struct Server {
-    domain: String,
-    addr: String,
-    ca: PathBuf,
-    password: String,
+/// `jet SUB` as `user` (stub envelope, JSON events), run by `program` (jet
+/// itself, or a wrapper such as `sh`/`prlimit` given jet's path), connecting
+/// to `addr` (Prosody or a relay).
+fn jet_cmd(
+    srv: &Server,
+    mut program: Command,
+    addr: &str,
+    sub: &str,
+    user: &str,
+    args: &[&str],
+) -> Command {
+    program
+        .arg(sub)
+        .args(["--jid", &srv.jid(user), "--server", addr])
+        .arg("--ca")
+        .arg(&srv.ca)
+        .args(["--envelope", "stub", "--json", "--wait", "5"])
+        .args(args)
+        .env("JET_PASSWORD", &srv.password)
+        .env_remove("JET_TEST_CUT_AFTER")
+        .env_remove("JET_TEST_RATE")
+        .env_remove("JET_TEST_STALL_AFTER")
+        .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    program
 }
 
-fn env_file() -> PathBuf {
-    match std::env::var_os("JET_TEST_SERVER_DIR") {
-        Some(dir) => PathBuf::from(dir).join("env"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-server/env"),
-    }
-}
-
-/// The server's settings, or `None` (skip) when there is none and it is not
-/// required.
-fn server() -> Option<Server> {
-    let path = env_file();
-    let mut vars: HashMap<String, String> = std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    for (k, v) in std::env::vars() {
-        if k.starts_with("JET_TEST_") {
-            vars.insert(k, v);
-        }
-    }
-    let get = |k: &str| vars.get(k).cloned();
-    let (Some(domain), Some(addr), Some(ca), Some(password)) = (
-        get("JET_TEST_XMPP_DOMAIN"),
-        get("JET_TEST_XMPP_SERVER"),
-        get("JET_TEST_CA"),
-        get("JET_TEST_PASSWORD"),
-    ) else {
-        let why = format!(
-            "no XMPP test server: {} is missing and JET_TEST_XMPP_* are not set \
-             (run `scripts/test-server install && scripts/test-server start`)",
-            path.display()
-        );
-        if std::env::var("JET_REQUIRE_SERVER").as_deref() == Ok("1") {
-            panic!("JET_REQUIRE_SERVER=1 but {why}");
-        }
-        eprintln!("skipping: {why}");
-        return None;
-    };
-    Some(Server {
-        domain,
+/// `jet SUB` through `addr` (a relay).
+fn jet_via(srv: &Server, addr: &str, sub: &str, user: &str, args: &[&str]) -> Command {
+    jet_cmd(
+        srv,
+        Command::new(env!("CARGO_BIN_EXE_jet")),
         addr,
-        ca: PathBuf::from(ca),
-        password,
-    })
+        sub,
+        user,
+        args,
+    )
 }
 
-impl Server {
-    fn jid(&self, user: &str) -> String {
-        format!("{user}@{}", self.domain)
-    }
-
-    /// `jet SUB` as `user`, connecting to `server` (Prosody or a relay).
-    fn jet_via(&self, server: &str, sub: &str, user: &str, args: &[&str]) -> Command {
-        self.jet_cmd(
-            Command::new(env!("CARGO_BIN_EXE_jet")),
-            server,
-            sub,
-            user,
-            args,
-        )
-    }
-
-    /// The same arguments on a given program (a wrapper such as `prlimit`
-    /// that runs `jet`).
-    fn jet_cmd(
-        &self,
-        mut c: Command,
-        server: &str,
-        sub: &str,
-        user: &str,
-        args: &[&str],
-    ) -> Command {
-        c.arg(sub)
-            .args(["--jid", &self.jid(user), "--server", server])
-            .arg("--ca")
-            .arg(&self.ca)
-            .args(["--envelope", "stub", "--json", "--wait", "5"])
-            .args(args)
-            .env("JET_PASSWORD", &self.password)
-            .env_remove("JET_TEST_CUT_AFTER")
-            .env_remove("JET_TEST_RATE")
-            .env_remove("JET_TEST_STALL_AFTER")
-            .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn jet(&self, sub: &str, user: &str, args: &[&str]) -> Command {
-        self.jet_via(&self.addr, sub, user, args)
-    }
+/// `jet SUB` straight to Prosody.
+fn jet(srv: &Server, sub: &str, user: &str, args: &[&str]) -> Command {
+    jet_via(srv, &srv.addr, sub, user, args)
 }
 
-/// A running `jet` with its stdout events and stderr collected.
-struct Proc {
-    child: Child,
-    events: mpsc::Receiver<serde_json::Value>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.spawn().expect("spawning jet");
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                match serde_json::from_str(&line) {
-                    Ok(v) => {
-                        let _ = tx.send(v);
-                    }
-                    Err(_) => panic!("jet --json printed a non-JSON line: {line:?}"),
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let s2 = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = s2.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Proc {
-            child,
-            events,
-            stderr,
-        }
-    }
-
+/// What these tests need beyond `common::Proc`.
+trait ProcExt {
     /// The next event `pred` accepts (others are skipped), within `bound`.
+    fn event_where(
+        &self,
+        what: &str,
+        bound: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value;
+    /// The exit status, waiting at most `bound` (killed after it).
+    fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus;
+    /// The reason of the `error` event (after exit).
+    fn error_reason(&self) -> String;
+}
+
+impl ProcExt for Proc {
     fn event_where(
         &self,
         what: &str,
@@ -198,11 +116,6 @@ impl Proc {
         }
     }
 
-    fn event(&self, name: &str, bound: Duration) -> serde_json::Value {
-        self.event_where(&format!("{name:?} event"), bound, |v| v["event"] == name)
-    }
-
-    /// The exit status, waiting at most `bound` (killed after it).
     fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + bound;
         loop {
@@ -223,30 +136,12 @@ impl Proc {
         }
     }
 
-    fn wait(&mut self) -> std::process::ExitStatus {
-        self.wait_within(PROCESS_BOUND)
-    }
-
-    /// The reason of the `error` event (after exit).
     fn error_reason(&self) -> String {
-        self.events
-            .try_iter()
+        self.all_events()
+            .into_iter()
             .find(|e| e["event"] == "error")
             .and_then(|e| e["reason"].as_str().map(str::to_string))
             .unwrap_or_else(|| panic!("no error event; stderr:\n{}", self.stderr()))
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -264,21 +159,6 @@ fn expect_failure(p: &mut Proc, who: &str, bound: Duration, expect: &[&str]) -> 
         );
     }
     reason
-}
-
-fn random_file(dir: &Path, name: &str, len: usize) -> PathBuf {
-    let mut data = vec![0u8; len];
-    getrandom::fill(&mut data).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, &data).unwrap();
-    p
-}
-
-fn sha256_b64(path: &Path) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let data = std::fs::read(path).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data))
 }
 
 /// The files in `dir` (name → length).
@@ -466,7 +346,8 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
             "ibb",
         ];
         let run_sender = |to: &str| {
-            Proc::spawn(srv.jet(
+            Proc::spawn(jet(
+                &srv,
                 "send",
                 SENDER,
                 &[
@@ -483,7 +364,13 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
             ))
         };
 
-        let mut recv = Proc::spawn(srv.jet_via(&relay.addr(), "receive", RECEIVER, &recv_args));
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
+            &relay.addr(),
+            "receive",
+            RECEIVER,
+            &recv_args,
+        ));
         let to = recv.event("ready", Duration::from_secs(20))["jid"]
             .as_str()
             .unwrap()
@@ -521,7 +408,13 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
         assert!(kept > 0, "nothing kept: the cut came after 1.2 MB");
 
         // Resume through a fresh connection.
-        let mut recv = Proc::spawn(srv.jet_via(&relay2.addr(), "receive", RECEIVER, &recv_args));
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
+            &relay2.addr(),
+            "receive",
+            RECEIVER,
+            &recv_args,
+        ));
         let to = recv.event("ready", Duration::from_secs(20))["jid"]
             .as_str()
             .unwrap()
@@ -561,7 +454,8 @@ async fn s5b_sender_loses_its_xmpp_connection_mid_transfer() {
         let src = random_file(tmp.path(), "s5b.bin", 4 << 20);
         let out = tmp.path().join("in");
         let sender = srv.jid(SENDER);
-        let mut recv = Proc::spawn(srv.jet(
+        let mut recv = Proc::spawn(jet(
+            &srv,
             "receive",
             RECEIVER,
             &[
@@ -581,7 +475,8 @@ async fn s5b_sender_loses_its_xmpp_connection_mid_transfer() {
             .unwrap()
             .to_string();
         // 512 KiB/s: the 4 MiB file would take 8 s.
-        let mut cmd = srv.jet_via(
+        let mut cmd = jet_via(
+            &srv,
             &relay.addr(),
             "send",
             SENDER,
@@ -634,7 +529,8 @@ async fn s5b_receiver_loses_its_xmpp_connection_mid_transfer() {
         let src = random_file(tmp.path(), "s5b-r.bin", 4 << 20);
         let out = tmp.path().join("in");
         let sender = srv.jid(SENDER);
-        let mut recv = Proc::spawn(srv.jet_via(
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
             &relay.addr(),
             "receive",
             RECEIVER,
@@ -654,7 +550,8 @@ async fn s5b_receiver_loses_its_xmpp_connection_mid_transfer() {
             .as_str()
             .unwrap()
             .to_string();
-        let mut cmd = srv.jet(
+        let mut cmd = jet(
+            &srv,
             "send",
             SENDER,
             &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
@@ -719,7 +616,8 @@ async fn a_full_disk_on_the_receiver_ends_the_session_cleanly() {
             "sh",
             env!("CARGO_BIN_EXE_jet"),
         ]);
-        let mut recv = Proc::spawn(srv.jet_cmd(
+        let mut recv = Proc::spawn(jet_cmd(
+            &srv,
             wrapper,
             &srv.addr,
             "receive",
@@ -740,7 +638,8 @@ async fn a_full_disk_on_the_receiver_ends_the_session_cleanly() {
             .as_str()
             .unwrap()
             .to_string();
-        let mut send = Proc::spawn(srv.jet(
+        let mut send = Proc::spawn(jet(
+            &srv,
             "send",
             SENDER,
             &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
@@ -776,7 +675,8 @@ async fn an_idle_receiver_whose_connection_dies_exits() {
     let relay = Relay::start(&srv.addr, None).await;
     tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempdir().unwrap();
-        let mut recv = Proc::spawn(srv.jet_via(
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
             &relay.addr(),
             "receive",
             RECEIVER,
@@ -812,7 +712,8 @@ fn max_size_declines_a_larger_offer() {
     let src = random_file(tmp.path(), "two-k.bin", 2048);
     let out = tmp.path().join("in");
     let sender = srv.jid(SENDER);
-    let mut recv = Proc::spawn(srv.jet(
+    let mut recv = Proc::spawn(jet(
+        &srv,
         "receive",
         RECEIVER,
         &[
@@ -831,7 +732,12 @@ fn max_size_declines_a_larger_offer() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut send = Proc::spawn(srv.jet("send", SENDER, &["--to", &to, src.to_str().unwrap()]));
+    let mut send = Proc::spawn(jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, src.to_str().unwrap()],
+    ));
     expect_failure(
         &mut send,
         "the sender",
@@ -860,7 +766,8 @@ fn a_stalled_sender_times_out_on_the_receiver() {
     let src = random_file(tmp.path(), "stall.bin", 1 << 20);
     let out = tmp.path().join("in");
     let sender = srv.jid(SENDER);
-    let mut recv = Proc::spawn(srv.jet(
+    let mut recv = Proc::spawn(jet(
+        &srv,
         "receive",
         RECEIVER,
         &[
@@ -881,7 +788,8 @@ fn a_stalled_sender_times_out_on_the_receiver() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut cmd = srv.jet(
+    let mut cmd = jet(
+        &srv,
         "send",
         SENDER,
         &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],

@@ -9,257 +9,35 @@
 //! distinct receiving accounts, and senders address receivers by the full
 //! JID the receiver prints (except where bare-JID discovery is the point).
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{random_file, server, sha256_b64, Proc, Server, CUT};
 use jet_core::channel::{is_request_for, StanzaChannel};
-use jet_core::jid::BareJid;
 use jet_core::ns;
-use jet_core::xmpp::{XmppChannel, XmppConfig};
-
-const PROCESS_BOUND: Duration = Duration::from_secs(60);
-
-struct Server {
-    domain: String,
-    addr: String,
-    ca: PathBuf,
-    password: String,
-}
-
-fn env_file() -> PathBuf {
-    match std::env::var_os("JET_TEST_SERVER_DIR") {
-        Some(dir) => PathBuf::from(dir).join("env"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-server/env"),
-    }
-}
-
-/// The server's settings, or `None` (skip) when there is none and it is not
-/// required.
-fn server() -> Option<Server> {
-    let path = env_file();
-    let mut vars: HashMap<String, String> = std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    for (k, v) in std::env::vars() {
-        if k.starts_with("JET_TEST_") {
-            vars.insert(k, v);
-        }
-    }
-    let get = |k: &str| vars.get(k).cloned();
-    let (Some(domain), Some(addr), Some(ca), Some(password)) = (
-        get("JET_TEST_XMPP_DOMAIN"),
-        get("JET_TEST_XMPP_SERVER"),
-        get("JET_TEST_CA"),
-        get("JET_TEST_PASSWORD"),
-    ) else {
-        let why = format!(
-            "no XMPP test server: {} is missing and JET_TEST_XMPP_* are not set \
-             (run `scripts/test-server install && scripts/test-server start`)",
-            path.display()
-        );
-        if std::env::var("JET_REQUIRE_SERVER").as_deref() == Ok("1") {
-            panic!("JET_REQUIRE_SERVER=1 but {why}");
-        }
-        eprintln!("skipping: {why}");
-        return None;
-    };
-    Some(Server {
-        domain,
-        addr,
-        ca: PathBuf::from(ca),
-        password,
-    })
-}
-
-impl Server {
-    fn jid(&self, user: &str) -> String {
-        format!("{user}@{}", self.domain)
-    }
-
-    fn bare(&self, user: &str) -> BareJid {
-        self.jid(user).parse().unwrap()
-    }
-
-    /// `jet SUB --jid USER --server --ca --envelope stub --json ARGS`.
-    fn jet(&self, sub: &str, user: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_jet"));
-        c.arg(sub)
-            .args(["--jid", &self.jid(user), "--server", &self.addr])
-            .arg("--ca")
-            .arg(&self.ca)
-            .args(["--envelope", "stub", "--json", "--wait", "5"])
-            .args(args)
-            .env("JET_PASSWORD", &self.password)
-            .env_remove(CUT)
-            .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn config(&self, user: &str) -> XmppConfig {
-        XmppConfig::new(self.bare(user), self.password.as_str())
-            .server(self.addr.as_str())
-            .trust_ca_file(&self.ca)
-            .connect_timeout(Duration::from_secs(10))
-    }
-
-    /// Makes `a` and `b` subscribed to each other's presence (stored in
-    /// their rosters, so later `jet` processes see each other's presence).
-    async fn pair(&self, a: &str, b: &str) {
-        let ca = XmppChannel::connect(self.config(a).resource("pairing"))
-            .await
-            .unwrap();
-        let cb = XmppChannel::connect(self.config(b).resource("pairing"))
-            .await
-            .unwrap();
-        cb.allow_subscription(self.bare(a));
-        ca.subscribe_to_presence(self.bare(b)).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !(ca
-            .available_resources(&self.bare(b))
-            .contains(&cb.local_jid())
-            && cb
-                .available_resources(&self.bare(a))
-                .contains(&ca.local_jid()))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "{a} and {b} never saw each other"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        ca.disconnect().await.unwrap();
-        cb.disconnect().await.unwrap();
-    }
-}
-
-const CUT: &str = "JET_TEST_CUT_AFTER";
-
-/// A running `jet` with its stdout events and stderr collected.
-struct Proc {
-    child: Child,
-    events: mpsc::Receiver<serde_json::Value>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.spawn().expect("spawning jet");
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                match serde_json::from_str(&line) {
-                    Ok(v) => {
-                        let _ = tx.send(v);
-                    }
-                    Err(_) => panic!("jet --json printed a non-JSON line: {line:?}"),
-                }
-            }
-        });
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let s2 = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = s2.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Proc {
-            child,
-            events,
-            stderr,
-        }
-    }
-
-    /// The next event named `name` (others are skipped), within `bound`.
-    fn event(&self, name: &str, bound: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + bound;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["event"] == name => return v,
-                Ok(_) => continue,
-                Err(_) => panic!(
-                    "no {name:?} event within {bound:?}; stderr:\n{}",
-                    self.stderr()
-                ),
-            }
-        }
-    }
-
-    /// All events so far and to come until exit.
-    fn all_events(&self) -> Vec<serde_json::Value> {
-        self.events.try_iter().collect()
-    }
-
-    /// Waits for the exit (bounded; killed after the bound).
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + PROCESS_BOUND;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(100));
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "jet did not exit within {PROCESS_BOUND:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn random_file(dir: &Path, name: &str, len: usize) -> PathBuf {
-    let mut data = vec![0u8; len];
-    getrandom::fill(&mut data).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, &data).unwrap();
-    p
-}
-
-fn sha256_b64(path: &Path) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let data = std::fs::read(path).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data))
-}
+use jet_core::xmpp::XmppChannel;
 
 /// Receiver on `to` accepting from `from`; `jet send` from `from`; both
 /// must succeed and the received file must equal the sent one.
 /// Returns the sender's stderr.
 fn transfer(
     srv: &Server,
+    from: &str,
+    to: &str,
+    opts: &[&str],
+    bare_to: bool,
+    len: usize,
+) -> String {
+    transfer_env(srv, "stub", from, to, opts, bare_to, len)
+}
+
+/// [`transfer`] with the given envelope.
+fn transfer_env(
+    srv: &Server,
+    envelope: &str,
     from: &str,
     to: &str,
     opts: &[&str],
@@ -280,7 +58,7 @@ fn transfer(
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(opts);
-    let mut recv = Proc::spawn(srv.jet("receive", to, &args));
+    let mut recv = Proc::spawn(srv.jet_env("receive", to, envelope, &args));
     let ready = recv.event("ready", Duration::from_secs(20));
     let to_jid = if bare_to {
         srv.jid(to)
@@ -290,7 +68,7 @@ fn transfer(
     let mut sargs = vec!["--to", to_jid.as_str()];
     sargs.extend_from_slice(opts);
     sargs.push(src.to_str().unwrap());
-    let mut send = Proc::spawn(srv.jet("send", from, &sargs));
+    let mut send = Proc::spawn(srv.jet_env("send", from, envelope, &sargs));
     let st = send.wait();
     assert!(
         st.success(),
@@ -771,25 +549,229 @@ fn disco_lists_the_jet_features_of_a_receiver() {
     drop(recv);
 }
 
-/// Needs no server: the OMEMO default and OX are not wired into the CLI
-/// yet, and `jet` says so instead of sending anything.
-#[test]
-fn unwired_envelopes_are_refused_honestly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let f = small_file(tmp.path());
-    for envelope in [None, Some("omemo"), Some("ox")] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
-        cmd.args(["send", "--jid", "romeo@jet.test", "--server", "127.0.0.1:9"])
-            .args(["--json", "--to", "juliet@jet.test/x"]);
-        if let Some(e) = envelope {
-            cmd.args(["--envelope", e]);
+/// `jet keys ARGS --data-dir DIR --jid USER`: its stdout (must succeed).
+fn keys(srv: &Server, dir: &Path, user: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_jet"))
+        .arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--jid", &srv.jid(user)])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running jet keys");
+    assert!(
+        out.status.success(),
+        "jet keys {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The `<key>` texts of the logged stanzas are redacted.
+fn assert_keys_redacted(log: &str, element: &str) {
+    let open = format!("<{element}");
+    let parts: Vec<&str> = log.split(open.as_str()).skip(1).collect();
+    assert!(!parts.is_empty(), "no <{element}> in the log:\n{log}");
+    for p in parts {
+        let Some((_, text)) = p.split_once('>') else {
+            continue;
+        };
+        if text.starts_with('<') || p.split_once('>').unwrap().0.ends_with('/') {
+            continue; // no text of its own
         }
-        cmd.arg(&f)
-            .env("JET_PASSWORD", "unused")
-            .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        expect_failure(cmd, "not wired into the jet CLI yet");
+        assert!(
+            text.starts_with("[redacted]</"),
+            "unredacted <{element}>: {text:.80}"
+        );
     }
+}
+
+impl Server {
+    /// Empties the OMEMO device lists of `users` (devices of earlier runs
+    /// on a long-lived local server would otherwise pile up).
+    async fn reset_omemo(&self, users: &[&str]) {
+        for user in users {
+            let ch = XmppChannel::connect(self.config(user).resource("reset"))
+                .await
+                .unwrap();
+            let to: jet_core::jid::Jid = self.bare(user).into();
+            let publish = jet_envelopes::omemo::pep::publish_device_list(&[]);
+            ch.request(jet_core::channel::iq("set", "", None, &to, Some(publish)))
+                .await
+                .unwrap();
+            ch.disconnect().await.unwrap();
+        }
+    }
+}
+
+/// OMEMO from the command line, the default envelope: each account gets a
+/// device in its store (`--data-dir`), publishes it over PEP, and the file
+/// travels under a JET-OMEMO key transport element, on S5B and then IBB
+/// (the second run reuses the stored sessions). Then the receiver, with a
+/// fresh store and `--trust manual`, refuses the sender's unknown device
+/// (security error on both sides, nothing received) until `jet keys trust`
+/// marks the fingerprint `jet keys show` printed on the sender's side.
+#[tokio::test(flavor = "multi_thread")]
+async fn omemo_envelope_over_s5b_and_ibb_with_trust() {
+    let Some(srv) = server() else { return };
+    srv.pair("omemo1", "omemo2").await;
+    srv.reset_omemo(&["omemo1", "omemo2"]).await;
+    tokio::task::spawn_blocking(move || {
+        let keys_dir = tempfile::tempdir().unwrap();
+        let d = keys_dir.path().to_str().unwrap();
+        for transport in ["s5b", "ibb"] {
+            let log = transfer_env(
+                &srv,
+                "omemo",
+                "omemo1",
+                "omemo2",
+                &["--transport", transport, "--data-dir", d, "-v"],
+                false,
+                300 << 10,
+            );
+            assert!(
+                log.contains(ns::OMEMO_LEGACY),
+                "no OMEMO envelope in the log:\n{log}"
+            );
+            assert_keys_redacted(&log, "key");
+        }
+        // Both stores hold a device, and each knows the other's.
+        let shown = keys(&srv, keys_dir.path(), "omemo1", &["show"]);
+        // "  omemo device ID  FINGERPRINT (64 hex digits in groups)"
+        let sender_fpr = shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("omemo device "))
+            .and_then(|rest| rest.split_once("  "))
+            .map(|(_, fpr)| fpr.trim().to_string())
+            .filter(|f| f.chars().filter(char::is_ascii_hexdigit).count() == 64)
+            .unwrap_or_else(|| panic!("no fingerprint in {shown:?}"));
+        let listed = keys(
+            &srv,
+            keys_dir.path(),
+            "omemo2",
+            &["list", &srv.jid("omemo1")],
+        );
+        assert!(listed.contains(&sender_fpr), "{listed}");
+
+        // Manual trust on a fresh receiving store.
+        let strict_dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "secret.bin", 50 << 10);
+        let out = tmp.path().join("in");
+        let from = srv.jid("omemo1");
+        let recv_cmd = |out: &Path| {
+            srv.jet_env(
+                "receive",
+                "omemo2",
+                "omemo",
+                &[
+                    "--once",
+                    "--from",
+                    &from,
+                    "--timeout",
+                    "30",
+                    "--trust",
+                    "manual",
+                    "--data-dir",
+                    strict_dir.path().to_str().unwrap(),
+                    "--dir",
+                    out.to_str().unwrap(),
+                ],
+            )
+        };
+        let send_cmd = |to: &str| {
+            srv.jet_env(
+                "send",
+                "omemo1",
+                "omemo",
+                &["--to", to, "--data-dir", d, src.to_str().unwrap()],
+            )
+        };
+        let recv = Proc::spawn(recv_cmd(&out));
+        let ready = recv.event("ready", Duration::from_secs(20));
+        let to = ready["jid"].as_str().unwrap().to_string();
+        let mut send = Proc::spawn(send_cmd(&to));
+        let st = send.wait();
+        assert!(!st.success(), "an untrusted sender got through");
+        let refused = recv.event("new-device", Duration::from_secs(20));
+        assert_eq!(refused["accepted"], false, "{refused}");
+        assert_eq!(refused["fingerprint"].as_str(), Some(sender_fpr.as_str()));
+        let serr = send.stderr();
+        assert!(serr.contains("security"), "sender's error: {serr}");
+        drop(recv);
+        assert!(
+            !out.join("secret.bin").exists(),
+            "a file from an untrusted device"
+        );
+
+        let trusted = keys(
+            &srv,
+            strict_dir.path(),
+            "omemo2",
+            &["trust", &from, &sender_fpr],
+        );
+        assert!(trusted.contains("trusted"), "{trusted}");
+        let mut recv = Proc::spawn(recv_cmd(&out));
+        let ready = recv.event("ready", Duration::from_secs(20));
+        let to = ready["jid"].as_str().unwrap().to_string();
+        let mut send = Proc::spawn(send_cmd(&to));
+        let st = send.wait();
+        assert!(st.success(), "after trust: {}", send.stderr());
+        let done = recv.event("done", Duration::from_secs(30));
+        assert!(recv.wait().success(), "{}", recv.stderr());
+        assert_eq!(
+            std::fs::read(done["path"].as_str().unwrap()).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// OX (XEP-0373, our JET-OX profile) from the command line: each account
+/// generates an OpenPGP key in its store, publishes it over PEP, fetches
+/// the peer's, and the file travels on S5B and then IBB; `jet keys` then
+/// lists the peer's key and exports ours.
+#[tokio::test(flavor = "multi_thread")]
+async fn ox_envelope_over_s5b_and_ibb() {
+    let Some(srv) = server() else { return };
+    srv.pair("ox1", "ox2").await;
+    tokio::task::spawn_blocking(move || {
+        let keys_dir = tempfile::tempdir().unwrap();
+        let d = keys_dir.path().to_str().unwrap();
+        for transport in ["s5b", "ibb"] {
+            let log = transfer_env(
+                &srv,
+                "ox",
+                "ox1",
+                "ox2",
+                &["--transport", transport, "--data-dir", d, "-v"],
+                false,
+                300 << 10,
+            );
+            assert!(log.contains("urn:xmpp:openpgp:0"), "no OX envelope:\n{log}");
+            assert_keys_redacted(&log, "openpgp");
+        }
+        let shown = keys(&srv, keys_dir.path(), "ox1", &["show"]);
+        let fpr = shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ox "))
+            .unwrap_or_else(|| panic!("no OX key in {shown:?}"))
+            .trim()
+            .to_string();
+        let listed = keys(&srv, keys_dir.path(), "ox2", &["list", &srv.jid("ox1")]);
+        assert!(listed.contains(&fpr), "{listed}");
+        let out = keys_dir.path().join("export");
+        let exported = keys(
+            &srv,
+            keys_dir.path(),
+            "ox1",
+            &["export", "--ox", "--out", out.to_str().unwrap()],
+        );
+        let armored = std::fs::read_to_string(exported.lines().next().unwrap()).unwrap();
+        assert!(armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    })
+    .await
+    .unwrap();
 }

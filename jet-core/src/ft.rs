@@ -211,6 +211,21 @@ impl FileHash {
         )))
     }
 
+    /// The same hash written as Libervia 0.9 reads it: base64 of the
+    /// lowercase **hex** digest (its XEP-0300 parser decodes the base64 as
+    /// UTF-8 text and fails on a raw digest).
+    pub fn to_hex_in_base64(&self) -> Result<FileHash, ElementError> {
+        let hex: String = self
+            .digest_bytes()?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(FileHash {
+            algo: self.algo.clone(),
+            value: B64.encode(hex.as_bytes()),
+        })
+    }
+
     /// Whether `self` and `other` are the same algorithm and digest.
     pub fn matches(&self, other: &FileHash) -> bool {
         match (self.algorithm(), other.algorithm()) {
@@ -532,6 +547,19 @@ mod tests {
                 .parse()
                 .unwrap();
         assert!(FileDesc::from_file(&el).is_err());
+    }
+
+    #[test]
+    fn hex_in_base64_form_round_trips() {
+        let h = FileHash::of(HashAlgo::Sha256, b"libervia");
+        let q = h.to_hex_in_base64().unwrap();
+        assert_ne!(q.value, h.value);
+        let text = String::from_utf8(B64.decode(&q.value).unwrap()).unwrap();
+        assert_eq!(text.len(), 64);
+        assert!(text
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(q.matches(&h));
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //!
 //! ```text
 //! cargo run --release --no-default-features --features replay --bin replay -- <target> [seconds] [corpus-dir]
+//! cargo run --release --no-default-features --features replay --bin replay -- --gen-seeds <target> <dir>
 //! ```
+//!
+//! `--gen-seeds` writes seed inputs for the envelope targets
+//! (`omemo_element`, `omemo_open`, `ox_open`), made with fresh keys.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -26,6 +30,9 @@ const TARGETS: &[(&str, Target)] = &[
     ("file_desc", jet_fuzz::file_desc),
     ("session", jet_fuzz::session),
     ("jet_layer", jet_fuzz::jet_layer),
+    ("omemo_element", jet_fuzz::omemo_element),
+    ("omemo_open", jet_fuzz::omemo_open),
+    ("ox_open", jet_fuzz::ox_open),
 ];
 
 /// Tokens that make XML mutations likelier to stay interesting.
@@ -50,6 +57,26 @@ const DICT: &[&str] = &[
     "xmlns='urn:xmpp:jingle:apps:file-transfer:5'",
     "xmlns='urn:xmpp:jingle:transports:s5b:1'",
     "xmlns='http://jabber.org/protocol/ibb'",
+    "xmlns='eu.siacs.conversations.axolotl'",
+    "xmlns='urn:xmpp:openpgp:0'",
+    "xmlns='urn:xmpp:jingle:jet-ox:0'",
+    "header",
+    "key",
+    "rid",
+    "prekey='true'",
+    "iv",
+    "bundle",
+    "list",
+    "device",
+    "signcrypt",
+    "time",
+    "stamp",
+    "rpad",
+    "jet-secret",
+    "openpgp",
+    "juliet@capulet.lit",
+    "romeo@montague.lit",
+    "2026-11-26T12:00:00Z",
     "security",
     "content",
     "jingle",
@@ -196,6 +223,17 @@ fn main() {
         );
         std::process::exit(2);
     };
+    if name == "--gen-seeds" {
+        let (Some(t), Some(dir)) = (args.get(2), args.get(3)) else {
+            eprintln!("usage: replay --gen-seeds <target> <dir>");
+            std::process::exit(2);
+        };
+        if let Err(e) = jet_fuzz::gen_seeds(t, Path::new(dir)) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let Some(&(_, target)) = TARGETS.iter().find(|t| t.0 == name) else {
         eprintln!("unknown target {name}");
         std::process::exit(2);
@@ -265,4 +303,7 @@ fn main() {
         "{name}: {execs} execs in {t:.0} s ({:.0}/s), {deep} reached the deep checks, seed {seed}, no crash",
         execs as f64 / t
     );
+    if let Some(stats) = jet_fuzz::outcome_stats(name) {
+        println!("{name}: {stats}");
+    }
 }

@@ -281,14 +281,22 @@ struct Node {
     incoming: UnboundedReceiver<Incoming>,
 }
 
-async fn connect_only(
+/// Connects (advertising our envelope's feature) and sets the envelope up
+/// on the connection: OMEMO and OX publish our keys over PEP first.
+async fn connect_with_envelope(
     acc: &Account,
-    envelope: &Arc<dyn EnvelopeBackend>,
-) -> Result<Arc<XmppChannel>> {
+) -> Result<(Arc<XmppChannel>, Arc<dyn EnvelopeBackend>)> {
     let registry = CipherRegistry::default();
     let suites: Vec<_> = registry.iter().collect();
-    let features = account::our_features(&suites, std::slice::from_ref(envelope));
-    account::connect(acc, features).await
+    let features = account::our_features(&suites, &[acc.envelope.disco_feature()]);
+    let ch = account::connect(acc, features).await?;
+    match acc.envelope_backend(&ch).await {
+        Ok(envelope) => Ok((ch, envelope)),
+        Err(e) => {
+            let _ = ch.disconnect().await;
+            Err(e)
+        }
+    }
 }
 
 fn start_driver(
@@ -317,25 +325,29 @@ async fn initiator(
     acc: &Account,
     peer: &str,
     cipher: Option<&str>,
-) -> Result<(Node, FullJid, &'static str)> {
-    let envelope = acc.envelope_backend()?;
-    let ch = connect_only(acc, &envelope).await?;
+) -> Result<(Node, FullJid, &'static str, bool)> {
+    let (ch, envelope) = connect_with_envelope(acc).await?;
     let result = async {
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
-        let features = account::peer_features(dch.as_ref(), &peer).await?;
+        let disco = account::peer_disco(dch.as_ref(), &peer).await?;
         let registry = CipherRegistry::default();
-        let choice = account::choose(&peer, &features, envelope.as_ref(), &registry, cipher)?;
+        let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
+        let libervia = account::is_libervia(&disco);
+        if libervia {
+            acc.libervia_compat(&peer);
+        }
         let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
         jet.unversioned_cipher_urns = choice.unversioned;
-        Ok::<_, anyhow::Error>((peer, jet, choice.suite.urn()))
+        Ok::<_, anyhow::Error>((peer, jet, choice.suite.urn(), libervia))
     }
     .await;
     match result {
-        Ok((peer, jet, urn)) => Ok((
+        Ok((peer, jet, urn, libervia)) => Ok((
             start_driver(acc, ch, jet, DriverConfig::default())?,
             peer,
             urn,
+            libervia,
         )),
         Err(e) => {
             let _ = ch.disconnect().await;
@@ -346,8 +358,7 @@ async fn initiator(
 
 /// Connects and starts the driver as a responder accepting every suite.
 async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
-    let envelope = acc.envelope_backend()?;
-    let ch = connect_only(acc, &envelope).await?;
+    let (ch, envelope) = connect_with_envelope(acc).await?;
     for j in allow {
         ch.allow_subscription(j.to_bare());
     }
@@ -399,7 +410,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         );
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
-    let (node, peer, urn) = initiator(&acc, &args.to, cipher.as_deref()).await?;
+    let (node, peer, urn, libervia) = initiator(&acc, &args.to, cipher.as_deref()).await?;
     if !acc.args.json {
         eprintln!(
             "jet: to {peer} · cipher {urn} · envelope {:?} · transport {:?}",
@@ -412,7 +423,14 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         let size = local.desc.size.unwrap_or(0);
         events.started(&name, Some(size), &peer, "send");
         let (bar, cb) = events.progress(size, &name);
-        let offer = Arc::new(FileOffer::new(local.clone(), Some(cb)));
+        let mut offered = local.clone();
+        if libervia {
+            // Libervia 0.9 reads <hash> as base64 of the hex digest.
+            for h in offered.desc.hashes.iter_mut() {
+                *h = h.to_hex_in_base64()?;
+            }
+        }
+        let offer = Arc::new(FileOffer::new(offered, Some(cb)));
         let r = node.driver.initiate(peer.clone(), offer.clone()).await;
         bar.finish();
         match r {
@@ -665,7 +683,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
-    let (node, peer, urn) = initiator(&acc, &args.from, cipher.as_deref()).await?;
+    let (node, peer, urn, _libervia) = initiator(&acc, &args.from, cipher.as_deref()).await?;
     if !acc.args.json {
         eprintln!(
             "jet: requesting {}:{} from {peer} · cipher {urn}",
@@ -705,10 +723,10 @@ pub async fn disco(args: DiscoArgs) -> Result<()> {
 async fn disco_inner(args: DiscoArgs) -> Result<()> {
     use jet_core::ns;
     let acc = Account::resolve(&args.account)?;
-    // disco needs no envelope of its own; advertise the stub's feature only
-    // when the stub was asked for.
-    let envelopes: Vec<Arc<dyn EnvelopeBackend>> = match acc.args.envelope {
-        Some(_) => vec![acc.envelope_backend()?],
+    // disco needs no envelope of its own (no keys are touched); it
+    // advertises the envelope's feature only when one was asked for.
+    let envelopes: Vec<&str> = match acc.args.envelope {
+        Some(e) => vec![e.disco_feature()],
         None => Vec::new(),
     };
     let registry = CipherRegistry::default();

@@ -37,7 +37,7 @@ use jet_core::minidom::Element;
 use jet_core::{ns, TransportSecret};
 
 use super::error::OmemoError;
-use super::manager::{OmemoManager, Recipient};
+use super::manager::{OmemoManager, Recipient, TrustEvent};
 use super::pep;
 use super::proto::PreKeySignalMessage;
 use super::store::{DeviceAddress, OmemoStore};
@@ -224,6 +224,7 @@ pub struct OmemoEnvelope<S: OmemoStore> {
     manager: Mutex<OmemoManager<S>>,
     directory: Arc<dyn OmemoDirectory>,
     own_jid: BareJid,
+    blank_payload_peers: Mutex<std::collections::HashSet<BareJid>>,
 }
 
 impl<S: OmemoStore> OmemoEnvelope<S> {
@@ -233,7 +234,28 @@ impl<S: OmemoStore> OmemoEnvelope<S> {
             manager: Mutex::new(OmemoManager::new(store, own_jid.to_string())),
             directory,
             own_jid,
+            blank_payload_peers: Mutex::new(Default::default()),
         }
+    }
+
+    /// Seals for `peer` in a form Libervia 0.9 can open: XEP-0396's key
+    /// transport element plus a `<payload>` holding only whitespace (no
+    /// ciphertext).
+    ///
+    /// Libervia's receiver (python-omemo's oldmemo) replaces the `<iv>` of
+    /// an element without `<payload>` by a random one, so it cannot decrypt
+    /// a file sent with XEP-0396's form. With a blank payload it keeps our
+    /// `<iv>` and, the payload being empty, decrypts nothing with it: the
+    /// file key TK and the IV are used for the file only, as in XEP-0396.
+    /// (Libervia's own sender instead reuses its message's key and nonce:
+    /// jet never sends that.) Receivers that read XEP-0396 strictly may
+    /// treat the blank payload as an empty message, so this is only for
+    /// peers known to be Libervia.
+    pub fn send_libervia_compatible_to(&self, peer: BareJid) {
+        self.blank_payload_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
     }
 
     fn manager(&self) -> std::sync::MutexGuard<'_, OmemoManager<S>> {
@@ -402,12 +424,26 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
         secret: &TransportSecret,
         recipient: &Jid,
     ) -> Result<Element, EnvelopeError> {
-        let recipients = self.recipients(&recipient.to_bare()).await?;
+        let peer = recipient.to_bare();
+        let recipients = self.recipients(&peer).await?;
         let ee = self
             .manager()
             .seal_transport_secret(secret, &recipients)
             .map_err(to_envelope_error)?;
-        Ok(ee.to_element())
+        let mut el = ee.to_element();
+        let blank = self
+            .blank_payload_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer);
+        if blank {
+            el.append_child(
+                Element::builder("payload", ns::OMEMO_LEGACY)
+                    .append(" ")
+                    .build(),
+            );
+        }
+        Ok(el)
     }
 
     async fn open(
@@ -438,29 +474,77 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
                 self.directory.publish_bundle(id, &bundle).await?;
             }
         }
-        if d.key_material.len() != suite.key_len() {
-            return Err(EnvelopeError::Malformed(format!(
-                "transport key of {} bytes, {} needs {}",
-                d.key_material.len(),
-                suite.urn(),
-                suite.key_len()
-            )));
-        }
-        if !suite.accepted_iv_lens().contains(&d.iv.len()) {
+        let secret = match &d.payload {
+            // XEP-0396: a key transport element; the key material is TK.
+            None => {
+                if d.key_material.len() != suite.key_len() {
+                    return Err(EnvelopeError::Malformed(format!(
+                        "transport key of {} bytes, {} needs {}",
+                        d.key_material.len(),
+                        suite.urn(),
+                        suite.key_len()
+                    )));
+                }
+                d.key_transport_secret().map_err(to_envelope_error)?
+            }
+            Some(payload) => match payload_form_secret(payload, suite) {
+                // Smack: the (authenticated) payload carries TK || IV,
+                // independent of the message's own key and IV.
+                Some(secret) => secret,
+                // Libervia: the message's own key and IV. Only for a suite
+                // whose key is the OMEMO 0.3 message key (AES-128).
+                None => {
+                    if suite.key_len() != 16 {
+                        return Err(EnvelopeError::Malformed(format!(
+                            "an OMEMO message with a payload that holds no transport \
+                             secret, and {} needs a {}-byte key, not the message's \
+                             16-byte key",
+                            suite.urn(),
+                            suite.key_len()
+                        )));
+                    }
+                    let s = d.message_key_secret().map_err(to_envelope_error)?;
+                    self.manager().notify(&TrustEvent::NonceReusingForm {
+                        address: d.sender.clone(),
+                    });
+                    s
+                }
+            },
+        };
+        if !suite.accepted_iv_lens().contains(&secret.iv().len()) {
             return Err(EnvelopeError::Malformed(format!(
                 "IV of {} bytes, {} accepts {:?}",
-                d.iv.len(),
+                secret.iv().len(),
                 suite.urn(),
                 suite.accepted_iv_lens()
             )));
         }
-        let secret = d.key_transport_secret().map_err(to_envelope_error)?;
         Ok(OpenedEnvelope {
             secret,
             sender,
             sender_key: Some(d.sender.device_id.to_string()),
         })
     }
+}
+
+/// The transport secret of Smack's form, if `payload` holds one: TK || IV
+/// for `suite`, raw or in base64 (XEP-0391 v0.1 serialization).
+fn payload_form_secret(payload: &[u8], suite: &dyn CipherSuite) -> Option<TransportSecret> {
+    use base64::Engine;
+    let parse = |bytes: &[u8]| {
+        TransportSecret::from_bytes(bytes, suite.key_len(), suite.accepted_iv_lens()).ok()
+    };
+    let text = std::str::from_utf8(payload).ok().map(str::trim);
+    let decoded = text.and_then(|t| {
+        base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .ok()
+            .map(zeroize::Zeroizing::new)
+    });
+    decoded
+        .as_deref()
+        .and_then(|b| parse(b))
+        .or_else(|| parse(payload))
 }
 
 #[cfg(test)]
@@ -565,6 +649,105 @@ mod tests {
             romeo.open(&back, &to, &Aes128Sizes).await.unwrap().secret,
             ts
         );
+    }
+
+    /// The two payload forms deployed senders use instead of XEP-0396's key
+    /// transport element are accepted on receipt: Smack's (the payload is
+    /// base64 of TK || IV) and Libervia's (the message's own key and IV,
+    /// reported as a nonce-reusing form). Libervia's form needs the suite's
+    /// key to be the 16-byte message key; a tampered payload is refused.
+    #[tokio::test]
+    async fn payload_forms_of_deployed_senders_are_accepted() {
+        use crate::omemo::manager::TrustEvent;
+        use base64::Engine;
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        juliet.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
+            s2.lock().unwrap().push(e.clone())
+        })));
+        let from: Jid = "romeo@montague.lit/o".parse().unwrap();
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+
+        // Smack: base64(TK || IV) in the payload.
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let mut tk_iv = ts.key().to_vec();
+        tk_iv.extend_from_slice(ts.iv());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&tk_iv);
+        let ee = romeo
+            .manager()
+            .encrypt_message(b64.as_bytes(), &to)
+            .unwrap();
+        let opened = juliet
+            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .await
+            .unwrap();
+        assert_eq!(opened.secret, ts);
+        assert!(seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| !matches!(e, TrustEvent::NonceReusingForm { .. })));
+
+        // Libervia: a one-space payload; the file key is the message key.
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+        let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let opened = juliet
+            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .await
+            .unwrap();
+        assert_eq!(opened.secret.iv(), &ee.iv[..]);
+        assert_eq!(opened.secret.key().len(), 16);
+        // The key and IV are the ones that encrypted the payload.
+        {
+            use aes_gcm::aead::{Aead, KeyInit};
+            let c = aes_gcm::Aes128Gcm::new_from_slice(opened.secret.key()).unwrap();
+            let nonce: &aes_gcm::Nonce<aes_gcm::aead::consts::U12> =
+                opened.secret.iv().try_into().unwrap();
+            let ct = c.encrypt(nonce, &b" "[..]).unwrap();
+            assert_eq!(&ct[..1], &ee.payload.as_ref().unwrap()[..]);
+        }
+        assert!(seen.lock().unwrap().iter().any(|e| matches!(
+            e,
+            TrustEvent::NonceReusingForm { address } if address.device_id == 101
+        )));
+
+        // A tampered payload is refused (its GCM tag fails).
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+        let mut ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        ee.payload.as_mut().unwrap()[0] ^= 1;
+        assert!(juliet
+            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .await
+            .is_err());
+    }
+
+    /// The Libervia-compatible form: a blank `<payload>` beside the key
+    /// transport; it opens to the same secret (TK and our IV), and only
+    /// peers marked for it get it.
+    #[tokio::test]
+    async fn libervia_compatible_form_carries_the_same_secret() {
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        let from: Jid = "romeo@montague.lit/o".parse().unwrap();
+        let to: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let plain = romeo.seal(&ts, &to).await.unwrap();
+        assert!(plain.get_child("payload", ns::OMEMO_LEGACY).is_none());
+        romeo.send_libervia_compatible_to(bare("juliet@capulet.lit"));
+        let el = romeo.seal(&ts, &to).await.unwrap();
+        let p = el
+            .get_child("payload", ns::OMEMO_LEGACY)
+            .expect("a payload");
+        assert_eq!(p.text(), " ");
+        // Over the wire and back.
+        let el: Element = String::from(&el).parse().unwrap();
+        juliet.open(&plain, &from, &Aes128Sizes).await.unwrap();
+        let opened = juliet.open(&el, &from, &Aes128Sizes).await.unwrap();
+        assert_eq!(opened.secret, ts);
     }
 
     /// Manual trust refuses unknown devices in both directions until the

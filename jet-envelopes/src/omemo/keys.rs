@@ -77,6 +77,12 @@ impl PublicKey {
             .filter(|c| !c.is_whitespace() && *c != ':')
             .collect::<String>()
             .to_ascii_lowercase();
+        // Byte-indexed slicing below: anything but ASCII would split a
+        // multi-byte character and panic (found while writing the
+        // omemo_element fuzz target, which now feeds this function).
+        if !hex.is_ascii() {
+            return Err(OmemoError::Malformed("fingerprint is not hex".into()));
+        }
         let hex = match hex.len() {
             64 => hex.as_str(),
             66 if hex.starts_with("05") => &hex[2..],
@@ -297,6 +303,31 @@ impl KeyPair {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (found with the omemo_element fuzz target): 64 bytes of
+    /// text whose non-ASCII characters straddle the two-digit boundaries
+    /// panicked instead of being refused.
+    #[test]
+    fn non_ascii_fingerprints_are_errors() {
+        for text in [
+            format!("\u{20ac}{}", "0".repeat(61)),
+            format!("0\u{e9}{}", "0".repeat(61)),
+            format!("05\u{20ac}{}", "a".repeat(61)),
+            "\u{1f600}".repeat(16),
+        ] {
+            assert!(
+                matches!(
+                    PublicKey::from_fingerprint(&text),
+                    Err(OmemoError::Malformed(_))
+                ),
+                "{text:?}"
+            );
+        }
+        // Still accepted: spaces, colons, upper case, the 05 prefix.
+        let k = PublicKey::from_bytes([0xab; 32]);
+        let text = format!("05:{}", k.fingerprint().to_uppercase());
+        assert_eq!(PublicKey::from_fingerprint(&text).unwrap(), k);
+    }
 
     fn h32(s: &str) -> [u8; 32] {
         hex::decode(s).unwrap().try_into().unwrap()

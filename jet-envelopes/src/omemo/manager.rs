@@ -126,6 +126,15 @@ pub enum TrustEvent {
         /// Whether it is accepted under the policy (TOFU, or pre-verified).
         accepted: bool,
     },
+    /// A device sent its JET secret in Libervia's form: the file is
+    /// encrypted under the OMEMO message's own key and IV, which already
+    /// encrypted the message's `<payload>`, so the two AES-GCM encryptions
+    /// share (key, nonce). Accepted (deployed clients send it), but weaker:
+    /// see docs/libervia.md. jet never sends this form.
+    NonceReusingForm {
+        /// The device.
+        address: DeviceAddress,
+    },
 }
 
 /// A callback for [`TrustEvent`]s.
@@ -251,6 +260,13 @@ impl<S: OmemoStore> OmemoManager<S> {
                 key.fingerprint()
             ))),
             Some(_) => self.ensure_trusted(address),
+        }
+    }
+
+    /// Reports `event` to the observer, if any.
+    pub fn notify(&self, event: &TrustEvent) {
+        if let Some(observer) = &self.observer {
+            observer(event);
         }
     }
 
@@ -477,7 +493,10 @@ impl<S: OmemoStore> OmemoManager<S> {
         }
         let (material, new_session) = result?;
         let payload = match &element.payload {
+            // An empty payload is no payload (as in python-omemo): Libervia
+            // needs one to keep the IV of a key transport element.
             None => None,
+            Some(ct) if ct.is_empty() => None,
             Some(ct) => Some(decrypt_payload(&material, &element.iv, ct)?),
         };
         Ok(DecryptedMessage {

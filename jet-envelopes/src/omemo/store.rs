@@ -122,7 +122,10 @@ pub trait OmemoStore: Send {
 }
 
 /// An [`OmemoStore`] in memory: keys and sessions vanish with it.
-#[derive(Debug)]
+///
+/// `Clone` takes a snapshot of the whole state, private keys included
+/// (tests and the fuzz targets replay inputs against one saved state).
+#[derive(Clone, Debug)]
 pub struct InMemoryStore {
     device_id: u32,
     registration_id: u32,

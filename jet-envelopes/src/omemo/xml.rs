@@ -98,7 +98,18 @@ impl EncryptedElement {
                 el.ns()
             )));
         }
-        let e = legacy_omemo::Encrypted::try_from(el.clone())
+        // A payload of whitespace only (what jet sends Libervia, see
+        // OmemoEnvelope::send_libervia_compatible_to) is an empty payload;
+        // xmpp-parsers' base64 refuses the blank.
+        let mut el = el.clone();
+        let blank = el
+            .get_child("payload", NS)
+            .is_some_and(|p| p.children().next().is_none() && p.text().trim().is_empty());
+        if blank {
+            el.remove_child("payload", NS);
+            el.append_child(Element::builder("payload", NS).build());
+        }
+        let e = legacy_omemo::Encrypted::try_from(el)
             .map_err(|e| OmemoError::Malformed(format!("<encrypted>: {e}")))?;
         Ok(EncryptedElement {
             sid: e.header.sid,
