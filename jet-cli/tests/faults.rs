@@ -814,3 +814,66 @@ fn a_stalled_sender_times_out_on_the_receiver() {
     eprintln!("sender: {s}");
     assert_only_authenticated_bytes(&out, &src, false);
 }
+
+/// `receive --max-sessions 1`: while one transfer runs, a second offer is
+/// ended at once with `busy` (and says the limit); the first completes.
+#[test]
+fn max_sessions_refuses_an_offer_beyond_the_limit_with_busy() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = random_file(tmp.path(), "first.bin", 1 << 20);
+    let small = random_file(tmp.path(), "second.bin", 1000);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let mut recv = Proc::spawn(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &[
+            "--once",
+            "--from",
+            &sender,
+            "--max-sessions",
+            "1",
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--transport",
+            "s5b",
+        ],
+    ));
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // 256 KiB/s: the first transfer takes about 4 s.
+    let mut cmd = jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, "--transport", "s5b", big.to_str().unwrap()],
+    );
+    cmd.env("JET_TEST_RATE", "262144");
+    let mut first = Proc::spawn(cmd);
+    recv.event("progress", Duration::from_secs(20));
+    let mut second = Proc::spawn(jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, "--transport", "s5b", small.to_str().unwrap()],
+    ));
+    expect_failure(
+        &mut second,
+        "the second sender",
+        Duration::from_secs(20),
+        &["busy", "too many sessions at once (limit 1)"],
+    );
+    assert!(first.wait().success(), "first: {}", first.stderr());
+    assert!(recv.wait().success(), "receiver: {}", recv.stderr());
+    assert_eq!(
+        std::fs::read(out.join("first.bin")).unwrap(),
+        std::fs::read(&big).unwrap()
+    );
+    assert!(!out.join("second.bin").exists());
+}
