@@ -28,8 +28,23 @@
 //! `transport-replace` (e.g. IBB after S5B) and the responder answers it with
 //! `transport-accept` or `transport-reject`; the JET layer and secret stay
 //! the same.
+//!
+//! Faults and limits:
+//! - **Lost connection.** When the stanza channel closes (its subscription
+//!   ends: the XMPP stream died), every live session ends at once with
+//!   [`ChannelError::Closed`]: a sender does not go on pushing data it can
+//!   no longer get a verdict for, a receiver stops waiting. No new session
+//!   starts, and the stream of [`Incoming`] sessions ends.
+//! - **Stalled data** ([`DriverConfig::stall_timeout`]): a transport on
+//!   which no byte moves for that long fails the session (`timeout`).
+//! - **Too many sessions** ([`DriverConfig::max_sessions`]): a
+//!   `session-initiate` beyond the limit is ended at once with `busy`
+//!   (XEP-0166 §7.4), before any envelope or transport work.
+
+mod stall;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,8 +68,14 @@ use crate::transport::{
     BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
 };
 
+pub use stall::{stalled_of, Stalled};
+
 /// How long a receiver may go on reading after the peer ended the session.
 const RECEIVER_DRAIN: Duration = Duration::from_secs(2);
+
+/// The text of the `session-terminate` (never delivered) that ends the
+/// sessions of a channel that closed.
+const LOST_TEXT: &str = "the XMPP connection was lost";
 
 /// Driver settings.
 #[derive(Debug, Clone)]
@@ -71,6 +92,14 @@ pub struct DriverConfig {
     pub finish_timeout: Duration,
     /// The content name we offer (default `"jet"`).
     pub content_name: String,
+    /// Fail a session whose transport moves no byte for this long (default
+    /// 60 s; `None`: wait forever). Only waits on the transport count, not
+    /// a slow application.
+    pub stall_timeout: Option<Duration>,
+    /// Live sessions at most (both directions, offers not yet answered
+    /// included); a `session-initiate` beyond it is ended with `busy`
+    /// (default 16).
+    pub max_sessions: usize,
     /// Told about every `session-initiate` the engine refused before any
     /// application saw it (malformed Jingle, no or bad `<security/>`,
     /// unknown cipher or envelope, an envelope that does not open...), so
@@ -100,6 +129,8 @@ impl Default for DriverConfig {
             run_timeout: None,
             finish_timeout: Duration::from_secs(30),
             content_name: "jet".into(),
+            stall_timeout: Some(Duration::from_secs(60)),
+            max_sessions: 16,
             on_refused: None,
         }
     }
@@ -118,6 +149,14 @@ struct Shared {
     transports: Vec<Arc<dyn TransportAdapter>>,
     config: DriverConfig,
     local: FullJid,
+    /// Set once the channel closed: every session ended, none starts.
+    lost: AtomicBool,
+}
+
+impl Shared {
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
 }
 
 /// A handle on the running engine. Cheap to clone; the engine task ends when
@@ -170,6 +209,7 @@ impl Driver {
             transports,
             config,
             local: local.clone(),
+            lost: AtomicBool::new(false),
         });
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
@@ -231,6 +271,9 @@ impl Driver {
             .first()
             .ok_or_else(|| Error::Protocol("no transport configured".into()))?
             .clone();
+        if shared.is_lost() {
+            return Err(closed());
+        }
         let sid = self.call(|st, _| st.endpoint.new_sid()).await?;
         let (we_send, we_receive) = directions(Role::Initiator, &offer.senders);
         let tctx = TransportContext {
@@ -258,7 +301,11 @@ impl Driver {
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let (peer, sid) = (peer.clone(), sid.clone());
+            let lost = shared.clone();
             self.call(move |st, now| {
+                if lost.is_lost() {
+                    return Err(closed());
+                }
                 st.endpoint
                     .initiate_with_sid(peer, sid.clone(), vec![content], now)?;
                 st.sessions.insert(sid, tx);
@@ -270,9 +317,11 @@ impl Driver {
         let accepted = loop {
             match live.next_event().await {
                 Some(Event::Accepted { contents }) => break contents,
-                Some(Event::Terminated { reason, text, .. }) => {
-                    return Err(terminated_error(reason, text))
-                }
+                Some(Event::Terminated {
+                    reason,
+                    text,
+                    by_peer,
+                }) => return Err(live.ended_error(reason, text, by_peer)),
                 Some(other) => live.deferred.push_back(other),
                 None => return Err(closed()),
             }
@@ -314,7 +363,7 @@ impl Incoming {
     /// answers the transport, sends `session-accept`, establishes the
     /// transport, wraps it in the cipher and runs the application.
     /// A refusal by the application ends the session with its reason and
-    /// returns [`Error::Declined`].
+    /// returns [`Error::Refused`] with it.
     pub async fn accept(self, app: Arc<dyn Application>) -> Result<(), Error> {
         let Incoming {
             sid,
@@ -373,7 +422,11 @@ impl Incoming {
         let description = match app.decide(&description, offered.senders.clone()) {
             Decision::Accept(d) => d,
             Decision::Reject(reason, text) => {
-                return live.end(reason, text, Error::Declined).await;
+                let refused = Error::Refused {
+                    reason: reason_name(&reason),
+                    text: text.clone(),
+                };
+                return live.end(reason, text, refused).await;
             }
         };
         let offer_transport = offered
@@ -460,6 +513,15 @@ fn directions(role: Role, senders: &Senders) -> (bool, bool) {
     }
 }
 
+/// How a session ended, as its task saw it.
+#[derive(Debug, Clone)]
+struct Ended {
+    reason: Reason,
+    text: Option<String>,
+    /// Whether the peer ended it (else our engine or this task did).
+    by_peer: bool,
+}
+
 fn terminated_error(reason: Reason, text: Option<String>) -> Error {
     match reason {
         Reason::Decline => Error::Declined,
@@ -471,14 +533,19 @@ fn terminated_error(reason: Reason, text: Option<String>) -> Error {
 }
 
 /// Turns an I/O error that carries a cipher failure back into
-/// [`Error::Cipher`], so that it ends the session with `security-error`.
+/// [`Error::Cipher`], so that it ends the session with `security-error`,
+/// and a stalled transport into [`Error::Timeout`] (`timeout`).
 fn classify(e: Error) -> Error {
-    match e {
-        Error::Io(io) => match cipher_error_of(&io) {
-            Some(c) => Error::Cipher(c.clone()),
-            None => Error::Io(io),
-        },
-        e => e,
+    let (io, transport) = match e {
+        Error::Io(io) => (io, false),
+        Error::Transport(TransportError::Io(io)) => (io, true),
+        e => return e,
+    };
+    match (cipher_error_of(&io), stalled_of(&io)) {
+        (Some(c), _) => Error::Cipher(c.clone()),
+        (None, Some(s)) => Error::Timeout(format!("the data: {s}")),
+        (None, None) if transport => Error::Transport(TransportError::Io(io)),
+        (None, None) => Error::Io(io),
     }
 }
 
@@ -489,7 +556,7 @@ struct Live {
     events: mpsc::UnboundedReceiver<Event>,
     pending: VecDeque<Event>,
     deferred: VecDeque<Event>,
-    ended: Option<(Reason, Option<String>)>,
+    ended: Option<Ended>,
     /// Sent if this handle is dropped while the session may still be live
     /// (an `Incoming` nobody answered: `decline`; a cancelled task: `cancel`).
     drop_reason: Reason,
@@ -526,10 +593,33 @@ impl Live {
             Some(ev) => Some(ev),
             None => self.events.recv().await,
         };
-        if let Some(Event::Terminated { reason, text, .. }) = &ev {
-            self.ended = Some((reason.clone(), text.clone()));
+        if let Some(Event::Terminated {
+            reason,
+            text,
+            by_peer,
+        }) = &ev
+        {
+            self.ended = Some(Ended {
+                reason: reason.clone(),
+                text: text.clone(),
+                by_peer: *by_peer,
+            });
         }
         ev
+    }
+
+    /// The error for a session that ended with `reason`: the peer's reason,
+    /// or [`ChannelError::Closed`] when our engine ended it because the
+    /// channel closed.
+    fn ended_error(&self, reason: Reason, text: Option<String>, by_peer: bool) -> Error {
+        if !by_peer && self.driver.shared.is_lost() {
+            return closed();
+        }
+        terminated_error(reason, text)
+    }
+
+    fn error_of(&self, ended: Ended) -> Error {
+        self.ended_error(ended.reason, ended.text, ended.by_peer)
     }
 
     /// Puts set-aside events back in front of the queue.
@@ -563,10 +653,11 @@ impl Live {
             Ok(()) => Ok(()),
             Err(e) => {
                 let e = classify(e);
-                if let Some((reason, text)) = self.ended.clone() {
-                    if reason != Reason::Success {
-                        // The peer's reason explains more than our symptom.
-                        return Err(terminated_error(reason, text));
+                if let Some(ended) = self.ended.clone() {
+                    if ended.reason != Reason::Success {
+                        // The peer's reason (or the lost connection)
+                        // explains more than our symptom.
+                        return Err(self.error_of(ended));
                     }
                 }
                 let (reason, text) = (e.jingle_reason(), Some(e.to_string()));
@@ -682,9 +773,11 @@ impl Live {
                     )
                     .into());
                 }
-                Some(Event::Terminated { reason, text, .. }) => {
-                    return Err(terminated_error(reason, text))
-                }
+                Some(Event::Terminated {
+                    reason,
+                    text,
+                    by_peer,
+                }) => return Err(self.ended_error(reason, text, by_peer)),
                 Some(other) => self.deferred.push_back(other),
                 None => return Err(closed()),
             }
@@ -702,9 +795,11 @@ impl Live {
                         content: c,
                         transport,
                     }) if c == content => return Ok(transport),
-                    Some(Event::Terminated { reason, text, .. }) => {
-                        return Err(terminated_error(reason, text))
-                    }
+                    Some(Event::Terminated {
+                        reason,
+                        text,
+                        by_peer,
+                    }) => return Err(self.ended_error(reason, text, by_peer)),
                     Some(other) => self.deferred.push_back(other),
                     None => return Err(closed()),
                 }
@@ -728,6 +823,11 @@ impl Live {
         let stream = match self.establish(negotiation, tctx, used.to_string()).await {
             Ok(s) => s,
             Err(e) => return self.finish(Err(e)).await,
+        };
+        // Under the cipher layer: what it measures is the peer's bytes.
+        let stream: BoxedStream = match cfg.stall_timeout {
+            Some(limit) => Box::new(stall::StallGuard::new(stream, limit)),
+            None => stream,
         };
         let (we_send, we_receive) = (ctx.we_send, ctx.we_receive);
         let stream: BoxedStream = match secret {
@@ -759,7 +859,7 @@ impl Live {
         let mut run = std::pin::pin!(run);
         let result = tokio::select! {
             r = &mut run => r,
-            (reason, text) = self.peer_failure() => {
+            error = self.peer_failure() => {
                 if we_receive {
                     // Let a receiver consume what already arrived, briefly:
                     // in chunked mode every chunk it authenticates is kept
@@ -767,7 +867,7 @@ impl Live {
                     // end well without the sender's final tag).
                     let _ = tokio::time::timeout(RECEIVER_DRAIN, &mut run).await;
                 }
-                Err(terminated_error(reason, text))
+                Err(error)
             }
         };
         // A receiver that refuses the data (tampered, truncated) drops the
@@ -778,8 +878,24 @@ impl Live {
             Err(Error::Io(e)) if we_send => {
                 let grace = cfg.finish_timeout.min(Duration::from_secs(2));
                 match tokio::time::timeout(grace, self.peer_failure()).await {
-                    Ok((reason, text)) => Err(terminated_error(reason, text)),
+                    Ok(error) => Err(error),
                     Err(_) => Err(Error::Io(e)),
+                }
+            }
+            Err(Error::Transport(TransportError::Io(e))) if we_send => {
+                let grace = cfg.finish_timeout.min(Duration::from_secs(2));
+                match tokio::time::timeout(grace, self.peer_failure()).await {
+                    Ok(error) => Err(error),
+                    // No word from the receiver: its signalling is gone too
+                    // (offline), or it never sent one.
+                    Err(_) if stalled_of(&e).is_none() && cipher_error_of(&e).is_none() => {
+                        let why = format!(
+                            "the bytestream broke: {e}; no reason came from the receiver \
+                             (gone offline?)"
+                        );
+                        Err(TransportError::Io(std::io::Error::new(e.kind(), why)).into())
+                    }
+                    Err(_) => Err(TransportError::Io(e).into()),
                 }
             }
             other => other,
@@ -803,18 +919,25 @@ impl Live {
         // The sender waits for the receiver's verdict.
         let verdict = tokio::time::timeout(cfg.finish_timeout, async {
             loop {
-                if let Some((reason, text)) = self.ended.clone() {
-                    return (reason, text);
+                if let Some(ended) = self.ended.clone() {
+                    return ended;
                 }
                 if self.next_event().await.is_none() && self.ended.is_none() {
-                    return (Reason::ConnectivityError, Some("engine stopped".into()));
+                    return Ended {
+                        reason: Reason::ConnectivityError,
+                        text: Some("engine stopped".into()),
+                        by_peer: false,
+                    };
                 }
             }
         })
         .await;
         match verdict {
-            Ok((Reason::Success, _)) => Ok(()),
-            Ok((reason, text)) => Err(terminated_error(reason, text)),
+            Ok(Ended {
+                reason: Reason::Success,
+                ..
+            }) => Ok(()),
+            Ok(ended) => Err(self.error_of(ended)),
             Err(_) => {
                 let e = Error::Timeout("the receiver's session-terminate".into());
                 self.finish(Err(e)).await
@@ -822,11 +945,12 @@ impl Live {
         }
     }
 
-    /// Completes when the peer ends the session with a failure reason.
-    async fn peer_failure(&mut self) -> (Reason, Option<String>) {
+    /// Completes when the session ends with a failure reason (the peer
+    /// ended it, or the connection was lost), with the error to report.
+    async fn peer_failure(&mut self) -> Error {
         loop {
             match &self.ended {
-                Some((r, t)) if *r != Reason::Success => return (r.clone(), t.clone()),
+                Some(e) if e.reason != Reason::Success => return self.error_of(e.clone()),
                 _ => {}
             }
             if self.next_event().await.is_none() {
@@ -892,6 +1016,8 @@ async fn engine_task(
     mut requests: mpsc::UnboundedReceiver<Element>,
     incoming: mpsc::UnboundedSender<Incoming>,
 ) {
+    // Dropped when the channel closes: the stream of incoming sessions ends.
+    let mut incoming = Some(incoming);
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Element>();
     let (outbox_tx, outbox_rx) = mpsc::unbounded_channel::<Element>();
     tokio::spawn(outbox_task(shared.channel.clone(), outbox_rx, answers_tx));
@@ -908,7 +1034,19 @@ async fn engine_task(
                 Some(job) => job(&mut st, now()),
                 None => break,
             },
-            Some(req) = requests.recv() => st.endpoint.handle_stanza(req, now()),
+            req = requests.recv(), if !shared.is_lost() => match req {
+                Some(req) => st.endpoint.handle_stanza(req, now()),
+                // The channel closed: no stanza will come or go any more.
+                None => {
+                    shared.lost.store(true, Ordering::Release);
+                    incoming = None;
+                    let sids: Vec<String> = st.sessions.keys().cloned().collect();
+                    for sid in sids {
+                        let text = Some(LOST_TEXT.to_string());
+                        let _ = st.endpoint.terminate(&sid, Reason::ConnectivityError, text, now());
+                    }
+                }
+            },
             Some(answer) = answers.recv() => st.endpoint.handle_stanza(answer, now()),
             _ = sleep => st.endpoint.handle_timeout(now()),
         }
@@ -921,7 +1059,15 @@ async fn engine_task(
             }
             while let Some(SessionEvent { sid, peer, event }) = st.endpoint.poll_event() {
                 busy = true;
-                dispatch(&mut st, &shared, &weak_jobs, &incoming, sid, peer, event);
+                dispatch(
+                    &mut st,
+                    &shared,
+                    &weak_jobs,
+                    incoming.as_ref(),
+                    sid,
+                    peer,
+                    event,
+                );
             }
             if !busy {
                 break;
@@ -934,7 +1080,7 @@ fn dispatch(
     st: &mut LoopState,
     shared: &Arc<Shared>,
     weak_jobs: &mpsc::WeakUnboundedSender<Job>,
-    incoming: &mpsc::UnboundedSender<Incoming>,
+    incoming: Option<&mpsc::UnboundedSender<Incoming>>,
     sid: String,
     peer: FullJid,
     event: Event,
@@ -945,6 +1091,21 @@ fn dispatch(
                 let _ = st.endpoint.terminate(&sid, Reason::Gone, None, now());
                 return;
             };
+            let Some(incoming) = incoming else {
+                let text = Some(LOST_TEXT.to_string());
+                let _ = st
+                    .endpoint
+                    .terminate(&sid, Reason::ConnectivityError, text, now());
+                return;
+            };
+            let max = shared.config.max_sessions;
+            if st.sessions.len() >= max {
+                // XEP-0166 §7.4 <busy/>: before any envelope or transport
+                // work, so a flood of offers costs little.
+                let text = Some(format!("too many sessions at once (limit {max})"));
+                let _ = st.endpoint.terminate(&sid, Reason::Busy, text, now());
+                return;
+            }
             let (tx, rx) = mpsc::unbounded_channel();
             st.sessions.insert(sid.clone(), tx);
             let driver = Driver {

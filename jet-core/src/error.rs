@@ -303,6 +303,15 @@ pub enum Error {
     /// The peer declined.
     #[error("the peer declined the session")]
     Declined,
+    /// Our application refused the peer's offer (its decision, e.g. a file
+    /// over the size limit); the session ended with `reason`.
+    #[error("refused the offer ({reason}){}", text.as_deref().map(|t| format!(": {t}")).unwrap_or_default())]
+    Refused {
+        /// The reason element name sent to the peer.
+        reason: String,
+        /// The text sent with it.
+        text: Option<String>,
+    },
     /// The peer ended the session with a reason.
     #[error("the peer ended the session: {reason}{}", text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
     Terminated {
@@ -340,7 +349,7 @@ impl JingleReason for Error {
             | Error::UnsupportedEnvelope(_)
             | Error::SenderMismatch { .. }
             | Error::PeerUnsupported(_) => Reason::SecurityError,
-            Error::Declined => Reason::Decline,
+            Error::Declined | Error::Refused { .. } => Reason::Decline,
             Error::Terminated { .. } => Reason::Cancel,
             Error::Protocol(_) => Reason::GeneralError,
             Error::Timeout(_) => Reason::Timeout,

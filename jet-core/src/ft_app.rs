@@ -33,7 +33,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use xmpp_parsers::minidom::Element;
 
 use crate::cipher::Framing;
-use crate::error::Error;
+use crate::error::{CipherError, Error};
 use crate::ft::{
     received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range,
 };
@@ -174,11 +174,12 @@ pub async fn send_file(
 }
 
 /// A write or read error of the JET stream: cipher failures come wrapped in
-/// `io::Error` by the adapters and stay cipher errors here.
+/// `io::Error` by the adapters and stay cipher errors here; the rest is the
+/// transport's (`failed-transport`), unlike a local file's `Error::Io`.
 fn stream_error(e: std::io::Error) -> Error {
     match crate::layer::cipher_error_of(&e) {
         Some(c) => Error::Cipher(c.clone()),
-        None => Error::Io(e),
+        None => Error::Transport(crate::error::TransportError::Io(e)),
     }
 }
 
@@ -207,6 +208,20 @@ pub async fn receive_file(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
 ) -> Result<ReceivedFile, Error> {
+    receive_file_within(dir, desc, offset, framing, stream, progress, None).await
+}
+
+/// [`receive_file`], refusing to grow the file past `limit` bytes (which
+/// matters when the peer announced no size).
+async fn receive_file_within(
+    dir: &Path,
+    desc: &FileDesc,
+    offset: u64,
+    framing: Option<Framing>,
+    stream: &mut BoxedStream,
+    progress: Option<&ProgressFn>,
+    limit: Option<u64>,
+) -> Result<ReceivedFile, Error> {
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
     let algo = expected
@@ -229,7 +244,21 @@ pub async fn receive_file(
     let mut done = 0u64;
     let result: Result<(), Error> = async {
         loop {
-            let n = stream.read(&mut buf).await.map_err(stream_error)?;
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| match stream_error(e) {
+                    // Whole-stream mode releases all but the 16 bytes it holds
+                    // back as the tag, and cannot tell a cut from tampering;
+                    // the announced size can: short of it, the stream was cut.
+                    // (The chunked mode says `Truncated` itself.)
+                    Error::Cipher(CipherError::Authentication)
+                        if !reads_authenticated && desc.size.is_some_and(|s| offset + done < s) =>
+                    {
+                        Error::Cipher(CipherError::Truncated)
+                    }
+                    e => e,
+                })?;
             if n == 0 {
                 break;
             }
@@ -237,6 +266,13 @@ pub async fn receive_file(
                 if offset + done + n as u64 > size {
                     return Err(Error::Application(format!(
                         "the peer sent more than the announced {size} bytes"
+                    )));
+                }
+            }
+            if let Some(max) = limit {
+                if offset + done + n as u64 > max {
+                    return Err(Error::Application(format!(
+                        "the peer sent more than the limit of {max} bytes"
                     )));
                 }
             }
@@ -359,7 +395,6 @@ pub struct FileReceiver {
     policy: ReceivePolicy,
     progress: Option<ProgressFn>,
     received: Mutex<Vec<ReceivedFile>>,
-    refusal: Mutex<Option<String>>,
 }
 
 impl FileReceiver {
@@ -370,17 +405,7 @@ impl FileReceiver {
             policy,
             progress,
             received: Mutex::new(Vec::new()),
-            refusal: Mutex::new(None),
         }
-    }
-
-    /// Why the last offer was refused (size limit, existing file, no
-    /// name...), as sent to the peer in the `session-terminate`.
-    pub fn refusal(&self) -> Option<String> {
-        self.refusal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Files received so far.
@@ -436,10 +461,7 @@ impl Application for FileReceiver {
 
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
         match self.check(description, senders) {
-            Err((reason, text)) => {
-                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.clone());
-                Decision::Reject(reason, Some(text))
-            }
+            Err((reason, text)) => Decision::Reject(reason, Some(text)),
             Ok(mut desc) => {
                 let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())
                     .unwrap_or_default();
@@ -461,13 +483,16 @@ impl Application for FileReceiver {
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         let desc = FileDesc::from_description(&ctx.description)?;
         let offset = desc.range.map(|r| r.offset).unwrap_or(0);
-        let got = receive_file(
+        // The size check in `decide` needs a size; an offer without one is
+        // bounded here, as the data arrives.
+        let got = receive_file_within(
             &self.dir,
             &desc,
             offset,
             ctx.framing,
             &mut stream,
             self.progress.as_ref(),
+            Some(self.policy.max_size),
         )
         .await?;
         self.received.lock().unwrap().push(got);
@@ -865,6 +890,93 @@ mod tests {
             .await
             .unwrap();
         assert!(dir.join("passwd").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Whole-stream mode: a stream cut short fails as `Truncated` (the
+    /// announced size shows it), a complete but tampered one as
+    /// `Authentication`; neither is committed.
+    #[tokio::test]
+    async fn a_cut_whole_stream_is_reported_as_truncated() {
+        use crate::layer::{Direction, JetStream};
+        use crate::secret::TransportSecret;
+        use crate::session::testkit::TEST_XOR;
+        let dst = tmpdir("trunc");
+        let plain = data(10_000);
+        let mut desc = FileDesc::named("t.bin", plain.len() as u64);
+        desc.hashes.push(FileHash::of(HashAlgo::Sha256, &plain));
+        let secret = TransportSecret::new(vec![7; 16], vec![9; 12]).unwrap();
+        let framing = Some(crate::cipher::CipherSuite::framing(&TEST_XOR));
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let mut enc = JetStream::new(a, &TEST_XOR, &secret, Direction::Send).unwrap();
+        enc.write_all(&plain).await.unwrap();
+        enc.shutdown().await.unwrap();
+        drop(enc);
+        let mut wire = Vec::new();
+        b.read_to_end(&mut wire).await.unwrap();
+        for (cut, flip, expected) in [
+            (wire.len() / 2, false, CipherError::Truncated),
+            (wire.len(), true, CipherError::Authentication),
+        ] {
+            let mut bytes = wire[..cut].to_vec();
+            if flip {
+                bytes[10] ^= 1;
+            }
+            let (mut a, b) = tokio::io::duplex(1 << 16);
+            a.write_all(&bytes).await.unwrap();
+            drop(a);
+            let dec = JetStream::new(b, &TEST_XOR, &secret, Direction::Receive).unwrap();
+            let mut s: BoxedStream = Box::new(dec);
+            match receive_file(&dst, &desc, 0, framing, &mut s, None).await {
+                Err(Error::Cipher(e)) => assert_eq!(e, expected),
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+            assert!(!dst.join("t.bin").exists());
+            assert!(!dst.join("t.bin.jet-part").exists());
+        }
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    /// An offer without `<size/>` passes the size check in `decide`; the
+    /// limit still holds while the data arrives, and nothing is committed.
+    #[tokio::test]
+    async fn a_sizeless_offer_cannot_exceed_max_size() {
+        let dir = tmpdir("sizeless");
+        let r = FileReceiver::new(
+            dir.clone(),
+            ReceivePolicy {
+                max_size: 10,
+                resume: false,
+            },
+            None,
+        );
+        let desc = FileDesc {
+            name: Some("nosize.bin".into()),
+            ..Default::default()
+        };
+        assert!(desc.size.is_none());
+        let ans = accept(r.decide(&desc.to_description(), Senders::Initiator));
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"eleven byte").await.unwrap();
+        a.shutdown().await.unwrap();
+        let e = r
+            .run(ctx(Role::Responder, ans.clone(), None), Box::new(b))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("limit of 10 bytes"), "{e}");
+        assert!(!dir.join("nosize.bin").exists());
+        assert!(!dir.join("nosize.bin.jet-part").exists());
+        // Within the limit it is received.
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(b"ten bytes!").await.unwrap();
+        a.shutdown().await.unwrap();
+        r.run(ctx(Role::Responder, ans, None), Box::new(b))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("nosize.bin")).unwrap(),
+            b"ten bytes!"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -135,13 +135,22 @@ impl IncomingFile {
         &self.partial
     }
 
-    /// Appends plaintext.
+    /// Appends plaintext. A failed write (a full disk, a file-size limit)
+    /// names the partial file in its error (its name only: the text may
+    /// reach the peer in a `session-terminate`, our directories may not).
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         let f = self.file.as_mut().ok_or_else(closed)?;
-        f.write_all(data).await?;
+        let name = self
+            .partial
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let failed =
+            |e: io::Error| Error::Io(io::Error::new(e.kind(), format!("writing {name}: {e}")));
+        f.write_all(data).await.map_err(failed)?;
         // tokio's File completes writes in the background; wait for it, so
         // that what `written` counts is in the file (cancellation safety).
-        f.flush().await?;
+        f.flush().await.map_err(failed)?;
         self.hasher.update(data);
         self.written += data.len() as u64;
         Ok(())

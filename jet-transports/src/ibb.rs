@@ -763,7 +763,7 @@ async fn send(
             .await
             {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("the peer refused IBB {what}: {e}")),
+                Ok(Err(e)) => Err(refusal(&what, &e)),
                 Err(_) => Err(format!(
                     "the peer did not acknowledge IBB {what} within {} s",
                     iq_timeout.as_secs()
@@ -858,9 +858,60 @@ async fn send(
     }
 }
 
+/// Why a data IQ failed. The conditions a server answers for a resource
+/// that is gone (RFC 6120 §8.5.3.2.1: `service-unavailable`, or
+/// `recipient-unavailable`), which a peer also answers for a bytestream it
+/// closed, say that the other side went away: the user is told so.
+fn refusal(what: &str, e: &ChannelError) -> String {
+    match e {
+        ChannelError::StanzaError { condition, .. }
+            if matches!(
+                condition.as_str(),
+                "service-unavailable" | "recipient-unavailable"
+            ) =>
+        {
+            format!(
+                "the peer refused IBB {what} with {condition}: it went offline or closed the bytestream"
+            )
+        }
+        ChannelError::Unavailable(_) => {
+            format!("the peer refused IBB {what}: {e}; it went offline or closed the bytestream")
+        }
+        e => format!("the peer refused IBB {what}: {e}"),
+    }
+}
+
 async fn drain(inflight: &mut VecDeque<Inflight>) -> Result<(), String> {
     while let Some(f) = inflight.pop_front() {
         f.await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_peer_is_named_as_such() {
+        let gone = ChannelError::StanzaError {
+            error_type: "cancel".into(),
+            condition: "service-unavailable".into(),
+            text: None,
+        };
+        let m = refusal("data seq 7", &gone);
+        assert!(m.contains("went offline"), "{m}");
+        assert!(
+            m.contains("data seq 7") && m.contains("service-unavailable"),
+            "{m}"
+        );
+        let refused = ChannelError::StanzaError {
+            error_type: "cancel".into(),
+            condition: "not-acceptable".into(),
+            text: None,
+        };
+        let m = refusal("data seq 7", &refused);
+        assert!(m.starts_with("the peer refused IBB data seq 7"), "{m}");
+        assert!(!m.contains("went offline"), "{m}");
+    }
 }

@@ -11,12 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use async_trait::async_trait;
 use clap::{Args, ValueEnum};
 use jet_ciphers::CipherRegistry;
 use jet_core::driver::{Driver, DriverConfig, Incoming};
 use jet_core::envelope::EnvelopeBackend;
-use jet_core::error::TransportError;
 use jet_core::ft::{FileHash, HashAlgo};
 use jet_core::ft_app::{
     FileHost, FileOffer, FileReceiver, FileRequest, LocalFile, ProgressFn, ReceivePolicy,
@@ -25,12 +23,9 @@ use jet_core::jid::FullJid;
 use jet_core::memory::MemoryRouter;
 use jet_core::minidom::Element;
 use jet_core::session::{Application, JetConfig};
-use jet_core::transport::{
-    BoxedStream, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
-};
+use jet_core::transport::TransportAdapter;
 use jet_core::xml::ElementExt;
 use jet_transports::{IbbConfig, IbbTransport, S5bConfig, S5bTransport};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::progress::Progress;
 
@@ -138,127 +133,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a size (e.g. 4096, 64k, 4M, 1G)"))
 }
 
-/// A transport adapter whose streams break after `limit` written bytes:
-/// the demo's stand-in for a cut connection.
-struct Cutting {
-    inner: Arc<dyn TransportAdapter>,
-    limit: u64,
-}
-
-struct CuttingNegotiation {
-    inner: Box<dyn TransportNegotiation>,
-    limit: u64,
-}
-
-struct CutStream {
-    inner: BoxedStream,
-    left: u64,
-}
-
-#[async_trait]
-impl TransportAdapter for Cutting {
-    fn namespace(&self) -> &'static str {
-        self.inner.namespace()
-    }
-    async fn offer(
-        &self,
-        ctx: &TransportContext,
-    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
-        Ok(Box::new(CuttingNegotiation {
-            inner: self.inner.offer(ctx).await?,
-            limit: self.limit,
-        }))
-    }
-    async fn answer(
-        &self,
-        ctx: &TransportContext,
-        offer: &Element,
-    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
-        Ok(Box::new(CuttingNegotiation {
-            inner: self.inner.answer(ctx, offer).await?,
-            limit: self.limit,
-        }))
-    }
-}
-
-#[async_trait]
-impl TransportNegotiation for CuttingNegotiation {
-    fn local_transport(&self) -> Element {
-        self.inner.local_transport()
-    }
-    fn set_remote(&mut self, remote: &Element) -> Result<(), TransportError> {
-        self.inner.set_remote(remote)
-    }
-    async fn establish(
-        self: Box<Self>,
-        signals: &mut dyn TransportSignals,
-    ) -> Result<BoxedStream, TransportError> {
-        let inner = self.inner.establish(signals).await?;
-        Ok(Box::new(CutStream {
-            inner,
-            left: self.limit,
-        }))
-    }
-}
-
-impl AsyncRead for CutStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CutStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        use std::task::Poll;
-        if self.left == 0 {
-            // Break the connection for real, as a cut cable would.
-            let _ = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "connection cut by --interrupt-at",
-            )));
-        }
-        let n = (buf.len() as u64).min(self.left) as usize;
-        match std::pin::Pin::new(&mut self.inner).poll_write(cx, &buf[..n]) {
-            Poll::Ready(Ok(w)) => {
-                self.left -= w as u64;
-                Poll::Ready(Ok(w))
-            }
-            other => other,
-        }
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 /// Wraps every transport so that its streams break after `limit` written
 /// bytes (`jet demo --interrupt-at`, and the CLI's resume test hook).
 pub(crate) fn cut_after(
     transports: Vec<Arc<dyn TransportAdapter>>,
     limit: u64,
 ) -> Vec<Arc<dyn TransportAdapter>> {
-    transports
-        .into_iter()
-        .map(|t| Arc::new(Cutting { inner: t, limit }) as Arc<dyn TransportAdapter>)
-        .collect()
+    crate::cmd::hooks::Faults {
+        cut_after: Some(limit),
+        ..Default::default()
+    }
+    .wrap(transports)
 }
 
 fn transports(choice: TransportChoice) -> Vec<Arc<dyn TransportAdapter>> {
@@ -420,10 +305,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let jet_romeo = JetConfig::new(suites.clone(), vec![romeo_envelope]);
     let jet_juliet = JetConfig::new(suites, vec![juliet_envelope]);
     let first_transports = match args.interrupt_at {
-        Some(limit) => transports(args.transport)
-            .into_iter()
-            .map(|t| Arc::new(Cutting { inner: t, limit }) as Arc<dyn TransportAdapter>)
-            .collect(),
+        Some(limit) => cut_after(transports(args.transport), limit),
         None => transports(args.transport),
     };
     let mut romeo = party(&router, ROMEO, jet_romeo.clone(), first_transports.clone());

@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod crypto;
 pub mod demo;
+pub mod hooks;
 pub mod keys;
 pub mod xfer;

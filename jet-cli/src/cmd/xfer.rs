@@ -34,6 +34,35 @@ use crate::progress::Progress;
 /// Test hook: cut every transport stream after this many bytes written
 /// (simulates a broken connection; used by the resume tests).
 const CUT_ENV: &str = "JET_TEST_CUT_AFTER";
+/// Test hook: write to transport streams at most this many bytes per second
+/// (the fault tests slow a transfer down to cut it midway).
+const RATE_ENV: &str = "JET_TEST_RATE";
+/// Test hook: after this many bytes written, transport writes hang without
+/// closing anything (a stalled peer; the stall-timeout tests).
+const STALL_ENV: &str = "JET_TEST_STALL_AFTER";
+
+/// Limits of a responder (`receive`, `serve`).
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Sessions at once at most (offers waiting for an answer included);
+    /// further offers are refused with `busy`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+    /// Abort a transfer when no data moves for this many seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    pub stall_timeout: u64,
+}
+
+impl LimitArgs {
+    fn driver_config(&self) -> DriverConfig {
+        DriverConfig {
+            max_sessions: self.max_sessions as usize,
+            stall_timeout: (self.stall_timeout > 0)
+                .then(|| Duration::from_secs(self.stall_timeout)),
+            ..DriverConfig::default()
+        }
+    }
+}
 
 /// Arguments of `jet send`.
 #[derive(Args, Debug)]
@@ -75,6 +104,13 @@ pub struct ReceiveArgs {
     /// Give up after this many seconds without finishing (default: wait forever).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Refuse files larger than this (bytes, or with k/M/G: powers of 1024;
+    /// default 64G). Also bounds what a sender may stream without
+    /// announcing a size.
+    #[arg(long, value_parser = crate::cmd::demo::parse_size)]
+    pub max_size: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Arguments of `jet serve`.
@@ -94,6 +130,8 @@ pub struct ServeArgs {
     /// Give up after this many seconds (default: serve forever).
     #[arg(long)]
     pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Files offered to requesters (by hash).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -216,16 +254,24 @@ async fn reported<F: std::future::Future<Output = Result<()>>>(json: bool, f: F)
 }
 
 fn with_cut(transports: Vec<Arc<dyn TransportAdapter>>) -> Result<Vec<Arc<dyn TransportAdapter>>> {
-    match std::env::var(CUT_ENV) {
-        Ok(v) => {
-            let limit: u64 = v
-                .parse()
-                .map_err(|_| anyhow!("{CUT_ENV}={v:?} is not a number"))?;
-            eprintln!("jet: {CUT_ENV}={limit}: streams break after {limit} bytes (test hook)");
-            Ok(crate::cmd::demo::cut_after(transports, limit))
+    let hook = |name: &str| -> Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(v) => {
+                let n = v
+                    .parse()
+                    .map_err(|_| anyhow!("{name}={v:?} is not a number"))?;
+                eprintln!("jet: {name}={n} (test hook)");
+                Ok(Some(n))
+            }
+            Err(_) => Ok(None),
         }
-        Err(_) => Ok(transports),
-    }
+    };
+    let faults = crate::cmd::hooks::Faults {
+        cut_after: hook(CUT_ENV)?,
+        stall_after: hook(STALL_ENV)?,
+        rate: hook(RATE_ENV)?,
+    };
+    Ok(faults.wrap(transports))
 }
 
 /// A connected account with its driver.
@@ -253,7 +299,12 @@ async fn connect_with_envelope(
     }
 }
 
-fn start_driver(acc: &Account, ch: Arc<XmppChannel>, jet: JetConfig) -> Result<Node> {
+fn start_driver(
+    acc: &Account,
+    ch: Arc<XmppChannel>,
+    jet: JetConfig,
+    config: DriverConfig,
+) -> Result<Node> {
     let transports = with_cut(acc.transports())?;
     let json = acc.args.json;
     let refused = jet_core::driver::RefusedHook(Arc::new(move |peer, reason, text| {
@@ -272,7 +323,7 @@ fn start_driver(acc: &Account, ch: Arc<XmppChannel>, jet: JetConfig) -> Result<N
         transports,
         DriverConfig {
             on_refused: Some(refused),
-            ..DriverConfig::default()
+            ..config
         },
     );
     Ok(Node {
@@ -306,7 +357,12 @@ async fn initiator(
     }
     .await;
     match result {
-        Ok((peer, jet, urn, libervia)) => Ok((start_driver(acc, ch, jet)?, peer, urn, libervia)),
+        Ok((peer, jet, urn, libervia)) => Ok((
+            start_driver(acc, ch, jet, DriverConfig::default())?,
+            peer,
+            urn,
+            libervia,
+        )),
         Err(e) => {
             let _ = ch.disconnect().await;
             Err(e)
@@ -315,18 +371,29 @@ async fn initiator(
 }
 
 /// Connects and starts the driver as a responder accepting every suite.
-async fn responder(acc: &Account, allow: &[Jid]) -> Result<Node> {
+async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
     for j in allow {
         ch.allow_subscription(j.to_bare());
     }
     let registry = CipherRegistry::default();
     let jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
-    start_driver(acc, ch, jet)
+    start_driver(acc, ch, jet, config)
 }
 
-fn session_error(peer: &FullJid, e: jet_core::Error) -> anyhow::Error {
+/// Why the connection closed, for the user.
+fn lost_connection(ch: &XmppChannel) -> anyhow::Error {
+    match ch.close_reason() {
+        Some(why) => anyhow!("the XMPP connection was lost: {why}"),
+        None => anyhow!("the XMPP connection was lost"),
+    }
+}
+
+fn session_error(peer: &FullJid, e: jet_core::Error, ch: &XmppChannel) -> anyhow::Error {
     match e {
+        jet_core::Error::Channel(jet_core::error::ChannelError::Closed) => {
+            lost_connection(ch).context(format!("the session with {peer} failed"))
+        }
         jet_core::Error::Declined => anyhow!("{peer} declined the transfer"),
         jet_core::Error::Terminated { reason, text } if reason == "decline" => anyhow!(
             "{peer} declined the transfer{}",
@@ -388,7 +455,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                 0,
             ),
             Err(e) => {
-                result = Err(session_error(&peer, e));
+                result = Err(session_error(&peer, e, &node.ch));
                 break;
             }
         }
@@ -424,12 +491,7 @@ async fn next_incoming(
             .map_err(|_| anyhow!("no transfer finished before --timeout"))?,
         None => next.await,
     };
-    got.ok_or_else(|| {
-        anyhow!(
-            "the connection closed: {}",
-            node.ch.close_reason().unwrap_or_default()
-        )
-    })
+    got.ok_or_else(|| lost_connection(&node.ch))
 }
 
 fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
@@ -489,18 +551,13 @@ async fn serve_loop<A: Application + 'static>(
             Ok(()) => finished(&app, events),
             Err(e) => {
                 let e = match e {
-                    // Our application refused the offer (not the peer).
-                    jet_core::Error::Declined => {
-                        let any: &dyn std::any::Any = app.as_ref();
-                        let why = any
-                            .downcast_ref::<FileReceiver>()
-                            .and_then(FileReceiver::refusal);
-                        anyhow!(
-                            "declined the offer from {peer}{}",
-                            why.map(|w| format!(": {w}")).unwrap_or_default()
-                        )
-                    }
-                    e => session_error(&peer, e),
+                    // Our own decision (size limit, existing file): not
+                    // "the peer declined".
+                    jet_core::Error::Refused { text, .. } => anyhow!(
+                        "declined the offer from {peer}{}",
+                        text.map(|t| format!(": {t}")).unwrap_or_default()
+                    ),
+                    e => session_error(&peer, e, &node.ch),
                 };
                 if once {
                     return Err(e);
@@ -536,11 +593,12 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut node = responder(&acc, &allow).await?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
     events.ready(&node.ch.local_jid());
+    let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
         resume: args.resume,
-        ..ReceivePolicy::default()
+        max_size: args.max_size.unwrap_or(defaults.max_size),
     };
     let r = serve_loop(
         &mut node,
@@ -599,7 +657,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut node = responder(&acc, &allow).await?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
     events.ready(&node.ch.local_jid());
     let r = serve_loop(
         &mut node,
@@ -657,7 +715,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     let r = node.driver.initiate(peer.clone(), req.clone()).await;
     bar.finish();
     account::settle_and_disconnect(&node.ch).await;
-    r.map_err(|e| session_error(&peer, e))?;
+    r.map_err(|e| session_error(&peer, e, &node.ch))?;
     let got = req
         .received()
         .ok_or_else(|| anyhow!("the session ended but no file was received"))?;

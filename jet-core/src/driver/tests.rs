@@ -251,6 +251,7 @@ impl Application for Sink {
 struct World {
     router: MemoryRouter,
     romeo: Driver,
+    romeo_incoming: mpsc::UnboundedReceiver<Incoming>,
     juliet_incoming: mpsc::UnboundedReceiver<Incoming>,
     _juliet: Driver,
     adapter: PipeAdapter,
@@ -286,6 +287,23 @@ fn world_with(
     romeo_fail_first: bool,
     juliet_only_fail: bool,
 ) -> World {
+    world_configured(
+        romeo_author,
+        flip_at,
+        romeo_fail_first,
+        juliet_only_fail,
+        |_| {},
+    )
+}
+
+/// `world_with`, and `juliet_config` adjusts Juliet's driver settings.
+fn world_configured(
+    romeo_author: FullJid,
+    flip_at: Option<usize>,
+    romeo_fail_first: bool,
+    juliet_only_fail: bool,
+    juliet_config: impl FnOnce(&mut DriverConfig),
+) -> World {
     let router = MemoryRouter::new();
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
@@ -311,12 +329,14 @@ fn world_with(
     } else {
         vec![fail, pipe]
     };
-    let (romeo_driver, _romeo_incoming) = Driver::start(
+    let (romeo_driver, romeo_incoming) = Driver::start(
         router.connect(romeo()),
         jet(&romeo_author),
         romeo_transports,
         config.clone(),
     );
+    let mut config = config;
+    juliet_config(&mut config);
     let (juliet_driver, juliet_incoming) = Driver::start(
         router.connect(juliet()),
         jet(&juliet()),
@@ -326,6 +346,7 @@ fn world_with(
     World {
         router,
         romeo: romeo_driver,
+        romeo_incoming,
         juliet_incoming,
         _juliet: juliet_driver,
         adapter,
@@ -454,7 +475,13 @@ async fn application_decline_reaches_the_initiator() {
     let mut w = world(romeo(), None);
     let (app, _) = sink(&vec![1u8; (1 << 20) + 1]);
     let (r, j) = run_both(&mut w, app).await;
-    assert!(matches!(j, Err(Error::Declined)), "{j:?}");
+    match j {
+        Err(Error::Refused { reason, text }) => {
+            assert_eq!(reason, "decline");
+            assert_eq!(text.as_deref(), Some("too big"));
+        }
+        other => panic!("expected our refusal, got {other:?}"),
+    }
     assert!(matches!(r, Err(Error::Declined)), "{r:?}");
     assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
 }
@@ -580,4 +607,220 @@ async fn cancelled_initiate_sends_cancel() {
         "{ev:?}"
     );
     assert_eq!(terminate_reasons(&w.log, &romeo()), ["cancel"]);
+}
+
+/// Sends `pieces` KiB, one per `pause`, then finishes, or (with `hang`)
+/// waits forever without closing; the receiving side counts what it reads.
+struct Trickle {
+    pieces: usize,
+    pause: Duration,
+    hang: bool,
+    got: Arc<AtomicU64>,
+}
+
+impl Trickle {
+    fn new(pieces: usize, pause: Duration, hang: bool) -> Arc<Self> {
+        Arc::new(Trickle {
+            pieces,
+            pause,
+            hang,
+            got: Arc::new(AtomicU64::new(0)),
+        })
+    }
+}
+
+#[async_trait]
+impl Application for Trickle {
+    fn namespace(&self) -> &'static str {
+        SINK_NS
+    }
+    fn offer(&self) -> Result<Offer, Error> {
+        Ok(Offer {
+            description: Element::builder("description", SINK_NS).build(),
+            senders: Senders::Initiator,
+        })
+    }
+    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
+        Decision::Accept(description.clone())
+    }
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        if ctx.we_send {
+            for _ in 0..self.pieces {
+                stream.write_all(&[0x42; 1024]).await?;
+                stream.flush().await?;
+                tokio::time::sleep(self.pause).await;
+            }
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            stream.shutdown().await?;
+        } else {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                self.got.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits (bounded) until `got` reaches `n`.
+async fn until_received(got: &AtomicU64, n: u64) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while got.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("data must flow");
+}
+
+/// The sender's stanza channel closes mid-transfer while the data goes on
+/// a transport of its own (like S5B): the sender stops at once with
+/// `ChannelError::Closed` instead of pushing data it can never get a
+/// verdict for; the receiver sees the stream end early and fails. Romeo's
+/// driver starts nothing new and its stream of incoming sessions ends.
+#[tokio::test]
+async fn a_lost_channel_ends_the_running_session_at_once() {
+    let mut w = world(romeo(), None);
+    // 100 s of data unless something stops it.
+    let app = Trickle::new(10_000, Duration::from_millis(10), false);
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let app2 = app.clone();
+    let juliet_side = tokio::spawn(async move {
+        let inc = incoming.recv().await.expect("an incoming session");
+        inc.accept(app2).await
+    });
+    let romeo_side = {
+        let (driver, app) = (w.romeo.clone(), app.clone());
+        tokio::spawn(async move { driver.initiate(juliet(), app).await })
+    };
+    until_received(&app.got, 8 * 1024).await;
+    w.router.disconnect(&romeo());
+    let r = tokio::time::timeout(Duration::from_secs(5), romeo_side)
+        .await
+        .expect("the sender must stop at once")
+        .unwrap();
+    assert!(
+        matches!(r, Err(Error::Channel(ChannelError::Closed))),
+        "{r:?}"
+    );
+    let j = tokio::time::timeout(Duration::from_secs(10), juliet_side)
+        .await
+        .expect("the receiver must end by itself")
+        .unwrap();
+    assert!(j.is_err(), "a cut stream cannot end well: {j:?}");
+    assert!(app.got.load(Ordering::Relaxed) < 10_000 * 1024);
+    // Nothing new starts; the incoming sessions end.
+    let again = tokio::time::timeout(
+        Duration::from_secs(5),
+        w.romeo
+            .initiate(juliet(), Trickle::new(1, Duration::ZERO, false)),
+    )
+    .await
+    .expect("bounded");
+    assert!(
+        matches!(again, Err(Error::Channel(ChannelError::Closed))),
+        "{again:?}"
+    );
+    let next = tokio::time::timeout(Duration::from_secs(5), w.romeo_incoming.recv())
+        .await
+        .expect("the incoming stream must end");
+    assert!(next.is_none());
+}
+
+/// A peer that stops sending without closing anything: the receiver gives
+/// up after the stall timeout with `timeout`, and the sender learns it.
+#[tokio::test]
+async fn a_stalled_transfer_ends_with_timeout() {
+    let mut w = world_configured(romeo(), None, false, false, |c| {
+        c.stall_timeout = Some(Duration::from_millis(500));
+    });
+    let app = Trickle::new(4, Duration::from_millis(10), true);
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let app2 = app.clone();
+    let juliet_side = tokio::spawn(async move {
+        let inc = incoming.recv().await.expect("an incoming session");
+        inc.accept(app2).await
+    });
+    let both = async {
+        (
+            w.romeo.initiate(juliet(), app.clone()).await,
+            juliet_side.await,
+        )
+    };
+    let (r, j) = tokio::time::timeout(Duration::from_secs(10), both)
+        .await
+        .expect("the stall timeout must end the session");
+    match j.unwrap() {
+        Err(Error::Timeout(what)) => assert!(what.contains("no data arrived"), "{what}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    match r {
+        Err(Error::Terminated { reason, text }) => {
+            assert_eq!(reason, "timeout");
+            assert!(text.unwrap_or_default().contains("stalled"));
+        }
+        other => panic!("expected the receiver's timeout, got {other:?}"),
+    }
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["timeout"]);
+}
+
+/// Offers beyond `max_sessions` are ended with `busy` before any envelope
+/// or transport work; once a session ends, a new offer gets through.
+#[tokio::test]
+async fn offers_beyond_the_session_limit_are_busy() {
+    let mut w = world_configured(romeo(), None, false, false, |c| c.max_sessions = 2);
+    let mut held = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        let (driver, app) = (w.romeo.clone(), Trickle::new(1, Duration::ZERO, false));
+        pending.push(tokio::spawn(
+            async move { driver.initiate(juliet(), app).await },
+        ));
+        let inc = tokio::time::timeout(Duration::from_secs(5), w.juliet_incoming.recv())
+            .await
+            .expect("bounded")
+            .expect("an incoming session");
+        held.push(inc);
+    }
+    let third = tokio::time::timeout(
+        Duration::from_secs(5),
+        w.romeo
+            .initiate(juliet(), Trickle::new(1, Duration::ZERO, false)),
+    )
+    .await
+    .expect("the refusal must come at once");
+    match third {
+        Err(Error::Terminated { reason, text }) => {
+            assert_eq!(reason, "busy");
+            assert!(text.unwrap_or_default().contains("limit 2"));
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
+    assert!(w.juliet_incoming.try_recv().is_err(), "no third Incoming");
+    // One held offer is declined: there is room again.
+    held.pop().unwrap().decline().await.unwrap();
+    let declined = tokio::time::timeout(Duration::from_secs(5), pending.pop().unwrap())
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert!(matches!(declined, Err(Error::Declined)), "{declined:?}");
+    let driver = w.romeo.clone();
+    let fourth = tokio::spawn(async move {
+        driver
+            .initiate(juliet(), Trickle::new(1, Duration::ZERO, false))
+            .await
+    });
+    let inc = tokio::time::timeout(Duration::from_secs(5), w.juliet_incoming.recv())
+        .await
+        .expect("bounded")
+        .expect("the fourth offer gets through");
+    drop(inc);
+    drop(held);
+    let _ = tokio::time::timeout(Duration::from_secs(5), fourth).await;
 }

@@ -23,7 +23,11 @@
 //!   `id` *and* sender (RFC 6120 §8.2.3: a result must come from where the
 //!   request went), incoming `get`/`set` go to the first
 //!   [`subscribe`](StanzaChannel::subscribe)r whose filter accepts them, and
-//!   the rest are answered `service-unavailable` (RFC 6120 §8.4).
+//!   the rest are answered `service-unavailable` (RFC 6120 §8.4). Each
+//!   subscriber holds at most [`MAX_UNANSWERED`] requests it has not
+//!   answered yet; beyond that a request is answered `resource-constraint`
+//!   (type `wait`, RFC 6120 §8.3.3.18) instead of queued, so a peer that
+//!   floods us with IQs cannot make the queues grow without bound.
 //! - **Discovery**: `disco#info` (XEP-0030) is answered by the channel with
 //!   the caller's features, which are also advertised as XEP-0115 caps in the
 //!   initial presence; pings (XEP-0199) and roster pushes are answered.
@@ -86,6 +90,12 @@ use crate::ns;
 use crate::xml::{BuilderExt, ElementExt};
 use connect::{describe_stream_error, RawStream, NS_ROSTER, NS_STREAMS};
 
+/// Incoming requests a subscriber may hold unanswered (delivered, not yet
+/// answered with a `result` or `error` through
+/// [`send`](StanzaChannel::send)); more are refused with
+/// `resource-constraint` (RFC 6120 §8.3.3.18).
+pub const MAX_UNANSWERED: usize = 256;
+
 /// How long [`XmppChannel::disconnect`] waits for the server to take our
 /// goodbye before it just drops the connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -96,11 +106,24 @@ struct Pending {
     tx: oneshot::Sender<Element>,
 }
 
+/// One subscriber of incoming requests.
+#[derive(Clone)]
+struct Sub {
+    id: u64,
+    filter: IqFilter,
+    tx: mpsc::UnboundedSender<Element>,
+}
+
 #[derive(Default)]
 struct State {
     closed: Option<String>,
     pending: HashMap<String, Pending>,
-    subs: Vec<(IqFilter, mpsc::UnboundedSender<Element>)>,
+    subs: Vec<Sub>,
+    next_sub: u64,
+    /// Requests delivered to a subscriber and not answered yet: (id, from)
+    /// → the subscriber; and how many each subscriber holds.
+    unanswered: HashMap<(String, String), u64>,
+    held: HashMap<u64, usize>,
     presence: HashMap<BareJid, BTreeMap<FullJid, Option<PeerCaps>>>,
     /// Whose subscription requests we accept.
     allow: HashSet<BareJid>,
@@ -402,6 +425,7 @@ impl StanzaChannel for XmppChannel {
                 stanza.ns()
             )));
         }
+        self.shared.answered(&stanza);
         let (ack_tx, ack_rx) = oneshot::channel();
         self.commands
             .send(Command::Send(stanza, ack_tx))
@@ -413,7 +437,9 @@ impl StanzaChannel for XmppChannel {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut st = lock(&self.shared.state);
         if st.closed.is_none() {
-            st.subs.push((filter, tx));
+            st.next_sub += 1;
+            let id = st.next_sub;
+            st.subs.push(Sub { id, filter, tx });
         }
         rx
     }
@@ -440,7 +466,37 @@ fn answer_from_ok(to: Option<&Jid>, from: Option<&str>, me: &FullJid) -> bool {
     }
 }
 
+impl State {
+    /// Drops ended subscriptions and what they held.
+    fn forget_closed_subs(&mut self) {
+        let before = self.subs.len();
+        self.subs.retain(|s| !s.tx.is_closed());
+        if self.subs.len() != before {
+            let live: HashSet<u64> = self.subs.iter().map(|s| s.id).collect();
+            self.unanswered.retain(|_, sub| live.contains(sub));
+            self.held.retain(|sub, _| live.contains(sub));
+        }
+    }
+}
+
 impl Shared {
+    /// Notes that an outgoing stanza answers a request a subscriber held.
+    fn answered(&self, stanza: &Element) {
+        if stanza.name() != "iq" || !matches!(stanza.attr("type"), Some("result" | "error")) {
+            return;
+        }
+        let key = (
+            stanza.attr("id").unwrap_or_default().to_string(),
+            stanza.attr("to").unwrap_or_default().to_string(),
+        );
+        let mut st = lock(&self.state);
+        if let Some(sub) = st.unanswered.remove(&key) {
+            if let Some(n) = st.held.get_mut(&sub) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
     fn is_own_account(&self, from: Option<&str>) -> bool {
         match from {
             None => true,
@@ -458,6 +514,8 @@ impl Shared {
         // the subscriptions.
         st.pending.clear();
         st.subs.clear();
+        st.unanswered.clear();
+        st.held.clear();
         st.other = None;
         st.presence.clear();
         drop(st);
@@ -511,18 +569,34 @@ impl Shared {
                     return;
                 }
                 // Filters are the caller's code: call them without the lock.
-                let subs: Vec<_> = {
+                let subs: Vec<Sub> = {
                     let mut st = lock(&self.state);
-                    st.subs.retain(|(_, tx)| !tx.is_closed());
+                    st.forget_closed_subs();
                     st.subs.clone()
                 };
+                let key = (
+                    el.attr("id").unwrap_or_default().to_string(),
+                    el.attr("from").unwrap_or_default().to_string(),
+                );
                 let mut el = el;
-                for (filter, tx) in subs {
-                    if filter(&el) {
-                        match tx.send(el) {
-                            Ok(()) => return,
-                            Err(e) => el = e.0,
+                for sub in subs {
+                    if !(sub.filter)(&el) {
+                        continue;
+                    }
+                    let mut st = lock(&self.state);
+                    if st.held.get(&sub.id).copied().unwrap_or(0) >= MAX_UNANSWERED {
+                        // RFC 6120 §8.3.3.18: try again later.
+                        out.push_back(iq_error(&el, "wait", "resource-constraint", None));
+                        return;
+                    }
+                    match sub.tx.send(el) {
+                        Ok(()) => {
+                            if st.unanswered.insert(key, sub.id).is_none() {
+                                *st.held.entry(sub.id).or_default() += 1;
+                            }
+                            return;
                         }
+                        Err(e) => el = e.0,
                     }
                 }
                 out.push_back(iq_error(&el, "cancel", "service-unavailable", None));
@@ -604,6 +678,26 @@ impl Shared {
     }
 }
 
+/// Why the stream broke, for a user: the usual ways a connection dies in
+/// plain words, anything else as it is.
+fn describe_read_error(e: &ReadError) -> String {
+    match e {
+        ReadError::HardError(io) => match io.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                "the connection to the server broke off (closed without a goodbye)".into()
+            }
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                "the connection to the server was reset".into()
+            }
+            std::io::ErrorKind::TimedOut => {
+                "the server stopped answering (keepalive timed out)".into()
+            }
+            _ => format!("the connection to the server failed: {io}"),
+        },
+        e => format!("stream failed: {e}"),
+    }
+}
+
 /// The connection task: the only owner of the stream.
 async fn run(
     mut stream: RawStream,
@@ -664,7 +758,7 @@ async fn run(
                 Some(Err(ReadError::StreamFooterReceived)) | None => {
                     break 'conn "the server closed the stream".to_string();
                 }
-                Some(Err(e)) => break 'conn format!("stream failed: {e}"),
+                Some(Err(e)) => break 'conn describe_read_error(&e),
             },
         }
     };
@@ -742,6 +836,99 @@ mod tests {
         let server: Jid = "jet.test".parse().unwrap();
         assert!(answer_from_ok(Some(&server), Some("jet.test"), &me()));
         assert!(!answer_from_ok(Some(&server), None, &me()));
+    }
+
+    fn shared() -> Shared {
+        let config = XmppConfig::new("romeo@jet.test".parse().unwrap(), "pw");
+        let disco = config.disco_info();
+        Shared {
+            jid: me(),
+            caps_ver: disco.caps_ver(),
+            caps_node: "n".into(),
+            disco,
+            state: Mutex::new(State::default()),
+            presence_changed: watch::Sender::new(0),
+            ids: AtomicU64::new(0),
+            id_prefix: "t".into(),
+        }
+    }
+
+    fn request(n: usize) -> Element {
+        Element::builder("iq", ns::JABBER_CLIENT)
+            .a("type", "set")
+            .a("id", format!("flood{n}"))
+            .a("from", "mallory@jet.test/x")
+            .a("to", "romeo@jet.test/orchard")
+            .append(Element::builder("data", ns::IBB).build())
+            .build()
+    }
+
+    /// A flood of IQs a subscriber does not answer stays bounded: beyond
+    /// MAX_UNANSWERED they are refused (`wait`/`resource-constraint`), and
+    /// every answer makes room for one more.
+    #[test]
+    fn unanswered_requests_are_bounded() {
+        let sh = shared();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        lock(&sh.state).subs.push(Sub {
+            id: 1,
+            filter: Arc::new(|iq: &Element| is_request_for(iq, "data", ns::IBB)),
+            tx,
+        });
+        let mut out = VecDeque::new();
+        let flood = MAX_UNANSWERED + 50;
+        for n in 0..flood {
+            sh.dispatch(request(n), &mut out);
+        }
+        let mut delivered = Vec::new();
+        while let Ok(el) = rx.try_recv() {
+            delivered.push(el);
+        }
+        assert_eq!(delivered.len(), MAX_UNANSWERED);
+        assert_eq!(out.len(), 50);
+        for e in &out {
+            assert_eq!(e.attr("type"), Some("error"));
+            let err = e.get_child("error", ns::JABBER_CLIENT).unwrap();
+            assert_eq!(err.attr("type"), Some("wait"));
+            assert!(err.children().any(|c| c.name() == "resource-constraint"));
+        }
+        // One answer, one more delivery; still refused after that.
+        sh.answered(&iq_result(&delivered[0], None));
+        out.clear();
+        sh.dispatch(request(flood), &mut out);
+        sh.dispatch(request(flood + 1), &mut out);
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err());
+        assert_eq!(out.len(), 1);
+        // A subscription that ends frees what it held.
+        drop(rx);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        lock(&sh.state).subs.push(Sub {
+            id: 2,
+            filter: Arc::new(|_: &Element| true),
+            tx,
+        });
+        out.clear();
+        sh.dispatch(request(flood + 2), &mut out);
+        assert!(rx.try_recv().is_ok(), "{out:?}");
+        assert!(lock(&sh.state).unanswered.len() == 1);
+    }
+
+    #[test]
+    fn broken_connections_are_described_plainly() {
+        use std::io::{Error as IoError, ErrorKind};
+        let eof = ReadError::HardError(IoError::new(
+            ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/x",
+        ));
+        let d = describe_read_error(&eof);
+        assert!(d.contains("broke off") && !d.contains("https://"), "{d}");
+        let reset = ReadError::HardError(IoError::from(ErrorKind::ConnectionReset));
+        assert!(describe_read_error(&reset).contains("reset"));
+        let timeout = ReadError::HardError(IoError::from(ErrorKind::TimedOut));
+        assert!(describe_read_error(&timeout).contains("stopped answering"));
+        let other = ReadError::HardError(IoError::other("odd"));
+        assert!(describe_read_error(&other).ends_with("odd"));
     }
 
     #[test]

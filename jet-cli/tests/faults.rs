@@ -1,0 +1,879 @@
+//! Fault injection: real `jet` processes against the loopback Prosody of
+//! `scripts/test-server`, with faults a transfer meets in the field.
+//!
+//! - A TCP relay ([`Relay`], 127.0.0.1 only) sits between one `jet` and
+//!   Prosody (`--server 127.0.0.1:RELAYPORT`); the test cuts it (closes both
+//!   sides and stops accepting) to simulate the server disappearing or the
+//!   connection dying mid-session.
+//! - A file-size limit (`prlimit --fsize`, with SIGXFSZ ignored) makes the
+//!   receiver's writes fail as on a full disk (EFBIG).
+//! - The sender's test hooks (`JET_TEST_RATE`, `JET_TEST_STALL_AFTER`) slow
+//!   its transport streams down or stall them.
+//!
+//! Only the accounts `fault1` (sender) and `fault2` (receiver) are used;
+//! receivers are addressed by the full JID they print. Without a server
+//! these tests skip (fail with `JET_REQUIRE_SERVER=1`); every process and
+//! every wait is bounded.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{random_file, server, sha256_b64, Proc, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const SENDER: &str = "fault1";
+const RECEIVER: &str = "fault2";
+const CHUNKED: &str = "urn:xmpp:ciphers:aes-256-gcm-chunked:jet:0";
+/// The chunked mode's plaintext chunk length (docs/chunked-format.md).
+const CHUNK_LEN: u64 = 65536;
+
+// ----- the processes ---------------------------------------------------------
+
+/// `jet SUB` as `user` (stub envelope, JSON events), run by `program` (jet
+/// itself, or a wrapper such as `sh`/`prlimit` given jet's path), connecting
+/// to `addr` (Prosody or a relay).
+fn jet_cmd(
+    srv: &Server,
+    mut program: Command,
+    addr: &str,
+    sub: &str,
+    user: &str,
+    args: &[&str],
+) -> Command {
+    program
+        .arg(sub)
+        .args(["--jid", &srv.jid(user), "--server", addr])
+        .arg("--ca")
+        .arg(&srv.ca)
+        .args(["--envelope", "stub", "--json", "--wait", "5"])
+        .args(args)
+        .env("JET_PASSWORD", &srv.password)
+        .env_remove("JET_TEST_CUT_AFTER")
+        .env_remove("JET_TEST_RATE")
+        .env_remove("JET_TEST_STALL_AFTER")
+        .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    program
+}
+
+/// `jet SUB` through `addr` (a relay).
+fn jet_via(srv: &Server, addr: &str, sub: &str, user: &str, args: &[&str]) -> Command {
+    jet_cmd(
+        srv,
+        Command::new(env!("CARGO_BIN_EXE_jet")),
+        addr,
+        sub,
+        user,
+        args,
+    )
+}
+
+/// `jet SUB` straight to Prosody.
+fn jet(srv: &Server, sub: &str, user: &str, args: &[&str]) -> Command {
+    jet_via(srv, &srv.addr, sub, user, args)
+}
+
+/// What these tests need beyond `common::Proc`.
+trait ProcExt {
+    /// The next event `pred` accepts (others are skipped), within `bound`.
+    fn event_where(
+        &self,
+        what: &str,
+        bound: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value;
+    /// The exit status, waiting at most `bound` (killed after it).
+    fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus;
+    /// The reason of the `error` event (after exit).
+    fn error_reason(&self) -> String;
+}
+
+impl ProcExt for Proc {
+    fn event_where(
+        &self,
+        what: &str,
+        bound: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + bound;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => continue,
+                Err(_) => panic!("no {what} within {bound:?}; stderr:\n{}", self.stderr()),
+            }
+        }
+    }
+
+    fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain.
+                std::thread::sleep(Duration::from_millis(100));
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "jet did not exit within {bound:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn error_reason(&self) -> String {
+        self.all_events()
+            .into_iter()
+            .find(|e| e["event"] == "error")
+            .and_then(|e| e["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no error event; stderr:\n{}", self.stderr()))
+    }
+}
+
+/// Fails unless the process exits non-zero within `bound` with an error
+/// event that contains every one of `expect`; returns the reason.
+fn expect_failure(p: &mut Proc, who: &str, bound: Duration, expect: &[&str]) -> String {
+    let st = p.wait_within(bound);
+    assert!(!st.success(), "{who} must fail; stderr:\n{}", p.stderr());
+    let reason = p.error_reason();
+    for e in expect {
+        assert!(
+            reason.contains(e),
+            "{who}'s error {reason:?} does not mention {e:?}; stderr:\n{}",
+            p.stderr()
+        );
+    }
+    reason
+}
+
+/// The files in `dir` (name → length).
+fn files_in(dir: &Path) -> HashMap<String, u64> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap())
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.metadata().unwrap().len(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What an interrupted transfer leaves: never a file under the final name,
+/// and at most a partial file holding an authenticated prefix of `src`
+/// (whole chunks of the chunked mode; nothing in whole-stream mode).
+/// Returns the partial file's length (0 when there is none).
+fn assert_only_authenticated_bytes(out: &Path, src: &Path, chunked: bool) -> u64 {
+    let name = src.file_name().unwrap().to_str().unwrap();
+    let files = files_in(out);
+    assert!(
+        !files.contains_key(name),
+        "a file under the final name after a failed transfer: {files:?}"
+    );
+    let part = format!("{name}.jet-part");
+    let others: Vec<_> = files.keys().filter(|k| **k != part).collect();
+    assert!(others.is_empty(), "unexpected files: {others:?}");
+    let Some(&kept) = files.get(&part) else {
+        return 0;
+    };
+    if !chunked {
+        assert_eq!(
+            kept, 0,
+            "whole-stream mode authenticates nothing before its tag"
+        );
+        return 0;
+    }
+    assert_eq!(kept % CHUNK_LEN, 0, "kept {kept}: not whole chunks");
+    let data = std::fs::read(src).unwrap();
+    assert!(kept < data.len() as u64, "kept {kept}: the whole file");
+    assert_eq!(
+        std::fs::read(out.join(&part)).unwrap(),
+        data[..kept as usize],
+        "the partial file holds exactly an authenticated prefix"
+    );
+    kept
+}
+
+// ----- the relay -------------------------------------------------------------
+
+/// A TCP relay on 127.0.0.1 between `jet` and Prosody. [`cut`](Relay::cut)
+/// closes every connection (both sides) and stops accepting: to the client
+/// the server is gone.
+struct Relay {
+    port: u16,
+    cut: watch::Sender<bool>,
+    /// Bytes relayed from the server to the client(s).
+    down: Arc<AtomicU64>,
+}
+
+impl Relay {
+    /// Relays to `upstream`; cuts by itself once `cut_after_down` bytes
+    /// went from the server to the client, if given.
+    async fn start(upstream: &str, cut_after_down: Option<u64>) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cut_rx) = watch::channel(false);
+        let down = Arc::new(AtomicU64::new(0));
+        let upstream = upstream.to_string();
+        let (cut2, down2) = (cut.clone(), down.clone());
+        tokio::spawn(async move {
+            let mut stop = cut_rx.clone();
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stop.wait_for(|c| *c) => return,
+                };
+                let Ok((client, _)) = accepted else { return };
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, cut_rx.clone(), None));
+                tokio::spawn(pump(
+                    sr,
+                    cw,
+                    cut_rx.clone(),
+                    Some((down2.clone(), cut_after_down, cut2.clone())),
+                ));
+            }
+        });
+        Relay { port, cut, down }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    fn is_cut(&self) -> bool {
+        *self.cut.borrow()
+    }
+
+    fn bytes_down(&self) -> u64 {
+        self.down.load(Ordering::Relaxed)
+    }
+}
+
+type Counter = (Arc<AtomicU64>, Option<u64>, watch::Sender<bool>);
+
+/// Copies one direction until EOF, an error or the cut; dropping both halves
+/// closes the sockets.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut cut: watch::Receiver<bool>,
+    count: Option<Counter>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = cut.wait_for(|c| *c) => return,
+        };
+        if *cut.borrow() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        if let Some((total, limit, cutter)) = &count {
+            let t = total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+            if limit.is_some_and(|l| t >= l) {
+                cutter.send_replace(true);
+                return;
+            }
+        }
+    }
+}
+
+// ----- the tests -------------------------------------------------------------
+
+/// (a) IBB carries the data through the XMPP stream; the receiver's
+/// connection dies mid-transfer (its relay is cut after ~1.2 MB from the
+/// server). The receiver ends non-zero, quickly, saying the XMPP connection
+/// was lost; no final file; the partial file holds only authenticated
+/// (whole-chunk) bytes. The sender ends non-zero with a clear message
+/// (the receiver is gone). Then `receive --resume` over a fresh connection
+/// and a new `send` complete the file from where it stopped, SHA-256 equal.
+#[tokio::test(flavor = "multi_thread")]
+async fn ibb_receiver_connection_dies_then_resume_completes() {
+    let Some(srv) = server() else { return };
+    let relay = Relay::start(&srv.addr, Some(1_200_000)).await;
+    let relay2 = Relay::start(&srv.addr, None).await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let len = 2 << 20;
+        let src = random_file(tmp.path(), "ibb.bin", len);
+        let out = tmp.path().join("in");
+        let sender = srv.jid(SENDER);
+        let recv_args = [
+            "--once",
+            "--resume",
+            "--from",
+            sender.as_str(),
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--transport",
+            "ibb",
+        ];
+        let run_sender = |to: &str| {
+            Proc::spawn(jet(
+                &srv,
+                "send",
+                SENDER,
+                &[
+                    "--to",
+                    to,
+                    "--cipher",
+                    CHUNKED,
+                    "--transport",
+                    "ibb",
+                    "--ibb-block",
+                    "8192",
+                    src.to_str().unwrap(),
+                ],
+            ))
+        };
+
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
+            &relay.addr(),
+            "receive",
+            RECEIVER,
+            &recv_args,
+        ));
+        let to = recv.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut send = run_sender(&to);
+        recv.event("started", Duration::from_secs(20));
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !relay.is_cut() {
+            assert!(
+                Instant::now() < deadline,
+                "the transfer never reached the cut ({} bytes down); receiver:\n{}\nsender:\n{}",
+                relay.bytes_down(),
+                recv.stderr(),
+                send.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let cut_at = Instant::now();
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(15),
+            &["XMPP connection"],
+        );
+        assert!(r.contains("lost"), "{r}");
+        eprintln!("receiver: {r} (after {:?})", cut_at.elapsed());
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(45),
+            &[&to, "went offline"],
+        );
+        eprintln!("sender: {s} (after {:?})", cut_at.elapsed());
+        let kept = assert_only_authenticated_bytes(&out, &src, true);
+        assert!(kept > 0, "nothing kept: the cut came after 1.2 MB");
+
+        // Resume through a fresh connection.
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
+            &relay2.addr(),
+            "receive",
+            RECEIVER,
+            &recv_args,
+        ));
+        let to = recv.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut send = run_sender(&to);
+        assert!(send.wait().success(), "resume send: {}", send.stderr());
+        let done = recv.event("done", Duration::from_secs(30));
+        assert!(recv.wait().success(), "resume receive: {}", recv.stderr());
+        assert_eq!(done["resumed_from"].as_u64().unwrap(), kept);
+        let got = out.join("ibb.bin");
+        assert_eq!(PathBuf::from(done["path"].as_str().unwrap()), got);
+        assert_eq!(sha256_b64(&got), sha256_b64(&src));
+        assert_eq!(
+            done["hash"].as_str().unwrap(),
+            format!("sha-256:{}", sha256_b64(&src))
+        );
+        assert_eq!(files_in(&out).len(), 1, "no partial file left");
+    })
+    .await
+    .unwrap();
+}
+
+/// (b) S5B carries the data outside the XMPP stream; the *sender's* XMPP
+/// connection dies mid-transfer. Without its signalling the sender can no
+/// longer learn the receiver's verdict nor be stopped by it, so it aborts at
+/// once (closing the bytestream) and says that the XMPP connection was lost;
+/// it does not push on blindly and then wait for a verdict that cannot come.
+/// The receiver sees the bytestream end early and fails clearly, without a
+/// final file and without unauthenticated bytes (whole-stream cipher: no
+/// partial file at all).
+#[tokio::test(flavor = "multi_thread")]
+async fn s5b_sender_loses_its_xmpp_connection_mid_transfer() {
+    let Some(srv) = server() else { return };
+    let relay = Relay::start(&srv.addr, None).await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "s5b.bin", 4 << 20);
+        let out = tmp.path().join("in");
+        let sender = srv.jid(SENDER);
+        let mut recv = Proc::spawn(jet(
+            &srv,
+            "receive",
+            RECEIVER,
+            &[
+                "--once",
+                "--from",
+                &sender,
+                "--timeout",
+                "50",
+                "--dir",
+                out.to_str().unwrap(),
+                "--transport",
+                "s5b",
+            ],
+        ));
+        let to = recv.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // 512 KiB/s: the 4 MiB file would take 8 s.
+        let mut cmd = jet_via(
+            &srv,
+            &relay.addr(),
+            "send",
+            SENDER,
+            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+        );
+        cmd.env("JET_TEST_RATE", "524288");
+        let mut send = Proc::spawn(cmd);
+        // Cut once a quarter of the data has arrived (over SOCKS5).
+        recv.event_where("progress past 1 MiB", Duration::from_secs(30), |v| {
+            v["event"] == "progress" && v["bytes"].as_u64().is_some_and(|b| b >= 1 << 20)
+        });
+        let relayed = relay.bytes_down();
+        relay.cut();
+        let cut_at = Instant::now();
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(10),
+            &["XMPP connection", "lost"],
+        );
+        eprintln!("sender: {s} (after {:?})", cut_at.elapsed());
+        // Whole-stream mode cannot tell a cut from tampering by itself; the
+        // announced size can, and the user is told the stream was cut.
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(20),
+            &[&sender, "truncated"],
+        );
+        eprintln!("receiver: {r} (after {:?})", cut_at.elapsed());
+        // The data did not go through the relay.
+        assert!(relayed < 1 << 20, "{relayed} bytes through the relay");
+        assert_only_authenticated_bytes(&out, &src, false);
+    })
+    .await
+    .unwrap();
+}
+
+/// (b') The other side of (b): the *receiver's* XMPP connection dies while
+/// S5B data flows. The receiver stops at once ("the XMPP connection was
+/// lost"), keeps no unauthenticated bytes, and closes the bytestream; the
+/// sender's next write fails and it ends non-zero within a bound (it cannot
+/// hear a reason from a receiver without signalling).
+#[tokio::test(flavor = "multi_thread")]
+async fn s5b_receiver_loses_its_xmpp_connection_mid_transfer() {
+    let Some(srv) = server() else { return };
+    let relay = Relay::start(&srv.addr, None).await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "s5b-r.bin", 4 << 20);
+        let out = tmp.path().join("in");
+        let sender = srv.jid(SENDER);
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
+            &relay.addr(),
+            "receive",
+            RECEIVER,
+            &[
+                "--once",
+                "--from",
+                &sender,
+                "--timeout",
+                "50",
+                "--dir",
+                out.to_str().unwrap(),
+                "--transport",
+                "s5b",
+            ],
+        ));
+        let to = recv.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut cmd = jet(
+            &srv,
+            "send",
+            SENDER,
+            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+        );
+        cmd.env("JET_TEST_RATE", "524288");
+        let mut send = Proc::spawn(cmd);
+        recv.event_where("progress past 1 MiB", Duration::from_secs(30), |v| {
+            v["event"] == "progress" && v["bytes"].as_u64().is_some_and(|b| b >= 1 << 20)
+        });
+        relay.cut();
+        let cut_at = Instant::now();
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(10),
+            &["XMPP connection was lost"],
+        );
+        eprintln!("receiver: {r} (after {:?})", cut_at.elapsed());
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(15),
+            &[&to, "bytestream broke", "no reason came from the receiver"],
+        );
+        eprintln!("sender: {s} (after {:?})", cut_at.elapsed());
+        assert_only_authenticated_bytes(&out, &src, false);
+    })
+    .await
+    .unwrap();
+}
+
+/// (c) A full disk on the receiver, simulated by a file-size limit (EFBIG;
+/// SIGXFSZ ignored so that the write fails instead of killing the process).
+/// The receiver reports the write error with the file it was writing, ends
+/// the session with `failed-application` and that text, and leaves no file
+/// under the final name (whole-stream cipher: no partial file either). The
+/// sender learns why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_on_the_receiver_ends_the_session_cleanly() {
+    let Some(srv) = server() else { return };
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        assert_ne!(
+            std::env::var("JET_REQUIRE_SERVER").as_deref(),
+            Ok("1"),
+            "prlimit (util-linux) is missing"
+        );
+        eprintln!("skipping: no prlimit");
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "big.bin", 3 << 20);
+        let out = tmp.path().join("in");
+        std::fs::create_dir_all(&out).unwrap();
+        let sender = srv.jid(SENDER);
+        // sh ignores SIGXFSZ (inherited through exec), prlimit sets a 1 MiB
+        // file-size limit, then runs jet.
+        let mut wrapper = Command::new("sh");
+        wrapper.args([
+            "-c",
+            "trap '' XFSZ; exec prlimit --fsize=1048576 -- \"$@\"",
+            "sh",
+            env!("CARGO_BIN_EXE_jet"),
+        ]);
+        let mut recv = Proc::spawn(jet_cmd(
+            &srv,
+            wrapper,
+            &srv.addr,
+            "receive",
+            RECEIVER,
+            &[
+                "--once",
+                "--from",
+                &sender,
+                "--timeout",
+                "50",
+                "--dir",
+                out.to_str().unwrap(),
+                "--transport",
+                "s5b",
+            ],
+        ));
+        let to = recv.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut send = Proc::spawn(jet(
+            &srv,
+            "send",
+            SENDER,
+            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+        ));
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(30),
+            &["File too large", "big.bin.jet-part"],
+        );
+        eprintln!("receiver: {r}");
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(30),
+            &["failed-application", "File too large"],
+        );
+        eprintln!("sender: {s}");
+        // The peer learns the file name, not our directories.
+        assert!(!s.contains(out.to_str().unwrap()), "{s}");
+        assert_only_authenticated_bytes(&out, &src, false);
+    })
+    .await
+    .unwrap();
+}
+
+/// A `jet receive` waiting for offers (no `--once`) whose connection dies
+/// exits at once with a clear error, instead of waiting for offers that can
+/// no longer come until its `--timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_receiver_whose_connection_dies_exits() {
+    let Some(srv) = server() else { return };
+    let relay = Relay::start(&srv.addr, None).await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut recv = Proc::spawn(jet_via(
+            &srv,
+            &relay.addr(),
+            "receive",
+            RECEIVER,
+            &[
+                "--yes",
+                "--timeout",
+                "50",
+                "--dir",
+                tmp.path().to_str().unwrap(),
+            ],
+        ));
+        recv.event("ready", Duration::from_secs(20));
+        relay.cut();
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(10),
+            &["XMPP connection was lost"],
+        );
+        assert!(!r.contains("--timeout"), "{r}");
+    })
+    .await
+    .unwrap();
+}
+
+/// `receive --max-size` (human sizes): a larger offer is declined before
+/// any data moves; the receiver says why (the sender learns only that it
+/// was declined: `Error::Declined` carries no text).
+#[test]
+fn max_size_declines_a_larger_offer() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = random_file(tmp.path(), "two-k.bin", 2048);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let mut recv = Proc::spawn(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &[
+            "--once",
+            "--from",
+            &sender,
+            "--max-size",
+            "1k",
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut send = Proc::spawn(jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, src.to_str().unwrap()],
+    ));
+    expect_failure(
+        &mut send,
+        "the sender",
+        Duration::from_secs(30),
+        &[&format!("{to} declined the transfer")],
+    );
+    expect_failure(
+        &mut recv,
+        "the receiver",
+        Duration::from_secs(30),
+        &[
+            &format!("declined the offer from {}", srv.jid(SENDER)),
+            "file of 2048 bytes is larger than the limit of 1024 bytes",
+        ],
+    );
+    assert!(files_in(&out).is_empty(), "{:?}", files_in(&out));
+}
+
+/// A sender that stops writing without closing anything (test hook): the
+/// receiver gives up after `--stall-timeout`, ends the session with
+/// `timeout`, and the sender learns it, long before any other timeout.
+#[test]
+fn a_stalled_sender_times_out_on_the_receiver() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = random_file(tmp.path(), "stall.bin", 1 << 20);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let mut recv = Proc::spawn(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &[
+            "--once",
+            "--from",
+            &sender,
+            "--stall-timeout",
+            "2",
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--transport",
+            "s5b",
+        ],
+    ));
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+    );
+    cmd.env("JET_TEST_STALL_AFTER", "300000");
+    let mut send = Proc::spawn(cmd);
+    recv.event("started", Duration::from_secs(20));
+    let started = Instant::now();
+    let r = expect_failure(
+        &mut recv,
+        "the receiver",
+        Duration::from_secs(15),
+        &["no data arrived for 2 s", "stalled"],
+    );
+    eprintln!("receiver: {r} (after {:?})", started.elapsed());
+    let s = expect_failure(
+        &mut send,
+        "the sender",
+        Duration::from_secs(15),
+        &["timeout", "stalled"],
+    );
+    eprintln!("sender: {s}");
+    assert_only_authenticated_bytes(&out, &src, false);
+}
+
+/// `receive --max-sessions 1`: while one transfer runs, a second offer is
+/// ended at once with `busy` (and says the limit); the first completes.
+#[test]
+fn max_sessions_refuses_an_offer_beyond_the_limit_with_busy() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = random_file(tmp.path(), "first.bin", 1 << 20);
+    let small = random_file(tmp.path(), "second.bin", 1000);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let mut recv = Proc::spawn(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &[
+            "--once",
+            "--from",
+            &sender,
+            "--max-sessions",
+            "1",
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--transport",
+            "s5b",
+        ],
+    ));
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // 256 KiB/s: the first transfer takes about 4 s.
+    let mut cmd = jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, "--transport", "s5b", big.to_str().unwrap()],
+    );
+    cmd.env("JET_TEST_RATE", "262144");
+    let mut first = Proc::spawn(cmd);
+    recv.event("progress", Duration::from_secs(20));
+    let mut second = Proc::spawn(jet(
+        &srv,
+        "send",
+        SENDER,
+        &["--to", &to, "--transport", "s5b", small.to_str().unwrap()],
+    ));
+    expect_failure(
+        &mut second,
+        "the second sender",
+        Duration::from_secs(20),
+        &["busy", "too many sessions at once (limit 1)"],
+    );
+    assert!(first.wait().success(), "first: {}", first.stderr());
+    assert!(recv.wait().success(), "receiver: {}", recv.stderr());
+    assert_eq!(
+        std::fs::read(out.join("first.bin")).unwrap(),
+        std::fs::read(&big).unwrap()
+    );
+    assert!(!out.join("second.bin").exists());
+}
