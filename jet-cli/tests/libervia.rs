@@ -114,10 +114,36 @@ fn wait_for_file(path: &Path, len: u64, bound: Duration) -> bool {
     false
 }
 
+/// Mutual presence subscription between the jet account and Libervia,
+/// before any OMEMO device of the jet account is published: Libervia learns
+/// device lists from PEP notifications, which need its subscription.
+/// (`scripts/libervia-peer start` asked for it; here the jet account
+/// approves and asks back, which Libervia approves on its own.)
+async fn pair_with_libervia(srv: &common::Server, jet_user: &str, lv: &Libervia) {
+    use jet_core::jid::BareJid;
+    let lv_bare: BareJid = lv.jid.parse().unwrap();
+    let ch = jet_core::xmpp::XmppChannel::connect(srv.config(jet_user).resource("pairing"))
+        .await
+        .unwrap();
+    ch.allow_subscription(lv_bare.clone());
+    ch.subscribe_to_presence(lv_bare.clone()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ch.available_resources(&lv_bare).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "Libervia never let {jet_user} see its presence:\n{}",
+            lv.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ch.disconnect().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn file_transfer_with_libervia_both_ways() {
     let Some(srv) = server() else { return };
     let Some(lv) = libervia() else { return };
+    pair_with_libervia(&srv, &lv.peer_user, &lv).await;
     tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempdir().unwrap();
         let keys = tmp.path().join("keys");
@@ -139,7 +165,7 @@ async fn file_transfer_with_libervia_both_ways() {
                 "--from",
                 &lv.jid,
                 "--timeout",
-                "60",
+                "90",
                 "--data-dir",
                 &keys_s,
                 "--dir",
@@ -148,34 +174,47 @@ async fn file_transfer_with_libervia_both_ways() {
         ));
         let ready = recv.event("ready", Duration::from_secs(20));
         let me = ready["jid"].as_str().unwrap().to_string();
-        let send = lv.cli(&[
-            "file",
-            "send",
-            "-p",
-            &lv.profile,
-            "-e",
-            src.to_str().unwrap(),
-            &me,
-        ]);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let done = loop {
-            match recv.events.recv_timeout(Duration::from_millis(200)) {
-                Ok(v) if v["event"] == "done" => break v,
-                Ok(v) if v["event"] == "error" => panic!(
-                    "jet receive failed: {v}\n{}\nLibervia:\n{}",
-                    recv.stderr(),
-                    lv.log_tail()
-                ),
-                _ if Instant::now() > deadline => panic!(
-                    "no file from Libervia within 60 s; jet:\n{}\nlibervia-cli: {}\nLibervia:\n{}",
-                    recv.stderr(),
-                    kill(send),
-                    lv.log_tail()
-                ),
-                _ => {}
+        // Libervia may not have processed the PEP notification of our new
+        // device yet (it then refuses to send: no trusted device): retry.
+        let mut done = None;
+        let mut tries = Vec::new();
+        for _attempt in 0..4 {
+            let send = lv.cli(&[
+                "file",
+                "send",
+                "-p",
+                &lv.profile,
+                "-e",
+                src.to_str().unwrap(),
+                &me,
+            ]);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                match recv.events.recv_timeout(Duration::from_millis(200)) {
+                    Ok(v) if v["event"] == "done" => {
+                        done = Some(v);
+                        break;
+                    }
+                    Ok(v) if v["event"] == "error" => panic!(
+                        "jet receive failed: {v}\n{}\nLibervia:\n{}",
+                        recv.stderr(),
+                        lv.log_tail()
+                    ),
+                    _ => {}
+                }
             }
-        };
-        kill(send);
+            tries.push(kill(send));
+            if done.is_some() {
+                break;
+            }
+        }
+        let done = done.unwrap_or_else(|| {
+            panic!(
+                "no file from Libervia; jet:\n{}\nlibervia-cli: {tries:?}\nLibervia:\n{}",
+                recv.stderr(),
+                lv.log_tail()
+            )
+        });
         let got = PathBuf::from(done["path"].as_str().unwrap());
         assert_eq!(got, out.join("from-libervia.bin"));
         assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&src).unwrap());
