@@ -43,6 +43,18 @@ pub(crate) trait Sealer: Send {
     /// Encrypts `buf` in place and authenticates the ciphertext (continuing
     /// where the last call ended).
     fn seal(&mut self, buf: &mut [u8]) -> Result<(), CipherError>;
+    /// Appends `input`, sealed, to `out`. On error `out` may hold part of
+    /// it (the caller truncates). By default: copy, then [`seal`](Self::seal)
+    /// in place, [`STEP`] bytes at a time so that the MAC reads what the
+    /// keystream pass left in the cache.
+    fn seal_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
+        for piece in input.chunks(STEP) {
+            let start = out.len();
+            out.extend_from_slice(piece);
+            self.seal(&mut out[start..])?;
+        }
+        Ok(())
+    }
     /// The tag over all `ciphertext_len` bytes sealed.
     fn seal_tag(self, ciphertext_len: u64) -> Result<[u8; TAG_LEN], CipherError>;
 }
@@ -52,6 +64,18 @@ pub(crate) trait Opener: Send {
     /// Authenticates the ciphertext in `buf` and decrypts it in place
     /// (continuing where the last call ended).
     fn open(&mut self, buf: &mut [u8]) -> Result<(), CipherError>;
+    /// Appends `ciphertext`, opened, to `out` (released unauthenticated).
+    /// On error `out` may hold part of it (the caller truncates). By
+    /// default: copy, then [`open`](Self::open) in place, [`STEP`] bytes at
+    /// a time.
+    fn open_into(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
+        for piece in ciphertext.chunks(STEP) {
+            let start = out.len();
+            out.extend_from_slice(piece);
+            self.open(&mut out[start..])?;
+        }
+        Ok(())
+    }
     /// `Ok` only if `tag` is the tag over all `ciphertext_len` bytes opened,
     /// compared in constant time; [`CipherError::Authentication`] otherwise.
     fn verify(self, ciphertext_len: u64, tag: &[u8; TAG_LEN]) -> Result<(), CipherError>;
@@ -114,14 +138,11 @@ impl<E: Sealer> StreamEncryptor for WholeEncryptor<E> {
         }
         self.len = new_len;
         out.reserve(input.len());
-        for piece in input.chunks(STEP) {
-            let start = out.len();
-            out.extend_from_slice(piece);
-            if let Err(e) = engine.seal(&mut out[start..]) {
-                self.engine = None;
-                out.truncate(start);
-                return Err(e);
-            }
+        let start = out.len();
+        if let Err(e) = engine.seal_into(input, out) {
+            self.engine = None;
+            out.truncate(start);
+            return Err(e);
         }
         Ok(())
     }
@@ -197,14 +218,10 @@ impl<E: Opener> StreamDecryptor for WholeDecryptor<E> {
                 return Err(e);
             }
         }
-        for piece in input[..from_input].chunks(STEP) {
-            let at = out.len();
-            out.extend_from_slice(piece);
-            if let Err(e) = engine.open(&mut out[at..]) {
-                self.engine = None;
-                out.truncate(start);
-                return Err(e);
-            }
+        if let Err(e) = engine.open_into(&input[..from_input], out) {
+            self.engine = None;
+            out.truncate(start);
+            return Err(e);
         }
         Ok(())
     }
