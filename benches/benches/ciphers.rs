@@ -1,7 +1,10 @@
 //! Cipher throughput: every suite of the default registry, streaming
 //! encryption and decryption of one message of 4 KiB, 64 KiB and 1 MiB
 //! (fed in one `update`, setup and tag included), against the one-shot
-//! `aes-gcm` / `chacha20poly1305` AEADs on the same sizes.
+//! `aes-gcm` / `chacha20poly1305` AEADs on the same sizes. The whole-stream
+//! AES-GCM suites run once per built-in [`GcmBackend`] (`AES-256-GCM
+//! [openssl]` next to `AES-256-GCM [rustcrypto]`; the `openssl` feature of
+//! this package is on by default).
 //!
 //! `cargo bench -p jet-benches --bench ciphers -- --warm-up-time 1 --measurement-time 2`
 
@@ -9,7 +12,9 @@ use std::hint::black_box;
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use jet_ciphers::CipherRegistry;
+use jet_ciphers::gcm::{AesGcmSuite, GcmBackend};
+use jet_ciphers::{CipherRegistry, AES_128_GCM, AES_256_GCM};
+use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use jet_core::TransportSecret;
 
 const SIZES: &[usize] = &[4 * 1024, 64 * 1024, 1024 * 1024];
@@ -18,29 +23,81 @@ fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
+/// One suite on one backend: its benchmark name and how to make its
+/// encryptor and decryptor.
+struct Variant {
+    name: String,
+    suite: &'static dyn CipherSuite,
+    gcm: Option<(&'static AesGcmSuite, GcmBackend)>,
+}
+
+impl Variant {
+    fn encryptor(&self, ts: &TransportSecret) -> Box<dyn StreamEncryptor> {
+        match self.gcm {
+            Some((g, backend)) => g.encryptor_with(ts, &[], backend).unwrap(),
+            None => self.suite.encryptor(ts).unwrap(),
+        }
+    }
+    fn decryptor(&self, ts: &TransportSecret) -> Box<dyn StreamDecryptor> {
+        match self.gcm {
+            Some((g, backend)) => g.decryptor_with(ts, &[], backend).unwrap(),
+            None => self.suite.decryptor(ts).unwrap(),
+        }
+    }
+}
+
+/// Every suite of the default registry; the whole-stream AES-GCM suites
+/// once per built-in backend.
+fn variants() -> Vec<Variant> {
+    let mut out = Vec::new();
+    for suite in &CipherRegistry::default() {
+        match [&AES_128_GCM, &AES_256_GCM]
+            .into_iter()
+            .find(|g| g.urn() == suite.urn())
+        {
+            Some(g) => {
+                for &backend in GcmBackend::all() {
+                    out.push(Variant {
+                        name: format!("{} [{}]", suite.name(), backend.name()),
+                        suite,
+                        gcm: Some((g, backend)),
+                    });
+                }
+            }
+            None => out.push(Variant {
+                name: suite.name().to_owned(),
+                suite,
+                gcm: None,
+            }),
+        }
+    }
+    out
+}
+
 fn streaming(c: &mut Criterion) {
-    let registry = CipherRegistry::default();
+    let variants = variants();
     for (dir, encrypt) in [("encrypt", true), ("decrypt", false)] {
         let mut group = c.benchmark_group(format!("stream-{dir}"));
-        for suite in &registry {
+        for v in &variants {
+            let suite = v.suite;
             let ts = TransportSecret::generate(suite).unwrap();
             for &len in SIZES {
                 let plain = data(len);
                 let mut ct = Vec::new();
-                let mut e = suite.encryptor(&ts).unwrap();
+                let mut e = v.encryptor(&ts);
                 e.update(&plain, &mut ct).unwrap();
                 e.finish(&mut ct).unwrap();
                 let mut out = Vec::with_capacity(len + 1024);
                 group.throughput(Throughput::Bytes(len as u64));
-                group.bench_with_input(BenchmarkId::new(suite.name(), len), &len, |b, _| {
+                group.bench_with_input(BenchmarkId::new(&v.name, len), &len, |b, _| {
                     b.iter(|| {
                         out.clear();
                         if encrypt {
-                            let mut e = suite.encryptor(&ts).unwrap();
+                            let mut e = v.encryptor(&ts);
                             e.update(black_box(&plain), &mut out).unwrap();
                             e.finish(&mut out).unwrap();
                         } else {
-                            let mut d = suite.decryptor(&ts).unwrap();
+                            let mut d = v.decryptor(&ts);
                             d.update(black_box(&ct), &mut out).unwrap();
                             d.finish(&mut out).unwrap();
                         }

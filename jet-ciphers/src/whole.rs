@@ -3,11 +3,18 @@
 //! `ciphertext || tag` (XEP-0391 §6: "the whole stream is encrypted"; the
 //! 16-byte tag is appended after the last byte, as Dino and Conversations do).
 //!
-//! An [`Engine`] supplies the keystream and the MAC over the ciphertext; this
-//! module does the streaming: encrypt-then-MAC on the way out; on the way in,
-//! hold back the last 16 bytes (the tag candidate), MAC-then-decrypt the rest,
-//! and compare tags in constant time at `finish`. Memory is constant: one
-//! 16-byte hold-back buffer and one partial MAC block.
+//! A [`Sealer`] encrypts and MACs, an [`Opener`] MACs and decrypts and checks
+//! the tag; this module does the streaming: on the way out, seal step by
+//! step and append the tag; on the way in, hold back the last 16 bytes (the
+//! tag candidate), open the rest, and check the held-back tag at `finish`.
+//! Memory is constant: one 16-byte hold-back buffer and the engine's state.
+//!
+//! The RustCrypto engines are an [`Engine`] (a keystream and a MAC, kept
+//! apart): they get [`Sealer`] and [`Opener`] from the blanket impls below,
+//! which encrypt-then-MAC, MAC-then-decrypt and compare tags in constant
+//! time. A library that only offers the combined operation per direction
+//! (OpenSSL's `EVP_CipherUpdate`, see [`crate::gcm`]) implements
+//! [`Sealer`] and [`Opener`] directly.
 
 use jet_core::cipher::{StreamDecryptor, StreamEncryptor};
 use jet_core::error::CipherError;
@@ -20,7 +27,8 @@ const STEP: usize = 16 * 1024;
 /// Tag length of both whole-stream AEADs.
 pub(crate) const TAG_LEN: usize = 16;
 
-/// The cipher-specific half of a whole-stream AEAD.
+/// The cipher-specific half of a whole-stream AEAD, as a keystream and a MAC
+/// over the ciphertext.
 pub(crate) trait Engine: Send {
     /// XORs the keystream into `buf` (continuing where the last call ended).
     fn apply_keystream(&mut self, buf: &mut [u8]) -> Result<(), CipherError>;
@@ -30,14 +38,87 @@ pub(crate) trait Engine: Send {
     fn tag(self, ciphertext_len: u64) -> [u8; TAG_LEN];
 }
 
-/// Streaming encryptor over an [`Engine`].
-pub(crate) struct WholeEncryptor<E: Engine> {
+/// The encrypting direction of a whole-stream AEAD.
+pub(crate) trait Sealer: Send {
+    /// Encrypts `buf` in place and authenticates the ciphertext (continuing
+    /// where the last call ended).
+    fn seal(&mut self, buf: &mut [u8]) -> Result<(), CipherError>;
+    /// Appends `input`, sealed, to `out`. On error `out` may hold part of
+    /// it (the caller truncates). By default: copy, then [`seal`](Self::seal)
+    /// in place, [`STEP`] bytes at a time so that the MAC reads what the
+    /// keystream pass left in the cache.
+    fn seal_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
+        for piece in input.chunks(STEP) {
+            let start = out.len();
+            out.extend_from_slice(piece);
+            self.seal(&mut out[start..])?;
+        }
+        Ok(())
+    }
+    /// The tag over all `ciphertext_len` bytes sealed.
+    fn seal_tag(self, ciphertext_len: u64) -> Result<[u8; TAG_LEN], CipherError>;
+}
+
+/// The decrypting direction of a whole-stream AEAD.
+pub(crate) trait Opener: Send {
+    /// Authenticates the ciphertext in `buf` and decrypts it in place
+    /// (continuing where the last call ended).
+    fn open(&mut self, buf: &mut [u8]) -> Result<(), CipherError>;
+    /// Appends `ciphertext`, opened, to `out` (released unauthenticated).
+    /// On error `out` may hold part of it (the caller truncates). By
+    /// default: copy, then [`open`](Self::open) in place, [`STEP`] bytes at
+    /// a time.
+    fn open_into(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
+        for piece in ciphertext.chunks(STEP) {
+            let start = out.len();
+            out.extend_from_slice(piece);
+            self.open(&mut out[start..])?;
+        }
+        Ok(())
+    }
+    /// `Ok` only if `tag` is the tag over all `ciphertext_len` bytes opened,
+    /// compared in constant time; [`CipherError::Authentication`] otherwise.
+    fn verify(self, ciphertext_len: u64, tag: &[u8; TAG_LEN]) -> Result<(), CipherError>;
+}
+
+/// Encrypt-then-MAC.
+impl<E: Engine> Sealer for E {
+    fn seal(&mut self, buf: &mut [u8]) -> Result<(), CipherError> {
+        self.apply_keystream(buf)?;
+        self.absorb(buf);
+        Ok(())
+    }
+
+    fn seal_tag(self, ciphertext_len: u64) -> Result<[u8; TAG_LEN], CipherError> {
+        Ok(self.tag(ciphertext_len))
+    }
+}
+
+/// MAC-then-decrypt; the tag is recomputed and compared in constant time.
+impl<E: Engine> Opener for E {
+    fn open(&mut self, buf: &mut [u8]) -> Result<(), CipherError> {
+        self.absorb(buf);
+        self.apply_keystream(buf)
+    }
+
+    fn verify(self, ciphertext_len: u64, tag: &[u8; TAG_LEN]) -> Result<(), CipherError> {
+        let expected = self.tag(ciphertext_len);
+        if bool::from(expected.ct_eq(tag)) {
+            Ok(())
+        } else {
+            Err(CipherError::Authentication)
+        }
+    }
+}
+
+/// Streaming encryptor over a [`Sealer`].
+pub(crate) struct WholeEncryptor<E: Sealer> {
     engine: Option<E>,
     len: u64,
     limit: u64,
 }
 
-impl<E: Engine> WholeEncryptor<E> {
+impl<E: Sealer> WholeEncryptor<E> {
     pub(crate) fn new(engine: E, limit: u64) -> Self {
         WholeEncryptor {
             engine: Some(engine),
@@ -47,7 +128,7 @@ impl<E: Engine> WholeEncryptor<E> {
     }
 }
 
-impl<E: Engine> StreamEncryptor for WholeEncryptor<E> {
+impl<E: Sealer> StreamEncryptor for WholeEncryptor<E> {
     fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
         let engine = self.engine.as_mut().ok_or(CipherError::Finished)?;
         let new_len = self.len.saturating_add(input.len() as u64);
@@ -57,30 +138,25 @@ impl<E: Engine> StreamEncryptor for WholeEncryptor<E> {
         }
         self.len = new_len;
         out.reserve(input.len());
-        for piece in input.chunks(STEP) {
-            let start = out.len();
-            out.extend_from_slice(piece);
-            let ct = &mut out[start..];
-            if let Err(e) = engine.apply_keystream(ct) {
-                self.engine = None;
-                out.truncate(start);
-                return Err(e);
-            }
-            engine.absorb(ct);
+        let start = out.len();
+        if let Err(e) = engine.seal_into(input, out) {
+            self.engine = None;
+            out.truncate(start);
+            return Err(e);
         }
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CipherError> {
         let engine = self.engine.take().ok_or(CipherError::Finished)?;
-        out.extend_from_slice(&engine.tag(self.len));
+        out.extend_from_slice(&engine.seal_tag(self.len)?);
         Ok(())
     }
 }
 
-/// Streaming decryptor over an [`Engine`]: releases plaintext as it comes,
+/// Streaming decryptor over an [`Opener`]: releases plaintext as it comes,
 /// unauthenticated until [`finish`](StreamDecryptor::finish) succeeds.
-pub(crate) struct WholeDecryptor<E: Engine> {
+pub(crate) struct WholeDecryptor<E: Opener> {
     engine: Option<E>,
     /// The last bytes seen, which may be the tag.
     held: [u8; TAG_LEN],
@@ -91,7 +167,7 @@ pub(crate) struct WholeDecryptor<E: Engine> {
     authenticated: u64,
 }
 
-impl<E: Engine> WholeDecryptor<E> {
+impl<E: Opener> WholeDecryptor<E> {
     pub(crate) fn new(engine: E, limit: u64) -> Self {
         WholeDecryptor {
             engine: Some(engine),
@@ -104,7 +180,7 @@ impl<E: Engine> WholeDecryptor<E> {
     }
 }
 
-impl<E: Engine> StreamDecryptor for WholeDecryptor<E> {
+impl<E: Opener> StreamDecryptor for WholeDecryptor<E> {
     fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
         let engine = self.engine.as_mut().ok_or(CipherError::Finished)?;
         let total = self.held_len + input.len();
@@ -133,27 +209,19 @@ impl<E: Engine> StreamDecryptor for WholeDecryptor<E> {
         self.held_len = TAG_LEN;
         self.released += release as u64;
 
-        // MAC the ciphertext, then decrypt it in place, step by step.
+        // Authenticate and decrypt the ciphertext in place, step by step.
         let head = out.len() - start;
         if head > 0 {
-            let ct = &mut out[start..];
-            engine.absorb(ct);
-            if let Err(e) = engine.apply_keystream(ct) {
+            if let Err(e) = engine.open(&mut out[start..]) {
                 self.engine = None;
                 out.truncate(start);
                 return Err(e);
             }
         }
-        for piece in input[..from_input].chunks(STEP) {
-            let at = out.len();
-            out.extend_from_slice(piece);
-            let ct = &mut out[at..];
-            engine.absorb(ct);
-            if let Err(e) = engine.apply_keystream(ct) {
-                self.engine = None;
-                out.truncate(start);
-                return Err(e);
-            }
+        if let Err(e) = engine.open_into(&input[..from_input], out) {
+            self.engine = None;
+            out.truncate(start);
+            return Err(e);
         }
         Ok(())
     }
@@ -163,13 +231,10 @@ impl<E: Engine> StreamDecryptor for WholeDecryptor<E> {
         if self.held_len < TAG_LEN {
             return Err(CipherError::Truncated);
         }
-        let expected = engine.tag(self.released);
-        if bool::from(expected.ct_eq(&self.held)) {
-            self.authenticated = self.released;
-            Ok(())
-        } else {
-            Err(CipherError::Authentication)
-        }
+        // Nothing counts as authenticated unless the held-back tag checks.
+        engine.verify(self.released, &self.held)?;
+        self.authenticated = self.released;
+        Ok(())
     }
 
     fn authenticated_len(&self) -> u64 {

@@ -1,12 +1,15 @@
 //! Known-answer tests: NIST CAVP AES-GCM (128 and 256), RFC 8439 §2.8.2,
 //! 16-byte IVs against `aes-gcm`'s `AesGcm<Aes128, U16>`, and the chunked
-//! format's own vectors from docs/chunked-format.md.
+//! format's own vectors from docs/chunked-format.md. The AES-GCM vectors run
+//! on every built-in [`GcmBackend`] (RustCrypto, and OpenSSL with the
+//! `openssl` feature).
 
 mod common;
 
 use aes_gcm::aead::{Aead, KeyInit};
 use common::{unhex, Rng};
 use jet_ciphers::chunked::ChunkBackend;
+use jet_ciphers::gcm::GcmBackend;
 use jet_ciphers::{AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305};
 use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use jet_core::error::CipherError;
@@ -77,13 +80,15 @@ fn nist(file: &str, suite: &jet_ciphers::gcm::AesGcmSuite, expected_count: usize
     for v in &vectors {
         assert_eq!(v.key.len(), suite.key_len());
         let ts = TransportSecret::new(v.key.clone(), v.iv.clone()).unwrap();
-        for split in [1, 7, 16, 1000] {
-            check_vector(
-                v,
-                suite.encryptor_with_aad(&ts, &v.aad).unwrap(),
-                suite.decryptor_with_aad(&ts, &v.aad).unwrap(),
-                split,
-            );
+        for &backend in GcmBackend::all() {
+            for split in [1, 7, 16, 1000] {
+                check_vector(
+                    v,
+                    suite.encryptor_with(&ts, &v.aad, backend).unwrap(),
+                    suite.decryptor_with(&ts, &v.aad, backend).unwrap(),
+                    split,
+                );
+            }
         }
         if v.aad.is_empty() {
             // The JET form (empty AAD) through the plain trait methods.
@@ -122,11 +127,18 @@ fn nist_tampered_tag_is_refused() {
         wire.extend_from_slice(&v.tag);
         let last = wire.len() - 1;
         wire[last] ^= 0x80;
-        let mut dec = AES_128_GCM.decryptor_with_aad(&ts, &v.aad).unwrap();
-        let mut out = Vec::new();
-        dec.update(&wire, &mut out).unwrap();
-        assert_eq!(dec.finish(&mut out), Err(CipherError::Authentication));
-        assert_eq!(dec.authenticated_len(), 0);
+        for &backend in GcmBackend::all() {
+            let mut dec = AES_128_GCM.decryptor_with(&ts, &v.aad, backend).unwrap();
+            let mut out = Vec::new();
+            dec.update(&wire, &mut out).unwrap();
+            assert_eq!(
+                dec.finish(&mut out),
+                Err(CipherError::Authentication),
+                "{}",
+                backend.name()
+            );
+            assert_eq!(dec.authenticated_len(), 0);
+        }
     }
 }
 
@@ -190,6 +202,22 @@ fn sixteen_byte_iv_matches_aes_gcm_u16() {
             let ours = common::encrypt_pieces(suite, &ts, &data, &pieces);
             assert_eq!(ours, expected, "len {len}");
             assert_eq!(common::decrypt(suite, &ts, &ours).unwrap(), data);
+            for &backend in GcmBackend::all() {
+                let mut enc = suite.encryptor_with(&ts, &[], backend).unwrap();
+                let mut out = Vec::new();
+                for piece in data.chunks(1000) {
+                    enc.update(piece, &mut out).unwrap();
+                }
+                enc.finish(&mut out).unwrap();
+                assert!(out == expected, "{} len {len}", backend.name());
+                let mut dec = suite.decryptor_with(&ts, &[], backend).unwrap();
+                let mut back = Vec::new();
+                for piece in out.chunks(999) {
+                    dec.update(piece, &mut back).unwrap();
+                }
+                dec.finish(&mut back).unwrap();
+                assert!(back == data, "{} len {len}", backend.name());
+            }
         }
     }
 }

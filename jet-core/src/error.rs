@@ -56,6 +56,10 @@ pub enum CipherError {
     /// A start position that is not valid for the format (e.g. not a chunk boundary).
     #[error("invalid stream position: {0}")]
     Position(String),
+    /// The cryptographic library refused an operation that is not about the
+    /// data (e.g. OpenSSL could not set up a cipher context).
+    #[error("the cipher backend failed: {0}")]
+    Backend(String),
 }
 
 impl JingleReason for CipherError {

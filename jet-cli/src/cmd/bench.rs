@@ -10,7 +10,8 @@ use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use clap::Args;
 use jet_ciphers::chunked::{ChunkBackend, CHUNK_LEN};
-use jet_ciphers::{CipherRegistry, AES_256_GCM_CHUNKED};
+use jet_ciphers::gcm::{AesGcmSuite, GcmBackend};
+use jet_ciphers::{CipherRegistry, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED};
 use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use jet_core::error::TransportError;
 use jet_core::layer::{Direction, JetStream};
@@ -147,6 +148,20 @@ fn cipher_rows(secs: f64) -> Result<Vec<Row>> {
                 };
                 push(suite.name(), &name, r);
             }
+        } else if let Some(gcm) = whole_stream_gcm(suite) {
+            for &backend in GcmBackend::all() {
+                let r = measure_suite(
+                    || gcm.encryptor_with(&secret, &[], backend).expect("key"),
+                    || gcm.decryptor_with(&secret, &[], backend).expect("key"),
+                    secs,
+                )?;
+                let name = if backend == GcmBackend::preferred() {
+                    format!("{} (default)", backend.name())
+                } else {
+                    backend.name().to_owned()
+                };
+                push(suite.name(), &name, r);
+            }
         } else {
             let r = measure_suite(
                 || suite.encryptor(&secret).expect("key"),
@@ -157,6 +172,14 @@ fn cipher_rows(secs: f64) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// The whole-stream AES-GCM suite behind `suite`, if it is one (they have
+/// a backend choice, [`GcmBackend`]).
+fn whole_stream_gcm(suite: &dyn CipherSuite) -> Option<&'static AesGcmSuite> {
+    [&AES_128_GCM, &AES_256_GCM]
+        .into_iter()
+        .find(|g| g.urn() == suite.urn())
 }
 
 /// `openssl speed -evp <cipher> -bytes 65536`, in GB/s, when openssl runs.
@@ -413,8 +436,19 @@ mod tests {
         // Tiny budget: checks the measuring code runs every suite (and that
         // decryption of what it encrypted authenticates), not the speed.
         let rows = cipher_rows(0.001).unwrap();
-        let suites = CipherRegistry::default().len() - 1 + ChunkBackend::all().len();
+        // Chunked on each chunk backend, the two whole-stream GCM suites on
+        // each GCM backend, the rest once.
+        let suites = CipherRegistry::default().len() - 3
+            + ChunkBackend::all().len()
+            + 2 * GcmBackend::all().len();
         assert_eq!(rows.len(), 2 * suites);
+        for backend in GcmBackend::all() {
+            let n = rows
+                .iter()
+                .filter(|r| r.what == "AES-256-GCM" && r.backend.starts_with(backend.name()))
+                .count();
+            assert_eq!(n, 2, "AES-256-GCM on {}", backend.name());
+        }
         assert!(rows.iter().all(|r| r.gbps > 0.0));
     }
 }
