@@ -117,23 +117,41 @@ fn wait_for_file(path: &Path, len: u64, bound: Duration) -> bool {
 /// Mutual presence subscription between the jet account and Libervia,
 /// before any OMEMO device of the jet account is published: Libervia learns
 /// device lists from PEP notifications, which need its subscription.
-/// (`scripts/libervia-peer start` asked for it; here the jet account
-/// approves and asks back, which Libervia approves on its own.)
+/// `scripts/libervia-peer start` asked for Libervia's subscription; here
+/// the jet account approves it and asks back, and Libervia is told to
+/// approve (it would otherwise wait for its user when the two requests
+/// cross).
 async fn pair_with_libervia(srv: &common::Server, jet_user: &str, lv: &Libervia) {
     use jet_core::jid::BareJid;
     let lv_bare: BareJid = lv.jid.parse().unwrap();
+    let jet_jid = format!("{jet_user}@{}", srv.domain);
     let ch = jet_core::xmpp::XmppChannel::connect(srv.config(jet_user).resource("pairing"))
         .await
         .unwrap();
     ch.allow_subscription(lv_bare.clone());
     ch.subscribe_to_presence(lv_bare.clone()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut next_approval = Instant::now() + Duration::from_millis(500);
     while ch.available_resources(&lv_bare).is_empty() {
         assert!(
             Instant::now() < deadline,
             "Libervia never let {jet_user} see its presence:\n{}",
             lv.log_tail()
         );
+        if Instant::now() >= next_approval {
+            let approve = lv.cli(&[
+                "debug",
+                "bridge",
+                "method",
+                "-p",
+                &lv.profile,
+                "subscription",
+                "\"subscribed\"",
+                &format!("\"{jet_jid}\""),
+            ]);
+            let _ = tokio::task::spawn_blocking(move || approve.wait_with_output()).await;
+            next_approval = Instant::now() + Duration::from_secs(3);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ch.disconnect().await.unwrap();
@@ -146,7 +164,10 @@ async fn file_transfer_with_libervia_both_ways() {
     pair_with_libervia(&srv, &lv.peer_user, &lv).await;
     tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempdir().unwrap();
-        let keys = tmp.path().join("keys");
+        // The jet account's OMEMO store lives as long as Libervia's state
+        // (which caches our device list): fresh in CI, kept across local
+        // runs.
+        let keys = lv.dir.join("jet-keys");
         let keys_s = keys.to_str().unwrap().to_string();
         let jet_user = lv.peer_user.clone();
 
@@ -174,6 +195,19 @@ async fn file_transfer_with_libervia_both_ways() {
         ));
         let ready = recv.event("ready", Duration::from_secs(20));
         let me = ready["jid"].as_str().unwrap().to_string();
+        // Our device is published now: let Libervia use OMEMO with us.
+        let start = lv.cli(&[
+            "encryption",
+            "start",
+            "-p",
+            &lv.profile,
+            "-n",
+            "OLDMEMO",
+            &format!("{jet_user}@{}", srv.domain),
+        ]);
+        let started = start.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&started.stdout).to_string();
+        assert!(said.trim().is_empty(), "encryption start: {said}");
         // Libervia may not have processed the PEP notification of our new
         // device yet (it then refuses to send: no trusted device): retry.
         let mut done = None;
