@@ -157,6 +157,46 @@ async fn pair_with_libervia(srv: &common::Server, jet_user: &str, lv: &Libervia)
     ch.disconnect().await.unwrap();
 }
 
+/// Re-publishes the jet account's OMEMO device list as it is: a fresh PEP
+/// notification for Libervia, whose caps the server may not have resolved
+/// when `jet` first published (then Libervia never heard of our device).
+fn nudge_device_list(srv: &common::Server, jet_user: &str) {
+    use jet_core::channel::StanzaChannel;
+    use jet_envelopes::omemo::pep;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ch = jet_core::xmpp::XmppChannel::connect(srv.config(jet_user).resource("nudge"))
+            .await
+            .unwrap();
+        let own: jet_core::jid::Jid = srv.bare(jet_user).into();
+        let got = ch
+            .request(jet_core::channel::iq(
+                "get",
+                "",
+                None,
+                &own,
+                Some(pep::fetch(jet_envelopes::omemo::xml::NODE_DEVICELIST)),
+            ))
+            .await
+            .unwrap();
+        let devices = pep::device_list_from_stanza(&got).unwrap();
+        assert!(!devices.is_empty(), "jet published no OMEMO device");
+        ch.request(jet_core::channel::iq(
+            "set",
+            "",
+            None,
+            &own,
+            Some(pep::publish_device_list(&devices)),
+        ))
+        .await
+        .unwrap();
+        ch.disconnect().await.unwrap();
+    });
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn file_transfer_with_libervia_both_ways() {
     let Some(srv) = server() else { return };
@@ -186,7 +226,7 @@ async fn file_transfer_with_libervia_both_ways() {
                 "--from",
                 &lv.jid,
                 "--timeout",
-                "90",
+                "120",
                 "--data-dir",
                 &keys_s,
                 "--dir",
@@ -212,7 +252,8 @@ async fn file_transfer_with_libervia_both_ways() {
         // device yet (it then refuses to send: no trusted device): retry.
         let mut done = None;
         let mut tries = Vec::new();
-        for _attempt in 0..4 {
+        for _attempt in 0..6 {
+            nudge_device_list(&srv, &jet_user);
             let send = lv.cli(&[
                 "file",
                 "send",
@@ -222,7 +263,7 @@ async fn file_transfer_with_libervia_both_ways() {
                 src.to_str().unwrap(),
                 &me,
             ]);
-            let deadline = Instant::now() + Duration::from_secs(15);
+            let deadline = Instant::now() + Duration::from_secs(12);
             while Instant::now() < deadline {
                 match recv.events.recv_timeout(Duration::from_millis(200)) {
                     Ok(v) if v["event"] == "done" => {
