@@ -279,43 +279,39 @@ impl Account {
                     accepted,
                 } => (address, fingerprint, accepted),
                 TrustEvent::NonceReusingForm { address } => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({"event": "warning", "envelope": "omemo",
-                                "device": address.to_string(), "warning": "nonce-reusing-form"})
-                        );
-                    }
-                    eprintln!(
-                        "jet: WARNING: {address} sent the transport secret in Libervia's \
-                         form (the file is encrypted under its OMEMO message's own key and \
-                         nonce): accepted, but weaker than XEP-0396's key transport; see \
-                         docs/libervia.md"
+                    return notice(
+                        json,
+                        serde_json::json!({"event": "warning", "envelope": "omemo",
+                            "device": address.to_string(), "warning": "nonce-reusing-form"}),
+                        &format!(
+                            "jet: WARNING: {address} sent the transport secret in Libervia's \
+                             form (the file is encrypted under its OMEMO message's own key \
+                             and nonce): accepted, but weaker than XEP-0396's key transport; \
+                             see docs/libervia.md"
+                        ),
                     );
-                    return;
                 }
             };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "new-device", "envelope": "omemo",
-                        "device": address.to_string(), "fingerprint": fingerprint,
-                        "accepted": accepted})
-                );
-            }
-            if *accepted {
-                eprintln!(
+            let line = if *accepted {
+                format!(
                     "jet: new OMEMO device {address}, fingerprint {fingerprint}: trusted on \
                      first use; compare it with the peer's and run `jet keys trust`"
-                );
+                )
             } else {
-                eprintln!(
+                format!(
                     "jet: OMEMO device {address}, fingerprint {fingerprint}, is not trusted \
                      (--trust manual): compare it with the peer's, then \
                      `jet keys trust {} '{fingerprint}'`",
                     address.jid
-                );
-            }
+                )
+            };
+            notice(
+                json,
+                serde_json::json!({"event": "new-device", "envelope": "omemo",
+                    "device": address.to_string(), "fingerprint": fingerprint,
+                    "accepted": accepted}),
+                &line,
+            );
         })));
         env.publish()
             .await
@@ -431,6 +427,15 @@ impl Account {
     pub fn wait(&self) -> Duration {
         Duration::from_secs(self.args.wait.max(1))
     }
+}
+
+/// Something the user must see: `line` on stderr, and `event` as a JSON
+/// line on stdout under `--json`.
+pub fn notice(json: bool, event: serde_json::Value, line: &str) {
+    if json {
+        println!("{event}");
+    }
+    eprintln!("{line}");
 }
 
 fn load_config(path: &Path) -> Result<FileConfig> {

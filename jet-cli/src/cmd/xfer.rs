@@ -309,13 +309,11 @@ fn start_driver(
     let json = acc.args.json;
     let refused = jet_core::driver::RefusedHook(Arc::new(move |peer, reason, text| {
         // Offers the engine refused before any application saw them.
-        eprintln!("jet: refused an offer from {peer}: {reason}: {text}");
-        if json {
-            println!(
-                "{}",
-                json!({"event": "refused", "peer": peer.to_string(), "reason": reason, "text": text})
-            );
-        }
+        account::notice(
+            json,
+            json!({"event": "refused", "peer": peer.to_string(), "reason": reason, "text": text}),
+            &format!("jet: refused an offer from {peer}: {reason}: {text}"),
+        );
     }));
     let (driver, incoming) = Driver::start(
         account::driver_channel(&ch, acc.args.verbose),
