@@ -15,10 +15,29 @@
 //!
 //! Both directions under one key and IV would reuse the GCM nonce, so
 //! `senders='both'` with JET is refused by the driver, not handled here.
+//!
+//! # Pipeline
+//!
+//! Encryption and the socket overlap instead of taking turns. The cipher
+//! state lives in an *engine* that is either at home or away on tokio's
+//! blocking pool working on one batch (up to [`BATCH`] bytes); meanwhile
+//! the stream keeps writing the previous batch's ciphertext to the socket
+//! and accepting the caller's next plaintext (sending), or keeps reading
+//! the next ciphertext from the socket and handing out the previous
+//! batch's plaintext (receiving). Batches grow by themselves while the
+//! engine is busy, so the hand-off cost is paid per large batch; pieces
+//! under [`OFFLOAD_MIN`], and every piece when there is no tokio runtime
+//! (or jet-core is built without its `tokio` feature), are processed
+//! inline as before. The cipher state is used by one batch at a time, in
+//! order, so the ciphertext is byte for byte the one of the inline path.
+//!
+//! Memory per stream is bounded: at most one batch of pending input, one
+//! batch in the engine and two batches of output waiting.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -36,37 +55,240 @@ pub enum Direction {
     Receive,
 }
 
-/// Plaintext taken per write call; bounds the buffered ciphertext.
-const MAX_WRITE: usize = 64 * 1024;
-/// Ciphertext read from the inner stream per read call: room for two full
-/// chunks of the chunked suite (64 KiB + tag each), so that per-call
-/// overhead is amortised over large pieces and a chunk never straddles
-/// more reads than it must.
-const READ_CHUNK: usize = 2 * (64 * 1024 + 16);
+/// Largest piece of input handed to the cipher engine at once.
+pub const BATCH: usize = 1024 * 1024;
+/// Pieces smaller than this are encrypted or decrypted inline: handing
+/// them to another thread would cost more than it saves.
+pub const OFFLOAD_MIN: usize = 32 * 1024;
+static OFFLOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many batches all [`JetStream`]s of this process have handed to the
+/// blocking pool so far (a statistic: shows that the pipeline is in use).
+pub fn batches_offloaded() -> u64 {
+    OFFLOADED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Output batches that may wait for the socket (sending) or the caller
+/// (receiving) before the engine is given more work.
+const MAX_WAITING: usize = 2;
+
+/// The cipher state of one direction.
+enum Coder {
+    Enc(Box<dyn StreamEncryptor>),
+    Dec(Box<dyn StreamDecryptor>),
+}
+
+impl Coder {
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
+        match self {
+            Coder::Enc(e) => e.update(input, out),
+            Coder::Dec(d) => d.update(input, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CipherError> {
+        match self {
+            Coder::Enc(e) => e.finish(out),
+            Coder::Dec(d) => d.finish(out),
+        }
+    }
+
+    fn authenticated_len(&self) -> u64 {
+        match self {
+            Coder::Enc(_) => 0,
+            Coder::Dec(d) => d.authenticated_len(),
+        }
+    }
+}
+
+/// One batch: `input[..input_len]` in, `output` out; with `finish` the
+/// stream ends after it.
+struct Job {
+    input: Vec<u8>,
+    input_len: usize,
+    output: Vec<u8>,
+    finish: bool,
+    result: Result<(), CipherError>,
+    authenticated: u64,
+}
+
+impl Job {
+    fn run(mut self, coder: &mut Coder) -> Self {
+        let input = &self.input[..self.input_len];
+        let mut r = if input.is_empty() {
+            Ok(())
+        } else {
+            coder.update(input, &mut self.output)
+        };
+        if r.is_ok() && self.finish {
+            r = coder.finish(&mut self.output);
+        }
+        self.result = r;
+        self.authenticated = coder.authenticated_len();
+        self
+    }
+}
+
+/// Where the cipher state is: here, or away working on a batch.
+enum Engine {
+    Home(Coder),
+    #[cfg(feature = "tokio")]
+    Away(tokio::task::JoinHandle<(Coder, Job)>),
+    /// Only while moving between the two.
+    Moving,
+}
+
+impl Engine {
+    fn is_home(&self) -> bool {
+        matches!(self, Engine::Home(_))
+    }
+
+    /// Starts `job`. Small jobs, and all jobs without a runtime, run here
+    /// and come back at once; the others come back through [`Self::poll_done`].
+    fn start(&mut self, job: Job, offload: bool) -> Option<Job> {
+        let Engine::Home(coder) = std::mem::replace(self, Engine::Moving) else {
+            unreachable!("a batch was started while the engine was away");
+        };
+        let mut coder = coder;
+        #[cfg(not(feature = "tokio"))]
+        let _ = offload;
+        #[cfg(feature = "tokio")]
+        if offload && job.input_len >= OFFLOAD_MIN {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                OFFLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *self = Engine::Away(rt.spawn_blocking(move || {
+                    let job = job.run(&mut coder);
+                    (coder, job)
+                }));
+                return None;
+            }
+        }
+        let job = job.run(&mut coder);
+        *self = Engine::Home(coder);
+        Some(job)
+    }
+
+    /// The batch that was away, once done.
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Job>> {
+        match self {
+            #[cfg(feature = "tokio")]
+            Engine::Away(handle) => {
+                use std::future::Future;
+                match Pin::new(handle).poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok((coder, job))) => {
+                        *self = Engine::Home(coder);
+                        Poll::Ready(Ok(job))
+                    }
+                    Poll::Ready(Err(e)) => {
+                        *self = Engine::Moving;
+                        Poll::Ready(Err(io::Error::other(format!(
+                            "the JET cipher worker stopped: {e}"
+                        ))))
+                    }
+                }
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    fn is_away(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        if matches!(self, Engine::Away(_)) {
+            return true;
+        }
+        false
+    }
+}
+
+/// Buffers kept for reuse between batches.
+#[derive(Default)]
+struct Pool(Vec<Vec<u8>>);
+
+impl Pool {
+    /// An empty buffer.
+    fn empty(&mut self) -> Vec<u8> {
+        let mut b = self.0.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// A buffer of `len` bytes (contents unspecified) to read into.
+    fn sized(&mut self, len: usize) -> Vec<u8> {
+        let mut b = self.0.pop().unwrap_or_default();
+        b.resize(len, 0);
+        b
+    }
+
+    fn put(&mut self, b: Vec<u8>) {
+        if self.0.len() < 4 && b.capacity() <= 2 * BATCH {
+            self.0.push(b);
+        }
+    }
+}
+
+/// Why a stream cannot go on.
+#[derive(Debug, Clone)]
+enum Broken {
+    Cipher(CipherError),
+    Worker(String),
+}
+
+impl Broken {
+    fn to_io(&self) -> io::Error {
+        match self {
+            Broken::Cipher(e) => cipher_io(e.clone()),
+            Broken::Worker(m) => io::Error::other(m.clone()),
+        }
+    }
+}
+
+struct Sending {
+    /// Plaintext accepted from the caller, not yet given to the engine.
+    pending: Vec<u8>,
+    /// Ciphertext waiting for the socket, oldest first.
+    out: VecDeque<Vec<u8>>,
+    /// Bytes of `out.front()` already written.
+    opos: usize,
+    /// `shutdown` was called: no more plaintext; the final tag is due.
+    finish_requested: bool,
+    /// The batch carrying the final tag has been started.
+    final_started: bool,
+    /// ... and has come back.
+    finished: bool,
+}
+
+struct Receiving {
+    /// Ciphertext read from the socket, `cin[..cfill]`, not yet given to
+    /// the engine.
+    cin: Vec<u8>,
+    cfill: usize,
+    /// The socket reached end of stream.
+    eof: bool,
+    final_started: bool,
+    /// Plaintext for the caller, oldest first.
+    ready: VecDeque<Vec<u8>>,
+    /// Bytes of `ready.front()` already handed out.
+    rpos: usize,
+    /// Set once the final tag checked (or any check failed).
+    end: Option<Result<(), CipherError>>,
+    delivered: u64,
+    authenticated: u64,
+}
 
 enum Side {
-    Send {
-        enc: Box<dyn StreamEncryptor>,
-        finished: bool,
-    },
-    Receive {
-        dec: Box<dyn StreamDecryptor>,
-        /// Set once the final tag checked (or failed).
-        end: Option<Result<(), CipherError>>,
-    },
+    Send(Sending),
+    Receive(Receiving),
 }
 
 /// A byte stream wrapped in a JET cipher, one direction.
 pub struct JetStream<S> {
     inner: S,
+    engine: Engine,
     side: Side,
-    /// Ciphertext waiting to be written to `inner`.
-    wbuf: Vec<u8>,
-    wpos: usize,
-    /// Plaintext waiting to be read by the caller.
-    rbuf: Vec<u8>,
-    rpos: usize,
-    scratch: Vec<u8>,
+    pool: Pool,
+    broken: Option<Broken>,
+    offload: bool,
 }
 
 /// The [`CipherError`] inside an I/O error from a [`JetStream`], if any.
@@ -86,51 +308,253 @@ impl<S: ByteStream> JetStream<S> {
         secret: &TransportSecret,
         direction: Direction,
     ) -> Result<Self, CipherError> {
-        let side = match direction {
-            Direction::Send => Side::Send {
-                enc: suite.encryptor(secret)?,
-                finished: false,
-            },
-            Direction::Receive => Side::Receive {
-                dec: suite.decryptor(secret)?,
-                end: None,
-            },
+        let (coder, side) = match direction {
+            Direction::Send => (
+                Coder::Enc(suite.encryptor(secret)?),
+                Side::Send(Sending {
+                    pending: Vec::new(),
+                    out: VecDeque::new(),
+                    opos: 0,
+                    finish_requested: false,
+                    final_started: false,
+                    finished: false,
+                }),
+            ),
+            Direction::Receive => (
+                Coder::Dec(suite.decryptor(secret)?),
+                Side::Receive(Receiving {
+                    cin: Vec::new(),
+                    cfill: 0,
+                    eof: false,
+                    final_started: false,
+                    ready: VecDeque::new(),
+                    rpos: 0,
+                    end: None,
+                    delivered: 0,
+                    authenticated: 0,
+                }),
+            ),
         };
         Ok(JetStream {
             inner,
+            engine: Engine::Home(coder),
             side,
-            wbuf: Vec::new(),
-            wpos: 0,
-            rbuf: Vec::new(),
-            rpos: 0,
-            scratch: vec![0u8; READ_CHUNK],
+            pool: Pool::default(),
+            broken: None,
+            offload: true,
         })
     }
 
-    /// Plaintext bytes received so far that are authenticated.
+    /// Turns the pipeline off (`false`: every batch is encrypted or
+    /// decrypted inline, taking turns with the socket) or back on (the
+    /// default). The bytes on the wire are the same either way; this is
+    /// for measuring what the pipeline brings, or for callers that must
+    /// not use tokio's blocking pool.
+    pub fn set_pipelined(&mut self, on: bool) {
+        self.offload = on;
+    }
+
+    /// Plaintext bytes received so far that are authenticated (and handed
+    /// to the caller).
     pub fn authenticated_len(&self) -> u64 {
         match &self.side {
-            Side::Receive { dec, .. } => dec.authenticated_len(),
-            Side::Send { .. } => 0,
+            Side::Receive(r) => r.authenticated.min(r.delivered),
+            Side::Send(_) => 0,
         }
     }
 
-    /// The wrapped stream.
+    /// The wrapped stream. A batch still being worked on is dropped.
     pub fn into_inner(self) -> S {
         self.inner
     }
 
-    fn poll_flush_wbuf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.wpos < self.wbuf.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[self.wpos..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.wpos += n;
+    fn check_broken(&self) -> io::Result<()> {
+        match &self.broken {
+            Some(b) => Err(b.to_io()),
+            None => Ok(()),
         }
-        self.wbuf.clear();
-        self.wpos = 0;
-        Poll::Ready(Ok(()))
+    }
+
+    /// Collects the batch that was away, if it is done.
+    fn poll_engine(&mut self, cx: &mut Context<'_>) -> io::Result<Option<Job>> {
+        if !self.engine.is_away() {
+            return Ok(None);
+        }
+        match self.engine.poll_done(cx) {
+            Poll::Pending => Ok(None),
+            Poll::Ready(Ok(job)) => Ok(Some(job)),
+            Poll::Ready(Err(e)) => {
+                self.broken = Some(Broken::Worker(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back a finished encryption batch.
+    fn sent_batch(&mut self, job: Job) -> io::Result<()> {
+        let Side::Send(s) = &mut self.side else {
+            unreachable!("an encryption batch on a receiving stream")
+        };
+        self.pool.put(job.input);
+        if let Err(e) = job.result {
+            self.pool.put(job.output);
+            self.broken = Some(Broken::Cipher(e.clone()));
+            return Err(cipher_io(e));
+        }
+        if job.output.is_empty() {
+            self.pool.put(job.output);
+        } else {
+            s.out.push_back(job.output);
+        }
+        if job.finish {
+            s.finished = true;
+        }
+        Ok(())
+    }
+
+    /// Moves the sending pipeline as far as it goes without waiting:
+    /// collects a finished batch, starts the next one, writes ciphertext.
+    /// Whatever could not go on has registered `cx` to be woken.
+    fn pump_send(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        loop {
+            let mut progress = false;
+            if let Some(job) = self.poll_engine(cx)? {
+                self.sent_batch(job)?;
+                progress = true;
+            }
+            let Side::Send(s) = &mut self.side else {
+                unreachable!("pump_send on a receiving stream")
+            };
+            if self.engine.is_home()
+                && !s.final_started
+                && s.out.len() < MAX_WAITING
+                && (!s.pending.is_empty() || s.finish_requested)
+            {
+                s.final_started = s.finish_requested;
+                let input = std::mem::replace(&mut s.pending, self.pool.empty());
+                let job = Job {
+                    input_len: input.len(),
+                    input,
+                    output: self.pool.empty(),
+                    finish: s.final_started,
+                    result: Ok(()),
+                    authenticated: 0,
+                };
+                if let Some(job) = self.engine.start(job, self.offload) {
+                    self.sent_batch(job)?;
+                }
+                progress = true;
+            }
+            let Side::Send(s) = &mut self.side else {
+                unreachable!("pump_send on a receiving stream")
+            };
+            while let Some(front) = s.out.front() {
+                match Pin::new(&mut self.inner).poll_write(cx, &front[s.opos..]) {
+                    Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                    Poll::Ready(Ok(n)) => {
+                        progress = true;
+                        s.opos += n;
+                        if s.opos == front.len() {
+                            s.opos = 0;
+                            if let Some(done) = s.out.pop_front() {
+                                self.pool.put(done);
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => break,
+                }
+            }
+            if !progress {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes back a finished decryption batch.
+    fn received_batch(&mut self, job: Job) {
+        let Side::Receive(r) = &mut self.side else {
+            unreachable!("a decryption batch on a sending stream")
+        };
+        self.pool.put(job.input);
+        if let Err(e) = job.result {
+            // The batch's own output is dropped; earlier batches (whole
+            // chunks, for chunked suites) are still handed out first.
+            self.pool.put(job.output);
+            r.end = Some(Err(e));
+            return;
+        }
+        r.authenticated = job.authenticated;
+        if job.output.is_empty() {
+            self.pool.put(job.output);
+        } else {
+            r.ready.push_back(job.output);
+        }
+        if job.finish {
+            r.end = Some(Ok(()));
+        }
+    }
+
+    /// Moves the receiving pipeline as far as it goes without waiting:
+    /// collects a finished batch, starts the next one, reads ciphertext.
+    fn pump_receive(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        loop {
+            let mut progress = false;
+            if let Some(job) = self.poll_engine(cx)? {
+                self.received_batch(job);
+                progress = true;
+            }
+            let Side::Receive(r) = &mut self.side else {
+                unreachable!("pump_receive on a sending stream")
+            };
+            if self.engine.is_home()
+                && !r.final_started
+                && r.end.is_none()
+                && r.ready.len() < MAX_WAITING
+                && (r.cfill > 0 || r.eof)
+            {
+                r.final_started = r.eof;
+                let input = std::mem::replace(&mut r.cin, self.pool.sized(BATCH));
+                let job = Job {
+                    input,
+                    input_len: r.cfill,
+                    output: self.pool.empty(),
+                    finish: r.final_started,
+                    result: Ok(()),
+                    authenticated: 0,
+                };
+                r.cfill = 0;
+                if let Some(job) = self.engine.start(job, self.offload) {
+                    self.received_batch(job);
+                }
+                progress = true;
+            }
+            let Side::Receive(r) = &mut self.side else {
+                unreachable!("pump_receive on a sending stream")
+            };
+            if !r.eof && r.end.is_none() && r.cfill < BATCH {
+                if r.cin.len() < BATCH {
+                    r.cin = self.pool.sized(BATCH);
+                }
+                let mut rb = ReadBuf::new(&mut r.cin[r.cfill..]);
+                match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        let n = rb.filled().len();
+                        if n == 0 {
+                            r.eof = true;
+                        } else {
+                            r.cfill += n;
+                        }
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => {}
+                }
+            }
+            if !progress {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -141,53 +565,66 @@ impl<S: ByteStream> AsyncWrite for JetStream<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.check_broken()?;
         match &this.side {
-            Side::Receive { .. } => {
+            Side::Receive(_) => {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::Unsupported,
                     "this JET stream only receives",
                 )))
             }
-            Side::Send { finished: true, .. } => {
+            Side::Send(s) if s.finish_requested => {
                 return Poll::Ready(Err(cipher_io(CipherError::Finished)))
             }
-            Side::Send { .. } => {}
+            Side::Send(_) => {}
         }
-        ready!(this.poll_flush_wbuf(cx))?;
-        let take = buf.len().min(MAX_WRITE);
-        if let Side::Send { enc, .. } = &mut this.side {
-            enc.update(&buf[..take], &mut this.wbuf)
-                .map_err(cipher_io)?;
+        let full = |this: &Self| matches!(&this.side, Side::Send(s) if s.pending.len() >= BATCH);
+        if full(this) {
+            this.pump_send(cx)?;
+            if full(this) {
+                // The engine or the socket registered the wake-up.
+                return Poll::Pending;
+            }
         }
-        // Start writing; whatever is left goes out on the next call or flush.
-        if let Poll::Ready(Err(e)) = this.poll_flush_wbuf(cx) {
-            return Poll::Ready(Err(e));
-        }
+        let Side::Send(s) = &mut this.side else {
+            unreachable!("checked above")
+        };
+        let take = buf.len().min(BATCH - s.pending.len());
+        s.pending.extend_from_slice(&buf[..take]);
+        // Start the batch if the engine is idle, and write what is ready.
+        this.pump_send(cx)?;
         Poll::Ready(Ok(take))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_flush_wbuf(cx))?;
+        this.check_broken()?;
+        if let Side::Send(_) = this.side {
+            this.pump_send(cx)?;
+            let Side::Send(s) = &this.side else {
+                unreachable!("checked above")
+            };
+            let idle = s.pending.is_empty() && s.out.is_empty() && !this.engine.is_away();
+            if !idle {
+                return Poll::Pending;
+            }
+        }
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if matches!(
-            this.side,
-            Side::Send {
-                finished: false,
-                ..
-            }
-        ) {
-            ready!(this.poll_flush_wbuf(cx))?;
-            if let Side::Send { enc, finished } = &mut this.side {
-                *finished = true;
-                enc.finish(&mut this.wbuf).map_err(cipher_io)?;
+        this.check_broken()?;
+        if let Side::Send(s) = &mut this.side {
+            s.finish_requested = true;
+            this.pump_send(cx)?;
+            let Side::Send(s) = &this.side else {
+                unreachable!("checked above")
+            };
+            if !(s.finished && s.out.is_empty()) {
+                return Poll::Pending;
             }
         }
-        ready!(this.poll_flush_wbuf(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
@@ -199,57 +636,43 @@ impl<S: ByteStream> AsyncRead for JetStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        loop {
-            if this.rpos < this.rbuf.len() {
-                let n = (this.rbuf.len() - this.rpos).min(buf.remaining());
-                buf.put_slice(&this.rbuf[this.rpos..this.rpos + n]);
-                this.rpos += n;
-                if this.rpos == this.rbuf.len() {
-                    this.rbuf.clear();
-                    this.rpos = 0;
-                }
+        if let Side::Send(_) = this.side {
+            // Nothing may come back on a one-way content: it could only be
+            // plaintext.
+            let mut probe = [0u8; 64];
+            let mut rb = ReadBuf::new(&mut probe);
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            if rb.filled().is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            let mut rb = ReadBuf::new(&mut this.scratch);
-            match &mut this.side {
-                Side::Send { .. } => {
-                    // Nothing may come back on a one-way content: it could
-                    // only be plaintext.
-                    ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-                    if rb.filled().is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the receiving side sent data on a one-way JET stream",
-                    )));
-                }
-                Side::Receive {
-                    end: Some(Ok(())), ..
-                } => return Poll::Ready(Ok(())),
-                Side::Receive {
-                    end: Some(Err(e)), ..
-                } => return Poll::Ready(Err(cipher_io(e.clone()))),
-                Side::Receive { dec, end } => {
-                    ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-                    let filled = rb.filled().len();
-                    let res = if filled == 0 {
-                        // End of the transport: only now is the stream
-                        // authenticated (or not).
-                        let r = dec.finish(&mut this.rbuf);
-                        *end = Some(r.clone());
-                        r
-                    } else {
-                        dec.update(&this.scratch[..filled], &mut this.rbuf)
-                    };
-                    if let Err(e) = res {
-                        *end = Some(Err(e.clone()));
-                        this.rbuf.clear();
-                        this.rpos = 0;
-                        return Poll::Ready(Err(cipher_io(e)));
-                    }
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the receiving side sent data on a one-way JET stream",
+            )));
+        }
+        this.check_broken()?;
+        this.pump_receive(cx)?;
+        let Side::Receive(r) = &mut this.side else {
+            unreachable!("checked above")
+        };
+        if let Some(front) = r.ready.front() {
+            let n = (front.len() - r.rpos).min(buf.remaining());
+            buf.put_slice(&front[r.rpos..r.rpos + n]);
+            r.rpos += n;
+            r.delivered += n as u64;
+            if r.rpos == front.len() {
+                r.rpos = 0;
+                if let Some(done) = r.ready.pop_front() {
+                    this.pool.put(done);
                 }
             }
+            return Poll::Ready(Ok(()));
+        }
+        match &r.end {
+            Some(Ok(())) => Poll::Ready(Ok(())),
+            Some(Err(e)) => Poll::Ready(Err(cipher_io(e.clone()))),
+            // The engine or the socket registered the wake-up.
+            None => Poll::Pending,
         }
     }
 }

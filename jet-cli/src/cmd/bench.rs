@@ -40,9 +40,22 @@ pub struct BenchArgs {
     /// Bytes sent per transfer measurement (with --transfer).
     #[arg(long, default_value = "256M", value_parser = super::demo::parse_size)]
     pub transfer_size: u64,
+    /// Transfer runs per row (interleaved; the median is shown).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub transfer_runs: u32,
+    /// Only suites whose name contains this (case-insensitive; repeatable),
+    /// e.g. `--suite chunked`.
+    #[arg(long)]
+    pub suite: Vec<String>,
     /// Skip `openssl speed` even if openssl is installed.
     #[arg(long)]
     pub no_openssl: bool,
+}
+
+/// Whether `suite` passes the `--suite` filters.
+fn selected(filters: &[String], suite: &dyn CipherSuite) -> bool {
+    let name = suite.name().to_lowercase();
+    filters.is_empty() || filters.iter().any(|f| name.contains(&f.to_lowercase()))
 }
 
 /// One row of the table.
@@ -52,6 +65,8 @@ struct Row {
     direction: &'static str,
     buffer: usize,
     gbps: f64,
+    /// CPU cores busy on average (transfers only; Linux).
+    cpu: Option<f64>,
 }
 
 /// Bytes per `update` call.
@@ -107,7 +122,7 @@ fn measure_suite(
     Ok((enc_gbps, gbps(bytes, start.elapsed())))
 }
 
-fn cipher_rows(secs: f64) -> Result<Vec<Row>> {
+fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut push = |what: &str, backend: &str, (e, d): (f64, f64)| {
         for (direction, gbps) in [("encrypt", e), ("decrypt", d)] {
@@ -117,10 +132,14 @@ fn cipher_rows(secs: f64) -> Result<Vec<Row>> {
                 direction,
                 buffer: BUFFER,
                 gbps,
+                cpu: None,
             });
         }
     };
     for suite in &CipherRegistry::default() {
+        if !selected(filters, suite) {
+            continue;
+        }
         let secret = TransportSecret::generate(suite)?;
         if suite.urn() == AES_256_GCM_CHUNKED.urn() {
             for &backend in ChunkBackend::all() {
@@ -260,21 +279,45 @@ async fn s5b_pair() -> Result<(BoxedStream, BoxedStream)> {
     Ok((x?, y?))
 }
 
+/// CPU time used so far by all threads of this process (Linux).
+fn process_cpu() -> Option<Duration> {
+    let mut ns = 0u64;
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    (ns > 0).then(|| Duration::from_nanos(ns))
+}
+
+/// How one transfer was measured.
+#[derive(Clone, Copy)]
+struct Transfer {
+    gbps: f64,
+    /// Average busy cores, if known.
+    cpu: Option<f64>,
+}
+
 /// Sends `size` bytes over a fresh S5B connection, through `suite` if
-/// given; the sender and the receiver are separate tasks (so encryption,
-/// the socket and decryption overlap on a multi-core machine).
-async fn transfer(suite: Option<&'static dyn CipherSuite>, size: u64) -> Result<f64> {
+/// given (pipelined or inline); the sender and the receiver are separate
+/// tasks.
+async fn transfer(
+    suite: Option<&'static dyn CipherSuite>,
+    pipelined: bool,
+    size: u64,
+) -> Result<Transfer> {
     let (a, b) = s5b_pair().await?;
     let (mut tx, mut rx): (BoxedStream, BoxedStream) = match suite {
         None => (a, b),
         Some(suite) => {
             let secret = TransportSecret::generate(suite)?;
-            (
-                Box::new(JetStream::new(a, suite, &secret, Direction::Send)?),
-                Box::new(JetStream::new(b, suite, &secret, Direction::Receive)?),
-            )
+            let mut tx = JetStream::new(a, suite, &secret, Direction::Send)?;
+            let mut rx = JetStream::new(b, suite, &secret, Direction::Receive)?;
+            tx.set_pipelined(pipelined);
+            rx.set_pipelined(pipelined);
+            (Box::new(tx), Box::new(rx))
         }
     };
+    let cpu0 = process_cpu();
     let start = Instant::now();
     let sender = tokio::spawn(async move {
         let piece = vec![0x5au8; CHUNK_LEN];
@@ -301,28 +344,59 @@ async fn transfer(suite: Option<&'static dyn CipherSuite>, size: u64) -> Result<
     if got != size {
         return Err(anyhow!("received {got} of {size} bytes"));
     }
-    Ok(gbps(size, took))
+    let cpu = match (cpu0, process_cpu()) {
+        (Some(a), Some(b)) if b > a => Some((b - a).as_secs_f64() / took.as_secs_f64()),
+        _ => None,
+    };
+    Ok(Transfer {
+        gbps: gbps(size, took),
+        cpu,
+    })
 }
 
-async fn transfer_rows(size: u64) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    let plain = transfer(None, size).await?;
-    rows.push(Row {
+/// The run with the median throughput.
+fn median(mut runs: Vec<Transfer>) -> Transfer {
+    runs.sort_by(|a, b| a.gbps.total_cmp(&b.gbps));
+    runs[runs.len() / 2]
+}
+
+async fn transfer_rows(size: u64, runs: u32, filters: &[String]) -> Result<Vec<Row>> {
+    let suites: Vec<_> = CipherRegistry::default()
+        .iter()
+        .filter(|s| selected(filters, *s))
+        .collect();
+    // Plain, then each suite pipelined and inline, interleaved run by run
+    // so that a slow spell of the machine hits every row alike.
+    let mut plain = Vec::new();
+    let mut enc: Vec<[Vec<Transfer>; 2]> = vec![[Vec::new(), Vec::new()]; suites.len()];
+    for _ in 0..runs {
+        plain.push(transfer(None, false, size).await?);
+        for (i, suite) in suites.iter().enumerate() {
+            for (j, pipelined) in [true, false].into_iter().enumerate() {
+                enc[i][j].push(transfer(Some(*suite), pipelined, size).await?);
+            }
+        }
+    }
+    let plain = median(plain);
+    let mut rows = vec![Row {
         what: "S5B loopback, plain".into(),
         backend: "tcp".into(),
         direction: "transfer",
         buffer: CHUNK_LEN,
-        gbps: plain,
-    });
-    for suite in &CipherRegistry::default() {
-        let g = transfer(Some(suite), size).await?;
-        rows.push(Row {
-            what: format!("S5B loopback, {}", suite.name()),
-            backend: format!("{:.2}x plain", g / plain),
-            direction: "transfer",
-            buffer: CHUNK_LEN,
-            gbps: g,
-        });
+        gbps: plain.gbps,
+        cpu: plain.cpu,
+    }];
+    for (suite, [piped, inline]) in suites.iter().zip(enc) {
+        for (how, t) in [("pipelined", median(piped)), ("inline", median(inline))] {
+            rows.push(Row {
+                what: format!("S5B loopback, {}", suite.name()),
+                backend: format!("{how}, {:.2}x plain", t.gbps / plain.gbps),
+                direction: "transfer",
+                buffer: CHUNK_LEN,
+                gbps: t.gbps,
+                cpu: t.cpu,
+            });
+        }
     }
     Ok(rows)
 }
@@ -333,12 +407,21 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         return Err(anyhow!("--seconds must be in (0, 60]"));
     }
     let secs = args.seconds;
-    let mut rows = tokio::task::spawn_blocking(move || cipher_rows(secs)).await??;
+    let filters = args.suite.clone();
+    let mut rows = tokio::task::spawn_blocking(move || cipher_rows(secs, &filters)).await??;
     if !args.no_openssl {
         for (cipher, name) in [
             ("aes-256-gcm", "AES-256-GCM"),
             ("chacha20-poly1305", "ChaCha20-Poly1305"),
         ] {
+            if !args.suite.is_empty()
+                && !args
+                    .suite
+                    .iter()
+                    .any(|f| name.to_lowercase().contains(&f.to_lowercase()))
+            {
+                continue;
+            }
             let s = args.seconds;
             let c = cipher.to_owned();
             if let Some(g) = tokio::task::spawn_blocking(move || openssl_speed(&c, s)).await? {
@@ -348,24 +431,32 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                     direction: "encrypt",
                     buffer: 65536,
                     gbps: g,
+                    cpu: None,
                 });
             }
         }
     }
     if args.transfer {
-        rows.extend(transfer_rows(args.transfer_size).await?);
+        rows.extend(transfer_rows(args.transfer_size, args.transfer_runs, &args.suite).await?);
     }
     if args.json {
         println!("{}", to_json(&rows));
     } else {
         println!(
-            "{:<34} {:<30} {:<9} {:>7} {:>7}",
-            "suite", "backend", "direction", "buffer", "GB/s"
+            "{:<44} {:<30} {:<9} {:>7} {:>7} {:>5}",
+            "suite", "backend", "direction", "buffer", "GB/s", "CPUs"
         );
         for r in &rows {
+            let cpu = r.cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.2}"));
             println!(
-                "{:<34} {:<30} {:<9} {:>7} {:>7.2}",
-                r.what, r.backend, r.direction, r.buffer, r.gbps
+                "{:<44} {:<30} {:<9} {:>7} {:>7.2} {:>5}",
+                r.what, r.backend, r.direction, r.buffer, r.gbps, cpu
+            );
+        }
+        if rows.iter().any(|r| r.cpu.is_some()) {
+            println!(
+                "CPUs: cores busy on average during the transfer (sender and receiver \
+                 are both in this process)."
             );
         }
     }
@@ -390,8 +481,11 @@ fn to_json(rows: &[Row]) -> String {
     let items: Vec<String> = rows
         .iter()
         .map(|r| {
+            let cpu = r
+                .cpu
+                .map_or_else(String::new, |c| format!(",\"cpu_cores\":{c:.3}"));
             format!(
-                "{{\"suite\":{},\"backend\":{},\"direction\":{},\"buffer\":{},\"gbps\":{:.3}}}",
+                "{{\"suite\":{},\"backend\":{},\"direction\":{},\"buffer\":{},\"gbps\":{:.3}{cpu}}}",
                 json_str(&r.what),
                 json_str(&r.backend),
                 json_str(r.direction),
@@ -424,6 +518,7 @@ mod tests {
             direction: "encrypt",
             buffer: 65536,
             gbps: 1.5,
+            cpu: None,
         }];
         assert_eq!(
             to_json(&rows),
@@ -435,7 +530,7 @@ mod tests {
     fn suites_measure_and_roundtrip() {
         // Tiny budget: checks the measuring code runs every suite (and that
         // decryption of what it encrypted authenticates), not the speed.
-        let rows = cipher_rows(0.001).unwrap();
+        let rows = cipher_rows(0.001, &[]).unwrap();
         // Chunked on each chunk backend, the two whole-stream GCM suites on
         // each GCM backend, the rest once.
         let suites = CipherRegistry::default().len() - 3
