@@ -448,17 +448,45 @@ mod ossl {
         }
 
         /// Appends `input` run through the context to `out`, written
-        /// directly by OpenSSL (no copy, one call for the whole piece: its
-        /// stitched AES+GHASH keeps the data in cache by itself).
+        /// directly by OpenSSL into `out`'s spare capacity: no copy, no
+        /// zero-filling first (that memset alone cost a few percent at 64
+        /// KiB), one call for the whole piece (its stitched AES+GHASH keeps
+        /// the data in cache by itself).
         fn update_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ErrorStack> {
-            let start = out.len();
-            out.resize(start + input.len(), 0);
-            for (i, o) in input
-                .chunks(MAX_UPDATE)
-                .zip(out[start..].chunks_mut(MAX_UPDATE))
-            {
-                let n = self.ctx.cipher_update(i, Some(o))?;
-                debug_assert_eq!(n, i.len());
+            use foreign_types::ForeignType;
+            for piece in input.chunks(MAX_UPDATE) {
+                out.reserve(piece.len());
+                let spare = out.spare_capacity_mut();
+                debug_assert!(spare.len() >= piece.len());
+                let inlen =
+                    std::os::raw::c_int::try_from(piece.len()).expect("MAX_UPDATE fits a C int");
+                let mut written: std::os::raw::c_int = 0;
+                // SAFETY: `ctx` is a live, initialised GCM context. GCM is a
+                // stream mode (block size 1): EVP_CipherUpdate writes exactly
+                // `inlen` bytes, and `spare` has at least that many (reserved
+                // above). `piece` is borrowed shared and `out` exclusively,
+                // so the two do not overlap.
+                let ok = unsafe {
+                    openssl_sys::EVP_CipherUpdate(
+                        self.ctx.as_ptr(),
+                        spare.as_mut_ptr().cast::<u8>(),
+                        &mut written,
+                        piece.as_ptr(),
+                        inlen,
+                    )
+                };
+                if ok != 1 {
+                    return Err(ErrorStack::get());
+                }
+                let written = usize::try_from(written).unwrap_or(usize::MAX);
+                assert!(
+                    written <= spare.len(),
+                    "EVP_CipherUpdate reported more output than it was given room for"
+                );
+                // SAFETY: OpenSSL initialised the first `written` bytes of
+                // the spare capacity, and `written` fits in it.
+                unsafe { out.set_len(out.len() + written) };
+                debug_assert_eq!(written, piece.len());
             }
             Ok(())
         }
