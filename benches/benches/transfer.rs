@@ -3,8 +3,11 @@
 //! S5B direct (real TCP on 127.0.0.1), 64 MiB, plain and through every
 //! suite of the default registry; IBB over the in-memory router, 2 MiB,
 //! plain and AES-256-GCM. Sender and receiver are separate tasks on a
-//! two-thread runtime, so encryption, the socket and decryption overlap.
-//! Only the transfer is timed; the negotiation runs before it.
+//! two-thread runtime. Each S5B suite runs twice: `pipelined` (the default:
+//! the JET layer encrypts/decrypts on tokio's blocking pool while it serves
+//! the socket) and `inline` (`JetStream::set_pipelined(false)`: cipher and
+//! socket take turns). Only the transfer is timed; the negotiation runs
+//! before it.
 //!
 //! `cargo bench -p jet-benches --bench transfer -- --warm-up-time 1 --measurement-time 5`
 
@@ -79,6 +82,7 @@ async fn connect(adapter: &dyn TransportAdapter) -> (BoxedStream, BoxedStream) {
 async fn send(
     adapter: &dyn TransportAdapter,
     suite: Option<&'static dyn CipherSuite>,
+    pipelined: bool,
     size: usize,
 ) -> Duration {
     let (a, b) = connect(adapter).await;
@@ -86,10 +90,11 @@ async fn send(
         None => (a, b),
         Some(suite) => {
             let secret = TransportSecret::generate(suite).unwrap();
-            (
-                Box::new(JetStream::new(a, suite, &secret, Direction::Send).unwrap()),
-                Box::new(JetStream::new(b, suite, &secret, Direction::Receive).unwrap()),
-            )
+            let mut tx = JetStream::new(a, suite, &secret, Direction::Send).unwrap();
+            let mut rx = JetStream::new(b, suite, &secret, Direction::Receive).unwrap();
+            tx.set_pipelined(pipelined);
+            rx.set_pipelined(pipelined);
+            (Box::new(tx), Box::new(rx))
         }
     };
     let start = Instant::now();
@@ -126,12 +131,13 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let run = |adapter: &dyn TransportAdapter,
                suite: Option<&'static dyn CipherSuite>,
+               pipelined: bool,
                size: usize,
                iters: u64| {
         rt.block_on(async {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                total += send(adapter, suite, size).await;
+                total += send(adapter, suite, pipelined, size).await;
             }
             total
         })
@@ -147,12 +153,14 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(S5B_SIZE as u64));
     g.bench_function("plain", |b| {
-        b.iter_custom(|iters| run(&s5b, None, S5B_SIZE, iters))
+        b.iter_custom(|iters| run(&s5b, None, false, S5B_SIZE, iters))
     });
     for suite in &CipherRegistry::default() {
-        g.bench_function(suite.name(), |b| {
-            b.iter_custom(|iters| run(&s5b, Some(suite), S5B_SIZE, iters))
-        });
+        for (how, pipelined) in [("pipelined", true), ("inline", false)] {
+            g.bench_function(format!("{} {how}", suite.name()), |b| {
+                b.iter_custom(|iters| run(&s5b, Some(suite), pipelined, S5B_SIZE, iters))
+            });
+        }
     }
     g.finish();
 
@@ -165,10 +173,10 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(IBB_SIZE as u64));
     g.bench_function("plain", |b| {
-        b.iter_custom(|iters| run(&ibb, None, IBB_SIZE, iters))
+        b.iter_custom(|iters| run(&ibb, None, false, IBB_SIZE, iters))
     });
     g.bench_function(AES_256_GCM.name(), |b| {
-        b.iter_custom(|iters| run(&ibb, Some(&AES_256_GCM), IBB_SIZE, iters))
+        b.iter_custom(|iters| run(&ibb, Some(&AES_256_GCM), true, IBB_SIZE, iters))
     });
     g.finish();
 }

@@ -512,6 +512,7 @@ pub struct FileRequest {
     desc: FileDesc,
     progress: Option<ProgressFn>,
     received: Mutex<Option<ReceivedFile>>,
+    max_size: u64,
 }
 
 impl FileRequest {
@@ -545,7 +546,17 @@ impl FileRequest {
             desc,
             progress,
             received: Mutex::new(None),
+            max_size: ReceivePolicy::default().max_size,
         })
+    }
+
+    /// Refuses a file larger than `limit` bytes (default: the
+    /// [`ReceivePolicy`] default, 64 GiB): when the host's answer announces
+    /// a larger size, before any data, and while the data arrives when it
+    /// announces none.
+    pub fn with_max_size(mut self, limit: u64) -> Self {
+        self.max_size = limit;
+        self
     }
 
     /// The file, once received.
@@ -592,19 +603,31 @@ impl Application for FileRequest {
                 "the peer did not honour the requested range".into(),
             ));
         }
+        if let Some(size) = answer.size {
+            if size > self.max_size {
+                return Err(Error::Refused {
+                    reason: "decline".into(),
+                    text: Some(format!(
+                        "file of {size} bytes is larger than the limit of {} bytes",
+                        self.max_size
+                    )),
+                });
+            }
+        }
         let mut desc = answer.clone();
         if desc.name.is_none() {
             desc.name = self.desc.name.clone();
         }
         // Verify against the hash we asked for, not only what the host says.
         desc.hashes = vec![asked.clone()];
-        let got = receive_file(
+        let got = receive_file_within(
             &self.dir,
             &desc,
             offset,
             ctx.framing,
             &mut stream,
             self.progress.as_ref(),
+            Some(self.max_size),
         )
         .await?;
         *self.received.lock().unwrap() = Some(got);
@@ -840,6 +863,42 @@ mod tests {
         rb.unwrap();
         assert_eq!(std::fs::read(dst.join("r.bin")).unwrap(), bytes);
         assert_eq!(req.received().unwrap().resumed_from, 131_072);
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    /// `FileRequest::with_max_size`: a host answering with a larger file
+    /// is refused before any data lands; within the limit it is received.
+    #[tokio::test]
+    async fn request_refuses_files_over_its_size_limit() {
+        let src = tmpdir("src-reqmax");
+        let dst = tmpdir("dst-reqmax");
+        let bytes = data(5000);
+        std::fs::write(src.join("q.bin"), &bytes).unwrap();
+        let local = LocalFile::describe(&src.join("q.bin")).await.unwrap();
+        let hash = local.desc.hashes[0].clone();
+        let host = FileHost::new(vec![local], None);
+        for (limit, ok) in [(4999u64, false), (5000, true)] {
+            let req = FileRequest::new(dst.clone(), hash.clone(), None, None)
+                .unwrap()
+                .with_max_size(limit);
+            let o = req.offer().unwrap();
+            let answer = accept(host.decide(&o.description, o.senders.clone()));
+            let (a, b) = tokio::io::duplex(4096);
+            let (ra, _) = tokio::join!(
+                req.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
+                host.run(ctx(Role::Responder, answer, None), Box::new(b)),
+            );
+            if ok {
+                ra.unwrap();
+                assert_eq!(std::fs::read(dst.join("q.bin")).unwrap(), bytes);
+            } else {
+                let e = ra.unwrap_err();
+                assert!(matches!(e, Error::Refused { .. }), "{e}");
+                assert!(e.to_string().contains("limit of 4999 bytes"), "{e}");
+                assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 0);
+            }
+        }
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
     }

@@ -157,6 +157,11 @@ pub struct RequestArgs {
     /// Cipher URN to use.
     #[arg(long)]
     pub cipher: Option<String>,
+    /// Refuse the file if it is larger than this (bytes, or with k/M/G:
+    /// powers of 1024; default 64G); also bounds what the host may stream
+    /// without announcing a size.
+    #[arg(long, value_parser = crate::cmd::demo::parse_size)]
+    pub max_size: Option<u64>,
 }
 
 /// Arguments of `jet disco`.
@@ -703,7 +708,11 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         );
     }
     let (bar, cb) = events.progress(0, "requesting");
-    let req = Arc::new(FileRequest::new(dir, hash, args.name.clone(), Some(cb))?);
+    let mut req = FileRequest::new(dir, hash, args.name.clone(), Some(cb))?;
+    if let Some(limit) = args.max_size {
+        req = req.with_max_size(limit);
+    }
+    let req = Arc::new(req);
     events.started(
         args.name.as_deref().unwrap_or("(by hash)"),
         None,
