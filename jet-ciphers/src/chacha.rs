@@ -12,6 +12,12 @@
 //! - the data is XORed with the keystream from counter 1;
 //! - the tag is Poly1305 over `AAD || pad16 || C || pad16 || le64(len(AAD)) || le64(len(C))`.
 //!
+//! With the cargo feature `openssl` there is a second backend,
+//! [`ChaChaBackend::OpenSsl`]: the system OpenSSL's incremental
+//! `EVP_chacha20_poly1305` (SIMD assembly, several times faster than the
+//! portable crates), preferred when built in; `JET_CHACHA_BACKEND=rustcrypto`
+//! or `openssl` overrides. Both give the same bytes.
+//!
 //! The 32-bit block counter limits one message to `2^38 - 64` bytes.
 //! For machines without AES instructions this is the fast choice; it is not
 //! in XEP-0391, so only peers running jet know it.
@@ -27,6 +33,53 @@ use zeroize::Zeroize;
 
 use crate::mac::BlockMac;
 use crate::whole::{Engine, WholeDecryptor, WholeEncryptor, TAG_LEN};
+
+/// The ChaCha20-Poly1305 implementation behind [`CHACHA20_POLY1305`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaChaBackend {
+    /// RustCrypto `chacha20` (AVX2/SSE2 chosen at run time) + `poly1305`.
+    RustCrypto,
+    /// The system OpenSSL's incremental ChaCha20-Poly1305 (cargo feature
+    /// `openssl`).
+    #[cfg(feature = "openssl")]
+    OpenSsl,
+}
+
+impl ChaChaBackend {
+    /// Every backend built into this binary, preferred first.
+    pub fn all() -> &'static [ChaChaBackend] {
+        &[
+            #[cfg(feature = "openssl")]
+            ChaChaBackend::OpenSsl,
+            ChaChaBackend::RustCrypto,
+        ]
+    }
+
+    /// A short name: `"openssl"` or `"rustcrypto"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChaChaBackend::RustCrypto => "rustcrypto",
+            #[cfg(feature = "openssl")]
+            ChaChaBackend::OpenSsl => "openssl",
+        }
+    }
+
+    /// The backend used by [`CipherSuite::encryptor`] and
+    /// [`CipherSuite::decryptor`] (and the `_with_aad` methods), chosen once
+    /// per process: `JET_CHACHA_BACKEND` (`openssl` or `rustcrypto`) if set
+    /// to a built-in backend, else the first of [`all`](Self::all).
+    pub fn preferred() -> ChaChaBackend {
+        static CHOICE: std::sync::OnceLock<ChaChaBackend> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            if let Ok(name) = std::env::var("JET_CHACHA_BACKEND") {
+                if let Some(b) = Self::all().iter().find(|b| b.name() == name.trim()) {
+                    return *b;
+                }
+            }
+            Self::all()[0]
+        })
+    }
+}
 
 /// Largest plaintext of one ChaCha20-Poly1305 message: `2^38 - 64` bytes
 /// (RFC 8439 §2.8: the 32-bit counter, minus the block for the Poly1305 key).
@@ -46,7 +99,7 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 
 impl ChaCha20Poly1305Suite {
-    fn engine(&self, secret: &TransportSecret, aad: &[u8]) -> Result<ChaChaEngine, CipherError> {
+    fn check(&self, secret: &TransportSecret) -> Result<(), CipherError> {
         if secret.key().len() != KEY_LEN {
             return Err(CipherError::KeyLength {
                 expected: KEY_LEN,
@@ -59,6 +112,11 @@ impl ChaCha20Poly1305Suite {
                 got: secret.iv().len(),
             });
         }
+        Ok(())
+    }
+
+    fn engine(&self, secret: &TransportSecret, aad: &[u8]) -> Result<ChaChaEngine, CipherError> {
+        self.check(secret)?;
         let mut cipher = ChaCha20::new_from_slices(secret.key(), secret.iv()).map_err(|_| {
             CipherError::KeyLength {
                 expected: KEY_LEN,
@@ -90,10 +148,7 @@ impl ChaCha20Poly1305Suite {
         secret: &TransportSecret,
         aad: &[u8],
     ) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        Ok(Box::new(WholeEncryptor::new(
-            self.engine(secret, aad)?,
-            CHACHA_MAX_PLAINTEXT,
-        )))
+        self.encryptor_with(secret, aad, ChaChaBackend::preferred())
     }
 
     /// A streaming decryptor with additional authenticated data `aad`.
@@ -102,10 +157,59 @@ impl ChaCha20Poly1305Suite {
         secret: &TransportSecret,
         aad: &[u8],
     ) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        Ok(Box::new(WholeDecryptor::new(
-            self.engine(secret, aad)?,
-            CHACHA_MAX_PLAINTEXT,
-        )))
+        self.decryptor_with(secret, aad, ChaChaBackend::preferred())
+    }
+
+    /// [`encryptor_with_aad`](Self::encryptor_with_aad) on a given backend
+    /// (benchmarks, cross-checks). The output does not depend on the backend.
+    pub fn encryptor_with(
+        &self,
+        secret: &TransportSecret,
+        aad: &[u8],
+        backend: ChaChaBackend,
+    ) -> Result<Box<dyn StreamEncryptor>, CipherError> {
+        Ok(match backend {
+            ChaChaBackend::RustCrypto => Box::new(WholeEncryptor::new(
+                self.engine(secret, aad)?,
+                CHACHA_MAX_PLAINTEXT,
+            )),
+            #[cfg(feature = "openssl")]
+            ChaChaBackend::OpenSsl => {
+                self.check(secret)?;
+                Box::new(WholeEncryptor::new(
+                    crate::ossl::OsslAead::chacha20_poly1305(secret.key(), secret.iv(), aad, true)?,
+                    CHACHA_MAX_PLAINTEXT,
+                ))
+            }
+        })
+    }
+
+    /// [`decryptor_with_aad`](Self::decryptor_with_aad) on a given backend.
+    pub fn decryptor_with(
+        &self,
+        secret: &TransportSecret,
+        aad: &[u8],
+        backend: ChaChaBackend,
+    ) -> Result<Box<dyn StreamDecryptor>, CipherError> {
+        Ok(match backend {
+            ChaChaBackend::RustCrypto => Box::new(WholeDecryptor::new(
+                self.engine(secret, aad)?,
+                CHACHA_MAX_PLAINTEXT,
+            )),
+            #[cfg(feature = "openssl")]
+            ChaChaBackend::OpenSsl => {
+                self.check(secret)?;
+                Box::new(WholeDecryptor::new(
+                    crate::ossl::OsslAead::chacha20_poly1305(
+                        secret.key(),
+                        secret.iv(),
+                        aad,
+                        false,
+                    )?,
+                    CHACHA_MAX_PLAINTEXT,
+                ))
+            }
+        })
     }
 }
 

@@ -199,7 +199,7 @@ impl AesGcmSuite {
             )),
             #[cfg(feature = "openssl")]
             (GcmBackend::OpenSsl, _) => Box::new(WholeEncryptor::new(
-                ossl::OsslGcm::sealer(key, iv, aad)?,
+                crate::ossl::OsslAead::aes_gcm(key, iv, aad, true)?,
                 GCM_MAX_PLAINTEXT,
             )),
         })
@@ -225,7 +225,7 @@ impl AesGcmSuite {
             )),
             #[cfg(feature = "openssl")]
             (GcmBackend::OpenSsl, _) => Box::new(WholeDecryptor::new(
-                ossl::OsslGcm::opener(key, iv, aad)?,
+                crate::ossl::OsslAead::aes_gcm(key, iv, aad, false)?,
                 GCM_MAX_PLAINTEXT,
             )),
         })
@@ -376,175 +376,6 @@ where
 /// 16-byte hold-back, the limit, nothing authenticated before the tag
 /// checks) is the same [`WholeEncryptor`]/[`WholeDecryptor`] code as for
 /// RustCrypto.
-#[cfg(feature = "openssl")]
-mod ossl {
-    use jet_core::error::CipherError;
-    use openssl::cipher::Cipher;
-    use openssl::cipher_ctx::CipherCtx;
-    use openssl::error::ErrorStack;
-
-    use super::GCM_MAX_PLAINTEXT;
-    use crate::whole::{Opener, Sealer, TAG_LEN};
-
-    /// Largest piece handed to one `EVP_CipherUpdate` (its length is a C `int`).
-    const MAX_UPDATE: usize = 1 << 30;
-
-    /// One AES-GCM message in progress. The context is freed (and cleansed,
-    /// key schedule included) by `EVP_CIPHER_CTX_free` on drop.
-    pub(super) struct OsslGcm {
-        ctx: CipherCtx,
-    }
-
-    fn setup(e: ErrorStack) -> CipherError {
-        CipherError::Backend(format!("OpenSSL AES-GCM set-up failed: {e}"))
-    }
-
-    impl OsslGcm {
-        fn new(key: &[u8], iv: &[u8], aad: &[u8], encrypt: bool) -> Result<Self, CipherError> {
-            let cipher = match key.len() {
-                16 => Cipher::aes_128_gcm(),
-                32 => Cipher::aes_256_gcm(),
-                got => return Err(CipherError::KeyLength { expected: 32, got }),
-            };
-            let mut ctx = CipherCtx::new().map_err(setup)?;
-            // Cipher first, then the IV length (16-byte IVs: J0 = GHASH(IV…),
-            // SP 800-38D §7.1 step 2), then key and IV.
-            if encrypt {
-                ctx.encrypt_init(Some(cipher), None, None).map_err(setup)?;
-            } else {
-                ctx.decrypt_init(Some(cipher), None, None).map_err(setup)?;
-            }
-            ctx.set_iv_length(iv.len()).map_err(setup)?;
-            if encrypt {
-                ctx.encrypt_init(None, Some(key), Some(iv)).map_err(setup)?;
-            } else {
-                ctx.decrypt_init(None, Some(key), Some(iv)).map_err(setup)?;
-            }
-            if !aad.is_empty() {
-                // No output buffer: the input is additional data.
-                ctx.cipher_update(aad, None).map_err(setup)?;
-            }
-            Ok(OsslGcm { ctx })
-        }
-
-        /// An encrypting context.
-        pub(super) fn sealer(key: &[u8], iv: &[u8], aad: &[u8]) -> Result<Self, CipherError> {
-            Self::new(key, iv, aad, true)
-        }
-
-        /// A decrypting context.
-        pub(super) fn opener(key: &[u8], iv: &[u8], aad: &[u8]) -> Result<Self, CipherError> {
-            Self::new(key, iv, aad, false)
-        }
-
-        /// Runs `buf` through the context in place. GCM is a stream mode
-        /// (block size 1): every input byte comes out at once.
-        fn update(&mut self, buf: &mut [u8]) -> Result<(), ErrorStack> {
-            for piece in buf.chunks_mut(MAX_UPDATE) {
-                let n = self.ctx.cipher_update_inplace(piece, piece.len())?;
-                debug_assert_eq!(n, piece.len());
-            }
-            Ok(())
-        }
-
-        /// Appends `input` run through the context to `out`, written
-        /// directly by OpenSSL into `out`'s spare capacity: no copy, no
-        /// zero-filling first (that memset alone cost a few percent at 64
-        /// KiB), one call for the whole piece (its stitched AES+GHASH keeps
-        /// the data in cache by itself).
-        fn update_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ErrorStack> {
-            use foreign_types::ForeignType;
-            for piece in input.chunks(MAX_UPDATE) {
-                out.reserve(piece.len());
-                let spare = out.spare_capacity_mut();
-                debug_assert!(spare.len() >= piece.len());
-                let inlen =
-                    std::os::raw::c_int::try_from(piece.len()).expect("MAX_UPDATE fits a C int");
-                let mut written: std::os::raw::c_int = 0;
-                // SAFETY: `ctx` is a live, initialised GCM context. GCM is a
-                // stream mode (block size 1): EVP_CipherUpdate writes exactly
-                // `inlen` bytes, and `spare` has at least that many (reserved
-                // above). `piece` is borrowed shared and `out` exclusively,
-                // so the two do not overlap.
-                let ok = unsafe {
-                    openssl_sys::EVP_CipherUpdate(
-                        self.ctx.as_ptr(),
-                        spare.as_mut_ptr().cast::<u8>(),
-                        &mut written,
-                        piece.as_ptr(),
-                        inlen,
-                    )
-                };
-                if ok != 1 {
-                    return Err(ErrorStack::get());
-                }
-                let written = usize::try_from(written).unwrap_or(usize::MAX);
-                assert!(
-                    written <= spare.len(),
-                    "EVP_CipherUpdate reported more output than it was given room for"
-                );
-                // SAFETY: OpenSSL initialised the first `written` bytes of
-                // the spare capacity, and `written` fits in it.
-                unsafe { out.set_len(out.len() + written) };
-                debug_assert_eq!(written, piece.len());
-            }
-            Ok(())
-        }
-    }
-
-    impl Sealer for OsslGcm {
-        fn seal(&mut self, buf: &mut [u8]) -> Result<(), CipherError> {
-            // OpenSSL refuses to encrypt past the GCM limit; ours is checked first.
-            self.update(buf).map_err(|_| CipherError::LimitExceeded {
-                limit: GCM_MAX_PLAINTEXT,
-            })
-        }
-
-        fn seal_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
-            self.update_into(input, out)
-                .map_err(|_| CipherError::LimitExceeded {
-                    limit: GCM_MAX_PLAINTEXT,
-                })
-        }
-
-        fn seal_tag(mut self, _ciphertext_len: u64) -> Result<[u8; TAG_LEN], CipherError> {
-            let fail = |e: ErrorStack| CipherError::Backend(format!("OpenSSL AES-GCM tag: {e}"));
-            self.ctx.cipher_final(&mut []).map_err(fail)?;
-            let mut tag = [0u8; TAG_LEN];
-            self.ctx.tag(&mut tag).map_err(fail)?;
-            Ok(tag)
-        }
-    }
-
-    impl Opener for OsslGcm {
-        fn open(&mut self, buf: &mut [u8]) -> Result<(), CipherError> {
-            self.update(buf).map_err(|_| CipherError::LimitExceeded {
-                limit: GCM_MAX_PLAINTEXT,
-            })
-        }
-
-        fn open_into(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
-            self.update_into(ciphertext, out)
-                .map_err(|_| CipherError::LimitExceeded {
-                    limit: GCM_MAX_PLAINTEXT,
-                })
-        }
-
-        /// OpenSSL compares the expected tag with `tag` in its decrypting
-        /// `EVP_CipherFinal` (with `CRYPTO_memcmp`, constant time) and fails
-        /// on a mismatch; any failure here is an authentication failure.
-        fn verify(mut self, _ciphertext_len: u64, tag: &[u8; TAG_LEN]) -> Result<(), CipherError> {
-            self.ctx
-                .set_tag(tag)
-                .map_err(|_| CipherError::Authentication)?;
-            self.ctx
-                .cipher_final(&mut [])
-                .map_err(|_| CipherError::Authentication)?;
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

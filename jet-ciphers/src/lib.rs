@@ -95,6 +95,8 @@ mod error;
 pub mod gcm;
 pub mod io;
 mod mac;
+#[cfg(feature = "openssl")]
+mod ossl;
 mod registry;
 mod whole;
 

@@ -172,6 +172,19 @@ fn rfc8439_section_2_8_2() {
             CHACHA20_POLY1305.decryptor_with_aad(&ts, &v.aad).unwrap(),
             split,
         );
+        // Every built-in backend (RustCrypto; OpenSSL with `--features openssl`).
+        for &backend in jet_ciphers::chacha::ChaChaBackend::all() {
+            check_vector(
+                &v,
+                CHACHA20_POLY1305
+                    .encryptor_with(&ts, &v.aad, backend)
+                    .unwrap(),
+                CHACHA20_POLY1305
+                    .decryptor_with(&ts, &v.aad, backend)
+                    .unwrap(),
+                split,
+            );
+        }
     }
 }
 

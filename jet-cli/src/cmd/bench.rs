@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use clap::Args;
+use jet_ciphers::chacha::ChaChaBackend;
 use jet_ciphers::chunked::{ChunkBackend, CHUNK_LEN};
 use jet_ciphers::gcm::{AesGcmSuite, GcmBackend};
-use jet_ciphers::{CipherRegistry, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED};
+use jet_ciphers::{
+    CipherRegistry, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305,
+};
 use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use jet_core::error::TransportError;
 use jet_core::layer::{Direction, JetStream};
@@ -181,13 +184,35 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                 };
                 push(suite.name(), &name, r);
             }
+        } else if suite.urn() == CHACHA20_POLY1305.urn() {
+            for &backend in ChaChaBackend::all() {
+                let r = measure_suite(
+                    || {
+                        CHACHA20_POLY1305
+                            .encryptor_with(&secret, &[], backend)
+                            .expect("key")
+                    },
+                    || {
+                        CHACHA20_POLY1305
+                            .decryptor_with(&secret, &[], backend)
+                            .expect("key")
+                    },
+                    secs,
+                )?;
+                let name = if backend == ChaChaBackend::preferred() {
+                    format!("{} (default)", backend.name())
+                } else {
+                    backend.name().to_owned()
+                };
+                push(suite.name(), &name, r);
+            }
         } else {
             let r = measure_suite(
                 || suite.encryptor(&secret).expect("key"),
                 || suite.decryptor(&secret).expect("key"),
                 secs,
             )?;
-            push(suite.name(), "rustcrypto (streaming)", r);
+            push(suite.name(), "streaming", r);
         }
     }
     Ok(rows)
@@ -532,10 +557,11 @@ mod tests {
         // decryption of what it encrypted authenticates), not the speed.
         let rows = cipher_rows(0.001, &[]).unwrap();
         // Chunked on each chunk backend, the two whole-stream GCM suites on
-        // each GCM backend, the rest once.
-        let suites = CipherRegistry::default().len() - 3
+        // each GCM backend, ChaCha20 on each of its backends, the rest once.
+        let suites = CipherRegistry::default().len() - 4
             + ChunkBackend::all().len()
-            + 2 * GcmBackend::all().len();
+            + 2 * GcmBackend::all().len()
+            + ChaChaBackend::all().len();
         assert_eq!(rows.len(), 2 * suites);
         for backend in GcmBackend::all() {
             let n = rows
