@@ -272,7 +272,11 @@ struct Receiving {
     rpos: usize,
     /// Set once the final tag checked (or any check failed).
     end: Option<Result<(), CipherError>>,
+    /// Plaintext bytes handed to the caller.
     delivered: u64,
+    /// Plaintext bytes put into `ready` so far.
+    pushed: u64,
+    /// Plaintext bytes the decryptor has authenticated.
     authenticated: u64,
 }
 
@@ -331,6 +335,7 @@ impl<S: ByteStream> JetStream<S> {
                     rpos: 0,
                     end: None,
                     delivered: 0,
+                    pushed: 0,
                     authenticated: 0,
                 }),
             ),
@@ -477,18 +482,29 @@ impl<S: ByteStream> JetStream<S> {
             unreachable!("a decryption batch on a sending stream")
         };
         self.pool.put(job.input);
-        if let Err(e) = job.result {
-            // The batch's own output is dropped; earlier batches (whole
-            // chunks, for chunked suites) are still handed out first.
-            self.pool.put(job.output);
-            r.end = Some(Err(e));
-            return;
-        }
         r.authenticated = job.authenticated;
-        if job.output.is_empty() {
-            self.pool.put(job.output);
+        let mut output = job.output;
+        if let Err(e) = job.result {
+            // Of a failed batch only what the decryptor authenticated is
+            // handed out (the whole chunks before a bad one, for a chunked
+            // suite; nothing for a single-message suite), after the earlier
+            // batches; then the error.
+            let keep = r.authenticated.saturating_sub(r.pushed);
+            output.truncate(
+                usize::try_from(keep)
+                    .unwrap_or(usize::MAX)
+                    .min(output.len()),
+            );
+            r.end = Some(Err(e));
+        }
+        if output.is_empty() {
+            self.pool.put(output);
         } else {
-            r.ready.push_back(job.output);
+            r.pushed += output.len() as u64;
+            r.ready.push_back(output);
+        }
+        if r.end.is_some() {
+            return;
         }
         if job.finish {
             r.end = Some(Ok(()));
