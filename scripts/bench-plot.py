@@ -32,7 +32,7 @@ def main(src, dst):
             "decrypt": "#68a868",
             "transfer": "#c87838",
         }.get(r["direction"], "#888")
-        if "openssl" in r["backend"]:
+        if r["backend"].startswith("openssl speed"):  # the reference, not jet
             colour = "#a0a0a0"
         out.append(
             f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(label(r))}</text>'

@@ -7,7 +7,7 @@
 mod common;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
-use common::Rng;
+use common::{decrypt_with, encrypt_with, pieces_of, Rng};
 use jet_ciphers::chacha::ChaChaBackend;
 use jet_ciphers::CHACHA20_POLY1305;
 use jet_core::cipher::StreamDecryptor;
@@ -22,16 +22,11 @@ fn one_shot(ts: &TransportSecret, data: &[u8]) -> Vec<u8> {
 }
 
 fn encrypt(ts: &TransportSecret, backend: ChaChaBackend, data: &[u8], pieces: &[usize]) -> Vec<u8> {
-    let mut enc = CHACHA20_POLY1305.encryptor_with(ts, &[], backend).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &n in pieces {
-        enc.update(&data[at..at + n], &mut out).unwrap();
-        at += n;
-    }
-    enc.finish(&mut out).unwrap();
-    assert_eq!(enc.finish(&mut out), Err(CipherError::Finished));
-    out
+    encrypt_with(
+        CHACHA20_POLY1305.encryptor_with(ts, &[], backend).unwrap(),
+        data,
+        pieces,
+    )
 }
 
 fn decrypt(
@@ -40,30 +35,16 @@ fn decrypt(
     ct: &[u8],
     pieces: &[usize],
 ) -> (Box<dyn StreamDecryptor>, Vec<u8>, Result<(), CipherError>) {
-    let mut dec = CHACHA20_POLY1305.decryptor_with(ts, &[], backend).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &n in pieces {
-        if let Err(e) = dec.update(&ct[at..at + n], &mut out) {
-            return (dec, out, Err(e));
-        }
-        at += n;
-    }
-    let r = dec.finish(&mut out);
-    (dec, out, r)
+    decrypt_with(
+        CHACHA20_POLY1305.decryptor_with(ts, &[], backend).unwrap(),
+        ct,
+        pieces,
+    )
 }
 
 /// Odd piece sizes: 1, primes, around the 64-byte block and 16 KiB.
 fn odd_pieces(len: usize, rng: &mut Rng) -> Vec<usize> {
-    const SIZES: [usize; 9] = [1, 3, 15, 17, 63, 65, 4099, 16_385, 65_537];
-    let mut v = Vec::new();
-    let mut left = len;
-    while left > 0 {
-        let n = SIZES[rng.below(SIZES.len() as u64) as usize].min(left);
-        v.push(n);
-        left -= n;
-    }
-    v
+    pieces_of(len, &[1, 3, 15, 17, 63, 65, 4099, 16_385, 65_537], rng)
 }
 
 fn secret(rng: &mut Rng) -> TransportSecret {

@@ -9,7 +9,7 @@ mod common;
 use aes_gcm::aead::consts::{U12, U16};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::AesGcm;
-use common::Rng;
+use common::{decrypt_with, encrypt_with, pieces_of, Rng};
 use jet_ciphers::gcm::{AesGcmSuite, GcmBackend};
 use jet_ciphers::{AES_128_GCM, AES_256_GCM};
 use jet_core::cipher::{CipherSuite, StreamDecryptor};
@@ -46,16 +46,11 @@ fn encrypt(
     data: &[u8],
     pieces: &[usize],
 ) -> Vec<u8> {
-    let mut enc = suite.encryptor_with(ts, &[], backend).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &n in pieces {
-        enc.update(&data[at..at + n], &mut out).unwrap();
-        at += n;
-    }
-    enc.finish(&mut out).unwrap();
-    assert_eq!(enc.finish(&mut out), Err(CipherError::Finished));
-    out
+    encrypt_with(
+        suite.encryptor_with(ts, &[], backend).unwrap(),
+        data,
+        pieces,
+    )
 }
 
 /// Decrypts in `pieces`; returns the released plaintext and the result of
@@ -67,30 +62,12 @@ fn decrypt(
     ct: &[u8],
     pieces: &[usize],
 ) -> (Box<dyn StreamDecryptor>, Vec<u8>, Result<(), CipherError>) {
-    let mut dec = suite.decryptor_with(ts, &[], backend).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &n in pieces {
-        if let Err(e) = dec.update(&ct[at..at + n], &mut out) {
-            return (dec, out, Err(e));
-        }
-        at += n;
-    }
-    let r = dec.finish(&mut out);
-    (dec, out, r)
+    decrypt_with(suite.decryptor_with(ts, &[], backend).unwrap(), ct, pieces)
 }
 
 /// Odd piece sizes: 1, primes, around the 16-byte block and the 16 KiB step.
 fn odd_pieces(len: usize, rng: &mut Rng) -> Vec<usize> {
-    const SIZES: [usize; 9] = [1, 3, 15, 17, 31, 4099, 16_383, 16_385, 65_537];
-    let mut v = Vec::new();
-    let mut left = len;
-    while left > 0 {
-        let n = SIZES[rng.below(SIZES.len() as u64) as usize].min(left);
-        v.push(n);
-        left -= n;
-    }
-    v
+    pieces_of(len, &[1, 3, 15, 17, 31, 4099, 16_383, 16_385, 65_537], rng)
 }
 
 #[cfg(feature = "openssl")]

@@ -4,7 +4,7 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use hkdf::Hkdf;
 use jet_ciphers::CipherRegistry;
-use jet_core::cipher::CipherSuite;
+use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use jet_core::error::CipherError;
 use jet_core::{ns, TransportSecret};
 use sha2::Sha256;
@@ -109,7 +109,12 @@ pub fn encrypt_pieces(
     data: &[u8],
     pieces: &[usize],
 ) -> Vec<u8> {
-    let mut enc = suite.encryptor(secret).unwrap();
+    encrypt_with(suite.encryptor(secret).unwrap(), data, pieces)
+}
+
+/// Streams `data` through `enc` in pieces, then checks that a finished
+/// encryptor stays finished.
+pub fn encrypt_with(mut enc: Box<dyn StreamEncryptor>, data: &[u8], pieces: &[usize]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut at = 0;
     for &n in pieces {
@@ -119,6 +124,37 @@ pub fn encrypt_pieces(
     enc.finish(&mut out).unwrap();
     assert_eq!(enc.finish(&mut out), Err(CipherError::Finished));
     out
+}
+
+/// Streams `ct` through `dec` in pieces; the decryptor, the released
+/// plaintext and the result of `finish` (or of the first failing update).
+pub fn decrypt_with(
+    mut dec: Box<dyn StreamDecryptor>,
+    ct: &[u8],
+    pieces: &[usize],
+) -> (Box<dyn StreamDecryptor>, Vec<u8>, Result<(), CipherError>) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &n in pieces {
+        if let Err(e) = dec.update(&ct[at..at + n], &mut out) {
+            return (dec, out, Err(e));
+        }
+        at += n;
+    }
+    let r = dec.finish(&mut out);
+    (dec, out, r)
+}
+
+/// Random piece sizes drawn from `sizes`, adding up to `len`.
+pub fn pieces_of(len: usize, sizes: &[usize], rng: &mut Rng) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let n = sizes[rng.below(sizes.len() as u64) as usize].min(left);
+        v.push(n);
+        left -= n;
+    }
+    v
 }
 
 /// Streams `ct` through the suite's decryptor in pieces.
