@@ -120,7 +120,8 @@ pub struct AccountArgs {
     /// Log stanzas to stderr (secrets redacted).
     #[arg(short, long)]
     pub verbose: bool,
-    /// One JSON object per event on stdout.
+    /// One JSON object per event on stdout (started, first-byte with the
+    /// session set-up time in ms, progress, done, error, ...).
     #[arg(long)]
     pub json: bool,
 }

@@ -226,14 +226,26 @@ impl Events {
         }
     }
 
-    /// A progress callback: the bar on a TTY, and throttled JSON events.
+    /// A progress callback: the bar on a TTY, and throttled JSON events;
+    /// in JSON, also one `first-byte` event with the milliseconds from
+    /// this call (just before the session starts) to the first data byte:
+    /// the session set-up time.
     fn progress(&self, total: u64, label: &str) -> (Progress, ProgressFn) {
         let bar = Progress::new(total, label);
         let bar_cb = bar.callback();
         let json = self.json;
         let last = Mutex::new(Instant::now() - Duration::from_secs(1));
+        let started = Instant::now();
+        let first = std::sync::atomic::AtomicBool::new(true);
         let cb: ProgressFn = Arc::new(move |done, t| {
             bar_cb(done, t);
+            if json && done > 0 && first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                println!(
+                    "{}",
+                    json!({"event": "first-byte", "ms": (ms * 10.0).round() / 10.0})
+                );
+            }
             if json {
                 let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
                 if l.elapsed() >= Duration::from_millis(500) {
