@@ -90,12 +90,20 @@ fn transfer_env(
         format!("sha-256:{}", sha256_b64(&src))
     );
     // The sender's done event names the same hash.
-    let sdone = send
-        .all_events()
-        .into_iter()
+    let sevents = send.all_events();
+    let sdone = sevents
+        .iter()
         .find(|e| e["event"] == "done")
         .expect("sender done event");
     assert_eq!(sdone["hash"], done["hash"]);
+    // Before it, exactly one first-byte event with the set-up time.
+    let firsts: Vec<_> = sevents
+        .iter()
+        .filter(|e| e["event"] == "first-byte")
+        .collect();
+    assert_eq!(firsts.len(), 1, "{sevents:?}");
+    let ms = firsts[0]["ms"].as_f64().expect("first-byte ms");
+    assert!(ms > 0.0 && ms < 60_000.0, "set-up took {ms} ms");
     send.stderr()
 }
 
