@@ -83,6 +83,56 @@ fn jet(srv: &Server, sub: &str, user: &str, args: &[&str]) -> Command {
     jet_via(srv, &srv.addr, sub, user, args)
 }
 
+/// The arguments of a one-shot receiver for SENDER's offers into `out`:
+/// `--once --from SENDER --timeout 50 --dir OUT`, then `extra`.
+fn receive_args<'a>(sender: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--once",
+        "--from",
+        sender,
+        "--timeout",
+        "50",
+        "--dir",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Spawns a `jet receive` command and waits for its `ready` event; the
+/// process and the full JID to send to.
+fn ready_receiver(cmd: Command) -> (Proc, String) {
+    let recv = Proc::spawn(cmd);
+    let to = recv.event("ready", Duration::from_secs(20))["jid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (recv, to)
+}
+
+/// `jet send --to TO --transport TRANSPORT FILE` through `addr`, at `rate`
+/// bytes per second (test hook) if given.
+fn send_via(
+    srv: &Server,
+    addr: &str,
+    to: &str,
+    transport: &str,
+    file: &Path,
+    rate: Option<u64>,
+) -> Proc {
+    let mut cmd = jet_via(
+        srv,
+        addr,
+        "send",
+        SENDER,
+        &["--to", to, "--transport", transport, file.to_str().unwrap()],
+    );
+    if let Some(rate) = rate {
+        cmd.env("JET_TEST_RATE", rate.to_string());
+    }
+    Proc::spawn(cmd)
+}
+
 /// What these tests need beyond `common::Proc`.
 trait ProcExt {
     /// The next event `pred` accepts (others are skipped), within `bound`.
@@ -333,18 +383,7 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
         let src = random_file(tmp.path(), "ibb.bin", len);
         let out = tmp.path().join("in");
         let sender = srv.jid(SENDER);
-        let recv_args = [
-            "--once",
-            "--resume",
-            "--from",
-            sender.as_str(),
-            "--timeout",
-            "50",
-            "--dir",
-            out.to_str().unwrap(),
-            "--transport",
-            "ibb",
-        ];
+        let recv_args = receive_args(&sender, &out, &["--resume", "--transport", "ibb"]);
         let run_sender = |to: &str| {
             Proc::spawn(jet(
                 &srv,
@@ -364,17 +403,13 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
             ))
         };
 
-        let mut recv = Proc::spawn(jet_via(
+        let (mut recv, to) = ready_receiver(jet_via(
             &srv,
             &relay.addr(),
             "receive",
             RECEIVER,
             &recv_args,
         ));
-        let to = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
         let mut send = run_sender(&to);
         recv.event("started", Duration::from_secs(20));
         let deadline = Instant::now() + Duration::from_secs(40);
@@ -408,17 +443,13 @@ async fn ibb_receiver_connection_dies_then_resume_completes() {
         assert!(kept > 0, "nothing kept: the cut came after 1.2 MB");
 
         // Resume through a fresh connection.
-        let mut recv = Proc::spawn(jet_via(
+        let (mut recv, to) = ready_receiver(jet_via(
             &srv,
             &relay2.addr(),
             "receive",
             RECEIVER,
             &recv_args,
         ));
-        let to = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
         let mut send = run_sender(&to);
         assert!(send.wait().success(), "resume send: {}", send.stderr());
         let done = recv.event("done", Duration::from_secs(30));
@@ -454,36 +485,14 @@ async fn s5b_sender_loses_its_xmpp_connection_mid_transfer() {
         let src = random_file(tmp.path(), "s5b.bin", 4 << 20);
         let out = tmp.path().join("in");
         let sender = srv.jid(SENDER);
-        let mut recv = Proc::spawn(jet(
+        let (mut recv, to) = ready_receiver(jet(
             &srv,
             "receive",
             RECEIVER,
-            &[
-                "--once",
-                "--from",
-                &sender,
-                "--timeout",
-                "50",
-                "--dir",
-                out.to_str().unwrap(),
-                "--transport",
-                "s5b",
-            ],
+            &receive_args(&sender, &out, &["--transport", "s5b"]),
         ));
-        let to = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
         // 512 KiB/s: the 4 MiB file would take 8 s.
-        let mut cmd = jet_via(
-            &srv,
-            &relay.addr(),
-            "send",
-            SENDER,
-            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
-        );
-        cmd.env("JET_TEST_RATE", "524288");
-        let mut send = Proc::spawn(cmd);
+        let mut send = send_via(&srv, &relay.addr(), &to, "s5b", &src, Some(524_288));
         // Cut once a quarter of the data has arrived (over SOCKS5).
         recv.event_where("progress past 1 MiB", Duration::from_secs(30), |v| {
             v["event"] == "progress" && v["bytes"].as_u64().is_some_and(|b| b >= 1 << 20)
@@ -529,35 +538,14 @@ async fn s5b_receiver_loses_its_xmpp_connection_mid_transfer() {
         let src = random_file(tmp.path(), "s5b-r.bin", 4 << 20);
         let out = tmp.path().join("in");
         let sender = srv.jid(SENDER);
-        let mut recv = Proc::spawn(jet_via(
+        let (mut recv, to) = ready_receiver(jet_via(
             &srv,
             &relay.addr(),
             "receive",
             RECEIVER,
-            &[
-                "--once",
-                "--from",
-                &sender,
-                "--timeout",
-                "50",
-                "--dir",
-                out.to_str().unwrap(),
-                "--transport",
-                "s5b",
-            ],
+            &receive_args(&sender, &out, &["--transport", "s5b"]),
         ));
-        let to = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let mut cmd = jet(
-            &srv,
-            "send",
-            SENDER,
-            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
-        );
-        cmd.env("JET_TEST_RATE", "524288");
-        let mut send = Proc::spawn(cmd);
+        let mut send = send_via(&srv, &srv.addr, &to, "s5b", &src, Some(524_288));
         recv.event_where("progress past 1 MiB", Duration::from_secs(30), |v| {
             v["event"] == "progress" && v["bytes"].as_u64().is_some_and(|b| b >= 1 << 20)
         });
@@ -616,34 +604,15 @@ async fn a_full_disk_on_the_receiver_ends_the_session_cleanly() {
             "sh",
             env!("CARGO_BIN_EXE_jet"),
         ]);
-        let mut recv = Proc::spawn(jet_cmd(
+        let (mut recv, to) = ready_receiver(jet_cmd(
             &srv,
             wrapper,
             &srv.addr,
             "receive",
             RECEIVER,
-            &[
-                "--once",
-                "--from",
-                &sender,
-                "--timeout",
-                "50",
-                "--dir",
-                out.to_str().unwrap(),
-                "--transport",
-                "s5b",
-            ],
+            &receive_args(&sender, &out, &["--transport", "s5b"]),
         ));
-        let to = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let mut send = Proc::spawn(jet(
-            &srv,
-            "send",
-            SENDER,
-            &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
-        ));
+        let mut send = send_via(&srv, &srv.addr, &to, "s5b", &src, None);
         let r = expect_failure(
             &mut recv,
             "the receiver",
@@ -712,32 +681,13 @@ fn max_size_declines_a_larger_offer() {
     let src = random_file(tmp.path(), "two-k.bin", 2048);
     let out = tmp.path().join("in");
     let sender = srv.jid(SENDER);
-    let mut recv = Proc::spawn(jet(
+    let (mut recv, to) = ready_receiver(jet(
         &srv,
         "receive",
         RECEIVER,
-        &[
-            "--once",
-            "--from",
-            &sender,
-            "--max-size",
-            "1k",
-            "--timeout",
-            "50",
-            "--dir",
-            out.to_str().unwrap(),
-        ],
+        &receive_args(&sender, &out, &["--max-size", "1k"]),
     ));
-    let to = recv.event("ready", Duration::from_secs(20))["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut send = Proc::spawn(jet(
-        &srv,
-        "send",
-        SENDER,
-        &["--to", &to, src.to_str().unwrap()],
-    ));
+    let mut send = send_via(&srv, &srv.addr, &to, "auto", &src, None);
     expect_failure(
         &mut send,
         "the sender",
@@ -766,28 +716,16 @@ fn a_stalled_sender_times_out_on_the_receiver() {
     let src = random_file(tmp.path(), "stall.bin", 1 << 20);
     let out = tmp.path().join("in");
     let sender = srv.jid(SENDER);
-    let mut recv = Proc::spawn(jet(
+    let (mut recv, to) = ready_receiver(jet(
         &srv,
         "receive",
         RECEIVER,
-        &[
-            "--once",
-            "--from",
+        &receive_args(
             &sender,
-            "--stall-timeout",
-            "2",
-            "--timeout",
-            "50",
-            "--dir",
-            out.to_str().unwrap(),
-            "--transport",
-            "s5b",
-        ],
+            &out,
+            &["--stall-timeout", "2", "--transport", "s5b"],
+        ),
     ));
-    let to = recv.event("ready", Duration::from_secs(20))["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let mut cmd = jet(
         &srv,
         "send",
@@ -825,44 +763,20 @@ fn max_sessions_refuses_an_offer_beyond_the_limit_with_busy() {
     let small = random_file(tmp.path(), "second.bin", 1000);
     let out = tmp.path().join("in");
     let sender = srv.jid(SENDER);
-    let mut recv = Proc::spawn(jet(
+    let (mut recv, to) = ready_receiver(jet(
         &srv,
         "receive",
         RECEIVER,
-        &[
-            "--once",
-            "--from",
+        &receive_args(
             &sender,
-            "--max-sessions",
-            "1",
-            "--timeout",
-            "50",
-            "--dir",
-            out.to_str().unwrap(),
-            "--transport",
-            "s5b",
-        ],
+            &out,
+            &["--max-sessions", "1", "--transport", "s5b"],
+        ),
     ));
-    let to = recv.event("ready", Duration::from_secs(20))["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // 256 KiB/s: the first transfer takes about 4 s.
-    let mut cmd = jet(
-        &srv,
-        "send",
-        SENDER,
-        &["--to", &to, "--transport", "s5b", big.to_str().unwrap()],
-    );
-    cmd.env("JET_TEST_RATE", "262144");
-    let mut first = Proc::spawn(cmd);
+    let mut first = send_via(&srv, &srv.addr, &to, "s5b", &big, Some(262_144));
     recv.event("progress", Duration::from_secs(20));
-    let mut second = Proc::spawn(jet(
-        &srv,
-        "send",
-        SENDER,
-        &["--to", &to, "--transport", "s5b", small.to_str().unwrap()],
-    ));
+    let mut second = send_via(&srv, &srv.addr, &to, "s5b", &small, None);
     expect_failure(
         &mut second,
         "the second sender",
