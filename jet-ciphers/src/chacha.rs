@@ -71,12 +71,8 @@ impl ChaChaBackend {
     pub fn preferred() -> ChaChaBackend {
         static CHOICE: std::sync::OnceLock<ChaChaBackend> = std::sync::OnceLock::new();
         *CHOICE.get_or_init(|| {
-            if let Ok(name) = std::env::var("JET_CHACHA_BACKEND") {
-                if let Some(b) = Self::all().iter().find(|b| b.name() == name.trim()) {
-                    return *b;
-                }
-            }
-            Self::all()[0]
+            crate::backend_named_by_env("JET_CHACHA_BACKEND", Self::all(), Self::name)
+                .unwrap_or(Self::all()[0])
         })
     }
 }

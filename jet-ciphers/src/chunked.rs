@@ -254,10 +254,10 @@ impl ChunkBackend {
     pub fn preferred() -> ChunkBackend {
         static CHOICE: std::sync::OnceLock<ChunkBackend> = std::sync::OnceLock::new();
         *CHOICE.get_or_init(|| {
-            if let Ok(name) = std::env::var("JET_CHUNKED_BACKEND") {
-                if let Some(b) = Self::all().iter().find(|b| b.name() == name.trim()) {
-                    return *b;
-                }
+            if let Some(b) =
+                crate::backend_named_by_env("JET_CHUNKED_BACKEND", Self::all(), Self::name)
+            {
+                return b;
             }
             #[cfg(feature = "ring")]
             if cpu_has_aes_clmul() {

@@ -97,12 +97,8 @@ impl GcmBackend {
     pub fn preferred() -> GcmBackend {
         static CHOICE: std::sync::OnceLock<GcmBackend> = std::sync::OnceLock::new();
         *CHOICE.get_or_init(|| {
-            if let Ok(name) = std::env::var("JET_GCM_BACKEND") {
-                if let Some(b) = Self::all().iter().find(|b| b.name() == name.trim()) {
-                    return *b;
-                }
-            }
-            Self::all()[0]
+            crate::backend_named_by_env("JET_GCM_BACKEND", Self::all(), Self::name)
+                .unwrap_or(Self::all()[0])
         })
     }
 }

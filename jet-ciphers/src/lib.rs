@@ -99,6 +99,17 @@ pub mod io;
 mod mac;
 #[cfg(feature = "openssl")]
 mod ossl;
+
+/// The backend of `all` that the environment variable `var` names (by
+/// `name`, surrounding blanks ignored), if it does.
+fn backend_named_by_env<B: Copy>(
+    var: &str,
+    all: &[B],
+    name: impl Fn(B) -> &'static str,
+) -> Option<B> {
+    let wanted = std::env::var(var).ok()?;
+    all.iter().copied().find(|&b| name(b) == wanted.trim())
+}
 mod registry;
 mod whole;
 
