@@ -14,67 +14,20 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jet_ciphers::{CipherRegistry, AES_256_GCM};
 use jet_core::cipher::CipherSuite;
-use jet_core::error::TransportError;
 use jet_core::layer::{Direction, JetStream};
-use jet_core::memory::MemoryRouter;
-use jet_core::minidom::Element;
-use jet_core::transport::{
-    BoxedStream, Role, TransportAdapter, TransportContext, TransportSignals,
-};
+use jet_core::memory::connected_pair;
+use jet_core::transport::{BoxedStream, TransportAdapter};
 use jet_core::TransportSecret;
 use jet_transports::{IbbConfig, IbbTransport, S5bConfig, S5bTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
-
-struct Signals {
-    tx: mpsc::UnboundedSender<Element>,
-    rx: mpsc::UnboundedReceiver<Element>,
-}
-
-#[async_trait]
-impl TransportSignals for Signals {
-    async fn send_info(&mut self, t: Element) -> Result<(), TransportError> {
-        self.tx
-            .send(t)
-            .map_err(|_| TransportError::Closed("bench".into()))
-    }
-    async fn recv_info(&mut self) -> Result<Element, TransportError> {
-        self.rx
-            .recv()
-            .await
-            .ok_or_else(|| TransportError::Closed("bench".into()))
-    }
-}
 
 async fn connect(adapter: &dyn TransportAdapter) -> (BoxedStream, BoxedStream) {
-    let router = MemoryRouter::new();
-    let romeo = "romeo@montague.lit/orchard".parse().unwrap();
-    let juliet = "juliet@capulet.lit/balcony".parse().unwrap();
-    let ctx = |me: &jet_core::jid::FullJid, peer: &jet_core::jid::FullJid, role| TransportContext {
-        channel: router.connect(me.clone()),
-        local: me.clone(),
-        peer: peer.clone(),
-        role,
-        session_sid: "bench".into(),
-        content_name: "file".into(),
-        we_send: role == Role::Initiator,
-    };
-    let (a, b) = (
-        ctx(&romeo, &juliet, Role::Initiator),
-        ctx(&juliet, &romeo, Role::Responder),
-    );
-    let mut off = adapter.offer(&a).await.unwrap();
-    let ans = adapter.answer(&b, &off.local_transport()).await.unwrap();
-    off.set_remote(&ans.local_transport()).unwrap();
-    let (t1, r1) = mpsc::unbounded_channel();
-    let (t2, r2) = mpsc::unbounded_channel();
-    let (mut s1, mut s2) = (Signals { tx: t1, rx: r2 }, Signals { tx: t2, rx: r1 });
-    let (x, y) = tokio::join!(off.establish(&mut s1), ans.establish(&mut s2));
-    (x.unwrap(), y.unwrap())
+    connected_pair(adapter)
+        .await
+        .expect("a connected transport")
 }
 
 /// Sends `size` bytes (64 KiB writes) from one end to the other, through

@@ -74,3 +74,42 @@ fn backend_variables_choose_the_default_backend() {
         assert_eq!(default_backend(&rows, suite), dflt, "{var} bogus");
     }
 }
+
+#[test]
+fn transfer_rows_measure_a_real_loopback_s5b_transfer() {
+    // 1 MiB over S5B on 127.0.0.1, plain and through the chunked suite,
+    // pipelined and inline; `jet bench` fails if a byte goes missing.
+    let rows = bench(
+        &[],
+        &[
+            "--transfer",
+            "--transfer-size",
+            "1M",
+            "--transfer-runs",
+            "1",
+            "--suite",
+            "chunked",
+        ],
+    );
+    let transfers: Vec<_> = rows
+        .iter()
+        .filter(|r| r["direction"] == "transfer")
+        .collect();
+    let names: Vec<String> = transfers
+        .iter()
+        .map(|r| format!("{} / {}", r["suite"], r["backend"]))
+        .collect();
+    assert_eq!(transfers.len(), 3, "{names:?}");
+    assert_eq!(transfers[0]["suite"], "S5B loopback, plain");
+    assert!(transfers[1]["backend"]
+        .as_str()
+        .unwrap()
+        .starts_with("pipelined, "));
+    assert!(transfers[2]["backend"]
+        .as_str()
+        .unwrap()
+        .starts_with("inline, "));
+    for r in transfers {
+        assert!(r["gbps"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

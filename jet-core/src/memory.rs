@@ -244,6 +244,73 @@ impl StanzaChannel for MemoryChannel {
     }
 }
 
+/// `transport-info` passed straight between the two ends of
+/// [`connected_pair`].
+#[cfg(feature = "tokio")]
+struct DirectSignals {
+    tx: mpsc::UnboundedSender<Element>,
+    rx: mpsc::UnboundedReceiver<Element>,
+}
+
+#[cfg(feature = "tokio")]
+#[async_trait]
+impl crate::transport::TransportSignals for DirectSignals {
+    async fn send_info(&mut self, t: Element) -> Result<(), crate::error::TransportError> {
+        self.tx
+            .send(t)
+            .map_err(|_| crate::error::TransportError::Closed("the other end is gone".into()))
+    }
+    async fn recv_info(&mut self) -> Result<Element, crate::error::TransportError> {
+        self.rx
+            .recv()
+            .await
+            .ok_or_else(|| crate::error::TransportError::Closed("the other end is gone".into()))
+    }
+}
+
+/// Negotiates and establishes `adapter`'s transport between two parties of
+/// a fresh [`MemoryRouter`] (`romeo@montague.lit/orchard`, the initiator and
+/// sender, and `juliet@capulet.lit/balcony`) the way a session does: offer,
+/// answer, then both ends establish at once, their `transport-info` passed
+/// directly. No Jingle session and no JET: the raw byte streams, as
+/// `(initiator's end, responder's end)`. For benchmarks and tests of
+/// transports (`jet bench --transfer`, the criterion benches); wrap the ends
+/// in [`crate::layer::JetStream`] to measure a cipher over them.
+#[cfg(feature = "tokio")]
+pub async fn connected_pair(
+    adapter: &dyn crate::transport::TransportAdapter,
+) -> Result<
+    (crate::transport::BoxedStream, crate::transport::BoxedStream),
+    crate::error::TransportError,
+> {
+    use crate::transport::{Role, TransportContext};
+    let router = MemoryRouter::new();
+    let romeo: FullJid = "romeo@montague.lit/orchard".parse().expect("a full JID");
+    let juliet: FullJid = "juliet@capulet.lit/balcony".parse().expect("a full JID");
+    let ctx = |me: &FullJid, peer: &FullJid, role| TransportContext {
+        channel: router.connect(me.clone()),
+        local: me.clone(),
+        peer: peer.clone(),
+        role,
+        session_sid: "pair".into(),
+        content_name: "file".into(),
+        we_send: role == Role::Initiator,
+    };
+    let (a, b) = (
+        ctx(&romeo, &juliet, Role::Initiator),
+        ctx(&juliet, &romeo, Role::Responder),
+    );
+    let mut offer = adapter.offer(&a).await?;
+    let answer = adapter.answer(&b, &offer.local_transport()).await?;
+    offer.set_remote(&answer.local_transport())?;
+    let (t1, r1) = mpsc::unbounded_channel();
+    let (t2, r2) = mpsc::unbounded_channel();
+    let mut s1 = DirectSignals { tx: t1, rx: r2 };
+    let mut s2 = DirectSignals { tx: t2, rx: r1 };
+    let (x, y) = tokio::join!(offer.establish(&mut s1), answer.establish(&mut s2));
+    Ok((x?, y?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

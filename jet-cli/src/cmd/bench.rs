@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use async_trait::async_trait;
 use clap::Args;
 use jet_ciphers::chacha::ChaChaBackend;
 use jet_ciphers::chunked::{ChunkBackend, CHUNK_LEN};
@@ -16,17 +15,12 @@ use jet_ciphers::{
     CipherRegistry, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305,
 };
 use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
-use jet_core::error::TransportError;
 use jet_core::layer::{Direction, JetStream};
-use jet_core::memory::MemoryRouter;
-use jet_core::minidom::Element;
-use jet_core::transport::{
-    BoxedStream, Role, TransportAdapter, TransportContext, TransportSignals,
-};
+use jet_core::memory::connected_pair;
+use jet_core::transport::BoxedStream;
 use jet_core::TransportSecret;
 use jet_transports::{S5bConfig, S5bTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 /// Arguments of `jet bench`.
 #[derive(Args, Debug)]
@@ -250,26 +244,6 @@ fn parse_openssl_speed(text: &str) -> Option<f64> {
     Some(kbps * 1000.0 / 1e9)
 }
 
-struct Signals {
-    tx: mpsc::UnboundedSender<Element>,
-    rx: mpsc::UnboundedReceiver<Element>,
-}
-
-#[async_trait]
-impl TransportSignals for Signals {
-    async fn send_info(&mut self, t: Element) -> Result<(), TransportError> {
-        self.tx
-            .send(t)
-            .map_err(|_| TransportError::Closed("bench".into()))
-    }
-    async fn recv_info(&mut self) -> Result<Element, TransportError> {
-        self.rx
-            .recv()
-            .await
-            .ok_or_else(|| TransportError::Closed("bench".into()))
-    }
-}
-
 /// An established direct S5B connection on 127.0.0.1 between two parties of
 /// an in-memory router: (initiator's end, responder's end).
 async fn s5b_pair() -> Result<(BoxedStream, BoxedStream)> {
@@ -278,30 +252,7 @@ async fn s5b_pair() -> Result<(BoxedStream, BoxedStream)> {
         discover_proxy: false,
         ..S5bConfig::default()
     });
-    let router = MemoryRouter::new();
-    let romeo: jet_core::jid::FullJid = "romeo@montague.lit/orchard".parse()?;
-    let juliet: jet_core::jid::FullJid = "juliet@capulet.lit/balcony".parse()?;
-    let ctx = |me: &jet_core::jid::FullJid, peer: &jet_core::jid::FullJid, role| TransportContext {
-        channel: router.connect(me.clone()),
-        local: me.clone(),
-        peer: peer.clone(),
-        role,
-        session_sid: "bench".into(),
-        content_name: "file".into(),
-        we_send: role == Role::Initiator,
-    };
-    let (a, b) = (
-        ctx(&romeo, &juliet, Role::Initiator),
-        ctx(&juliet, &romeo, Role::Responder),
-    );
-    let mut off = adapter.offer(&a).await?;
-    let ans = adapter.answer(&b, &off.local_transport()).await?;
-    off.set_remote(&ans.local_transport())?;
-    let (t1, r1) = mpsc::unbounded_channel();
-    let (t2, r2) = mpsc::unbounded_channel();
-    let (mut s1, mut s2) = (Signals { tx: t1, rx: r2 }, Signals { tx: t2, rx: r1 });
-    let (x, y) = tokio::join!(off.establish(&mut s1), ans.establish(&mut s2));
-    Ok((x?, y?))
+    Ok(connected_pair(&adapter).await?)
 }
 
 /// CPU time used so far by all threads of this process (Linux).
