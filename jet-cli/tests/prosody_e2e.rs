@@ -473,12 +473,7 @@ async fn a_peer_without_jet_gets_nothing() {
         is_request_for(iq, "jingle", ns::JINGLE)
     }));
     let target = plain.local_jid().to_string();
-    let srv2 = Server {
-        domain: srv.domain.clone(),
-        addr: srv.addr.clone(),
-        ca: srv.ca.clone(),
-        password: srv.password.clone(),
-    };
+    let srv2 = srv.clone();
     tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempdir().unwrap();
         let f = small_file(tmp.path());

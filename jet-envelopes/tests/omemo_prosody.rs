@@ -9,8 +9,6 @@
 //! skip with a message, unless `JET_REQUIRE_SERVER=1` (CI), where they fail.
 //! Accounts user5..user8 are used here only.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,58 +26,15 @@ use jet_envelopes::omemo::{
 
 const TEST_BOUND: Duration = Duration::from_secs(60);
 
-struct Server {
-    domain: String,
-    addr: String,
-    ca: PathBuf,
-    password: String,
-}
+#[allow(dead_code)]
+#[path = "../../test-support/prosody_env.rs"]
+mod prosody_env;
 
-fn env_file() -> PathBuf {
-    match std::env::var_os("JET_TEST_SERVER_DIR") {
-        Some(dir) => PathBuf::from(dir).join("env"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-server/env"),
-    }
-}
+/// The loopback Prosody (`test-support/prosody_env.rs`).
+type Server = prosody_env::ProsodyEnv;
 
 fn server() -> Option<Server> {
-    let path = env_file();
-    let mut vars: HashMap<String, String> = std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("export ").or(Some(l.trim())))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    for (k, v) in std::env::vars() {
-        if k.starts_with("JET_TEST_") {
-            vars.insert(k, v);
-        }
-    }
-    let get = |k: &str| vars.get(k).cloned();
-    let (Some(domain), Some(addr), Some(ca), Some(password)) = (
-        get("JET_TEST_XMPP_DOMAIN"),
-        get("JET_TEST_XMPP_SERVER"),
-        get("JET_TEST_CA"),
-        get("JET_TEST_PASSWORD"),
-    ) else {
-        let why = format!(
-            "no XMPP test server: {} is missing and JET_TEST_XMPP_* are not set \
-             (run `scripts/test-server install && scripts/test-server start`)",
-            path.display()
-        );
-        if std::env::var("JET_REQUIRE_SERVER").as_deref() == Ok("1") {
-            panic!("JET_REQUIRE_SERVER=1 but {why}");
-        }
-        eprintln!("skipping: {why}");
-        return None;
-    };
-    Some(Server {
-        domain,
-        addr,
-        ca: PathBuf::from(ca),
-        password,
-    })
+    prosody_env::load()
 }
 
 impl Server {
