@@ -7,7 +7,7 @@
 mod common;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
-use common::{decrypt_with, encrypt_with, pieces_of, Rng};
+use common::{damaged_single_message, decrypt_with, encrypt_with, pieces_of, Rng};
 use jet_ciphers::chacha::ChaChaBackend;
 use jet_ciphers::CHACHA20_POLY1305;
 use jet_core::cipher::StreamDecryptor;
@@ -97,33 +97,7 @@ fn every_backend_refuses_tampered_truncated_and_extended_streams() {
     let ct = one_shot(&ts, &data);
     for &backend in ChaChaBackend::all() {
         let name = backend.name();
-        let mut cases: Vec<(String, Vec<u8>, CipherError)> = Vec::new();
-        for at in [0, 1, 16_384, 39_999, 40_000, 40_015] {
-            let mut bad = ct.clone();
-            bad[at] ^= 0x01;
-            cases.push((
-                format!("bit flip at {at}"),
-                bad,
-                CipherError::Authentication,
-            ));
-        }
-        for cut in [1, 15, 16, 17, 20_000] {
-            let bad = ct[..ct.len() - cut].to_vec();
-            cases.push((format!("{cut} bytes cut"), bad, CipherError::Authentication));
-        }
-        let mut longer = ct.clone();
-        longer.push(0);
-        cases.push((
-            "one byte appended".into(),
-            longer,
-            CipherError::Authentication,
-        ));
-        cases.push((
-            "15 bytes only".into(),
-            ct[..15].to_vec(),
-            CipherError::Truncated,
-        ));
-        cases.push(("empty".into(), Vec::new(), CipherError::Truncated));
+        let cases = damaged_single_message(&ct);
         for (what, bad, expected) in cases {
             let pieces = odd_pieces(bad.len(), &mut rng);
             let (dec, _, r) = decrypt(&ts, backend, &bad, &pieces);

@@ -187,3 +187,39 @@ pub fn decrypt(
 pub fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s.trim()).unwrap()
 }
+
+/// Damaged versions of a single-message stream `ct` (plaintext, then a
+/// 16-byte tag) and the error each must give: bit flips at the start, at
+/// 16 KiB, around the plaintext's end and in the tag; cuts of 1 to 17
+/// bytes and of half the stream; one byte appended; fewer bytes than a tag.
+pub fn damaged_single_message(ct: &[u8]) -> Vec<(String, Vec<u8>, CipherError)> {
+    let body = ct.len() - 16;
+    let mut cases = Vec::new();
+    for at in [0, 1, 16_384.min(body - 1), body - 1, body, body + 15] {
+        let mut bad = ct.to_vec();
+        bad[at] ^= 0x01;
+        cases.push((
+            format!("bit flip at {at}"),
+            bad,
+            CipherError::Authentication,
+        ));
+    }
+    for cut in [1, 15, 16, 17, ct.len() / 2] {
+        let bad = ct[..ct.len() - cut].to_vec();
+        cases.push((format!("{cut} bytes cut"), bad, CipherError::Authentication));
+    }
+    let mut longer = ct.to_vec();
+    longer.push(0);
+    cases.push((
+        "one byte appended".into(),
+        longer,
+        CipherError::Authentication,
+    ));
+    cases.push((
+        "15 bytes only".into(),
+        ct[..15].to_vec(),
+        CipherError::Truncated,
+    ));
+    cases.push(("empty".into(), Vec::new(), CipherError::Truncated));
+    cases
+}
