@@ -103,10 +103,7 @@ fn receive_args<'a>(sender: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'
 /// process and the full JID to send to.
 fn ready_receiver(cmd: Command) -> (Proc, String) {
     let recv = Proc::spawn(cmd);
-    let to = recv.event("ready", Duration::from_secs(20))["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let to = recv.ready_jid();
     (recv, to)
 }
 
@@ -135,57 +132,11 @@ fn send_via(
 
 /// What these tests need beyond `common::Proc`.
 trait ProcExt {
-    /// The next event `pred` accepts (others are skipped), within `bound`.
-    fn event_where(
-        &self,
-        what: &str,
-        bound: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value;
-    /// The exit status, waiting at most `bound` (killed after it).
-    fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus;
     /// The reason of the `error` event (after exit).
     fn error_reason(&self) -> String;
 }
 
 impl ProcExt for Proc {
-    fn event_where(
-        &self,
-        what: &str,
-        bound: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = Instant::now() + bound;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => continue,
-                Err(_) => panic!("no {what} within {bound:?}; stderr:\n{}", self.stderr()),
-            }
-        }
-    }
-
-    fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(100));
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "jet did not exit within {bound:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     fn error_reason(&self) -> String {
         self.all_events()
             .into_iter()

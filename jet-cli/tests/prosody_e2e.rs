@@ -264,10 +264,7 @@ async fn an_interrupted_transfer_resumes_with_a_range() {
         ];
         // First attempt: cut.
         let mut recv = Proc::spawn(srv.jet("receive", "juliet", &recv_args));
-        let juliet = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let juliet = recv.ready_jid();
         let send_args = [
             "--to",
             juliet.as_str(),
@@ -299,10 +296,7 @@ async fn an_interrupted_transfer_resumes_with_a_range() {
 
         // Second attempt: resumes.
         let mut recv = Proc::spawn(srv.jet("receive", "juliet", &recv_args));
-        let juliet = recv.event("ready", Duration::from_secs(20))["jid"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let juliet = recv.ready_jid();
         let send_args = [
             "--to",
             juliet.as_str(),
@@ -446,10 +440,7 @@ fn the_peer_declines_an_offer_it_did_not_ask_for() {
             out.to_str().unwrap(),
         ],
     ));
-    let jid = recv.event("ready", Duration::from_secs(20))["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let jid = recv.ready_jid();
     let cmd = srv.jet("send", "romeo", &["--to", &jid, f.to_str().unwrap()]);
     expect_failure(cmd, "declined");
     assert!(!out.join("small.bin").exists());
@@ -498,10 +489,7 @@ fn disco_lists_the_jet_features_of_a_receiver() {
         "user8",
         &["--timeout", "30", "--dir", tmp.path().to_str().unwrap()],
     ));
-    let jid = recv.event("ready", Duration::from_secs(20))["jid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let jid = recv.ready_jid();
     // The disco side runs from a config file and a password file only.
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, format!("{}\n", srv.password)).unwrap();

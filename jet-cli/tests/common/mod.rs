@@ -140,18 +140,33 @@ impl Proc {
 
     /// The next event named `name` (others are skipped), within `bound`.
     pub fn event(&self, name: &str, bound: Duration) -> serde_json::Value {
+        self.event_where(&format!("{name:?} event"), bound, |v| v["event"] == name)
+    }
+
+    /// The next event `pred` accepts (others are skipped), within `bound`.
+    pub fn event_where(
+        &self,
+        what: &str,
+        bound: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + bound;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(v) if v["event"] == name => return v,
+                Ok(v) if pred(&v) => return v,
                 Ok(_) => continue,
-                Err(_) => panic!(
-                    "no {name:?} event within {bound:?}; stderr:\n{}",
-                    self.stderr()
-                ),
+                Err(_) => panic!("no {what} within {bound:?}; stderr:\n{}", self.stderr()),
             }
         }
+    }
+
+    /// The full JID of a `jet receive`/`serve`, from its `ready` event.
+    pub fn ready_jid(&self) -> String {
+        self.event("ready", Duration::from_secs(20))["jid"]
+            .as_str()
+            .expect("a jid in the ready event")
+            .to_string()
     }
 
     /// All events so far and to come until exit.
@@ -161,7 +176,12 @@ impl Proc {
 
     /// Waits for the exit (bounded; killed after the bound).
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + PROCESS_BOUND;
+        self.wait_within(PROCESS_BOUND)
+    }
+
+    /// The exit status, waiting at most `bound` (killed after it).
+    pub fn wait_within(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + bound;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 // Let the reader threads drain.
@@ -172,7 +192,7 @@ impl Proc {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!(
-                    "jet did not exit within {PROCESS_BOUND:?}; stderr:\n{}",
+                    "jet did not exit within {bound:?}; stderr:\n{}",
                     self.stderr()
                 );
             }
