@@ -50,9 +50,18 @@ pub struct BenchArgs {
 }
 
 /// Whether `suite` passes the `--suite` filters.
-fn selected(filters: &[String], suite: &dyn CipherSuite) -> bool {
-    let name = suite.name().to_lowercase();
+fn selected(filters: &[String], name: &str) -> bool {
+    let name = name.to_lowercase();
     filters.is_empty() || filters.iter().any(|f| name.contains(&f.to_lowercase()))
+}
+
+/// A backend's name in the table, marked when it is the one jet uses.
+fn backend_label(name: &str, preferred: bool) -> String {
+    if preferred {
+        format!("{name} (default)")
+    } else {
+        name.to_owned()
+    }
 }
 
 /// One row of the table.
@@ -134,7 +143,7 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
         }
     };
     for suite in &CipherRegistry::default() {
-        if !selected(filters, suite) {
+        if !selected(filters, suite.name()) {
             continue;
         }
         let secret = TransportSecret::generate(suite)?;
@@ -157,11 +166,7 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                     },
                     secs,
                 )?;
-                let name = if backend == ChunkBackend::preferred() {
-                    format!("{} (default)", backend.name())
-                } else {
-                    backend.name().to_owned()
-                };
+                let name = backend_label(backend.name(), backend == ChunkBackend::preferred());
                 push(suite.name(), &name, r);
             }
         } else if let Some(gcm) = whole_stream_gcm(suite) {
@@ -171,11 +176,7 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                     || gcm.decryptor_with(&secret, &[], backend).expect("key"),
                     secs,
                 )?;
-                let name = if backend == GcmBackend::preferred() {
-                    format!("{} (default)", backend.name())
-                } else {
-                    backend.name().to_owned()
-                };
+                let name = backend_label(backend.name(), backend == GcmBackend::preferred());
                 push(suite.name(), &name, r);
             }
         } else if suite.urn() == CHACHA20_POLY1305.urn() {
@@ -193,11 +194,7 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                     },
                     secs,
                 )?;
-                let name = if backend == ChaChaBackend::preferred() {
-                    format!("{} (default)", backend.name())
-                } else {
-                    backend.name().to_owned()
-                };
+                let name = backend_label(backend.name(), backend == ChaChaBackend::preferred());
                 push(suite.name(), &name, r);
             }
         } else {
@@ -339,7 +336,7 @@ fn median(mut runs: Vec<Transfer>) -> Transfer {
 async fn transfer_rows(size: u64, runs: u32, filters: &[String]) -> Result<Vec<Row>> {
     let suites: Vec<_> = CipherRegistry::default()
         .iter()
-        .filter(|s| selected(filters, *s))
+        .filter(|s| selected(filters, s.name()))
         .collect();
     // Plain, then each suite pipelined and inline, interleaved run by run
     // so that a slow spell of the machine hits every row alike.
@@ -390,12 +387,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             ("aes-256-gcm", "AES-256-GCM"),
             ("chacha20-poly1305", "ChaCha20-Poly1305"),
         ] {
-            if !args.suite.is_empty()
-                && !args
-                    .suite
-                    .iter()
-                    .any(|f| name.to_lowercase().contains(&f.to_lowercase()))
-            {
+            if !selected(&args.suite, name) {
                 continue;
             }
             let s = args.seconds;
