@@ -9,7 +9,7 @@ mod common;
 use common::{one_shot, secret, suites, Rng};
 use jet_core::cipher::{CipherSuite, Framing};
 use jet_core::error::CipherError;
-use jet_core::layer::{batches_offloaded, cipher_error_of, Direction, JetStream, BATCH};
+use jet_core::layer::{cipher_error_of, Direction, JetStream, BATCH};
 use jet_core::TransportSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -32,7 +32,8 @@ fn runtimes() -> Vec<(&'static str, tokio::runtime::Runtime)> {
 }
 
 /// Encrypts `data` through a `JetStream` over a pipe of `pipe` bytes,
-/// written in pieces of random sizes; returns the wire bytes.
+/// written in pieces of random sizes; returns the wire bytes and how many
+/// batches the stream offloaded.
 async fn seal(
     suite: &'static dyn CipherSuite,
     ts: &TransportSecret,
@@ -40,7 +41,7 @@ async fn seal(
     pipe: usize,
     seed: u64,
     pipelined: bool,
-) -> Vec<u8> {
+) -> (Vec<u8>, u64) {
     let (a, mut b) = tokio::io::duplex(pipe);
     let reader = tokio::spawn(async move {
         let mut wire = Vec::new();
@@ -60,8 +61,9 @@ async fn seal(
         }
     }
     tx.shutdown().await.unwrap();
+    let offloaded = tx.batches_offloaded();
     drop(tx);
-    reader.await.unwrap()
+    (reader.await.unwrap(), offloaded)
 }
 
 /// Decrypts `wire` through a `JetStream`, read in pieces of random sizes;
@@ -72,7 +74,7 @@ async fn open(
     wire: Vec<u8>,
     pipe: usize,
     seed: u64,
-) -> (Vec<u8>, std::io::Result<u64>) {
+) -> (Vec<u8>, std::io::Result<u64>, u64) {
     let (mut a, b) = tokio::io::duplex(pipe);
     let feeder = tokio::spawn(async move {
         // The receiver may stop reading after an error.
@@ -95,15 +97,15 @@ async fn open(
             }
         }
     };
+    let offloaded = rx.batches_offloaded();
     drop(rx);
     feeder.await.unwrap();
-    (got, verdict)
+    (got, verdict, offloaded)
 }
 
 #[test]
 fn pipelined_stream_equals_one_shot_for_every_suite() {
     for (flavour, rt) in runtimes() {
-        let before = batches_offloaded();
         rt.block_on(async {
             for suite in suites() {
                 for (i, len) in [0usize, 1, 40_000, 3 * BATCH + 12_345]
@@ -113,23 +115,38 @@ fn pipelined_stream_equals_one_shot_for_every_suite() {
                     let ts = secret(suite, len as u64 + 7);
                     let data = Rng(i as u64).bytes(len);
                     let pipe = if i % 2 == 0 { 4096 } else { 1 << 20 };
-                    let wire = seal(suite, &ts, &data, pipe, i as u64, i % 3 != 2).await;
+                    // Pipelined, except every third case: inline.
+                    let pipelined = i % 3 != 2;
+                    let (wire, sent_off) = seal(suite, &ts, &data, pipe, i as u64, pipelined).await;
                     assert!(
                         wire == one_shot(suite, &ts, &data),
                         "{flavour} {} len {len}: wire differs from one-shot",
                         suite.urn()
                     );
-                    let (got, verdict) = open(suite, &ts, wire, pipe, 99 + i as u64).await;
+                    let (got, verdict, recv_off) =
+                        open(suite, &ts, wire, pipe, 99 + i as u64).await;
                     assert_eq!(verdict.unwrap(), len as u64, "{flavour} {}", suite.urn());
                     assert!(got == data, "{flavour} {} len {len}", suite.urn());
+                    // Large streams really went through the blocking pool
+                    // (and an inline one never did).
+                    if len > BATCH {
+                        assert!(
+                            recv_off > 0,
+                            "{flavour} len {len}: receiver offloaded nothing"
+                        );
+                        if pipelined {
+                            assert!(
+                                sent_off > 0,
+                                "{flavour} len {len}: sender offloaded nothing"
+                            );
+                        }
+                    }
+                    if !pipelined {
+                        assert_eq!(sent_off, 0, "{flavour} len {len}: inline stream offloaded");
+                    }
                 }
             }
         });
-        // Large pieces really went through the blocking pool.
-        assert!(
-            batches_offloaded() > before,
-            "{flavour}: nothing was offloaded"
-        );
     }
 }
 
@@ -145,7 +162,7 @@ fn pipelined_stream_refuses_tampered_and_truncated_data() {
 
                 let mut tampered = wire.clone();
                 tampered[len / 2] ^= 0x40;
-                let (got, verdict) = open(suite, &ts, tampered, 65536, 1).await;
+                let (got, verdict, _) = open(suite, &ts, tampered, 65536, 1).await;
                 let e = verdict.unwrap_err();
                 assert_eq!(
                     cipher_error_of(&e),
@@ -169,7 +186,7 @@ fn pipelined_stream_refuses_tampered_and_truncated_data() {
                 for cut in [1usize, 16, wire.len() / 3] {
                     let short = wire[..wire.len() - cut].to_vec();
                     let short_len = short.len();
-                    let (got, verdict) = open(suite, &ts, short, 65536, 2).await;
+                    let (got, verdict, _) = open(suite, &ts, short, 65536, 2).await;
                     let e = verdict.unwrap_err();
                     assert!(
                         cipher_error_of(&e).is_some(),

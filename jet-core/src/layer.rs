@@ -60,13 +60,6 @@ pub const BATCH: usize = 1024 * 1024;
 /// Pieces smaller than this are encrypted or decrypted inline: handing
 /// them to another thread would cost more than it saves.
 pub const OFFLOAD_MIN: usize = 32 * 1024;
-static OFFLOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many batches all [`JetStream`]s of this process have handed to the
-/// blocking pool so far (a statistic: shows that the pipeline is in use).
-pub fn batches_offloaded() -> u64 {
-    OFFLOADED.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 /// Output batches that may wait for the socket (sending) or the caller
 /// (receiving) before the engine is given more work.
@@ -155,7 +148,6 @@ impl Engine {
         #[cfg(feature = "tokio")]
         if offload && job.input_len >= OFFLOAD_MIN {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                OFFLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 *self = Engine::Away(rt.spawn_blocking(move || {
                     let job = job.run(&mut coder);
                     (coder, job)
@@ -293,6 +285,8 @@ pub struct JetStream<S> {
     pool: Pool,
     broken: Option<Broken>,
     offload: bool,
+    /// Batches handed to the blocking pool so far.
+    offloaded: u64,
 }
 
 /// The [`CipherError`] inside an I/O error from a [`JetStream`], if any.
@@ -347,7 +341,14 @@ impl<S: ByteStream> JetStream<S> {
             pool: Pool::default(),
             broken: None,
             offload: true,
+            offloaded: 0,
         })
+    }
+
+    /// How many batches this stream has handed to the blocking pool (a
+    /// statistic: 0 means every batch was processed inline).
+    pub fn batches_offloaded(&self) -> u64 {
+        self.offloaded
     }
 
     /// Turns the pipeline off (`false`: every batch is encrypted or
@@ -445,8 +446,9 @@ impl<S: ByteStream> JetStream<S> {
                     result: Ok(()),
                     authenticated: 0,
                 };
-                if let Some(job) = self.engine.start(job, self.offload) {
-                    self.sent_batch(job)?;
+                match self.engine.start(job, self.offload) {
+                    Some(job) => self.sent_batch(job)?,
+                    None => self.offloaded += 1,
                 }
                 progress = true;
             }
@@ -540,8 +542,9 @@ impl<S: ByteStream> JetStream<S> {
                     authenticated: 0,
                 };
                 r.cfill = 0;
-                if let Some(job) = self.engine.start(job, self.offload) {
-                    self.received_batch(job);
+                match self.engine.start(job, self.offload) {
+                    Some(job) => self.received_batch(job),
+                    None => self.offloaded += 1,
                 }
                 progress = true;
             }
