@@ -270,7 +270,9 @@ async fn reported<F: std::future::Future<Output = Result<()>>>(json: bool, f: F)
     r
 }
 
-fn with_cut(transports: Vec<Arc<dyn TransportAdapter>>) -> Result<Vec<Arc<dyn TransportAdapter>>> {
+fn with_test_faults(
+    transports: Vec<Arc<dyn TransportAdapter>>,
+) -> Result<Vec<Arc<dyn TransportAdapter>>> {
     let hook = |name: &str| -> Result<Option<u64>> {
         match std::env::var(name) {
             Ok(v) => {
@@ -322,7 +324,7 @@ fn start_driver(
     jet: JetConfig,
     config: DriverConfig,
 ) -> Result<Node> {
-    let transports = with_cut(acc.transports())?;
+    let transports = with_test_faults(acc.transports())?;
     let json = acc.args.json;
     let refused = jet_core::driver::RefusedHook(Arc::new(move |peer, reason, text| {
         // Offers the engine refused before any application saw them.

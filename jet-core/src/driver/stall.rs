@@ -49,12 +49,22 @@ pub fn stalled_of(e: &io::Error) -> Option<&Stalled> {
     e.get_ref().and_then(|i| i.downcast_ref::<Stalled>())
 }
 
+/// One direction's clock. The timer is allocated once and re-armed with
+/// `reset` when a wait starts: a busy transfer goes pending again and again,
+/// and a fresh boxed `Sleep` each time would be an allocation per step.
+#[derive(Default)]
+struct Clock {
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether a wait is being timed (the step before it was pending).
+    armed: bool,
+}
+
 /// Wraps a transport stream with the stall clocks.
 pub(crate) struct StallGuard {
     inner: BoxedStream,
     limit: Duration,
-    read_clock: Option<Pin<Box<Sleep>>>,
-    write_clock: Option<Pin<Box<Sleep>>>,
+    read_clock: Clock,
+    write_clock: Clock,
 }
 
 impl StallGuard {
@@ -62,8 +72,8 @@ impl StallGuard {
         StallGuard {
             inner,
             limit,
-            read_clock: None,
-            write_clock: None,
+            read_clock: Clock::default(),
+            write_clock: Clock::default(),
         }
     }
 }
@@ -71,7 +81,7 @@ impl StallGuard {
 /// Passes a completed step through (stopping the clock), or starts/polls
 /// the clock while the step is pending.
 fn guard<T>(
-    clock: &mut Option<Pin<Box<Sleep>>>,
+    clock: &mut Clock,
     limit: Duration,
     reading: bool,
     cx: &mut Context<'_>,
@@ -79,15 +89,23 @@ fn guard<T>(
 ) -> Poll<io::Result<T>> {
     match step {
         Poll::Ready(r) => {
-            *clock = None;
+            clock.armed = false;
             Poll::Ready(r)
         }
         Poll::Pending => {
-            let sleep = clock.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+            if !clock.armed {
+                let deadline = tokio::time::Instant::now() + limit;
+                match &mut clock.sleep {
+                    Some(sleep) => sleep.as_mut().reset(deadline),
+                    None => clock.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                clock.armed = true;
+            }
+            let sleep = clock.sleep.as_mut().expect("armed above");
             match sleep.as_mut().poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(()) => {
-                    *clock = None;
+                    clock.armed = false;
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         Stalled {
