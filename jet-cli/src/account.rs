@@ -51,6 +51,15 @@ pub enum EnvelopeChoice {
 }
 
 impl EnvelopeChoice {
+    /// The name the user types (`omemo`, `ox`, `stub`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvelopeChoice::Stub => "stub",
+            EnvelopeChoice::Omemo => "omemo",
+            EnvelopeChoice::Ox => "ox",
+        }
+    }
+
     /// The disco feature advertising this envelope.
     pub fn disco_feature(self) -> &'static str {
         match self {
@@ -481,23 +490,72 @@ fn prompt_password(prompt: &str) -> Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+impl TransportChoice {
+    /// The Jingle transport namespaces this choice uses, in preference order.
+    pub fn namespaces(self) -> &'static [&'static str] {
+        match self {
+            TransportChoice::Auto => &[ns::JINGLE_S5B, ns::JINGLE_IBB],
+            TransportChoice::S5b => &[ns::JINGLE_S5B],
+            TransportChoice::Ibb => &[ns::JINGLE_IBB],
+        }
+    }
+}
+
+/// The transports of `choice` that the peer's disco#info lists, in our
+/// order; an error that says what is missing when there are none (a peer
+/// would only end such a session with `unsupported-transports`).
+pub fn peer_transports(
+    peer: &FullJid,
+    features: &[String],
+    choice: TransportChoice,
+) -> Result<Vec<String>> {
+    let usable: Vec<String> = choice
+        .namespaces()
+        .iter()
+        .filter(|t| features.iter().any(|f| f == *t))
+        .map(|t| t.to_string())
+        .collect();
+    if usable.is_empty() {
+        let what = match choice {
+            TransportChoice::Auto => "neither SOCKS5 Bytestreams nor In-Band Bytestreams",
+            TransportChoice::S5b => "no SOCKS5 Bytestreams (try --transport ibb or auto)",
+            TransportChoice::Ibb => "no In-Band Bytestreams (try --transport s5b or auto)",
+        };
+        bail!("{peer} supports {what} for Jingle, by its disco#info; no session started");
+    }
+    Ok(usable)
+}
+
 /// The disco features we advertise: JET, Jingle, file transfer, the
-/// transports, the envelope's feature and every cipher URN we support.
-pub fn our_features(suites: &[&'static dyn CipherSuite], envelopes: &[&str]) -> Vec<String> {
+/// transports we accept (only those of `transport`: a peer must not offer
+/// one we would refuse), the envelope's feature and every cipher URN we
+/// support.
+pub fn our_features(
+    suites: &[&'static dyn CipherSuite],
+    envelopes: &[&str],
+    transport: TransportChoice,
+) -> Vec<String> {
     let mut f: Vec<String> = [
         ns::JINGLE,
         ns::JET,
         ns::JINGLE_FT,
-        ns::JINGLE_S5B,
-        ns::JINGLE_IBB,
-        ns::IBB,
-        ns::BYTESTREAMS,
         ns::HASHES,
         "urn:xmpp:hash-function-text-names:sha-256",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    for t in transport.namespaces() {
+        f.push(t.to_string());
+        // The bytestream protocols under the Jingle transports.
+        f.push(
+            match *t {
+                ns::JINGLE_S5B => ns::BYTESTREAMS,
+                _ => ns::IBB,
+            }
+            .to_string(),
+        );
+    }
     for e in envelopes {
         f.push(e.to_string());
     }
@@ -788,6 +846,36 @@ mod tests {
 
     fn peer() -> FullJid {
         "juliet@jet.test/x".parse().unwrap()
+    }
+
+    #[test]
+    fn transports_follow_the_peer_and_what_we_advertise_is_what_we_accept() {
+        let ibb_only = vec![ns::JET.to_string(), ns::JINGLE_IBB.to_string()];
+        let both = vec![ns::JINGLE_S5B.to_string(), ns::JINGLE_IBB.to_string()];
+        assert_eq!(
+            peer_transports(&peer(), &ibb_only, TransportChoice::Auto).unwrap(),
+            [ns::JINGLE_IBB]
+        );
+        assert_eq!(
+            peer_transports(&peer(), &both, TransportChoice::Auto).unwrap(),
+            [ns::JINGLE_S5B, ns::JINGLE_IBB]
+        );
+        let e = peer_transports(&peer(), &ibb_only, TransportChoice::S5b).unwrap_err();
+        assert!(e.to_string().contains("--transport ibb"), "{e}");
+        assert!(peer_transports(&peer(), &[], TransportChoice::Auto).is_err());
+
+        let reg = CipherRegistry::default();
+        let suites: Vec<_> = reg.iter().collect();
+        let ibb = our_features(&suites, &[], TransportChoice::Ibb);
+        assert!(ibb.iter().any(|f| f == ns::JINGLE_IBB));
+        assert!(!ibb.iter().any(|f| f == ns::JINGLE_S5B || f == ns::BYTESTREAMS));
+        let s5b = our_features(&suites, &[], TransportChoice::S5b);
+        assert!(s5b.iter().any(|f| f == ns::JINGLE_S5B));
+        assert!(!s5b.iter().any(|f| f == ns::JINGLE_IBB || f == ns::IBB));
+        let auto = our_features(&suites, &[], TransportChoice::Auto);
+        for f in [ns::JINGLE_S5B, ns::JINGLE_IBB, ns::IBB, ns::BYTESTREAMS] {
+            assert!(auto.iter().any(|x| x == f), "{f}");
+        }
     }
 
     #[test]

@@ -255,7 +255,27 @@ impl Driver {
     /// waits for `session-accept`, establishes the transport, wraps it in the
     /// cipher and runs the application. `Ok` once the session ended well.
     pub async fn initiate(&self, peer: FullJid, app: Arc<dyn Application>) -> Result<(), Error> {
+        self.initiate_over(peer, app, None).await
+    }
+
+    /// [`initiate`](Self::initiate), offering only the configured
+    /// transports whose namespace is in `peer_transports` (what the peer's
+    /// disco#info lists, e.g. IBB alone for a peer without S5B), in our
+    /// order of preference; the fallback with `transport-replace` stays
+    /// within them too. `None`: every configured transport.
+    pub async fn initiate_over(
+        &self,
+        peer: FullJid,
+        app: Arc<dyn Application>,
+        peer_transports: Option<&[String]>,
+    ) -> Result<(), Error> {
         let shared = self.shared.clone();
+        let transports: Vec<Arc<dyn TransportAdapter>> = shared
+            .transports
+            .iter()
+            .filter(|a| peer_transports.is_none_or(|p| p.iter().any(|n| n == a.namespace())))
+            .cloned()
+            .collect();
         let offer = app.offer()?;
         let name = shared.config.content_name.clone();
         let jet_on = !shared.jet.suites.is_empty() && !shared.jet.envelopes.is_empty();
@@ -267,11 +287,19 @@ impl Driver {
                 "senders='both' with JET would use one key and IV both ways".into(),
             ));
         }
-        let adapter = shared
-            .transports
-            .first()
-            .ok_or_else(|| Error::Protocol("no transport configured".into()))?
-            .clone();
+        let adapter = match transports.first() {
+            Some(a) => a.clone(),
+            None if shared.transports.is_empty() => {
+                return Err(Error::Protocol("no transport configured".into()))
+            }
+            None => {
+                let ours: Vec<&str> = shared.transports.iter().map(|a| a.namespace()).collect();
+                return Err(Error::Protocol(format!(
+                    "{peer} supports none of the transports we may use ({})",
+                    ours.join(", ")
+                )));
+            }
+        };
         if shared.is_lost() {
             return Err(closed());
         }
@@ -315,6 +343,7 @@ impl Driver {
             .await??;
         }
         let mut live = Live::new(self.clone(), sid.clone(), rx);
+        live.transports = transports;
         let accepted = loop {
             match live.next_event().await {
                 Some(Event::Accepted { contents }) => break contents,
@@ -558,6 +587,9 @@ struct Live {
     pending: VecDeque<Event>,
     deferred: VecDeque<Event>,
     ended: Option<Ended>,
+    /// The transports this session may use, in order (initiator: those the
+    /// peer supports; responder: all of ours).
+    transports: Vec<Arc<dyn TransportAdapter>>,
     /// Sent if this handle is dropped while the session may still be live
     /// (an `Incoming` nobody answered: `decline`; a cancelled task: `cancel`).
     drop_reason: Reason,
@@ -578,6 +610,7 @@ impl Drop for Live {
 
 impl Live {
     fn new(driver: Driver, sid: String, events: mpsc::UnboundedReceiver<Event>) -> Self {
+        let transports = driver.shared.transports.clone();
         Live {
             driver,
             sid,
@@ -585,6 +618,7 @@ impl Live {
             pending: VecDeque::new(),
             deferred: VecDeque::new(),
             ended: None,
+            transports,
             drop_reason: Reason::Cancel,
         }
     }
@@ -695,7 +729,6 @@ impl Live {
         tctx: &TransportContext,
         mut used: String,
     ) -> Result<BoxedStream, Error> {
-        let shared = self.driver.shared.clone();
         let content = tctx.content_name.clone();
         loop {
             let error = match self.try_establish(negotiation, &content).await {
@@ -708,7 +741,7 @@ impl Live {
             negotiation = match tctx.role {
                 Role::Initiator => {
                     // The next transport after the one that failed.
-                    let next = shared
+                    let next = self
                         .transports
                         .iter()
                         .skip_while(|a| a.namespace() != used)
@@ -729,7 +762,7 @@ impl Live {
                 }
                 Role::Responder => {
                     let offer = self.wait_replace_offer(&content, error).await?;
-                    let adapter = shared
+                    let adapter = self
                         .transports
                         .iter()
                         .find(|a| a.namespace() == offer.ns())

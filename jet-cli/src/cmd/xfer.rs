@@ -307,7 +307,7 @@ async fn connect_with_envelope(
 ) -> Result<(Arc<XmppChannel>, Arc<dyn EnvelopeBackend>)> {
     let registry = CipherRegistry::default();
     let suites: Vec<_> = registry.iter().collect();
-    let features = account::our_features(&suites, &[acc.envelope.disco_feature()]);
+    let features = account::our_features(&suites, &[acc.envelope.disco_feature()], acc.transport);
     let ch = account::connect(acc, features).await?;
     match acc.envelope_backend(&ch).await {
         Ok(envelope) => Ok((ch, envelope)),
@@ -350,13 +350,48 @@ fn start_driver(
     })
 }
 
-/// Connects, finds the peer, checks its features, picks the cipher and
-/// starts the driver as an initiator.
-async fn initiator(
-    acc: &Account,
-    peer: &str,
-    cipher: Option<&str>,
-) -> Result<(Node, FullJid, &'static str, bool)> {
+/// An initiator's connected account and what it chose for the peer.
+struct Initiator {
+    node: Node,
+    peer: FullJid,
+    /// The cipher URN as it goes on the wire (without `:0` for deployed
+    /// clients, which advertise no cipher).
+    wire_urn: String,
+    /// The cipher's short name.
+    cipher_name: &'static str,
+    /// The peer is Libervia (its quirks apply).
+    libervia: bool,
+    /// The transports both sides support, in our order.
+    transports: Vec<String>,
+}
+
+impl Initiator {
+    /// Offers `app` over the transports the peer supports.
+    async fn initiate(&self, app: Arc<dyn Application>) -> Result<(), jet_core::Error> {
+        self.node
+            .driver
+            .initiate_over(self.peer.clone(), app, Some(&self.transports))
+            .await
+    }
+
+    /// `AES-128-GCM (urn:...)` for the status line.
+    fn cipher(&self) -> String {
+        format!("{} ({})", self.cipher_name, self.wire_urn)
+    }
+}
+
+/// The short name of a transport namespace.
+fn transport_name(ns: &str) -> &str {
+    match ns {
+        jet_core::ns::JINGLE_S5B => "s5b",
+        jet_core::ns::JINGLE_IBB => "ibb",
+        other => other,
+    }
+}
+
+/// Connects, finds the peer, checks its features, picks the cipher and the
+/// transports and starts the driver as an initiator.
+async fn initiator(acc: &Account, peer: &str, cipher: Option<&str>) -> Result<Initiator> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
     let result = async {
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
@@ -364,22 +399,37 @@ async fn initiator(
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
         let registry = CipherRegistry::default();
         let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
+        let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
         let libervia = account::is_libervia(&disco);
         if libervia {
             acc.libervia_compat(&peer);
         }
         let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
         jet.unversioned_cipher_urns = choice.unversioned;
-        Ok::<_, anyhow::Error>((peer, jet, choice.suite.urn(), libervia))
+        let wire_urn = if choice.unversioned {
+            jet_core::ns::normalize_cipher_urn(choice.suite.urn()).to_string()
+        } else {
+            choice.suite.urn().to_string()
+        };
+        Ok::<_, anyhow::Error>((
+            peer,
+            jet,
+            wire_urn,
+            choice.suite.name(),
+            libervia,
+            transports,
+        ))
     }
     .await;
     match result {
-        Ok((peer, jet, urn, libervia)) => Ok((
-            start_driver(acc, ch, jet, DriverConfig::default())?,
+        Ok((peer, jet, wire_urn, cipher_name, libervia, transports)) => Ok(Initiator {
+            node: start_driver(acc, ch, jet, DriverConfig::default())?,
             peer,
-            urn,
+            wire_urn,
+            cipher_name,
             libervia,
-        )),
+            transports,
+        }),
         Err(e) => {
             let _ = ch.disconnect().await;
             Err(e)
@@ -441,11 +491,15 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         );
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
-    let (node, peer, urn, libervia) = initiator(&acc, &args.to, cipher.as_deref()).await?;
+    let init = initiator(&acc, &args.to, cipher.as_deref()).await?;
+    let peer = init.peer.clone();
     if !acc.args.json {
+        let transports: Vec<&str> = init.transports.iter().map(|t| transport_name(t)).collect();
         eprintln!(
-            "jet: to {peer} · cipher {urn} · envelope {:?} · transport {:?}",
-            acc.envelope, acc.transport
+            "jet: to {peer} · cipher {} · envelope {} · transport {}",
+            init.cipher(),
+            acc.envelope.name(),
+            transports.join(", then ")
         );
     }
     let mut result = Ok(());
@@ -455,14 +509,14 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         events.started(&name, Some(size), &peer, "send");
         let (bar, cb) = events.progress(size, &name);
         let mut offered = local.clone();
-        if libervia {
+        if init.libervia {
             // Libervia 0.9 reads <hash> as base64 of the hex digest.
             for h in offered.desc.hashes.iter_mut() {
                 *h = h.to_hex_in_base64()?;
             }
         }
         let offer = Arc::new(FileOffer::new(offered, Some(cb)));
-        let r = node.driver.initiate(peer.clone(), offer.clone()).await;
+        let r = init.initiate(offer.clone()).await;
         bar.finish();
         match r {
             Ok(()) => events.done(
@@ -472,12 +526,12 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                 0,
             ),
             Err(e) => {
-                result = Err(session_error(&peer, e, &node.ch));
+                result = Err(session_error(&peer, e, &init.node.ch));
                 break;
             }
         }
     }
-    account::settle_and_disconnect(&node.ch).await;
+    account::settle_and_disconnect(&init.node.ch).await;
     result
 }
 
@@ -714,11 +768,14 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
-    let (node, peer, urn, _libervia) = initiator(&acc, &args.from, cipher.as_deref()).await?;
+    let init = initiator(&acc, &args.from, cipher.as_deref()).await?;
+    let peer = init.peer.clone();
     if !acc.args.json {
         eprintln!(
-            "jet: requesting {}:{} from {peer} · cipher {urn}",
-            hash.algo, hash.value
+            "jet: requesting {}:{} from {peer} · cipher {}",
+            hash.algo,
+            hash.value,
+            init.cipher()
         );
     }
     let (bar, cb) = events.progress(0, "requesting");
@@ -733,10 +790,10 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         &peer,
         "request",
     );
-    let r = node.driver.initiate(peer.clone(), req.clone()).await;
+    let r = init.initiate(req.clone()).await;
     bar.finish();
-    account::settle_and_disconnect(&node.ch).await;
-    r.map_err(|e| session_error(&peer, e, &node.ch))?;
+    account::settle_and_disconnect(&init.node.ch).await;
+    r.map_err(|e| session_error(&peer, e, &init.node.ch))?;
     let got = req
         .received()
         .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
@@ -767,7 +824,11 @@ async fn disco_inner(args: DiscoArgs) -> Result<()> {
     let registry = CipherRegistry::default();
     let ch = account::connect(
         &acc,
-        account::our_features(&registry.iter().collect::<Vec<_>>(), &envelopes),
+        account::our_features(
+            &registry.iter().collect::<Vec<_>>(),
+            &envelopes,
+            acc.transport,
+        ),
     )
     .await?;
     let result = async {

@@ -571,6 +571,45 @@ fn actions(log: &Arc<Mutex<Vec<Element>>>, from: &FullJid) -> Vec<String> {
         .collect()
 }
 
+/// Offering only what the peer lists: Romeo prefers the never-connecting
+/// transport, but the peer lists only the pipe, so the pipe is offered
+/// first and no fallback is needed; a peer with none of ours gets no
+/// session at all.
+#[tokio::test]
+async fn the_initiator_offers_only_the_peers_transports() {
+    let mut w = world_with(romeo(), None, true, false);
+    let payload = b"straight over the transport the peer has".to_vec();
+    let (app, received) = sink(&payload);
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let app2 = app.clone();
+    let juliet_side =
+        tokio::spawn(async move { incoming.recv().await.unwrap().accept(app2).await });
+    let peer_has = vec![PIPE_NS.to_string()];
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        w.romeo
+            .initiate_over(juliet(), app.clone(), Some(&peer_has)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    juliet_side.await.unwrap().unwrap();
+    assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
+    assert_eq!(actions(&w.log, &romeo()), ["session-initiate"]);
+
+    let none: Vec<String> = vec!["urn:xmpp:jingle:transports:other:0".into()];
+    let e = w
+        .romeo
+        .initiate_over(juliet(), app, Some(&none))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("supports none of the transports"),
+        "{e}"
+    );
+    assert_eq!(actions(&w.log, &romeo()), ["session-initiate"]);
+}
+
 #[tokio::test]
 async fn failed_transport_falls_back_with_transport_replace() {
     let mut w = world_with(romeo(), None, true, false);
