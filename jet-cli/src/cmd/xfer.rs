@@ -261,6 +261,38 @@ impl Events {
     }
 }
 
+/// Resolves when the process gets SIGINT or SIGTERM, with the signal's name.
+/// The handlers are installed by the call, so call it before the work it
+/// guards starts and poll it alongside ([`interruptible`]).
+fn interrupted() -> Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    })
+}
+
+/// Runs `work` until it ends or a SIGINT/SIGTERM arrives. On a signal the
+/// work is dropped: its sessions end with `cancel` (the peer sees it once
+/// the caller flushes with [`account::settle_and_disconnect`]) and a partial
+/// file keeps only its authenticated bytes (`jet_core::ft_fs`); the result
+/// is a one-line error.
+async fn interruptible<T>(
+    signal: impl std::future::Future<Output = &'static str>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        sig = signal => Err(anyhow!(
+            "interrupted by {sig}: the session was cancelled; only authenticated data was kept"
+        )),
+    }
+}
+
 /// Runs `f`, reporting a failure as a JSON `error` event too.
 async fn reported<F: std::future::Future<Output = Result<()>>>(json: bool, f: F) -> Result<()> {
     let r = f.await;
@@ -441,6 +473,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         );
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
+    let signal = interrupted()?;
     let (node, peer, urn, libervia) = initiator(&acc, &args.to, cipher.as_deref()).await?;
     if !acc.args.json {
         eprintln!(
@@ -448,35 +481,39 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             acc.envelope, acc.transport
         );
     }
-    let mut result = Ok(());
-    for local in files {
-        let name = local.desc.name.clone().unwrap_or_default();
-        let size = local.desc.size.unwrap_or(0);
-        events.started(&name, Some(size), &peer, "send");
-        let (bar, cb) = events.progress(size, &name);
-        let mut offered = local.clone();
-        if libervia {
-            // Libervia 0.9 reads <hash> as base64 of the hex digest.
-            for h in offered.desc.hashes.iter_mut() {
-                *h = h.to_hex_in_base64()?;
+    let sessions = async {
+        let mut result = Ok(());
+        for local in files {
+            let name = local.desc.name.clone().unwrap_or_default();
+            let size = local.desc.size.unwrap_or(0);
+            events.started(&name, Some(size), &peer, "send");
+            let (bar, cb) = events.progress(size, &name);
+            let mut offered = local.clone();
+            if libervia {
+                // Libervia 0.9 reads <hash> as base64 of the hex digest.
+                for h in offered.desc.hashes.iter_mut() {
+                    *h = h.to_hex_in_base64()?;
+                }
+            }
+            let offer = Arc::new(FileOffer::new(offered, Some(cb)));
+            let r = node.driver.initiate(peer.clone(), offer.clone()).await;
+            bar.finish();
+            match r {
+                Ok(()) => events.done(
+                    &local.path.display().to_string(),
+                    size,
+                    &local.desc.hashes[0],
+                    0,
+                ),
+                Err(e) => {
+                    result = Err(session_error(&peer, e, &node.ch));
+                    break;
+                }
             }
         }
-        let offer = Arc::new(FileOffer::new(offered, Some(cb)));
-        let r = node.driver.initiate(peer.clone(), offer.clone()).await;
-        bar.finish();
-        match r {
-            Ok(()) => events.done(
-                &local.path.display().to_string(),
-                size,
-                &local.desc.hashes[0],
-                0,
-            ),
-            Err(e) => {
-                result = Err(session_error(&peer, e, &node.ch));
-                break;
-            }
-        }
-    }
+        result
+    };
+    let result = interruptible(signal, sessions).await;
     account::settle_and_disconnect(&node.ch).await;
     result
 }
@@ -610,6 +647,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let signal = interrupted()?;
     let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
     events.ready(&node.ch.local_jid());
     let defaults = ReceivePolicy::default();
@@ -617,7 +655,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         resume: args.resume,
         max_size: args.max_size.unwrap_or(defaults.max_size),
     };
-    let r = serve_loop(
+    let work = serve_loop(
         &mut node,
         Gate {
             allow: &allow,
@@ -644,8 +682,8 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
                 );
             }
         },
-    )
-    .await;
+    );
+    let r = interruptible(signal, work).await;
     account::settle_and_disconnect(&node.ch).await;
     r
 }
@@ -674,9 +712,10 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let signal = interrupted()?;
     let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
     events.ready(&node.ch.local_jid());
-    let r = serve_loop(
+    let work = serve_loop(
         &mut node,
         Gate {
             allow: &allow,
@@ -689,8 +728,8 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         |_: &FileHost, ev| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
-    )
-    .await;
+    );
+    let r = interruptible(signal, work).await;
     account::settle_and_disconnect(&node.ch).await;
     r
 }
@@ -714,6 +753,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
+    let signal = interrupted()?;
     let (node, peer, urn, _libervia) = initiator(&acc, &args.from, cipher.as_deref()).await?;
     if !acc.args.json {
         eprintln!(
@@ -733,10 +773,16 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         &peer,
         "request",
     );
-    let r = node.driver.initiate(peer.clone(), req.clone()).await;
+    let r = interruptible(signal, async {
+        node.driver
+            .initiate(peer.clone(), req.clone())
+            .await
+            .map_err(|e| session_error(&peer, e, &node.ch))
+    })
+    .await;
     bar.finish();
     account::settle_and_disconnect(&node.ch).await;
-    r.map_err(|e| session_error(&peer, e, &node.ch))?;
+    r?;
     let got = req
         .received()
         .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
