@@ -493,6 +493,8 @@ fn disco_lists_the_jet_features_of_a_receiver() {
     // The disco side runs from a config file and a password file only.
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, format!("{}\n", srv.password)).unwrap();
+    // Only its owner may read a password file.
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let conf = tmp.path().join("config.toml");
     std::fs::write(
         &conf,
