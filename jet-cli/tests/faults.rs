@@ -889,3 +889,116 @@ fn sigterm_and_sigint_cancel_the_session_and_keep_only_authenticated_bytes() {
         }
     }
 }
+
+// ----- limits (issue 15, item 6) ---------------------------------------------
+
+/// `--max-sessions-per-peer 1`: while one transfer from a peer runs, a
+/// second offer from the same peer is ended with `busy` (saying the
+/// per-peer limit), although the total limit has room.
+#[test]
+fn max_sessions_per_peer_refuses_a_second_offer_from_the_same_peer() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = random_file(tmp.path(), "first.bin", 1 << 20);
+    let small = random_file(tmp.path(), "second.bin", 1000);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let (mut recv, to) = ready_receiver(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &receive_args(
+            &sender,
+            &out,
+            &[
+                "--max-sessions",
+                "4",
+                "--max-sessions-per-peer",
+                "1",
+                "--transport",
+                "s5b",
+            ],
+        ),
+    ));
+    let mut first = send_via(&srv, &srv.addr, &to, "s5b", &big, Some(262_144));
+    recv.event("progress", Duration::from_secs(20));
+    let mut second = send_via(&srv, &srv.addr, &to, "s5b", &small, None);
+    expect_failure(
+        &mut second,
+        "the second sender",
+        Duration::from_secs(20),
+        &["busy", "limit 1 per peer"],
+    );
+    assert!(first.wait().success(), "first: {}", first.stderr());
+    assert!(recv.wait().success(), "receiver: {}", recv.stderr());
+    assert!(out.join("first.bin").exists());
+    assert!(!out.join("second.bin").exists());
+}
+
+/// `--from` applies before the limits: with `--max-sessions 2`, one
+/// transfer running and a stranger's offer arriving, the stranger is
+/// declined at once (not queued, holding a slot), and a second offer from
+/// the allowed peer still gets the free slot and completes.
+#[test]
+fn strangers_are_declined_before_they_take_a_slot() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = random_file(tmp.path(), "first.bin", 1 << 20);
+    let small = random_file(tmp.path(), "second.bin", 1000);
+    let evil = random_file(tmp.path(), "stranger.bin", 1000);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let (recv, to) = ready_receiver(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &[
+            "--from",
+            &sender,
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--max-sessions",
+            "2",
+            "--transport",
+            "s5b",
+        ],
+    ));
+    // 256 KiB/s: the first transfer takes about 4 s.
+    let mut first = send_via(&srv, &srv.addr, &to, "s5b", &big, Some(262_144));
+    recv.event("progress", Duration::from_secs(20));
+    let stranger_at = Instant::now();
+    let mut stranger = Proc::spawn(jet(
+        &srv,
+        "send",
+        "mallory",
+        &["--to", &to, "--transport", "s5b", evil.to_str().unwrap()],
+    ));
+    expect_failure(
+        &mut stranger,
+        "the stranger",
+        Duration::from_secs(20),
+        &["declined"],
+    );
+    eprintln!("stranger declined after {:?}", stranger_at.elapsed());
+    assert!(
+        !first.child.try_wait().unwrap().is_some_and(|st| st.success()),
+        "the stranger was declined only after the first transfer"
+    );
+    let mut second = send_via(&srv, &srv.addr, &to, "s5b", &small, None);
+    assert!(second.wait().success(), "second: {}", second.stderr());
+    assert!(first.wait().success(), "first: {}", first.stderr());
+    recv.event_where("second done", Duration::from_secs(20), |e| {
+        e["event"] == "done"
+            && e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("second.bin"))
+    });
+    drop(recv);
+    assert_eq!(
+        std::fs::read(out.join("second.bin")).unwrap(),
+        std::fs::read(&small).unwrap()
+    );
+    assert!(!out.join("stranger.bin").exists());
+}

@@ -48,15 +48,27 @@ pub struct LimitArgs {
     /// further offers are refused with `busy`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
+    /// Sessions at once from one peer (bare JID) at most; further offers
+    /// from it are refused with `busy`. Offers from peers that --from does
+    /// not allow are declined before any limit counts them.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions_per_peer: u32,
     /// Abort a transfer when no data moves for this many seconds (0: never).
     #[arg(long, default_value_t = 60)]
     pub stall_timeout: u64,
 }
 
 impl LimitArgs {
-    fn driver_config(&self) -> DriverConfig {
+    /// The driver's limits; offers from peers `allow` (or `yes`) does not
+    /// admit are declined before the limits count them.
+    fn driver_config(&self, allow: &[Jid], yes: bool) -> DriverConfig {
+        let allow = allow.to_vec();
         DriverConfig {
             max_sessions: self.max_sessions as usize,
+            max_sessions_per_peer: self.max_sessions_per_peer as usize,
+            admit: Some(jet_core::driver::AdmitHook(Arc::new(move |peer| {
+                allowed(peer, &allow, yes)
+            }))),
             stall_timeout: (self.stall_timeout > 0)
                 .then(|| Duration::from_secs(self.stall_timeout)),
             ..DriverConfig::default()
@@ -648,7 +660,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
     events.ready(&node.ch.local_jid());
     let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
@@ -713,7 +725,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
     events.ready(&node.ch.local_jid());
     let work = serve_loop(
         &mut node,
