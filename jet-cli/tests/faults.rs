@@ -983,7 +983,11 @@ fn strangers_are_declined_before_they_take_a_slot() {
     );
     eprintln!("stranger declined after {:?}", stranger_at.elapsed());
     assert!(
-        !first.child.try_wait().unwrap().is_some_and(|st| st.success()),
+        !first
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some_and(|st| st.success()),
         "the stranger was declined only after the first transfer"
     );
     let mut second = send_via(&srv, &srv.addr, &to, "s5b", &small, None);

@@ -768,3 +768,45 @@ async fn ox_envelope_over_s5b_and_ibb() {
     .await
     .unwrap();
 }
+
+/// Issue 15 item 6: without --dir or a config `dir`, `jet receive` says
+/// where files go, and calls it the home directory when it is $HOME (before
+/// connecting: here to a closed port, no server needed).
+#[test]
+fn receive_says_where_files_go_when_it_defaults_to_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (home, expect) in [
+        (true, "your home directory"),
+        (false, "the current directory"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
+        cmd.args(["receive", "--jid", "nobody@jet.test", "--server"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--envelope", "stub", "--wait", "1", "--yes", "--once"])
+            .current_dir(tmp.path())
+            .env(
+                "HOME",
+                if home {
+                    tmp.path().to_path_buf()
+                } else {
+                    PathBuf::from("/nonexistent-home")
+                },
+            )
+            .env("JET_PASSWORD", "x")
+            .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = format!(
+            "received files go to {} ({expect};",
+            tmp.path().canonicalize().unwrap().display()
+        );
+        assert!(err.contains(&line), "{line:?} not in:\n{err}");
+    }
+}

@@ -638,6 +638,35 @@ async fn serve_loop<A: Application + 'static>(
     }
 }
 
+/// The directory received files go to: `chosen` (`--dir`, the config's
+/// `dir`), created if needed; else the current directory, which is then
+/// said (a `dir` event in JSON), and called the home directory when it is
+/// `$HOME`, so that files never land there silently.
+fn receive_dir(chosen: Option<&PathBuf>, json: bool) -> Result<PathBuf> {
+    if let Some(dir) = chosen {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        return Ok(dir.clone());
+    }
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let home = std::env::var_os("HOME")
+        .and_then(|h| std::fs::canonicalize(h).ok())
+        .is_some_and(|h| std::fs::canonicalize(&cwd).is_ok_and(|c| c == h));
+    let what = if home {
+        "your home directory"
+    } else {
+        "the current directory"
+    };
+    account::notice(
+        json,
+        json!({"event": "dir", "path": cwd.display().to_string(), "default": true, "home": home}),
+        &format!(
+            "jet: received files go to {} ({what}; choose another with --dir or `dir` in the config)",
+            cwd.display()
+        ),
+    );
+    Ok(PathBuf::from("."))
+}
+
 /// `jet receive`.
 pub async fn receive(args: ReceiveArgs) -> Result<()> {
     let json = args.account.json;
@@ -649,12 +678,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     let events = Events {
         json: acc.args.json,
     };
-    let dir = args
-        .dir
-        .clone()
-        .or(acc.file.dir.clone())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = receive_dir(args.dir.as_ref().or(acc.file.dir.as_ref()), acc.args.json)?;
     let allow = parse_allow(&args.from)?;
     let deadline = args
         .timeout
@@ -758,12 +782,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         json: acc.args.json,
     };
     let hash = FileHash::parse_cli(&args.hash).map_err(|e| anyhow!("--hash: {e}"))?;
-    let dir = args
-        .dir
-        .clone()
-        .or(acc.file.dir.clone())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = receive_dir(args.dir.as_ref().or(acc.file.dir.as_ref()), acc.args.json)?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
     let signal = interrupted()?;
     let (node, peer, urn, _libervia) = initiator(&acc, &args.from, cipher.as_deref()).await?;
