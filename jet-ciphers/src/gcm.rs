@@ -265,6 +265,18 @@ impl CipherSuite for AesGcmSuite {
 
 type Ctr<C> = StreamCipherCoreWrapper<CtrCore<C, Ctr32BE>>;
 
+/// `E(K, J0)`, XORed into the GHASH output to form the tag: with it and one
+/// tag, anyone could forge tags for the stream. Zeroized when dropped, so
+/// also when a stream fails (an authentication or limit error) or is
+/// abandoned before its tag, not only after [`Engine::tag`].
+struct TagMask([u8; 16]);
+
+impl Drop for TagMask {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
 /// AES-CTR keystream plus GHASH over the ciphertext.
 struct GcmEngine<C>
 where
@@ -272,8 +284,7 @@ where
 {
     ctr: Ctr<C>,
     mac: BlockMac<GHash>,
-    /// `E(K, J0)`, XORed into the GHASH output to form the tag.
-    mask: [u8; 16],
+    mask: TagMask,
     aad_len: u64,
 }
 
@@ -311,8 +322,8 @@ where
         // inc32(J0) onwards, which is where the core now stands.
         let mut mask_block = ghash::Block::default();
         core.write_keystream_block(&mut mask_block);
-        let mut mask = [0u8; 16];
-        mask.copy_from_slice(&mask_block);
+        let mut mask = TagMask([0u8; 16]);
+        mask.0.copy_from_slice(&mask_block);
         mask_block.zeroize();
         j0.zeroize();
 
@@ -352,10 +363,10 @@ where
         len_block[8..].copy_from_slice(&(ciphertext_len * 8).to_be_bytes());
         self.mac.block(len_block);
         let mut tag = self.mac.finalize();
-        for (t, m) in tag.iter_mut().zip(self.mask.iter()) {
+        for (t, m) in tag.iter_mut().zip(self.mask.0.iter()) {
             *t ^= m;
         }
-        self.mask.zeroize();
+        self.mask.0.zeroize();
         tag
     }
 }
@@ -398,6 +409,30 @@ mod tests {
             .encrypt(&iv.into(), &data[..])
             .unwrap();
         assert_eq!(ours, theirs);
+    }
+
+    /// The tag mask E(K, J0) does not outlive its engine: dropping an engine
+    /// that never made its tag (a failed or abandoned stream) wipes it.
+    #[test]
+    fn the_tag_mask_is_zeroized_when_the_engine_is_dropped() {
+        let engine = GcmEngine::<aes::Aes128>::new(&[9u8; 16], &[1u8; 12], b"").unwrap();
+        let mut expected = [0u8; 16];
+        {
+            // E(K, J0) computed independently.
+            use aes::cipher::BlockCipherEncrypt as _;
+            let c = <aes::Aes128 as KeyInit>::new_from_slice(&[9u8; 16]).unwrap();
+            let mut j0 = ghash::Block::default();
+            j0[..12].copy_from_slice(&[1u8; 12]);
+            j0[15] = 1;
+            c.encrypt_block(&mut j0);
+            expected.copy_from_slice(&j0);
+        }
+        assert_eq!(engine.mask.0, expected, "the mask is E(K, J0)");
+        let mut engine = std::mem::ManuallyDrop::new(engine);
+        // SAFETY: dropped once, never used again except to read the bytes
+        // of the plain array the drop just overwrote, which stay in place.
+        unsafe { std::mem::ManuallyDrop::drop(&mut engine) };
+        assert_eq!(engine.mask.0, [0u8; 16]);
     }
 
     #[test]

@@ -93,8 +93,9 @@ pub struct AccountArgs {
     /// Trust only the CA certificates in this PEM file (else the system store).
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// Read the password from this file (first line). Otherwise
-    /// `JET_PASSWORD`, otherwise a prompt on the terminal. Never an argument.
+    /// Read the password from this file (first line; only its owner may
+    /// read it: chmod 600). Otherwise `JET_PASSWORD`, otherwise a prompt
+    /// on the terminal. Never an argument.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
     /// Config file (default: $XDG_CONFIG_HOME/jet/config.toml or ~/.config/jet/config.toml).
@@ -386,9 +387,7 @@ impl Account {
             .as_ref()
             .or(self.file.password_file.as_ref())
         {
-            let s = std::fs::read_to_string(p)
-                .with_context(|| format!("reading the password file {}", p.display()))?;
-            return Ok(s.lines().next().unwrap_or_default().to_string());
+            return read_password_file(p);
         }
         if let Ok(p) = std::env::var("JET_PASSWORD") {
             return Ok(p);
@@ -452,6 +451,32 @@ fn load_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+}
+
+/// The first line of a password file, which only its owner may read or
+/// write: a password file that the group or others can read (or replace)
+/// is refused, as ssh refuses such a key.
+fn read_password_file(p: &Path) -> Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p)
+            .with_context(|| format!("reading the password file {}", p.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o066 != 0 {
+            return Err(anyhow!(
+                "the password file {} is accessible to others (mode {:03o}); \
+                 refusing to use it: run chmod 600 {}",
+                p.display(),
+                mode & 0o777,
+                p.display()
+            ));
+        }
+    }
+    let s = std::fs::read_to_string(p)
+        .with_context(|| format!("reading the password file {}", p.display()))?;
+    Ok(s.lines().next().unwrap_or_default().to_string())
 }
 
 /// Reads a password from the controlling terminal with echo off.
@@ -868,13 +893,36 @@ mod tests {
         let suites: Vec<_> = reg.iter().collect();
         let ibb = our_features(&suites, &[], TransportChoice::Ibb);
         assert!(ibb.iter().any(|f| f == ns::JINGLE_IBB));
-        assert!(!ibb.iter().any(|f| f == ns::JINGLE_S5B || f == ns::BYTESTREAMS));
+        assert!(!ibb
+            .iter()
+            .any(|f| f == ns::JINGLE_S5B || f == ns::BYTESTREAMS));
         let s5b = our_features(&suites, &[], TransportChoice::S5b);
         assert!(s5b.iter().any(|f| f == ns::JINGLE_S5B));
         assert!(!s5b.iter().any(|f| f == ns::JINGLE_IBB || f == ns::IBB));
         let auto = our_features(&suites, &[], TransportChoice::Auto);
         for f in [ns::JINGLE_S5B, ns::JINGLE_IBB, ns::IBB, ns::BYTESTREAMS] {
             assert!(auto.iter().any(|x| x == f), "{f}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("pw");
+        std::fs::write(&p, "secret\nsecond line\n").unwrap();
+        for mode in [0o644, 0o604, 0o640, 0o660, 0o602] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read_password_file(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("chmod 600") && e.contains("accessible to others"),
+                "{mode:o}: {e}"
+            );
+            assert!(!e.contains("secret"), "{e}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_password_file(&p).unwrap(), "secret");
         }
     }
 

@@ -190,7 +190,12 @@ fn assert_only_authenticated_bytes(out: &Path, src: &Path, chunked: bool) -> u64
         "a file under the final name after a failed transfer: {files:?}"
     );
     let part = format!("{name}.jet-part");
-    let others: Vec<_> = files.keys().filter(|k| **k != part).collect();
+    // The partial file's durable record (`jet_core::ft_fs`) may lie beside it.
+    let record = format!("{name}.jet-part.state");
+    let others: Vec<_> = files
+        .keys()
+        .filter(|k| **k != part && **k != record)
+        .collect();
     assert!(others.is_empty(), "unexpected files: {others:?}");
     let Some(&kept) = files.get(&part) else {
         return 0;
@@ -741,4 +746,263 @@ fn max_sessions_refuses_an_offer_beyond_the_limit_with_busy() {
         std::fs::read(&big).unwrap()
     );
     assert!(!out.join("second.bin").exists());
+}
+
+// ----- crashes and signals (issue 15, item 4) ---------------------------------
+
+/// `jet send --to TO --transport s5b [--cipher CIPHER] FILE`, at `rate`
+/// bytes per second (test hook) if given.
+fn send_with(srv: &Server, to: &str, cipher: Option<&str>, file: &Path, rate: Option<u64>) -> Proc {
+    let mut args = vec!["--to", to, "--transport", "s5b"];
+    if let Some(c) = cipher {
+        args.extend(["--cipher", c]);
+    }
+    args.push(file.to_str().unwrap());
+    let mut cmd = jet(srv, "send", SENDER, &args);
+    if let Some(rate) = rate {
+        cmd.env("JET_TEST_RATE", rate.to_string());
+    }
+    Proc::spawn(cmd)
+}
+
+/// Waits (bounded) until the partial file of `name` in `out` holds more
+/// than `at_least` bytes.
+fn wait_for_partial(out: &Path, name: &str, at_least: u64, recv: &Proc, send: &Proc) {
+    let part = out.join(format!("{name}.jet-part"));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) <= at_least {
+        assert!(
+            Instant::now() < deadline,
+            "the partial file never grew past {at_least} bytes; receiver:\n{}\nsender:\n{}",
+            recv.stderr(),
+            send.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `jet receive` killed with SIGKILL mid-transfer (no handler, no clean-up:
+/// the decrypted bytes stay in `NAME.jet-part`), restarted with `--resume`
+/// and offered the file again: a whole-stream suite starts over from 0 (its
+/// bytes were never authenticated), the chunked suite continues from a
+/// 64 KiB boundary its record vouches for. The file ends right and alone in
+/// the directory.
+#[test]
+fn a_receiver_killed_mid_transfer_resumes_only_authenticated_bytes() {
+    let Some(srv) = server() else { return };
+    for (cipher, chunked) in [(None, false), (Some(CHUNKED), true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "k.bin", 3 << 20);
+        let out = tmp.path().join("in");
+        let sender = srv.jid(SENDER);
+        let recv_args = receive_args(&sender, &out, &["--resume", "--transport", "s5b"]);
+        let (mut recv, to) = ready_receiver(jet(&srv, "receive", RECEIVER, &recv_args));
+        // 512 KiB/s: about 6 s for the file; killed after 1 MiB.
+        let mut send = send_with(&srv, &to, cipher, &src, Some(524_288));
+        wait_for_partial(&out, "k.bin", 1 << 20, &recv, &send);
+        recv.child.kill().unwrap(); // SIGKILL
+        recv.child.wait().unwrap();
+        let _ = send.child.kill();
+        let _ = send.child.wait();
+        let left = std::fs::metadata(out.join("k.bin.jet-part")).unwrap().len();
+        assert!(left > 1 << 20, "decrypted bytes left behind: {left}");
+        assert!(!out.join("k.bin").exists());
+
+        let (mut recv, to) = ready_receiver(jet(&srv, "receive", RECEIVER, &recv_args));
+        let mut send = send_with(&srv, &to, cipher, &src, None);
+        let done = recv.event("done", Duration::from_secs(40));
+        assert!(send.wait().success(), "resume send: {}", send.stderr());
+        assert!(recv.wait().success(), "resume receive: {}", recv.stderr());
+        let from = done["resumed_from"].as_u64().unwrap();
+        if chunked {
+            assert!(from > 0, "the chunked suite recorded nothing in 1 MiB");
+            assert_eq!(
+                from % CHUNK_LEN,
+                0,
+                "resumed from {from}: not a chunk boundary"
+            );
+            assert!(
+                from <= left,
+                "resumed from {from} past the {left} bytes left"
+            );
+        } else {
+            assert_eq!(from, 0, "a whole-stream partial file was trusted");
+        }
+        assert_eq!(sha256_b64(&out.join("k.bin")), sha256_b64(&src));
+        let files = files_in(&out);
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            vec!["k.bin"],
+            "only the file is left: {files:?}"
+        );
+    }
+}
+
+/// SIGTERM (whole-stream suite) and SIGINT (chunked suite) to `jet receive`
+/// mid-transfer: it exits non-zero within a bound with one line saying so,
+/// the sender learns that the receiver cancelled, and only authenticated
+/// bytes stay (none for whole-stream, whole chunks for the chunked suite).
+#[test]
+fn sigterm_and_sigint_cancel_the_session_and_keep_only_authenticated_bytes() {
+    let Some(srv) = server() else { return };
+    for (signal, cipher, chunked) in [("TERM", None, false), ("INT", Some(CHUNKED), true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "sig.bin", 3 << 20);
+        let out = tmp.path().join("in");
+        let sender = srv.jid(SENDER);
+        let recv_args = receive_args(&sender, &out, &["--resume", "--transport", "s5b"]);
+        let (mut recv, to) = ready_receiver(jet(&srv, "receive", RECEIVER, &recv_args));
+        let mut send = send_with(&srv, &to, cipher, &src, Some(524_288));
+        wait_for_partial(&out, "sig.bin", 1 << 20, &recv, &send);
+        let st = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(recv.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let r = expect_failure(
+            &mut recv,
+            "the receiver",
+            Duration::from_secs(10),
+            &[&format!("interrupted by SIG{signal}")],
+        );
+        let lines: Vec<_> = recv
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("interrupted"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(lines.len(), 1, "one line: {lines:?}");
+        eprintln!("receiver: {r}");
+        let s = expect_failure(
+            &mut send,
+            "the sender",
+            Duration::from_secs(20),
+            &["cancel"],
+        );
+        eprintln!("sender: {s}");
+        let kept = assert_only_authenticated_bytes(&out, &src, chunked);
+        if chunked {
+            assert!(kept > 0, "the chunked suite kept nothing of 1 MiB");
+        } else {
+            assert!(files_in(&out).is_empty(), "{:?}", files_in(&out));
+        }
+    }
+}
+
+// ----- limits (issue 15, item 6) ---------------------------------------------
+
+/// `--max-sessions-per-peer 1`: while one transfer from a peer runs, a
+/// second offer from the same peer is ended with `busy` (saying the
+/// per-peer limit), although the total limit has room.
+#[test]
+fn max_sessions_per_peer_refuses_a_second_offer_from_the_same_peer() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = random_file(tmp.path(), "first.bin", 1 << 20);
+    let small = random_file(tmp.path(), "second.bin", 1000);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let (mut recv, to) = ready_receiver(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &receive_args(
+            &sender,
+            &out,
+            &[
+                "--max-sessions",
+                "4",
+                "--max-sessions-per-peer",
+                "1",
+                "--transport",
+                "s5b",
+            ],
+        ),
+    ));
+    let mut first = send_via(&srv, &srv.addr, &to, "s5b", &big, Some(262_144));
+    recv.event("progress", Duration::from_secs(20));
+    let mut second = send_via(&srv, &srv.addr, &to, "s5b", &small, None);
+    expect_failure(
+        &mut second,
+        "the second sender",
+        Duration::from_secs(20),
+        &["busy", "limit 1 per peer"],
+    );
+    assert!(first.wait().success(), "first: {}", first.stderr());
+    assert!(recv.wait().success(), "receiver: {}", recv.stderr());
+    assert!(out.join("first.bin").exists());
+    assert!(!out.join("second.bin").exists());
+}
+
+/// `--from` applies before the limits: with `--max-sessions 2`, one
+/// transfer running and a stranger's offer arriving, the stranger is
+/// declined at once (not queued, holding a slot), and a second offer from
+/// the allowed peer still gets the free slot and completes.
+#[test]
+fn strangers_are_declined_before_they_take_a_slot() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = random_file(tmp.path(), "first.bin", 1 << 20);
+    let small = random_file(tmp.path(), "second.bin", 1000);
+    let evil = random_file(tmp.path(), "stranger.bin", 1000);
+    let out = tmp.path().join("in");
+    let sender = srv.jid(SENDER);
+    let (recv, to) = ready_receiver(jet(
+        &srv,
+        "receive",
+        RECEIVER,
+        &[
+            "--from",
+            &sender,
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--max-sessions",
+            "2",
+            "--transport",
+            "s5b",
+        ],
+    ));
+    // 256 KiB/s: the first transfer takes about 4 s.
+    let mut first = send_via(&srv, &srv.addr, &to, "s5b", &big, Some(262_144));
+    recv.event("progress", Duration::from_secs(20));
+    let stranger_at = Instant::now();
+    let mut stranger = Proc::spawn(jet(
+        &srv,
+        "send",
+        "mallory",
+        &["--to", &to, "--transport", "s5b", evil.to_str().unwrap()],
+    ));
+    expect_failure(
+        &mut stranger,
+        "the stranger",
+        Duration::from_secs(20),
+        &["declined"],
+    );
+    eprintln!("stranger declined after {:?}", stranger_at.elapsed());
+    assert!(
+        !first
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some_and(|st| st.success()),
+        "the stranger was declined only after the first transfer"
+    );
+    let mut second = send_via(&srv, &srv.addr, &to, "s5b", &small, None);
+    assert!(second.wait().success(), "second: {}", second.stderr());
+    assert!(first.wait().success(), "first: {}", first.stderr());
+    recv.event_where("second done", Duration::from_secs(20), |e| {
+        e["event"] == "done"
+            && e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("second.bin"))
+    });
+    drop(recv);
+    assert_eq!(
+        std::fs::read(out.join("second.bin")).unwrap(),
+        std::fs::read(&small).unwrap()
+    );
+    assert!(!out.join("stranger.bin").exists());
 }

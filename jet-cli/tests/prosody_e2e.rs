@@ -284,6 +284,8 @@ async fn an_interrupted_transfer_resumes_with_a_range() {
             .unwrap()
             .map(|e| e.unwrap())
             .filter(|e| e.metadata().unwrap().len() > 0)
+            // Beside it, its record (`NAME.jet-part.state`, jet_core::ft_fs).
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".state"))
             .collect();
         assert_eq!(partial.len(), 1, "one partial file");
         let kept = partial[0].metadata().unwrap().len();
@@ -493,6 +495,8 @@ fn disco_lists_the_jet_features_of_a_receiver() {
     // The disco side runs from a config file and a password file only.
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, format!("{}\n", srv.password)).unwrap();
+    // Only its owner may read a password file.
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let conf = tmp.path().join("config.toml");
     std::fs::write(
         &conf,
@@ -765,4 +769,46 @@ async fn ox_envelope_over_s5b_and_ibb() {
     })
     .await
     .unwrap();
+}
+
+/// Issue 15 item 6: without --dir or a config `dir`, `jet receive` says
+/// where files go, and calls it the home directory when it is $HOME (before
+/// connecting: here to a closed port, no server needed).
+#[test]
+fn receive_says_where_files_go_when_it_defaults_to_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (home, expect) in [
+        (true, "your home directory"),
+        (false, "the current directory"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
+        cmd.args(["receive", "--jid", "nobody@jet.test", "--server"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--envelope", "stub", "--wait", "1", "--yes", "--once"])
+            .current_dir(tmp.path())
+            .env(
+                "HOME",
+                if home {
+                    tmp.path().to_path_buf()
+                } else {
+                    PathBuf::from("/nonexistent-home")
+                },
+            )
+            .env("JET_PASSWORD", "x")
+            .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = format!(
+            "received files go to {} ({expect};",
+            tmp.path().canonicalize().unwrap().display()
+        );
+        assert!(err.contains(&line), "{line:?} not in:\n{err}");
+    }
 }

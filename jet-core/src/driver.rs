@@ -37,9 +37,12 @@
 //!   starts, and the stream of [`Incoming`] sessions ends.
 //! - **Stalled data** ([`DriverConfig::stall_timeout`]): a transport on
 //!   which no byte moves for that long fails the session (`timeout`).
-//! - **Too many sessions** ([`DriverConfig::max_sessions`]): a
+//! - **Too many sessions** ([`DriverConfig::max_sessions`], and
+//!   [`DriverConfig::max_sessions_per_peer`] per bare JID): a
 //!   `session-initiate` beyond the limit is ended at once with `busy`
-//!   (XEP-0166 §7.4), before any envelope or transport work.
+//!   (XEP-0166 §7.4), before any envelope or transport work. A peer that
+//!   [`DriverConfig::admit`] refuses is declined before any limit counts
+//!   its offer, so strangers cannot take the slots.
 
 mod linger;
 mod stall;
@@ -52,7 +55,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
-use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::minidom::Element;
 
 use crate::channel::{is_request_for, StanzaChannel};
@@ -101,6 +104,12 @@ pub struct DriverConfig {
     /// included); a `session-initiate` beyond it is ended with `busy`
     /// (default 16).
     pub max_sessions: usize,
+    /// Live sessions offered by one peer (bare JID) at most; beyond it,
+    /// `busy` (default 4).
+    pub max_sessions_per_peer: usize,
+    /// Who may offer sessions at all: an offer from a peer it refuses is
+    /// declined at once, before the limits count it (default: everyone).
+    pub admit: Option<AdmitHook>,
     /// Told about every `session-initiate` the engine refused before any
     /// application saw it (malformed Jingle, no or bad `<security/>`,
     /// unknown cipher or envelope, an envelope that does not open...), so
@@ -112,6 +121,16 @@ pub struct DriverConfig {
 /// and the text sent to the peer.
 #[derive(Clone)]
 pub struct RefusedHook(pub Arc<RefusedFn>);
+
+/// A predicate on the peer of a `session-initiate`: see [`DriverConfig::admit`].
+#[derive(Clone)]
+pub struct AdmitHook(pub Arc<dyn Fn(&FullJid) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for AdmitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdmitHook")
+    }
+}
 
 /// The function inside a [`RefusedHook`].
 pub type RefusedFn = dyn Fn(&FullJid, &str, &str) + Send + Sync;
@@ -132,6 +151,8 @@ impl Default for DriverConfig {
             content_name: "jet".into(),
             stall_timeout: Some(Duration::from_secs(60)),
             max_sessions: 16,
+            max_sessions_per_peer: 4,
+            admit: None,
             on_refused: None,
         }
     }
@@ -142,6 +163,9 @@ type Job = Box<dyn FnOnce(&mut LoopState, std::time::Instant) + Send>;
 struct LoopState {
     endpoint: Endpoint,
     sessions: HashMap<String, mpsc::UnboundedSender<Event>>,
+    /// The peers of incoming sessions (for the per-peer limit); entries of
+    /// ended sessions are dropped when counted.
+    offered_by: HashMap<String, BareJid>,
 }
 
 struct Shared {
@@ -218,6 +242,7 @@ impl Driver {
         let state = LoopState {
             endpoint: Endpoint::new(local, engine),
             sessions: HashMap::new(),
+            offered_by: HashMap::new(),
         };
         tokio::spawn(engine_task(
             state,
@@ -1147,6 +1172,14 @@ fn dispatch(
                     .terminate(&sid, Reason::ConnectivityError, text, now());
                 return;
             };
+            if let Some(admit) = &shared.config.admit {
+                if !(admit.0)(&peer) {
+                    // Before the limits: a stranger's offer takes no slot.
+                    let text = Some("offers from you are not accepted here".to_string());
+                    let _ = st.endpoint.terminate(&sid, Reason::Decline, text, now());
+                    return;
+                }
+            }
             let max = shared.config.max_sessions;
             if st.sessions.len() >= max {
                 // XEP-0166 §7.4 <busy/>: before any envelope or transport
@@ -1155,6 +1188,22 @@ fn dispatch(
                 let _ = st.endpoint.terminate(&sid, Reason::Busy, text, now());
                 return;
             }
+            let LoopState {
+                sessions,
+                offered_by,
+                ..
+            } = &mut *st;
+            offered_by.retain(|sid, _| sessions.contains_key(sid));
+            let bare = peer.to_bare();
+            let per_peer = shared.config.max_sessions_per_peer;
+            if offered_by.values().filter(|p| **p == bare).count() >= per_peer {
+                let text = Some(format!(
+                    "too many sessions from you at once (limit {per_peer} per peer)"
+                ));
+                let _ = st.endpoint.terminate(&sid, Reason::Busy, text, now());
+                return;
+            }
+            st.offered_by.insert(sid.clone(), bare);
             let (tx, rx) = mpsc::unbounded_channel();
             st.sessions.insert(sid.clone(), tx);
             let driver = Driver {

@@ -463,9 +463,14 @@ pub fn received_element(creator: &str, content_name: &str) -> Element {
 /// Turns a peer-supplied file name into a safe single path component.
 ///
 /// Keeps only the last component of `/` or `\` separated paths; refuses names
-/// that are empty, `.`, `..`, contain NUL or other control characters, or are
-/// longer than 255 bytes. Never returns anything that could leave the target
-/// directory.
+/// that are empty, `.`, `..`, contain NUL or other control characters or
+/// Unicode format characters (bidi overrides such as U+202E that make
+/// `exe.txt` of `txt.exe`, zero-width spaces, soft hyphens, line
+/// separators...), end in jet's own partial-file suffixes (`.jet-part`,
+/// `.jet-part.state`), or are longer than 255 bytes. Renames what would be
+/// hidden or special: a leading dot becomes `_` (`.bashrc` → `_bashrc`), a
+/// Windows device name (`CON`, `nul.txt`, `COM1`...) gets a `_` in front.
+/// Never returns anything that could leave the target directory.
 pub fn sanitize_file_name(name: &str) -> Result<String, ElementError> {
     let bad = |m: String| ElementError::Invalid {
         element: "name",
@@ -476,16 +481,62 @@ pub fn sanitize_file_name(name: &str) -> Result<String, ElementError> {
             "file name {name:?} contains control characters"
         )));
     }
+    if let Some(c) = name.chars().find(|&c| is_format_char(c)) {
+        return Err(bad(format!(
+            "file name {name:?} contains the invisible or direction-changing character U+{:04X}",
+            c as u32
+        )));
+    }
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if last.is_empty() || last == "." || last == ".." {
         return Err(bad(format!(
             "file name {name:?} has no usable last component"
         )));
     }
-    if last.len() > 255 {
+    let lower = last.to_ascii_lowercase();
+    if [".jet-part", ".jet-part.state", ".jet-part.state.tmp"]
+        .iter()
+        .any(|s| lower.ends_with(s))
+    {
+        return Err(bad(format!(
+            "file name {name:?} ends like jet's partial files"
+        )));
+    }
+    let mut safe = match last.trim_start_matches('.') {
+        "" => return Err(bad(format!("file name {name:?} is only dots"))),
+        rest if rest.len() < last.len() => format!("_{rest}"),
+        _ => last.to_string(),
+    };
+    if is_windows_device(&safe) {
+        safe.insert(0, '_');
+    }
+    if safe.len() > 255 {
         return Err(bad("file name longer than 255 bytes".into()));
     }
-    Ok(last.to_string())
+    Ok(safe)
+}
+
+/// Unicode format (Cf), line and paragraph separators: invisible characters
+/// that change how a name reads (bidi controls, zero-width characters).
+fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891
+        | 0x08E2 | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064
+        | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD
+        | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001
+        | 0xE0020..=0xE007F)
+}
+
+/// `CON`, `PRN`, `AUX`, `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9` (also with an
+/// extension, in any case, with trailing dots or spaces): names Windows
+/// opens as devices.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or_default();
+    let stem = stem.trim_end_matches([' ', '.']).to_ascii_uppercase();
+    matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -600,5 +651,34 @@ mod tests {
             assert!(sanitize_file_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(sanitize_file_name(&"a".repeat(300)).is_err());
+    }
+
+    /// Issue 15 item 6: hidden, special, invisible and jet's own names.
+    #[test]
+    fn file_names_that_hide_or_mislead_are_renamed_or_refused() {
+        let ok = |n: &str| sanitize_file_name(n).unwrap();
+        assert_eq!(ok(".bashrc"), "_bashrc");
+        assert_eq!(ok("../.ssh/..authorized_keys"), "_authorized_keys");
+        assert_eq!(ok("CON"), "_CON");
+        assert_eq!(ok("nul.txt"), "_nul.txt");
+        assert_eq!(ok("Com1.tar.gz"), "_Com1.tar.gz");
+        assert_eq!(ok("lpt9"), "_lpt9");
+        assert_eq!(ok("console.txt"), "console.txt");
+        assert_eq!(ok("com10"), "com10");
+        assert_eq!(ok("é.txt"), "é.txt");
+        for bad in [
+            "invoice\u{202E}fdp.exe",
+            "a\u{200B}b",
+            "\u{2066}x\u{2069}",
+            "soft\u{00AD}hyphen",
+            "bom\u{FEFF}",
+            "line\u{2028}sep",
+            "x.bin.jet-part",
+            "x.bin.JET-PART",
+            "x.bin.jet-part.state",
+            "...",
+        ] {
+            assert!(sanitize_file_name(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

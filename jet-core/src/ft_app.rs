@@ -37,7 +37,7 @@ use crate::error::{CipherError, Error};
 use crate::ft::{
     received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range,
 };
-use crate::ft_fs::{partial_path, IncomingFile};
+use crate::ft_fs::{resumable_offset, IncomingFile, PartialInfo};
 use crate::jingle::{Reason, Senders};
 use crate::ns;
 use crate::session::{AppContext, Application, Decision, Offer};
@@ -216,15 +216,29 @@ pub async fn receive_file(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
 ) -> Result<ReceivedFile, Error> {
-    receive_file_within(dir, desc, offset, framing, stream, progress, None).await
+    receive_file_within(
+        dir,
+        desc,
+        offset,
+        offset > 0,
+        framing,
+        stream,
+        progress,
+        None,
+    )
+    .await
 }
 
 /// [`receive_file`], refusing to grow the file past `limit` bytes (which
-/// matters when the peer announced no size).
+/// matters when the peer announced no size). With `resume`, an existing
+/// partial file is taken over: continued at `offset` when its record
+/// vouches for that much, else started again from zero.
+#[allow(clippy::too_many_arguments)]
 async fn receive_file_within(
     dir: &Path,
     desc: &FileDesc,
     offset: u64,
+    resume: bool,
     framing: Option<Framing>,
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
@@ -236,7 +250,8 @@ async fn receive_file_within(
         .as_ref()
         .and_then(FileHash::algorithm)
         .unwrap_or(HashAlgo::Sha256);
-    let mut file = IncomingFile::create(dir, name, algo, offset > 0).await?;
+    let info = PartialInfo::of(desc, framing);
+    let mut file = IncomingFile::create(dir, name, algo, resume || offset > 0, info).await?;
     if file.offset() != offset {
         let got = file.offset();
         file.abandon(Some(got)).await?;
@@ -473,8 +488,9 @@ impl Application for FileReceiver {
             Ok(mut desc) => {
                 let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())
                     .unwrap_or_default();
-                let partial = partial_path(&self.dir, &safe);
-                let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+                // Only what the partial file's record says is authenticated,
+                // for this very file (see `ft_fs`).
+                let have = resumable_offset(&self.dir, &safe, desc.size, desc.best_hash());
                 let ranged = desc.range.is_some();
                 if self.policy.resume && ranged && have > 0 && desc.size.is_some_and(|s| have <= s)
                 {
@@ -497,6 +513,7 @@ impl Application for FileReceiver {
             &self.dir,
             &desc,
             offset,
+            self.policy.resume,
             ctx.framing,
             &mut stream,
             self.progress.as_ref(),
@@ -542,9 +559,7 @@ impl FileRequest {
         };
         if let Some(n) = name {
             let safe = sanitize_file_name(&n)?;
-            let have = std::fs::metadata(partial_path(&dir, &safe))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            let have = resumable_offset(&dir, &safe, None, desc.hashes.first());
             if have > 0 {
                 desc.range = Some(Range {
                     offset: have,
@@ -636,6 +651,7 @@ impl Application for FileRequest {
             &self.dir,
             &desc,
             offset,
+            self.desc.name.is_some(),
             ctx.framing,
             &mut stream,
             self.progress.as_ref(),
@@ -1053,6 +1069,84 @@ mod tests {
             b"ten bytes!"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A `jet receive --resume` after a crash: a partial file whose record
+    /// does not vouch for its bytes (whole-stream: nothing authenticated)
+    /// is answered from offset 0 and received again from zero; a chunked
+    /// one at its recorded boundary. Without resume, the leftover partial
+    /// file refuses the offer with a text that names no local directory.
+    #[tokio::test]
+    async fn receiver_resumes_only_what_the_record_vouches_for() {
+        let src = tmpdir("src-rec");
+        let dst = tmpdir("dst-rec");
+        let bytes = data(200_000);
+        std::fs::write(src.join("k.bin"), &bytes).unwrap();
+        let local = LocalFile::describe(&src.join("k.bin")).await.unwrap();
+        let offer = FileOffer::new(local.clone(), None);
+        let o = offer.offer().unwrap();
+        let part = dst.join("k.bin.jet-part");
+        let info = crate::ft_fs::PartialInfo::of(&local.desc, None);
+        for (chunk_len, recorded, want) in [(None, 0u64, 0u64), (Some(65536), 65536, 65536)] {
+            // What a crash left: 150,000 bytes (garbage past the recorded
+            // prefix), and a record of `recorded` authenticated bytes.
+            let mut junk = bytes[..150_000].to_vec();
+            junk[100_000] ^= 0xff;
+            std::fs::write(&part, &junk).unwrap();
+            let state = crate::ft_fs::state_path(&dst, "k.bin");
+            let rec = format!(
+                "jet-part-state 1\nframing {}\nsize {}\nhash {} {}\nauthenticated {recorded}\n",
+                chunk_len
+                    .map(|c| format!("chunked {c}"))
+                    .unwrap_or("whole".into()),
+                bytes.len(),
+                info.hash.as_ref().unwrap().algo,
+                info.hash.as_ref().unwrap().value,
+            );
+            std::fs::write(&state, rec).unwrap();
+            let no_resume = FileReceiver::new(
+                dst.clone(),
+                ReceivePolicy {
+                    resume: false,
+                    ..Default::default()
+                },
+                None,
+            );
+            let answer = accept(no_resume.decide(&o.description, o.senders.clone()));
+            let (_a, b) = tokio::io::duplex(64);
+            let e = no_resume
+                .run(ctx(Role::Responder, answer, None), Box::new(b))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("k.bin.jet-part exists"), "{e}");
+            assert!(!e.contains(&*dst.to_string_lossy()), "local path in {e}");
+            assert_eq!(std::fs::read(&part).unwrap(), junk, "left alone");
+
+            let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None);
+            let answer = accept(recv.decide(&o.description, o.senders.clone()));
+            assert_eq!(accepted_range(&answer).unwrap().offset, want);
+            let framing = chunk_len.map(|c| Framing::Chunked {
+                chunk_len: c as usize,
+            });
+            let (a, b) = tokio::io::duplex(4096);
+            let (ra, rb) = tokio::join!(
+                offer.run(ctx(Role::Initiator, answer.clone(), framing), Box::new(a)),
+                recv.run(ctx(Role::Responder, answer, framing), Box::new(b)),
+            );
+            ra.unwrap();
+            rb.unwrap();
+            assert_eq!(std::fs::read(dst.join("k.bin")).unwrap(), bytes);
+            assert_eq!(recv.received()[0].resumed_from, want);
+            let left: Vec<_> = std::fs::read_dir(&dst)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(left, vec![std::ffi::OsString::from("k.bin")]);
+            std::fs::remove_file(dst.join("k.bin")).unwrap();
+        }
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
     }
 
     #[test]

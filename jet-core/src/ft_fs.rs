@@ -2,43 +2,281 @@
 //! file only after authentication and the hash check (feature `tokio`).
 //!
 //! Invariant: bytes that are not yet authenticated never land under the final
-//! file name. [`IncomingFile`] writes to `NAME.jet-part` in the target
-//! directory, hashes the plaintext as it goes, and
-//! [`IncomingFile::commit`] links it to `NAME` only when the caller says the
-//! stream authenticated and the hash matches, refusing to overwrite an
-//! existing file. [`IncomingFile::abandon`] keeps the partial file for a
-//! resume (truncated to the authenticated length) or removes it.
+//! file name, and are never trusted by a later resume. [`IncomingFile`]
+//! writes to `NAME.jet-part` in the target directory, hashes the plaintext
+//! as it goes, and [`IncomingFile::commit`] links it to `NAME` only when the
+//! caller says the stream authenticated and the hash matches, refusing to
+//! overwrite an existing file. [`IncomingFile::abandon`] keeps the partial
+//! file for a resume (truncated to the authenticated length) or removes it.
+//!
+//! # What survives a crash
+//!
+//! Beside the partial file lies its record, `NAME.jet-part.state`: which
+//! file it is part of (announced size and hash), how the stream was
+//! framed, and how many of its bytes are authenticated. It is replaced
+//! atomically (written to a temporary file, synced, renamed) and only
+//! after the data it covers was flushed and synced, so that after any
+//! crash (`kill -9`, power loss) it never claims more than the disk holds.
+//! A whole-stream suite authenticates nothing before its tag: its record
+//! says 0, and its partial file is never resumed. A chunked suite's record
+//! advances at chunk boundaries (at most once a second, or every
+//! [`RECORD_EVERY`] bytes). On resume ([`resumable_offset`],
+//! [`IncomingFile::create`] with `resume`), the partial file is cut back
+//! to the recorded length; a missing, unreadable or inconsistent record
+//! (another file, a partial file shorter than the record) means starting
+//! from zero.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use jet_core::ft::{FileHash, HashAlgo};
-//! use jet_core::ft_fs::IncomingFile;
+//! use jet_core::ft_fs::{IncomingFile, PartialInfo};
 //! let dir = std::env::temp_dir().join(format!("jet-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
-//! let mut f = IncomingFile::create(&dir, "../evil/hello.txt", HashAlgo::Sha256, false).await.unwrap();
+//! let info = PartialInfo::default();
+//! let mut f = IncomingFile::create(&dir, "../evil/hello.txt", HashAlgo::Sha256, false, info).await.unwrap();
 //! f.write(b"hello").await.unwrap();
 //! let path = f.commit(Some(&FileHash::of(HashAlgo::Sha256, b"hello"))).await.unwrap();
 //! assert_eq!(path, dir.join("hello.txt"));
 //! assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+//! assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no partial file or record left");
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # });
 //! ```
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cipher::Framing;
 use crate::error::Error;
-use crate::ft::{sanitize_file_name, FileHash, HashAlgo, Hasher};
+use crate::ft::{sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher};
 
 /// Suffix of partial files.
 pub const PARTIAL_SUFFIX: &str = ".jet-part";
 
+/// Suffix of a partial file's durable record (see the module docs).
+pub const STATE_SUFFIX: &str = ".jet-part.state";
+
+/// A chunked transfer records its progress at least every this many bytes
+/// (and at most once a second otherwise).
+pub const RECORD_EVERY: u64 = 16 * 1024 * 1024;
+
+/// How often a chunked transfer records its progress at most, unless
+/// [`RECORD_EVERY`] bytes came in since the last record.
+const RECORD_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The partial-file path for a final file name in `dir`.
 pub fn partial_path(dir: &Path, safe_name: &str) -> PathBuf {
     dir.join(format!("{safe_name}{PARTIAL_SUFFIX}"))
+}
+
+/// The record beside the partial file of `safe_name` in `dir`.
+pub fn state_path(dir: &Path, safe_name: &str) -> PathBuf {
+    dir.join(format!("{safe_name}{STATE_SUFFIX}"))
+}
+
+/// Where the record is written before it is renamed into place.
+fn state_tmp_path(state: &Path) -> PathBuf {
+    let mut s = state.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// What a partial file is part of, and how this session's stream is
+/// authenticated: what its record says, and what a resume must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartialInfo {
+    /// The whole file's announced size.
+    pub size: Option<u64>,
+    /// The hash that names the whole file (the offer's or the request's).
+    /// A partial file whose record has no hash is never resumed.
+    pub hash: Option<FileHash>,
+    /// The chunk length of a chunked stream, whose released bytes are
+    /// authenticated chunk by chunk; `None`: nothing is authenticated before
+    /// the end of the stream (whole-stream suites, or no JET).
+    pub chunk_len: Option<u64>,
+}
+
+impl PartialInfo {
+    /// The record of `desc` (its size and best hash) received over a stream
+    /// of `framing`.
+    pub fn of(desc: &FileDesc, framing: Option<Framing>) -> Self {
+        PartialInfo {
+            size: desc.size,
+            hash: desc.best_hash().cloned(),
+            chunk_len: match framing {
+                Some(Framing::Chunked { chunk_len }) if chunk_len > 0 => Some(chunk_len as u64),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The parsed record of a partial file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct State {
+    info: PartialInfo,
+    authenticated: u64,
+}
+
+const STATE_MAGIC: &str = "jet-part-state 1";
+
+impl State {
+    fn render(&self) -> String {
+        let framing = match self.info.chunk_len {
+            Some(c) => format!("chunked {c}"),
+            None => "whole".into(),
+        };
+        let size = self
+            .info
+            .size
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "none".into());
+        let hash = self
+            .info
+            .hash
+            .as_ref()
+            .map(|h| format!("{} {}", h.algo, h.value))
+            .unwrap_or_else(|| "none".into());
+        format!(
+            "{STATE_MAGIC}\nframing {framing}\nsize {size}\nhash {hash}\nauthenticated {}\n",
+            self.authenticated
+        )
+    }
+
+    /// Strict: anything but exactly what [`render`](Self::render) writes
+    /// is no record at all.
+    fn parse(text: &str) -> Option<State> {
+        let mut lines = text.strip_suffix('\n')?.split('\n');
+        if lines.next()? != STATE_MAGIC {
+            return None;
+        }
+        let chunk_len = match lines.next()?.strip_prefix("framing ")? {
+            "whole" => None,
+            c => Some(
+                c.strip_prefix("chunked ")?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&c| c > 0)?,
+            ),
+        };
+        let size = match lines.next()?.strip_prefix("size ")? {
+            "none" => None,
+            s => Some(s.parse::<u64>().ok()?),
+        };
+        let hash = match lines.next()?.strip_prefix("hash ")? {
+            "none" => None,
+            h => {
+                let (algo, value) = h.split_once(' ')?;
+                if algo.is_empty() || value.is_empty() || value.contains(' ') {
+                    return None;
+                }
+                Some(FileHash {
+                    algo: algo.into(),
+                    value: value.into(),
+                })
+            }
+        };
+        let authenticated = lines
+            .next()?
+            .strip_prefix("authenticated ")?
+            .parse::<u64>()
+            .ok()?;
+        if lines.next().is_some() {
+            return None;
+        }
+        Some(State {
+            info: PartialInfo {
+                size,
+                hash,
+                chunk_len,
+            },
+            authenticated,
+        })
+    }
+
+    /// How many bytes of a partial file of `len` bytes may be kept for a
+    /// transfer of `size` and `hash` (`None`: not known yet): the recorded
+    /// authenticated length when everything agrees, else 0.
+    fn resumable(&self, len: u64, size: Option<u64>, hash: Option<&FileHash>) -> u64 {
+        let n = self.authenticated;
+        let same_file = match (&self.info.hash, hash) {
+            (Some(ours), Some(theirs)) => ours.matches(theirs),
+            _ => false,
+        };
+        let size_ok = match (self.info.size, size) {
+            (Some(a), Some(b)) => a == b && n <= a,
+            (Some(a), None) => n <= a,
+            (None, Some(b)) => n <= b,
+            (None, None) => true,
+        };
+        if n > len || !same_file || !size_ok {
+            return 0;
+        }
+        n
+    }
+}
+
+/// Writes `state` durably: to a temporary file, synced, renamed over the
+/// record, and the directory synced (best effort: not every file system
+/// lets a directory be synced).
+fn write_state(path: &Path, state: &State) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = state_tmp_path(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(state.render().as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The resume offset for the partial file of `safe_name` in `dir`, for a
+/// transfer of `size` (when known) and `hash`: the authenticated length its
+/// record holds when the record is readable, names the same file and fits
+/// the partial file; 0 otherwise (start from zero).
+pub fn resumable_offset(
+    dir: &Path,
+    safe_name: &str,
+    size: Option<u64>,
+    hash: Option<&FileHash>,
+) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(partial_path(dir, safe_name)) else {
+        return 0;
+    };
+    if !meta.is_file() {
+        return 0;
+    }
+    let Some(state) = std::fs::read_to_string(state_path(dir, safe_name))
+        .ok()
+        .and_then(|t| State::parse(&t))
+    else {
+        return 0;
+    };
+    state.resumable(meta.len(), size, hash)
 }
 
 /// A file being received.
@@ -46,54 +284,90 @@ pub fn partial_path(dir: &Path, safe_name: &str) -> PathBuf {
 pub struct IncomingFile {
     final_path: PathBuf,
     partial: PathBuf,
+    state: PathBuf,
+    /// The partial file's name alone, for messages (which may reach the
+    /// peer: our directories must not).
+    partial_name: String,
+    info: PartialInfo,
     file: Option<File>,
     hasher: Hasher,
     written: u64,
+    /// The length this session started from (authenticated earlier).
+    resumed_from: u64,
     /// Bytes known to be authenticated (what survives a cancellation).
     authenticated: u64,
+    /// What the record on disk says.
+    recorded: u64,
+    last_record: Instant,
+    record_interval: Duration,
 }
 
 impl IncomingFile {
     /// Starts receiving `peer_name` (sanitized to one path component) into
-    /// `dir`. Fails if the final file exists. With `resume`, an existing
-    /// partial file is kept and hashed, and writing continues at its end
-    /// ([`offset`](Self::offset)); otherwise an existing partial file is an
-    /// error (another transfer may be using it).
+    /// `dir`; `info` says which file it is and how its stream is framed.
+    /// Fails if the final file exists. With `resume`, an existing partial
+    /// file is cut back to what its record says is authenticated for the
+    /// same file (possibly nothing), hashed, and writing continues at its
+    /// end ([`offset`](Self::offset)); otherwise an existing partial file is
+    /// an error (another transfer may be using it).
     pub async fn create(
         dir: &Path,
         peer_name: &str,
         algo: HashAlgo,
         resume: bool,
+        info: PartialInfo,
     ) -> Result<Self, Error> {
         let name = sanitize_file_name(peer_name)?;
         let final_path = dir.join(&name);
         if tokio::fs::symlink_metadata(&final_path).await.is_ok() {
             return Err(Error::Application(format!(
-                "{} already exists; jet never overwrites a file",
-                final_path.display()
+                "{name} already exists; jet never overwrites a file"
             )));
         }
         let partial = partial_path(dir, &name);
+        let state = state_path(dir, &name);
+        let partial_name = format!("{name}{PARTIAL_SUFFIX}");
         let mut hasher = Hasher::new(algo);
         let mut written = 0;
-        let file = if resume && tokio::fs::symlink_metadata(&partial).await.is_ok() {
-            let mut f = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .open(&partial)
-                .await?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = f.read(&mut buf).await?;
-                if n == 0 {
-                    break;
+        let existing = tokio::fs::symlink_metadata(&partial).await.ok();
+        let file = match existing {
+            Some(meta) if resume => {
+                if !meta.is_file() {
+                    return Err(Error::Application(format!(
+                        "{partial_name} exists and is not a regular file"
+                    )));
                 }
-                hasher.update(&buf[..n]);
-                written += n as u64;
+                let keep = match tokio::fs::read_to_string(&state).await {
+                    Ok(t) => State::parse(&t)
+                        .map(|s| s.resumable(meta.len(), info.size, info.hash.as_ref()))
+                        .unwrap_or(0),
+                    Err(_) => 0,
+                };
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&partial)
+                    .await?;
+                // What the record does not vouch for goes.
+                f.set_len(keep).await?;
+                let mut buf = vec![0u8; 256 * 1024];
+                while written < keep {
+                    let want = ((keep - written) as usize).min(buf.len());
+                    let n = f.read(&mut buf[..want]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    written += n as u64;
+                }
+                f
             }
-            f
-        } else {
-            OpenOptions::new()
+            Some(_) => {
+                return Err(Error::Application(format!(
+                    "{partial_name} exists: an earlier transfer was interrupted (resume it, or remove the file)"
+                )))
+            }
+            None => OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&partial)
@@ -101,23 +375,34 @@ impl IncomingFile {
                 .map_err(|e| {
                     if e.kind() == io::ErrorKind::AlreadyExists {
                         Error::Application(format!(
-                            "{} exists: an earlier transfer was interrupted (resume it, or remove the file)",
-                            partial.display()
+                            "{partial_name} exists: an earlier transfer was interrupted (resume it, or remove the file)"
                         ))
                     } else {
                         Error::Io(e)
                     }
-                })?
+                })?,
         };
-        Ok(IncomingFile {
+        let mut me = IncomingFile {
             final_path,
             partial,
+            state,
+            partial_name,
+            info,
             file: Some(file),
             hasher,
             written,
+            resumed_from: written,
             // A resumed prefix was authenticated by an earlier session.
             authenticated: written,
-        })
+            recorded: written,
+            last_record: Instant::now(),
+            record_interval: RECORD_INTERVAL,
+        };
+        // Before any new byte lands: a stale record (of an earlier file of
+        // this name) must not vouch for it, and a left-over temporary record
+        // goes.
+        me.record(written).await?;
+        Ok(me)
     }
 
     /// Bytes already in the partial file (the resume offset).
@@ -135,16 +420,66 @@ impl IncomingFile {
         &self.partial
     }
 
+    /// The record's path.
+    pub fn state_path(&self) -> &Path {
+        &self.state
+    }
+
+    /// Writes the record: `n` bytes authenticated.
+    async fn record(&mut self, n: u64) -> Result<(), Error> {
+        let state = State {
+            info: self.info.clone(),
+            authenticated: n,
+        };
+        let path = self.state.clone();
+        tokio::task::spawn_blocking(move || write_state(&path, &state))
+            .await
+            .map_err(|e| Error::Io(io::Error::other(e)))?
+            .map_err(|e| {
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("recording {}: {e}", self.partial_name),
+                ))
+            })?;
+        self.recorded = n;
+        self.last_record = Instant::now();
+        Ok(())
+    }
+
+    /// The longest prefix that may be kept: the authenticated bytes, cut to
+    /// a chunk boundary of a chunked stream, never below what an earlier
+    /// session authenticated.
+    fn keepable(&self) -> u64 {
+        let n = self.authenticated.min(self.written);
+        match self.info.chunk_len {
+            Some(c) => (n / c * c).max(self.resumed_from),
+            None => n,
+        }
+    }
+
+    /// Records the progress durably when it is due: the data it covers is
+    /// synced first.
+    async fn maybe_record(&mut self) -> Result<(), Error> {
+        let keep = self.keepable();
+        if keep <= self.recorded
+            || (keep - self.recorded < RECORD_EVERY
+                && self.last_record.elapsed() < self.record_interval)
+        {
+            return Ok(());
+        }
+        let f = self.file.as_mut().ok_or_else(closed)?;
+        f.sync_data().await?;
+        self.record(keep).await
+    }
+
     /// Appends plaintext. A failed write (a full disk, a file-size limit)
     /// names the partial file in its error (its name only: the text may
     /// reach the peer in a `session-terminate`, our directories may not).
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        // What earlier calls authenticated is flushed: record it if due.
+        self.maybe_record().await?;
         let f = self.file.as_mut().ok_or_else(closed)?;
-        let name = self
-            .partial
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = &self.partial_name;
         let failed =
             |e: io::Error| Error::Io(io::Error::new(e.kind(), format!("writing {name}: {e}")));
         f.write_all(data).await.map_err(failed)?;
@@ -160,7 +495,9 @@ impl IncomingFile {
     /// every released chunk). If the transfer is cancelled (this value is
     /// dropped without [`commit`](Self::commit) or
     /// [`abandon`](Self::abandon)), the partial file is cut back to these
-    /// bytes, or removed when there are none.
+    /// bytes (to a chunk boundary in chunked mode), or removed when there
+    /// are none. The durable record follows at the next
+    /// [`write`](Self::write) when due.
     pub fn set_authenticated(&mut self, n: u64) {
         self.authenticated = n.min(self.written);
     }
@@ -168,6 +505,19 @@ impl IncomingFile {
     /// The hash of everything written so far.
     pub fn current_hash(&self) -> FileHash {
         self.hasher.clone().finish()
+    }
+
+    /// Removes the partial file and its record.
+    async fn remove_all(&self) -> Result<(), Error> {
+        let (partial, state) = (self.partial.clone(), self.state.clone());
+        tokio::task::spawn_blocking(move || {
+            remove_if_exists(&partial)?;
+            remove_if_exists(&state)?;
+            remove_if_exists(&state_tmp_path(&state))
+        })
+        .await
+        .map_err(|e| Error::Io(io::Error::other(e)))??;
+        Ok(())
     }
 
     /// Call only once the stream authenticated. Checks `expected` (when the
@@ -181,7 +531,7 @@ impl IncomingFile {
         let got = self.hasher.clone().finish();
         if let Some(exp) = expected {
             if exp.algorithm() == Some(self.hasher.algo()) && !exp.matches(&got) {
-                let _ = tokio::fs::remove_file(&self.partial).await;
+                self.remove_all().await?;
                 return Err(Error::Application(format!(
                     "the received file's {} does not match the sender's hash: got {}, expected {}",
                     exp.algo, got.value, exp.value
@@ -193,39 +543,43 @@ impl IncomingFile {
             .await
             .map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
+                    let name = self
+                        .final_path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     Error::Application(format!(
-                        "{} appeared while receiving; not overwritten (data kept in {})",
-                        self.final_path.display(),
-                        self.partial.display()
+                        "{name} appeared while receiving; not overwritten (data kept in {})",
+                        self.partial_name
                     ))
                 } else {
                     Error::Io(e)
                 }
             })?;
-        tokio::fs::remove_file(&self.partial).await?;
+        self.remove_all().await?;
         Ok(self.final_path.clone())
     }
 
     /// Gives up. With `keep_authenticated = Some(n)`, the partial file is
-    /// truncated to its first `n` bytes (the authenticated part) and kept for
-    /// a resume; with `None` it is removed.
+    /// truncated to its first `n` bytes (the authenticated part; in chunked
+    /// mode to the chunk boundary below), recorded and kept for a resume;
+    /// with `None`, or when nothing is left, it is removed with its record.
     pub async fn abandon(mut self, keep_authenticated: Option<u64>) -> Result<(), Error> {
+        let keep = keep_authenticated.map(|n| {
+            self.authenticated = n.min(self.written);
+            self.keepable()
+        });
         let f = self.file.take();
-        match keep_authenticated {
-            Some(n) if n > 0 => {
-                if let Some(f) = f {
-                    f.set_len(n.min(self.written)).await?;
-                    f.sync_all().await?;
-                }
-                Ok(())
-            }
-            _ => {
+        match (keep, f) {
+            (Some(n), Some(f)) if n > 0 => {
+                f.set_len(n).await?;
+                f.sync_all().await?;
                 drop(f);
-                match tokio::fs::remove_file(&self.partial).await {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
+                self.record(n).await
+            }
+            (_, f) => {
+                drop(f);
+                self.remove_all().await
             }
         }
     }
@@ -233,15 +587,24 @@ impl IncomingFile {
 
 impl Drop for IncomingFile {
     /// Cancellation safety: a transfer dropped mid-way (its task aborted, the
-    /// peer gone) keeps only authenticated bytes in the partial file.
+    /// peer gone, the user's Ctrl-C) keeps only authenticated bytes in the
+    /// partial file, and its record says so.
     fn drop(&mut self) {
         if let Some(f) = self.file.take() {
             drop(f);
-            if self.authenticated == 0 {
-                let _ = std::fs::remove_file(&self.partial);
+            let keep = self.keepable();
+            if keep == 0 {
+                let _ = remove_if_exists(&self.partial);
+                let _ = remove_if_exists(&self.state);
+                let _ = remove_if_exists(&state_tmp_path(&self.state));
             } else if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.partial) {
-                let _ = f.set_len(self.authenticated);
-                let _ = f.sync_all();
+                if f.set_len(keep).and_then(|()| f.sync_all()).is_ok() {
+                    let state = State {
+                        info: self.info.clone(),
+                        authenticated: keep,
+                    };
+                    let _ = write_state(&self.state, &state);
+                }
             }
         }
     }
@@ -265,9 +628,15 @@ mod tests {
     #[tokio::test]
     async fn commit_only_with_matching_hash_and_never_overwrites() {
         let dir = tmpdir("commit");
-        let mut f = IncomingFile::create(&dir, "a.bin", HashAlgo::Sha256, false)
-            .await
-            .unwrap();
+        let mut f = IncomingFile::create(
+            &dir,
+            "a.bin",
+            HashAlgo::Sha256,
+            false,
+            PartialInfo::default(),
+        )
+        .await
+        .unwrap();
         f.write(b"abc").await.unwrap();
         assert!(
             !dir.join("a.bin").exists(),
@@ -283,9 +652,15 @@ mod tests {
         );
 
         std::fs::write(dir.join("b.bin"), b"old").unwrap();
-        assert!(IncomingFile::create(&dir, "b.bin", HashAlgo::Sha256, false)
-            .await
-            .is_err());
+        assert!(IncomingFile::create(
+            &dir,
+            "b.bin",
+            HashAlgo::Sha256,
+            false,
+            PartialInfo::default()
+        )
+        .await
+        .is_err());
         assert_eq!(std::fs::read(dir.join("b.bin")).unwrap(), b"old");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -293,61 +668,218 @@ mod tests {
     #[tokio::test]
     async fn path_traversal_stays_in_dir() {
         let dir = tmpdir("trav");
-        let mut f = IncomingFile::create(&dir, "../../x/../passwd", HashAlgo::Sha256, false)
-            .await
-            .unwrap();
+        let mut f = IncomingFile::create(
+            &dir,
+            "../../x/../passwd",
+            HashAlgo::Sha256,
+            false,
+            PartialInfo::default(),
+        )
+        .await
+        .unwrap();
         f.write(b"1").await.unwrap();
         let p = f.commit(None).await.unwrap();
         assert_eq!(p, dir.join("passwd"));
-        assert!(IncomingFile::create(&dir, "..", HashAlgo::Sha256, false)
-            .await
-            .is_err());
+        assert!(
+            IncomingFile::create(&dir, "..", HashAlgo::Sha256, false, PartialInfo::default())
+                .await
+                .is_err()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn info_of(data: &[u8], chunk_len: Option<u64>) -> PartialInfo {
+        PartialInfo {
+            size: Some(data.len() as u64),
+            hash: Some(FileHash::of(HashAlgo::Sha256, data)),
+            chunk_len,
+        }
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 13 % 251) as u8).collect()
     }
 
     #[tokio::test]
     async fn abandon_keeps_authenticated_prefix_for_resume() {
         let dir = tmpdir("resume");
-        let mut f = IncomingFile::create(&dir, "r.bin", HashAlgo::Sha256, false)
+        let whole = b"0123456789";
+        let info = info_of(whole, None);
+        let mut f = IncomingFile::create(&dir, "r.bin", HashAlgo::Sha256, false, info.clone())
             .await
             .unwrap();
-        f.write(b"0123456789").await.unwrap();
+        f.write(whole).await.unwrap();
         f.abandon(Some(4)).await.unwrap();
         assert_eq!(std::fs::read(dir.join("r.bin.jet-part")).unwrap(), b"0123");
-        // A fresh (non-resume) transfer refuses to clobber the partial file.
-        assert!(IncomingFile::create(&dir, "r.bin", HashAlgo::Sha256, false)
+        assert_eq!(
+            resumable_offset(&dir, "r.bin", Some(10), info.hash.as_ref()),
+            4
+        );
+        // A fresh (non-resume) transfer refuses to clobber the partial file,
+        // and says so without our directory (the text may reach the peer).
+        let e = IncomingFile::create(&dir, "r.bin", HashAlgo::Sha256, false, info.clone())
             .await
-            .is_err());
-        let mut f = IncomingFile::create(&dir, "r.bin", HashAlgo::Sha256, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.bin.jet-part exists"), "{e}");
+        assert!(!e.contains(&*dir.to_string_lossy()), "{e}");
+        let mut f = IncomingFile::create(&dir, "r.bin", HashAlgo::Sha256, true, info.clone())
             .await
             .unwrap();
         assert_eq!(f.offset(), 4);
         f.write(b"456789").await.unwrap();
         let p = f
-            .commit(Some(&FileHash::of(HashAlgo::Sha256, b"0123456789")))
+            .commit(Some(&FileHash::of(HashAlgo::Sha256, whole)))
             .await
             .unwrap();
-        assert_eq!(std::fs::read(p).unwrap(), b"0123456789");
+        assert_eq!(std::fs::read(p).unwrap(), whole);
+        assert!(!dir.join("r.bin.jet-part.state").exists(), "record removed");
         // Dropped mid-way (cancelled): only the authenticated prefix stays.
-        let mut f = IncomingFile::create(&dir, "d.bin", HashAlgo::Sha256, false)
+        let mut f = IncomingFile::create(&dir, "d.bin", HashAlgo::Sha256, false, info.clone())
             .await
             .unwrap();
         f.write(b"abcdef").await.unwrap();
         f.set_authenticated(2);
         drop(f);
         assert_eq!(std::fs::read(dir.join("d.bin.jet-part")).unwrap(), b"ab");
-        let mut f = IncomingFile::create(&dir, "e.bin", HashAlgo::Sha256, false)
+        assert_eq!(resumable_offset(&dir, "d.bin", None, info.hash.as_ref()), 2);
+        let mut f = IncomingFile::create(&dir, "e.bin", HashAlgo::Sha256, false, info.clone())
             .await
             .unwrap();
         f.write(b"unauthenticated").await.unwrap();
         drop(f);
         assert!(!dir.join("e.bin.jet-part").exists());
-        // Abandon without keeping removes the partial file.
-        let f = IncomingFile::create(&dir, "s.bin", HashAlgo::Sha256, false)
+        assert!(!dir.join("e.bin.jet-part.state").exists());
+        // Abandon without keeping removes the partial file and its record.
+        let f = IncomingFile::create(&dir, "s.bin", HashAlgo::Sha256, false, info)
             .await
             .unwrap();
         f.abandon(None).await.unwrap();
         assert!(!dir.join("s.bin.jet-part").exists());
+        assert!(!dir.join("s.bin.jet-part.state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A crash (the process killed: no drop, no abandon) in a whole-stream
+    /// transfer leaves decrypted, unauthenticated bytes; a resume starts from
+    /// zero and cuts them away.
+    #[tokio::test]
+    async fn a_crashed_whole_stream_partial_is_never_resumed() {
+        let dir = tmpdir("crash-whole");
+        let bytes = data(300_000);
+        let info = info_of(&bytes, None);
+        let mut f = IncomingFile::create(&dir, "w.bin", HashAlgo::Sha256, false, info.clone())
+            .await
+            .unwrap();
+        f.write(&bytes[..200_000]).await.unwrap();
+        std::mem::forget(f); // kill -9
+        let part = dir.join("w.bin.jet-part");
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 200_000);
+        assert_eq!(
+            resumable_offset(&dir, "w.bin", info.size, info.hash.as_ref()),
+            0
+        );
+        let mut f = IncomingFile::create(&dir, "w.bin", HashAlgo::Sha256, true, info.clone())
+            .await
+            .unwrap();
+        assert_eq!(f.offset(), 0);
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 0, "cut at once");
+        f.write(&bytes).await.unwrap();
+        let p = f.commit(info.hash.as_ref()).await.unwrap();
+        assert_eq!(std::fs::read(p).unwrap(), bytes);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A crash in a chunked transfer: the resume continues at the last chunk
+    /// boundary the record holds, not at the partial file's length.
+    #[tokio::test]
+    async fn a_crashed_chunked_partial_resumes_from_the_recorded_boundary() {
+        let dir = tmpdir("crash-chunked");
+        let bytes = data(400_000);
+        let info = info_of(&bytes, Some(65536));
+        let mut f = IncomingFile::create(&dir, "c.bin", HashAlgo::Sha256, false, info.clone())
+            .await
+            .unwrap();
+        f.record_interval = Duration::ZERO;
+        let mut at = 0;
+        for n in [65_536, 65_636, 10] {
+            f.write(&bytes[at..at + n]).await.unwrap();
+            at += n;
+            f.set_authenticated(at as u64);
+        }
+        // Released but not yet recorded, and never authenticated: a crash.
+        f.write(&bytes[at..at + 5000]).await.unwrap();
+        std::mem::forget(f);
+        let part = dir.join("c.bin.jet-part");
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 136_182);
+        let off = resumable_offset(&dir, "c.bin", info.size, info.hash.as_ref());
+        assert_eq!(off, 131_072);
+        // Another file of the same name, or no hash to tell: from zero.
+        let other = FileHash::of(HashAlgo::Sha256, b"other");
+        assert_eq!(resumable_offset(&dir, "c.bin", info.size, Some(&other)), 0);
+        assert_eq!(resumable_offset(&dir, "c.bin", info.size, None), 0);
+        assert_eq!(
+            resumable_offset(&dir, "c.bin", Some(1), info.hash.as_ref()),
+            0
+        );
+        let mut f = IncomingFile::create(&dir, "c.bin", HashAlgo::Sha256, true, info.clone())
+            .await
+            .unwrap();
+        assert_eq!(f.offset(), 131_072);
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 131_072);
+        f.write(&bytes[131_072..]).await.unwrap();
+        let p = f.commit(info.hash.as_ref()).await.unwrap();
+        assert_eq!(std::fs::read(p).unwrap(), bytes);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A record that is missing, unreadable, or claims more than the partial
+    /// file holds: start from zero.
+    #[tokio::test]
+    async fn an_unknown_or_inconsistent_record_means_zero() {
+        let dir = tmpdir("badstate");
+        let bytes = data(200_000);
+        let info = info_of(&bytes, Some(65536));
+        let good = State {
+            info: info.clone(),
+            authenticated: 131_072,
+        };
+        assert_eq!(State::parse(&good.render()), Some(good.clone()));
+        let part = dir.join("x.bin.jet-part");
+        let state = dir.join("x.bin.jet-part.state");
+        let h = info.hash.as_ref();
+        std::fs::write(&part, &bytes[..150_000]).unwrap();
+        assert_eq!(
+            resumable_offset(&dir, "x.bin", info.size, h),
+            0,
+            "no record"
+        );
+        write_state(&state, &good).unwrap();
+        assert_eq!(resumable_offset(&dir, "x.bin", info.size, h), 131_072);
+        for bad in [
+            String::new(),
+            "garbage".into(),
+            good.render().replace("131072", "13107x"),
+            good.render()
+                .replace("jet-part-state 1", "jet-part-state 2"),
+            good.render() + "extra\n",
+        ] {
+            std::fs::write(&state, bad.as_bytes()).unwrap();
+            assert_eq!(resumable_offset(&dir, "x.bin", info.size, h), 0, "{bad:?}");
+        }
+        // Claims more than the partial file holds.
+        std::fs::write(&part, &bytes[..100_000]).unwrap();
+        write_state(&state, &good).unwrap();
+        assert_eq!(resumable_offset(&dir, "x.bin", info.size, h), 0);
+        let f = IncomingFile::create(&dir, "x.bin", HashAlgo::Sha256, true, info.clone())
+            .await
+            .unwrap();
+        assert_eq!(f.offset(), 0);
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), 0);
+        drop(f);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

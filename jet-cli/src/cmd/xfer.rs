@@ -48,15 +48,27 @@ pub struct LimitArgs {
     /// further offers are refused with `busy`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
+    /// Sessions at once from one peer (bare JID) at most; further offers
+    /// from it are refused with `busy`. Offers from peers that --from does
+    /// not allow are declined before any limit counts them.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions_per_peer: u32,
     /// Abort a transfer when no data moves for this many seconds (0: never).
     #[arg(long, default_value_t = 60)]
     pub stall_timeout: u64,
 }
 
 impl LimitArgs {
-    fn driver_config(&self) -> DriverConfig {
+    /// The driver's limits; offers from peers `allow` (or `yes`) does not
+    /// admit are declined before the limits count them.
+    fn driver_config(&self, allow: &[Jid], yes: bool) -> DriverConfig {
+        let allow = allow.to_vec();
         DriverConfig {
             max_sessions: self.max_sessions as usize,
+            max_sessions_per_peer: self.max_sessions_per_peer as usize,
+            admit: Some(jet_core::driver::AdmitHook(Arc::new(move |peer| {
+                allowed(peer, &allow, yes)
+            }))),
             stall_timeout: (self.stall_timeout > 0)
                 .then(|| Duration::from_secs(self.stall_timeout)),
             ..DriverConfig::default()
@@ -258,6 +270,38 @@ impl Events {
             }
         });
         (bar, cb)
+    }
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM, with the signal's name.
+/// The handlers are installed by the call, so call it before the work it
+/// guards starts and poll it alongside ([`interruptible`]).
+fn interrupted() -> Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    })
+}
+
+/// Runs `work` until it ends or a SIGINT/SIGTERM arrives. On a signal the
+/// work is dropped: its sessions end with `cancel` (the peer sees it once
+/// the caller flushes with [`account::settle_and_disconnect`]) and a partial
+/// file keeps only its authenticated bytes (`jet_core::ft_fs`); the result
+/// is a one-line error.
+async fn interruptible<T>(
+    signal: impl std::future::Future<Output = &'static str>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        sig = signal => Err(anyhow!(
+            "interrupted by {sig}: the session was cancelled; only authenticated data was kept"
+        )),
     }
 }
 
@@ -491,6 +535,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         );
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
+    let signal = interrupted()?;
     let init = initiator(&acc, &args.to, cipher.as_deref()).await?;
     let peer = init.peer.clone();
     if !acc.args.json {
@@ -502,35 +547,39 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             transports.join(", then ")
         );
     }
-    let mut result = Ok(());
-    for local in files {
-        let name = local.desc.name.clone().unwrap_or_default();
-        let size = local.desc.size.unwrap_or(0);
-        events.started(&name, Some(size), &peer, "send");
-        let (bar, cb) = events.progress(size, &name);
-        let mut offered = local.clone();
-        if init.libervia {
-            // Libervia 0.9 reads <hash> as base64 of the hex digest.
-            for h in offered.desc.hashes.iter_mut() {
-                *h = h.to_hex_in_base64()?;
+    let sessions = async {
+        let mut result = Ok(());
+        for local in files {
+            let name = local.desc.name.clone().unwrap_or_default();
+            let size = local.desc.size.unwrap_or(0);
+            events.started(&name, Some(size), &peer, "send");
+            let (bar, cb) = events.progress(size, &name);
+            let mut offered = local.clone();
+            if init.libervia {
+                // Libervia 0.9 reads <hash> as base64 of the hex digest.
+                for h in offered.desc.hashes.iter_mut() {
+                    *h = h.to_hex_in_base64()?;
+                }
+            }
+            let offer = Arc::new(FileOffer::new(offered, Some(cb)));
+            let r = init.initiate(offer.clone()).await;
+            bar.finish();
+            match r {
+                Ok(()) => events.done(
+                    &local.path.display().to_string(),
+                    size,
+                    &local.desc.hashes[0],
+                    0,
+                ),
+                Err(e) => {
+                    result = Err(session_error(&peer, e, &init.node.ch));
+                    break;
+                }
             }
         }
-        let offer = Arc::new(FileOffer::new(offered, Some(cb)));
-        let r = init.initiate(offer.clone()).await;
-        bar.finish();
-        match r {
-            Ok(()) => events.done(
-                &local.path.display().to_string(),
-                size,
-                &local.desc.hashes[0],
-                0,
-            ),
-            Err(e) => {
-                result = Err(session_error(&peer, e, &init.node.ch));
-                break;
-            }
-        }
-    }
+        result
+    };
+    let result = interruptible(signal, sessions).await;
     account::settle_and_disconnect(&init.node.ch).await;
     result
 }
@@ -643,6 +692,35 @@ async fn serve_loop<A: Application + 'static>(
     }
 }
 
+/// The directory received files go to: `chosen` (`--dir`, the config's
+/// `dir`), created if needed; else the current directory, which is then
+/// said (a `dir` event in JSON), and called the home directory when it is
+/// `$HOME`, so that files never land there silently.
+fn receive_dir(chosen: Option<&PathBuf>, json: bool) -> Result<PathBuf> {
+    if let Some(dir) = chosen {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        return Ok(dir.clone());
+    }
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let home = std::env::var_os("HOME")
+        .and_then(|h| std::fs::canonicalize(h).ok())
+        .is_some_and(|h| std::fs::canonicalize(&cwd).is_ok_and(|c| c == h));
+    let what = if home {
+        "your home directory"
+    } else {
+        "the current directory"
+    };
+    account::notice(
+        json,
+        json!({"event": "dir", "path": cwd.display().to_string(), "default": true, "home": home}),
+        &format!(
+            "jet: received files go to {} ({what}; choose another with --dir or `dir` in the config)",
+            cwd.display()
+        ),
+    );
+    Ok(PathBuf::from("."))
+}
+
 /// `jet receive`.
 pub async fn receive(args: ReceiveArgs) -> Result<()> {
     let json = args.account.json;
@@ -654,24 +732,20 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     let events = Events {
         json: acc.args.json,
     };
-    let dir = args
-        .dir
-        .clone()
-        .or(acc.file.dir.clone())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = receive_dir(args.dir.as_ref().or(acc.file.dir.as_ref()), acc.args.json)?;
     let allow = parse_allow(&args.from)?;
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
+    let signal = interrupted()?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
     events.ready(&node.ch.local_jid());
     let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
         resume: args.resume,
         max_size: args.max_size.unwrap_or(defaults.max_size),
     };
-    let r = serve_loop(
+    let work = serve_loop(
         &mut node,
         Gate {
             allow: &allow,
@@ -698,8 +772,8 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
                 );
             }
         },
-    )
-    .await;
+    );
+    let r = interruptible(signal, work).await;
     account::settle_and_disconnect(&node.ch).await;
     r
 }
@@ -728,9 +802,10 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     let deadline = args
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let mut node = responder(&acc, &allow, args.limits.driver_config()).await?;
+    let signal = interrupted()?;
+    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
     events.ready(&node.ch.local_jid());
-    let r = serve_loop(
+    let work = serve_loop(
         &mut node,
         Gate {
             allow: &allow,
@@ -743,8 +818,8 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         |_: &FileHost, ev| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
-    )
-    .await;
+    );
+    let r = interruptible(signal, work).await;
     account::settle_and_disconnect(&node.ch).await;
     r
 }
@@ -761,13 +836,9 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         json: acc.args.json,
     };
     let hash = FileHash::parse_cli(&args.hash).map_err(|e| anyhow!("--hash: {e}"))?;
-    let dir = args
-        .dir
-        .clone()
-        .or(acc.file.dir.clone())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = receive_dir(args.dir.as_ref().or(acc.file.dir.as_ref()), acc.args.json)?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
+    let signal = interrupted()?;
     let init = initiator(&acc, &args.from, cipher.as_deref()).await?;
     let peer = init.peer.clone();
     if !acc.args.json {
@@ -790,10 +861,15 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         &peer,
         "request",
     );
-    let r = init.initiate(req.clone()).await;
+    let r = interruptible(signal, async {
+        init.initiate(req.clone())
+            .await
+            .map_err(|e| session_error(&peer, e, &init.node.ch))
+    })
+    .await;
     bar.finish();
     account::settle_and_disconnect(&init.node.ch).await;
-    r.map_err(|e| session_error(&peer, e, &init.node.ch))?;
+    r?;
     let got = req
         .received()
         .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
