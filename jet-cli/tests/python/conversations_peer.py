@@ -35,6 +35,7 @@ Usage:
       --server 127.0.0.1:PORT --ca CA.pem --jid USER@DOMAIN [--password-env VAR]
   conversations_peer.py receive DIR --peer JID ... (same options)
   conversations_peer.py selftest     (offline checks of the wire format)
+  conversations_peer.py seal IN OUT  (the wire bytes for IN, key and IV printed)
 
 It prints JSON lines on stdout: {"event": "ready", "jid": ...} once logged in,
 then one final {"event": "done", ...} or {"event": "error", ...}; the exit
@@ -937,7 +938,23 @@ def main():
         s.add_argument("--timeout", type=float, default=30.0, help="bound on the whole run (seconds)")
         s.add_argument("-v", "--verbose", action="store_true", help="log stanzas to stderr")
     sub.add_parser("selftest")
+    seal = sub.add_parser("seal")
+    seal.add_argument("input")
+    seal.add_argument("output")
     args = p.parse_args()
+    if args.role == "seal":
+        # What send puts on the wire for INPUT, into OUTPUT, with a fresh key
+        # and IV (printed, hex) and the checksum it would send: for checking
+        # the peer's wire format with another implementation (jet decrypt).
+        key, iv = os.urandom(KEY_LEN), os.urandom(IV_LEN)
+        s = Sealer(key, iv)
+        with open(args.input, "rb") as i, open(args.output, "wb") as o:
+            while chunk := i.read(16384):
+                o.write(s.update(chunk))
+            o.write(s.finish())
+        b64 = lambda h: base64.b64encode(h.digest()).decode()  # noqa: E731
+        print(json.dumps({"event": "sealed", "key": key.hex(), "iv": iv.hex(), "sha-1": b64(s.sha1), "sha-256": b64(s.sha256)}))
+        sys.exit(0)
     if args.role == "selftest":
         failures = selftest()
         print(json.dumps({"event": "selftest", "failures": failures}), flush=True)
