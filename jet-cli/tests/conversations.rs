@@ -82,9 +82,16 @@ fn peer_cmd(
     c
 }
 
-/// The last lines of a long log, for failure messages.
+/// The last lines of a long log, each cut short (IBB data is long), for
+/// failure messages.
 fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
+    let lines: Vec<String> = log
+        .lines()
+        .map(|l| match l.char_indices().nth(400) {
+            Some((i, _)) => format!("{}...", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
@@ -138,7 +145,7 @@ fn peer_to_jet(test: &str, transport: &str, jet_user: &str, peer_user: &str, len
     assert!(
         rst.success(),
         "jet receive failed: {rst}\n{}",
-        recv.stderr()
+        tail(&recv.stderr())
     );
     // The file arrived whole, under its name, and both sides say so.
     let got = PathBuf::from(done["path"].as_str().unwrap());
@@ -162,6 +169,74 @@ fn peer_to_jet(test: &str, transport: &str, jet_user: &str, peer_user: &str, len
         elapsed < WELL_BEFORE_STALL,
         "the transfer took {elapsed:?}: something waited for a timeout \
          (jet's stall timeout is {STALL} s)\njet log:\n{}",
+        tail(&recv.stderr())
+    );
+}
+
+/// The peer sends with one bit of the GCM tag flipped and, as Conversations
+/// does, keeps its stream open: jet must refuse the file at size + 16 bytes
+/// (`security-error`, no file under its name), without waiting for a timeout.
+fn peer_to_jet_bad_tag(test: &str, transport: &str, jet_user: &str, peer_user: &str) {
+    let Some(srv) = server() else { return };
+    let Some(py) = python_or_skip(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = random_file(tmp.path(), "forged.bin", 100 << 10);
+    let out = tmp.path().join("in");
+    let from = srv.jid(peer_user);
+    let stall = STALL.to_string();
+    let mut recv = Proc::spawn(srv.jet(
+        "receive",
+        jet_user,
+        &[
+            "--once",
+            "--from",
+            &from,
+            "--transport",
+            transport,
+            "--stall-timeout",
+            &stall,
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let jet_jid = recv.ready_jid();
+    let t0 = Instant::now();
+    let mut cmd = peer_cmd(&py, &srv, "send", &src, &jet_jid, transport, peer_user);
+    cmd.arg("--corrupt-tag");
+    let mut peer = Proc::spawn(cmd);
+    let pst = peer.wait();
+    let rst = recv.wait();
+    let elapsed = t0.elapsed();
+    let pevents = peer.all_events();
+    let pend = pevents
+        .iter()
+        .find(|e| e["event"] != "ready")
+        .cloned()
+        .unwrap_or_default();
+    assert!(!pst.success(), "the peer reports success: {pend}");
+    assert_eq!(
+        pend["outcome"],
+        "security-error",
+        "{pend}\npeer log:\n{}\njet log:\n{}",
+        tail(&peer.stderr()),
+        tail(&recv.stderr())
+    );
+    assert!(!rst.success(), "jet receive accepted a forged tag");
+    let jevents = recv.all_events();
+    assert!(jevents.iter().any(|e| e["event"] == "error"), "{jevents:?}");
+    assert!(!jevents.iter().any(|e| e["event"] == "done"), "{jevents:?}");
+    assert!(
+        !out.join("forged.bin").exists(),
+        "unauthenticated bytes under the final name"
+    );
+    assert!(
+        elapsed < WELL_BEFORE_STALL,
+        "the refusal took {elapsed:?}: jet waited for a timeout instead of checking the tag \
+         at size + 16\njet log:\n{}",
         tail(&recv.stderr())
     );
 }
@@ -284,6 +359,26 @@ fn jet_sends_to_conversations_over_ibb() {
         "convo7",
         "convo8",
         200 << 10,
+    );
+}
+
+#[test]
+fn a_forged_tag_from_conversations_is_refused_over_s5b() {
+    peer_to_jet_bad_tag(
+        "a_forged_tag_from_conversations_is_refused_over_s5b",
+        "s5b",
+        "convo9",
+        "convo10",
+    );
+}
+
+#[test]
+fn a_forged_tag_from_conversations_is_refused_over_ibb() {
+    peer_to_jet_bad_tag(
+        "a_forged_tag_from_conversations_is_refused_over_ibb",
+        "ibb",
+        "convo11",
+        "convo12",
     );
 }
 

@@ -135,9 +135,12 @@ class Sealer:
     def update(self, plain):
         return self._out(self.enc.update(plain))
 
-    def finish(self):
+    def finish(self, corrupt_tag=False):
         rest = self.enc.finalize()
-        return self._out(rest + self.enc.tag)
+        tag = self.enc.tag
+        if corrupt_tag:  # a test of the receiver: one bit of the tag flipped
+            tag = tag[:-1] + bytes([tag[-1] ^ 1])
+        return self._out(rest + tag)
 
 
 class Opener:
@@ -500,6 +503,20 @@ class Peer:
             iq.reply(clear=True).send()
             ib["queue"].put_nowait(("close", None))
 
+    async def pending_terminate(self, grace):
+        """A session-terminate already received or arriving within `grace`."""
+        end = time.monotonic() + grace
+        while True:
+            left = min(end - time.monotonic(), self.deadline - time.monotonic())
+            if left <= 0:
+                return None
+            try:
+                action, j = await asyncio.wait_for(self.jingle_q.get(), left)
+            except asyncio.TimeoutError:
+                return None
+            if action == "session-terminate":
+                return j
+
     async def next_jingle(self, *wanted):
         while True:
             action, j = await self.bounded(self.jingle_q.get(), " or ".join(wanted))
@@ -696,40 +713,48 @@ class Peer:
         _, accept = await self.next_jingle("session-accept")
         t_start = time.monotonic()
         sealer = Sealer(key, iv)
-        if a.transport == "s5b":
-            t = accept.find(f"{{{NS_JINGLE}}}content/{{{NS_S5B}}}transport")
-            if t is None:
-                raise Failure("failed-application", "session-accept without an S5B transport")
-            r, w = await self.s5b_establish(t, initiator=True)
-            with open(path, "rb") as f:
-                while chunk := f.read(16384):
-                    w.write(sealer.update(chunk))
-                    await self.bounded(w.drain(), "the socket")
-            w.write(sealer.finish())
-            await self.bounded(w.drain(), "the socket")
-        else:
-            t = accept.find(f"{{{NS_JINGLE}}}content/{{{NS_JIBB}}}transport")
-            if t is None:
-                raise Failure("failed-application", "session-accept without an IBB transport")
-            block = min(IBB_MAX_BLOCK, int(t.get("block-size", IBB_MAX_BLOCK)))
-            await self.iq_set(el(f"{{{NS_IBB}}}open", {"block-size": block, "sid": self.ibb["sid"]}), "IBB open")
-            await self.ibb_send(path, sealer, block)
-        # The checksum over what went on the wire, then wait, transport open.
-        checksum = el(
-            f"{{{NS_FT}}}checksum",
-            {"name": self.content},
-            children=[
-                el(
-                    f"{{{NS_FT}}}file",
-                    children=[
-                        el(f"{{{NS_HASHES}}}hash", {"algo": "sha-1"}, base64.b64encode(sealer.sha1.digest()).decode()),
-                        el(f"{{{NS_HASHES}}}hash", {"algo": "sha-256"}, base64.b64encode(sealer.sha256.digest()).decode()),
-                    ],
-                )
-            ],
-        )
-        await self.send_jingle("session-info", checksum)
-        _, term = await self.next_jingle("session-terminate")
+        try:
+            if a.transport == "s5b":
+                t = accept.find(f"{{{NS_JINGLE}}}content/{{{NS_S5B}}}transport")
+                if t is None:
+                    raise Failure("failed-application", "session-accept without an S5B transport")
+                r, w = await self.s5b_establish(t, initiator=True)
+                with open(path, "rb") as f:
+                    while chunk := f.read(16384):
+                        w.write(sealer.update(chunk))
+                        await self.bounded(w.drain(), "the socket")
+                w.write(sealer.finish(self.args.corrupt_tag))
+                await self.bounded(w.drain(), "the socket")
+            else:
+                t = accept.find(f"{{{NS_JINGLE}}}content/{{{NS_JIBB}}}transport")
+                if t is None:
+                    raise Failure("failed-application", "session-accept without an IBB transport")
+                block = min(IBB_MAX_BLOCK, int(t.get("block-size", IBB_MAX_BLOCK)))
+                await self.iq_set(el(f"{{{NS_IBB}}}open", {"block-size": block, "sid": self.ibb["sid"]}), "IBB open")
+                await self.ibb_send(path, sealer, block)
+            # The checksum over what went on the wire, then wait, transport open.
+            checksum = el(
+                f"{{{NS_FT}}}checksum",
+                {"name": self.content},
+                children=[
+                    el(
+                        f"{{{NS_FT}}}file",
+                        children=[
+                            el(f"{{{NS_HASHES}}}hash", {"algo": "sha-1"}, base64.b64encode(sealer.sha1.digest()).decode()),
+                            el(f"{{{NS_HASHES}}}hash", {"algo": "sha-256"}, base64.b64encode(sealer.sha256.digest()).decode()),
+                        ],
+                    )
+                ],
+            )
+            await self.send_jingle("session-info", checksum)
+            _, term = await self.next_jingle("session-terminate")
+        except (Failure, OSError):
+            # The receiver may end the session while we still write, or
+            # before our checksum reaches it (a refusal, or its verdict
+            # crossing our session-info): then its terminate is the outcome.
+            term = await self.pending_terminate(2.0)
+            if term is None:
+                raise
         r = term.find(f"{{{NS_JINGLE}}}reason")
         reason = r[0].tag.split("}")[1] if r is not None and len(r) else "none"
         if getattr(self, "conn", None):
@@ -784,7 +809,7 @@ class Peer:
         with open(path, "rb") as f:
             while chunk := f.read(16384):
                 await push(sealer.update(chunk))
-        await push(sealer.finish(), last=True)
+        await push(sealer.finish(self.args.corrupt_tag), last=True)
         if pending:
             await self.bounded(asyncio.gather(*pending), "the IBB answers")
         if failed:
@@ -937,6 +962,12 @@ def main():
         s.add_argument("--password-env", default="JET_PASSWORD", help="environment variable holding the password")
         s.add_argument("--timeout", type=float, default=30.0, help="bound on the whole run (seconds)")
         s.add_argument("-v", "--verbose", action="store_true", help="log stanzas to stderr")
+        if role == "send":
+            s.add_argument(
+                "--corrupt-tag",
+                action="store_true",
+                help="flip one bit of the GCM tag on the wire (the receiver must refuse the file)",
+            )
     sub.add_parser("selftest")
     seal = sub.add_parser("seal")
     seal.add_argument("input")
