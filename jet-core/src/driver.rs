@@ -41,6 +41,7 @@
 //!   `session-initiate` beyond the limit is ended at once with `busy`
 //!   (XEP-0166 §7.4), before any envelope or transport work.
 
+mod linger;
 mod stall;
 
 use std::collections::{HashMap, VecDeque};
@@ -824,6 +825,11 @@ impl Live {
             Ok(s) => s,
             Err(e) => return self.finish(Err(e)).await,
         };
+        // Whoever drops the stream, it closes only once the peer closed, the
+        // verdict is in (this function returns) or the finish bound passed:
+        // never with the peer's bytes unread (see `linger`).
+        let (stream, _linger) = linger::Linger::new(stream, cfg.finish_timeout);
+        let stream: BoxedStream = Box::new(stream);
         // Under the cipher layer: what it measures is the peer's bytes.
         let stream: BoxedStream = match cfg.stall_timeout {
             Some(limit) => Box::new(stall::StallGuard::new(stream, limit)),
@@ -838,7 +844,17 @@ impl Live {
                     Direction::Receive
                 };
                 match JetStream::new(stream, suite, &ts, direction) {
-                    Ok(s) => Box::new(s),
+                    Ok(mut s) => {
+                        // A receiver that knows how much is coming ends at
+                        // that many bytes and the tag (XEP-0391 deployed
+                        // senders never close the stream themselves).
+                        if we_receive {
+                            if let Some(plain) = app.expected_len(&ctx) {
+                                s.set_expected_len(suite.ciphertext_len(plain));
+                            }
+                        }
+                        Box::new(s)
+                    }
                     Err(e) => return self.finish(Err(e.into())).await,
                 }
             }

@@ -122,6 +122,14 @@ fn xep0082(t: std::time::SystemTime) -> String {
     )
 }
 
+/// The plaintext bytes a session described by `description` carries: the
+/// announced size less the range offset (unknown without a size).
+fn session_len(description: &Element) -> Option<u64> {
+    let desc = FileDesc::from_description(description).ok()?;
+    let offset = desc.range.map(|r| r.offset).unwrap_or(0);
+    desc.size.map(|s| s.saturating_sub(offset))
+}
+
 /// The range the accepted description asks for (offset 0 when none).
 fn accepted_range(description: &Element) -> Result<Range, Error> {
     Ok(FileDesc::from_description(description)?
@@ -499,6 +507,10 @@ impl Application for FileReceiver {
         Ok(())
     }
 
+    fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
+        session_len(&ctx.description)
+    }
+
     fn on_received(&self, ctx: &AppContext) -> Option<Element> {
         // Our sessions have one content, created by the initiator.
         Some(received_element("initiator", &ctx.content))
@@ -632,6 +644,10 @@ impl Application for FileRequest {
         .await?;
         *self.received.lock().unwrap() = Some(got);
         Ok(())
+    }
+
+    fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
+        session_len(&ctx.description)
     }
 
     fn on_received(&self, ctx: &AppContext) -> Option<Element> {

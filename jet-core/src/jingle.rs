@@ -107,7 +107,17 @@ impl ReasonInfo {
             .children()
             .find(|c| c.ns() == ns::JINGLE && c.name() != "text");
         let reason = match cond {
-            Some(c) => match Reason::try_from(c.clone()) {
+            // Dino writes `<failed_transport/>`: read underscores as the
+            // hyphens of XEP-0166's condition names.
+            Some(c) => match Reason::try_from(c.clone()).or_else(|e| {
+                if c.name().contains('_') {
+                    Reason::try_from(
+                        Element::builder(c.name().replace('_', "-"), ns::JINGLE).build(),
+                    )
+                } else {
+                    Err(e)
+                }
+            }) {
                 Ok(r) => r,
                 Err(_) => {
                     // Be liberal: an unknown condition still ends the session.
@@ -619,6 +629,15 @@ mod tests {
         let r = JingleMessage::try_from(&odd).unwrap().reason.unwrap();
         assert_eq!(r.reason, Reason::GeneralError);
         assert_eq!(r.text.as_deref(), Some("made-up"));
+
+        // Dino's spelling.
+        let dino: Element = "<jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='s'>\
+            <reason><failed_transport/><text>no</text></reason></jingle>"
+            .parse()
+            .unwrap();
+        let r = JingleMessage::try_from(&dino).unwrap().reason.unwrap();
+        assert_eq!(r.reason, Reason::FailedTransport);
+        assert_eq!(r.text.as_deref(), Some("no"));
     }
 
     #[test]

@@ -270,6 +270,11 @@ struct Receiving {
     pushed: u64,
     /// Plaintext bytes the decryptor has authenticated.
     authenticated: u64,
+    /// Ciphertext bytes the stream carries, when known: reaching it is the
+    /// end of the stream, whether or not the sender closes it.
+    expected: Option<u64>,
+    /// Ciphertext bytes read from the socket.
+    wire: u64,
 }
 
 enum Side {
@@ -331,6 +336,8 @@ impl<S: ByteStream> JetStream<S> {
                     delivered: 0,
                     pushed: 0,
                     authenticated: 0,
+                    expected: None,
+                    wire: 0,
                 }),
             ),
         };
@@ -358,6 +365,31 @@ impl<S: ByteStream> JetStream<S> {
     /// not use tokio's blocking pool.
     pub fn set_pipelined(&mut self, on: bool) {
         self.offload = on;
+    }
+
+    /// Receiving: the stream carries exactly `wire_len` ciphertext bytes
+    /// (with the tag(s): [`CipherSuite::ciphertext_len`] of the announced
+    /// plaintext size). Once that many have arrived the final tag is
+    /// checked and end of stream reported, without waiting for the sender
+    /// to close the stream: deployed senders (Dino, Conversations) keep it
+    /// open until the receiver ends the session. A byte beyond it is an
+    /// error ([`CipherError::Authentication`]: the stream was appended to).
+    /// No effect on a sending stream.
+    pub fn set_expected_len(&mut self, wire_len: u64) {
+        if let Side::Receive(r) = &mut self.side {
+            r.expected = Some(wire_len);
+            if r.wire >= wire_len {
+                r.eof = true;
+            }
+        }
+    }
+
+    /// Ciphertext bytes read from the wrapped stream so far (receiving).
+    pub fn wire_len(&self) -> u64 {
+        match &self.side {
+            Side::Receive(r) => r.wire,
+            Side::Send(_) => 0,
+        }
     }
 
     /// Plaintext bytes received so far that are authenticated (and handed
@@ -563,6 +595,17 @@ impl<S: ByteStream> JetStream<S> {
                             r.eof = true;
                         } else {
                             r.cfill += n;
+                            r.wire += n as u64;
+                            if let Some(expected) = r.expected {
+                                if r.wire > expected {
+                                    // More than the announced size: the
+                                    // stream was appended to. Nothing of it
+                                    // is handed out.
+                                    self.broken = Some(Broken::Cipher(CipherError::Authentication));
+                                    return Err(cipher_io(CipherError::Authentication));
+                                }
+                                r.eof = r.wire == expected;
+                            }
                         }
                         progress = true;
                     }
@@ -778,6 +821,72 @@ mod tests {
             receive(wire, &ts).await.unwrap(),
             b"hello, this is the plaintext"
         );
+    }
+
+    fn sealed(ts: &TransportSecret, plain: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut enc = TEST_XOR.encryptor(ts).unwrap();
+        enc.update(plain, &mut wire).unwrap();
+        enc.finish(&mut wire).unwrap();
+        wire
+    }
+
+    #[tokio::test]
+    async fn a_known_length_ends_the_stream_without_eof() {
+        // Deployed senders keep the stream open after the tag: the receiver
+        // must finish at the announced length, not wait for EOF.
+        let ts = secret();
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let wire = sealed(&ts, &plain);
+        for pipelined in [true, false] {
+            let (mut c, d) = tokio::io::duplex(1 << 16);
+            let feeder = tokio::spawn({
+                let wire = wire.clone();
+                async move {
+                    c.write_all(&wire).await.unwrap();
+                    // Kept open (returned, not dropped) until the reader is done.
+                    c
+                }
+            });
+            let mut rx = JetStream::new(d, &TEST_XOR, &ts, Direction::Receive).unwrap();
+            rx.set_pipelined(pipelined);
+            rx.set_expected_len(TEST_XOR.ciphertext_len(plain.len() as u64));
+            let mut got = Vec::new();
+            tokio::time::timeout(std::time::Duration::from_secs(10), rx.read_to_end(&mut got))
+                .await
+                .expect("the reader waited for EOF")
+                .unwrap();
+            assert_eq!(got, plain);
+            assert_eq!(rx.wire_len(), wire.len() as u64);
+            assert_eq!(rx.authenticated_len(), plain.len() as u64);
+            drop(feeder.await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_beyond_the_known_length_are_an_error() {
+        let ts = secret();
+        let mut wire = sealed(&ts, b"exactly this much");
+        let expected = wire.len() as u64;
+        wire.extend_from_slice(b"and more");
+        let (mut c, d) = tokio::io::duplex(1 << 16);
+        c.write_all(&wire).await.unwrap();
+        let mut rx = JetStream::new(d, &TEST_XOR, &ts, Direction::Receive).unwrap();
+        rx.set_expected_len(expected);
+        let mut got = Vec::new();
+        let e = rx.read_to_end(&mut got).await.unwrap_err();
+        assert_eq!(cipher_error_of(&e), Some(&CipherError::Authentication));
+        assert!(got.is_empty(), "nothing unauthenticated is handed out");
+        // A tampered stream of the right length still fails at its end.
+        let mut bad = sealed(&ts, b"exactly this much");
+        bad[0] ^= 1;
+        let (mut c, d) = tokio::io::duplex(1 << 16);
+        c.write_all(&bad).await.unwrap();
+        let mut rx = JetStream::new(d, &TEST_XOR, &ts, Direction::Receive).unwrap();
+        rx.set_expected_len(bad.len() as u64);
+        let e = rx.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert_eq!(cipher_error_of(&e), Some(&CipherError::Authentication));
+        drop(c);
     }
 
     #[tokio::test]

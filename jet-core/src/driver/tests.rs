@@ -75,6 +75,40 @@ struct PipeAdapter {
     next: Arc<AtomicU64>,
     seen: Arc<Mutex<Vec<u8>>>,
     flip_at: Option<usize>,
+    /// The offerer's half never closes (a deployed sender: Dino and
+    /// Conversations keep the stream open until the receiver ends the
+    /// session).
+    keep_open: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A stream whose `shutdown` flushes but does not close: what a deployed
+/// sender looks like from the receiving end.
+struct NeverCloses(DuplexStream);
+
+impl AsyncRead for NeverCloses {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for NeverCloses {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
 }
 
 struct PipeNegotiation {
@@ -95,9 +129,14 @@ impl TransportAdapter for PipeAdapter {
         let id = format!("pipe{}", self.next.fetch_add(1, Ordering::Relaxed));
         let (a, b) = tokio::io::duplex(4096);
         self.halves.lock().unwrap().insert(id.clone(), b);
+        let half: BoxedStream = if self.keep_open.load(Ordering::Relaxed) {
+            Box::new(NeverCloses(a))
+        } else {
+            Box::new(a)
+        };
         Ok(Box::new(PipeNegotiation {
             id,
-            half: Some(Box::new(a)),
+            half: Some(half),
             offerer: true,
         }))
     }
@@ -233,6 +272,9 @@ impl Application for Sink {
             Some(n) if n <= 1 << 20 => Decision::Accept(description.clone()),
             _ => Decision::Reject(Reason::Decline, Some("too big".into())),
         }
+    }
+    fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
+        ctx.description.attr("size").and_then(|s| s.parse().ok())
     }
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         if ctx.we_send {
@@ -430,6 +472,22 @@ async fn encrypted_transfer_end_to_end() {
         .is_some_and(|j| j.attr("action") == Some("transport-info"))));
     drop(log);
     assert!(w.router.is_connected(&romeo()));
+}
+
+/// A sender that never closes the stream (as Dino and Conversations do):
+/// the receiver ends at the announced size and the tag, says `success`,
+/// and the sender gets that verdict; nobody waits out a timeout.
+#[tokio::test]
+async fn a_sender_that_keeps_the_stream_open_still_finishes() {
+    let mut w = world(romeo(), None);
+    w.adapter.keep_open.store(true, Ordering::Relaxed);
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let (app, received) = sink(&payload);
+    let (r, j) = run_both(&mut w, app).await;
+    j.unwrap();
+    r.unwrap();
+    assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
+    assert_eq!(terminate_reasons(&w.log, &juliet()), ["success"]);
 }
 
 #[tokio::test]

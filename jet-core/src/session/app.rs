@@ -78,6 +78,16 @@ pub trait Application: Send + Sync {
     /// authenticated before that: never commit them before end-of-stream.
     async fn run(&self, ctx: AppContext, stream: BoxedStream) -> Result<(), Error>;
 
+    /// Receiving side: the plaintext bytes this session carries, when the
+    /// application knows (XEP-0234: the `<size>` less the range offset).
+    /// The JET layer then ends the stream at exactly that many bytes and
+    /// the tag, without waiting for the sender to close it, as deployed
+    /// receivers do; a byte more is an error. Default: unknown (the stream
+    /// ends when the sender closes it).
+    fn expected_len(&self, _ctx: &AppContext) -> Option<u64> {
+        None
+    }
+
     /// The `session-info` payload the receiving side sends once all data is
     /// in and authenticated, just before it ends the session with `success`
     /// (XEP-0234 `<received/>`). Default: none.
