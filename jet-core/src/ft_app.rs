@@ -267,21 +267,9 @@ async fn receive_file_within(
     let mut done = 0u64;
     let result: Result<(), Error> = async {
         loop {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|e| match stream_error(e) {
-                    // Whole-stream mode releases all but the 16 bytes it holds
-                    // back as the tag, and cannot tell a cut from tampering;
-                    // the announced size can: short of it, the stream was cut.
-                    // (The chunked mode says `Truncated` itself.)
-                    Error::Cipher(CipherError::Authentication)
-                        if !reads_authenticated && desc.size.is_some_and(|s| offset + done < s) =>
-                    {
-                        Error::Cipher(CipherError::Truncated)
-                    }
-                    e => e,
-                })?;
+            // A cut is told from tampering by the JET layer, which knows
+            // the expected wire length (`Application::expected_len`).
+            let n = stream.read(&mut buf).await.map_err(stream_error)?;
             if n == 0 {
                 break;
             }
@@ -989,16 +977,22 @@ mod tests {
     /// `Authentication`; neither is committed.
     #[tokio::test]
     async fn a_cut_whole_stream_is_reported_as_truncated() {
+        for size in [10_000, 3 << 20] {
+            cut_or_tampered(size).await;
+        }
+    }
+
+    async fn cut_or_tampered(size: usize) {
         use crate::layer::{Direction, JetStream};
         use crate::secret::TransportSecret;
         use crate::session::testkit::TEST_XOR;
-        let dst = tmpdir("trunc");
-        let plain = data(10_000);
+        let dst = tmpdir(&format!("trunc{size}"));
+        let plain = data(size);
         let mut desc = FileDesc::named("t.bin", plain.len() as u64);
         desc.hashes.push(FileHash::of(HashAlgo::Sha256, &plain));
         let secret = TransportSecret::new(vec![7; 16], vec![9; 12]).unwrap();
         let framing = Some(crate::cipher::CipherSuite::framing(&TEST_XOR));
-        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let (a, mut b) = tokio::io::duplex(size + (1 << 16));
         let mut enc = JetStream::new(a, &TEST_XOR, &secret, Direction::Send).unwrap();
         enc.write_all(&plain).await.unwrap();
         enc.shutdown().await.unwrap();
@@ -1014,14 +1008,19 @@ mod tests {
                 bytes[10] ^= 1;
             }
             let (mut a, b) = tokio::io::duplex(1 << 16);
-            a.write_all(&bytes).await.unwrap();
-            drop(a);
-            let dec = JetStream::new(b, &TEST_XOR, &secret, Direction::Receive).unwrap();
+            let feeder = tokio::spawn(async move {
+                let _ = a.write_all(&bytes).await;
+            });
+            let mut dec = JetStream::new(b, &TEST_XOR, &secret, Direction::Receive).unwrap();
+            // As the driver does for a file of known size.
+            dec.set_expected_len(wire.len() as u64);
             let mut s: BoxedStream = Box::new(dec);
             match receive_file(&dst, &desc, 0, framing, &mut s, None).await {
                 Err(Error::Cipher(e)) => assert_eq!(e, expected),
                 other => panic!("expected {expected:?}, got {other:?}"),
             }
+            drop(s);
+            feeder.await.unwrap();
             assert!(!dst.join("t.bin").exists());
             assert!(!dst.join("t.bin.jet-part").exists());
         }

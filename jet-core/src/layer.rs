@@ -373,7 +373,8 @@ impl<S: ByteStream> JetStream<S> {
     /// checked and end of stream reported, without waiting for the sender
     /// to close the stream: deployed senders (Dino, Conversations) keep it
     /// open until the receiver ends the session. A byte beyond it is an
-    /// error ([`CipherError::Authentication`]: the stream was appended to).
+    /// error ([`CipherError::Authentication`]: the stream was appended to),
+    /// and an end of stream short of it is [`CipherError::Truncated`].
     /// No effect on a sending stream.
     pub fn set_expected_len(&mut self, wire_len: u64) {
         if let Side::Receive(r) = &mut self.side {
@@ -592,6 +593,13 @@ impl<S: ByteStream> JetStream<S> {
                     Poll::Ready(Ok(())) => {
                         let n = rb.filled().len();
                         if n == 0 {
+                            if r.expected.is_some_and(|e| r.wire < e) {
+                                // Short of the announced length: cut, not
+                                // tampered (what a whole-stream decryptor
+                                // alone cannot tell apart).
+                                self.broken = Some(Broken::Cipher(CipherError::Truncated));
+                                return Err(cipher_io(CipherError::Truncated));
+                            }
                             r.eof = true;
                         } else {
                             r.cfill += n;
