@@ -426,10 +426,33 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
     ) -> Result<Element, EnvelopeError> {
         let peer = recipient.to_bare();
         let recipients = self.recipients(&peer).await?;
-        let ee = self
-            .manager()
-            .seal_transport_secret(secret, &recipients)
-            .map_err(to_envelope_error)?;
+        let ee = {
+            let mut m = self.manager();
+            let (keys, refused) = m
+                .encrypt_key_material_for(secret.key(), &recipients, true)
+                .map_err(to_envelope_error)?;
+            // Devices the trust policy refuses are left out (the observer
+            // was told which, with their fingerprints); at least one device
+            // of the peer must remain.
+            let peer_text = peer.to_string();
+            let reached = recipients
+                .iter()
+                .filter(|r| r.address.jid == peer_text)
+                .any(|r| !refused.iter().any(|(a, _)| *a == r.address));
+            if !reached {
+                let why: Vec<&str> = refused.iter().map(|(_, w)| w.as_str()).collect();
+                return Err(EnvelopeError::Untrusted(format!(
+                    "no OMEMO device of {peer} may be used: {}",
+                    why.join("; ")
+                )));
+            }
+            EncryptedElement {
+                sid: m.device_id(),
+                keys,
+                iv: secret.iv().to_vec(),
+                payload: None,
+            }
+        };
         let mut el = ee.to_element();
         let blank = self
             .blank_payload_peers
@@ -831,6 +854,187 @@ mod tests {
             juliet.open(&ee, &from, &Aes128Sizes).await,
             Err(EnvelopeError::Untrusted(_))
         ));
+    }
+
+    /// Blind trust before verification (the default): new devices are used
+    /// while none of the account's devices is verified; once one is, a
+    /// device the server adds to the list is neither sealed to nor accepted
+    /// from until the user trusts it, and the messages name the device, its
+    /// fingerprint and the command. The same for our own account.
+    #[tokio::test]
+    async fn blind_trust_ends_with_the_first_verification() {
+        use crate::omemo::manager::{TrustEvent, TrustPolicy};
+        use crate::omemo::store::Trust;
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let romeo_phone = device(&dir, "romeo@montague.lit", 102).await;
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        assert_eq!(
+            romeo.manager().trust_policy(),
+            TrustPolicy::BlindTrustBeforeVerification
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        romeo.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
+            s2.lock().unwrap().push(e.clone())
+        })));
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let to: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let from_juliet: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let me: Jid = "romeo@montague.lit/o".parse().unwrap();
+        let rids = |el: &Element| {
+            let mut r: Vec<u32> = EncryptedElement::from_element(el)
+                .unwrap()
+                .keys
+                .iter()
+                .map(|k| k.rid)
+                .collect();
+            r.sort();
+            r
+        };
+
+        // Nothing verified yet: every device is used (blind trust).
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201]);
+        assert!(seen.lock().unwrap().iter().any(|e| matches!(e,
+            TrustEvent::NewDevice { address, accepted: true, .. } if address.device_id == 201)));
+
+        // Romeo verifies Juliet's device and his own phone.
+        let juliet_key = juliet.manager().bundle().unwrap().identity_key;
+        let phone_key = romeo_phone.manager().bundle().unwrap().identity_key;
+        romeo.with_store(|s| {
+            s.set_trust(
+                &DeviceAddress::new("juliet@capulet.lit", 201),
+                &juliet_key,
+                Trust::Trusted,
+            );
+            s.set_trust(
+                &DeviceAddress::new("romeo@montague.lit", 102),
+                &phone_key,
+                Trust::Trusted,
+            );
+        });
+
+        // The server adds a device to Juliet's list and one to Romeo's.
+        let rogue = device(&dir, "juliet@capulet.lit", 666).await;
+        let own_rogue = device(&dir, "romeo@montague.lit", 777).await;
+        let rogue_fpr = rogue.manager().bundle().unwrap().identity_key.fingerprint();
+        seen.lock().unwrap().clear();
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201], "sealed to a rogue device");
+        assert!(rogue.open(&ee, &me, &Aes128Sizes).await.is_err());
+        assert!(own_rogue.open(&ee, &me, &Aes128Sizes).await.is_err());
+        assert_eq!(
+            juliet.open(&ee, &me, &Aes128Sizes).await.unwrap().secret,
+            ts
+        );
+        {
+            let seen = seen.lock().unwrap();
+            assert!(
+                seen.iter().any(|e| matches!(e,
+                TrustEvent::NewDevice { address, fingerprint, accepted: false }
+                    if address.device_id == 666 && *fingerprint == rogue_fpr)),
+                "{seen:?}"
+            );
+            assert!(
+                seen.iter().any(|e| matches!(e,
+                TrustEvent::NewDevice { address, accepted: false, .. }
+                    if address.device_id == 777)),
+                "{seen:?}"
+            );
+        }
+        // Sealing again: the known, unverified devices are reported as not
+        // used, with their fingerprint and the command.
+        seen.lock().unwrap().clear();
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201], "sealed to a rogue device");
+        {
+            let seen = seen.lock().unwrap();
+            let reason = seen
+                .iter()
+                .find_map(|e| match e {
+                    TrustEvent::NotUsed { address, reason } if address.device_id == 666 => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                })
+                .expect("a not-used notice for the rogue device");
+            assert!(
+                reason.contains("666") && reason.contains(&rogue_fpr),
+                "{reason}"
+            );
+            assert!(
+                reason.contains(&format!(
+                    "jet keys trust juliet@capulet.lit {}",
+                    rogue_fpr.replace(' ', "")
+                )),
+                "{reason}"
+            );
+        }
+
+        // Nor accepted from: the rogue devices' envelopes are refused.
+        let forged = rogue.seal(&ts, &me).await.unwrap();
+        let err = romeo
+            .open(&forged, &from_juliet, &Aes128Sizes)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("666") && msg.contains(&rogue_fpr), "{msg}");
+        assert!(msg.contains("jet keys trust juliet@capulet.lit"), "{msg}");
+        let own_forged = own_rogue.seal(&ts, &to).await.unwrap();
+        assert!(matches!(
+            romeo.open(&own_forged, &me, &Aes128Sizes).await,
+            Err(EnvelopeError::Untrusted(_))
+        ));
+
+        // A device list with only unverified new devices: refused as a whole.
+        let carol = device(&dir, "carol@example.org", 301).await;
+        let carol_key = carol.manager().bundle().unwrap().identity_key;
+        romeo.with_store(|s| {
+            s.save_remote_identity(
+                &DeviceAddress::new("carol@example.org", 300),
+                &carol_key,
+                Trust::Trusted,
+            )
+            .unwrap()
+        });
+        let err = romeo
+            .seal(&ts, &"carol@example.org".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("301"), "{err}");
+
+        // The user trusts the rogue device's fingerprint: now it is used.
+        let rogue_key = rogue.manager().bundle().unwrap().identity_key;
+        romeo.with_store(|s| {
+            s.set_trust(
+                &DeviceAddress::new("juliet@capulet.lit", 666),
+                &rogue_key,
+                Trust::Trusted,
+            )
+        });
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201, 666]);
+        assert_eq!(
+            romeo
+                .open(
+                    &rogue.seal(&ts, &me).await.unwrap(),
+                    &from_juliet,
+                    &Aes128Sizes
+                )
+                .await
+                .unwrap()
+                .secret,
+            ts
+        );
+
+        // `--trust tofu` (explicit) keeps the old behaviour: the own rogue
+        // device is used although another own device is verified.
+        romeo.set_trust_policy(TrustPolicy::TrustOnFirstUse);
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201, 666, 777]);
     }
 
     /// A device that publishes one identity key but sends a session start
