@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jet_core::channel::{iq, StanzaChannel};
 use jet_core::cipher::CipherSuite;
-use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
+use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::{ChannelError, EnvelopeError};
 use jet_core::jid::{BareJid, Jid};
 use jet_core::minidom::Element;
@@ -225,6 +225,7 @@ pub struct OmemoEnvelope<S: OmemoStore> {
     directory: Arc<dyn OmemoDirectory>,
     own_jid: BareJid,
     blank_payload_peers: Mutex<std::collections::HashSet<BareJid>>,
+    libervia_senders: Mutex<std::collections::HashSet<BareJid>>,
 }
 
 impl<S: OmemoStore> OmemoEnvelope<S> {
@@ -235,7 +236,22 @@ impl<S: OmemoStore> OmemoEnvelope<S> {
             directory,
             own_jid,
             blank_payload_peers: Mutex::new(Default::default()),
+            libervia_senders: Mutex::new(Default::default()),
         }
+    }
+
+    /// Accepts Libervia's nonce-reusing form from `peer` (recognised as
+    /// Libervia by the application, e.g. from its disco identity): the file
+    /// is encrypted under the OMEMO message's own key and nonce, which
+    /// already encrypted the message's `<payload>`. Refused from anyone
+    /// else, and always refused when we would encrypt the file under it
+    /// ([`EnvelopeContext::we_encrypt`]): a key and nonce never encrypt
+    /// two plaintexts on our side.
+    pub fn accept_libervia_form_from(&self, peer: BareJid) {
+        self.libervia_senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
     }
 
     /// Seals for `peer` in a form Libervia 0.9 can open: XEP-0396's key
@@ -469,11 +485,39 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
         Ok(el)
     }
 
+    /// Outside a session this is the receiving side: Libervia's form is
+    /// accepted only from peers marked with
+    /// [`OmemoEnvelope::accept_libervia_form_from`].
     async fn open(
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
         suite: &dyn CipherSuite,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        self.open_in(envelope, stanza_sender, suite, false).await
+    }
+
+    async fn open_for(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        context: &EnvelopeContext,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        self.open_in(envelope, stanza_sender, suite, context.we_encrypt)
+            .await
+    }
+}
+
+impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
+    /// Opens EE; `we_encrypt`: whether we will encrypt the stream under
+    /// the secret (Libervia's form is then refused).
+    async fn open_in(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        we_encrypt: bool,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let ee = EncryptedElement::from_element(envelope).map_err(to_envelope_error)?;
         let sender = stanza_sender.to_bare();
@@ -524,6 +568,28 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
                              16-byte key",
                             suite.urn(),
                             suite.key_len()
+                        )));
+                    }
+                    let libervia = self
+                        .libervia_senders
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .contains(&sender);
+                    if we_encrypt {
+                        return Err(EnvelopeError::Untrusted(format!(
+                            "{} sent the transport secret in Libervia's form (its OMEMO \
+                             message's own key and nonce, which already encrypted the \
+                             message's payload), and we would encrypt the file under it: \
+                             refused, a key and nonce never encrypt two plaintexts here",
+                            d.sender
+                        )));
+                    }
+                    if !libervia {
+                        return Err(EnvelopeError::Untrusted(format!(
+                            "{} sent the transport secret in Libervia's nonce-reusing form, \
+                             but {sender} is not recognised as Libervia (by its disco \
+                             identity): refused",
+                            d.sender
                         )));
                     }
                     let s = d.message_key_secret().map_err(to_envelope_error)?;
@@ -677,8 +743,10 @@ mod tests {
     /// The two payload forms deployed senders use instead of XEP-0396's key
     /// transport element are accepted on receipt: Smack's (the payload is
     /// base64 of TK || IV) and Libervia's (the message's own key and IV,
-    /// reported as a nonce-reusing form). Libervia's form needs the suite's
-    /// key to be the 16-byte message key; a tampered payload is refused.
+    /// reported as a nonce-reusing form, and only from a peer recognised as
+    /// Libervia and never when we would encrypt the file under it).
+    /// Libervia's form needs the suite's key to be the 16-byte message key;
+    /// a tampered payload is refused.
     #[tokio::test]
     async fn payload_forms_of_deployed_senders_are_accepted() {
         use crate::omemo::manager::TrustEvent;
@@ -714,11 +782,33 @@ mod tests {
             .iter()
             .all(|e| !matches!(e, TrustEvent::NonceReusingForm { .. })));
 
+        // Libervia's form from a peer not recognised as Libervia: refused.
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+        let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let err = juliet
+            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("Libervia"), "{err}");
+        // Recognised as Libervia, but we would encrypt the file (a host
+        // answering a request): refused.
+        juliet.accept_libervia_form_from(bare("romeo@montague.lit"));
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+        let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let serving = EnvelopeContext::new("s1", "c1", true);
+        let err = juliet
+            .open_for(&ee.to_element(), &from, &Aes128Sizes, &serving)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+
         // Libervia: a one-space payload; the file key is the message key.
         let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
         let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let receiving = EnvelopeContext::new("s1", "c1", false);
         let opened = juliet
-            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .open_for(&ee.to_element(), &from, &Aes128Sizes, &receiving)
             .await
             .unwrap();
         assert_eq!(opened.secret.iv(), &ee.iv[..]);

@@ -94,7 +94,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jet_core::channel::StanzaChannel;
 use jet_core::cipher::CipherSuite;
-use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
+use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::EnvelopeError;
 use jet_core::jid::{BareJid, Jid};
 use jet_core::minidom::Element;
@@ -111,7 +111,8 @@ pub use keys::{export_armored, OxPublicKey, OxSecretKey};
 pub use store::{FileKeyStore, MemoryKeyStore, OxKeyStore};
 
 use elements::{
-    jet_secret_element, jet_secret_of, openpgp_element, openpgp_message, random_rpad, unix_now,
+    jet_secret_element, jet_secret_element_bound, jet_secret_of, openpgp_element, openpgp_message,
+    random_rpad, unix_now,
 };
 
 /// Largest signcrypt plaintext we accept (ours are under 1 KiB).
@@ -558,6 +559,19 @@ impl OxEnvelope {
         envelope: &Element,
         stanza_sender: &Jid,
     ) -> Result<CheckedSigncrypt, EnvelopeError> {
+        self.open_signcrypt_in(envelope, stanza_sender, None).await
+    }
+
+    /// [`Self::open_signcrypt`], checking the session binding of the
+    /// `<jet-secret/>` against `context` (when given) before the replay
+    /// cache records the envelope, so that an envelope first shown in a
+    /// wrong session still opens in its own.
+    async fn open_signcrypt_in(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        context: Option<&EnvelopeContext>,
+    ) -> Result<CheckedSigncrypt, EnvelopeError> {
         let bytes = openpgp_message(envelope)?;
         let sender = stanza_sender.to_bare();
         let (sender_keys, lookup_error) = match self.keys_for(&sender).await {
@@ -637,6 +651,9 @@ impl OxEnvelope {
                 elements::format_datetime(now)
             )));
         }
+        if let Some(context) = context {
+            check_binding(&content, context)?;
+        }
         let hash: [u8; 32] = Sha256::digest(plain.as_slice()).into();
         let fresh = self
             .seen
@@ -685,6 +702,8 @@ impl EnvelopeBackend for OxEnvelope {
         self.seal_signcrypt(&content, &to).await
     }
 
+    /// Outside a session: accepts bound and unbound envelopes alike (there
+    /// is no session to compare with). Sessions use [`Self::open_for`].
     async fn open(
         &self,
         envelope: &Element,
@@ -692,6 +711,70 @@ impl EnvelopeBackend for OxEnvelope {
         suite: &dyn CipherSuite,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let checked = self.open_signcrypt(envelope, stanza_sender).await?;
+        self.opened(checked, suite)
+    }
+
+    /// Binds the secret to the session: `<jet-secret sid content>`.
+    async fn seal_for(
+        &self,
+        secret: &TransportSecret,
+        recipient: &Jid,
+        context: &EnvelopeContext,
+    ) -> Result<Element, EnvelopeError> {
+        let to = recipient.to_bare();
+        let content = Signcrypt {
+            to: vec![to.clone()],
+            time: unix_now(),
+            rpad: Some(random_rpad()),
+            payload: vec![jet_secret_element_bound(
+                &secret.to_bytes(),
+                &context.sid,
+                &context.content,
+            )],
+        };
+        self.seal_signcrypt(&content, &to).await
+    }
+
+    /// In a session, the `<jet-secret/>` must be bound to this session's id
+    /// and content name; an unbound one (jet before the binding) is refused:
+    /// it could be replayed into any session within the time window.
+    async fn open_for(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        context: &EnvelopeContext,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        let checked = self
+            .open_signcrypt_in(envelope, stanza_sender, Some(context))
+            .await?;
+        self.opened(checked, suite)
+    }
+}
+
+/// The `<jet-secret/>` of `content` must be bound to `context`'s session id
+/// and content name; an unbound one (jet before the binding) is refused.
+fn check_binding(content: &Signcrypt, context: &EnvelopeContext) -> Result<(), EnvelopeError> {
+    match elements::jet_secret_binding(&content.payload)? {
+        Some((sid, name)) if sid == context.sid && name == context.content => Ok(()),
+        Some((sid, name)) => Err(open_err(format!(
+            "the envelope was sealed for session {sid:?} content {name:?}, not for this one \
+             ({:?}, {:?}): replayed into another session",
+            context.sid, context.content
+        ))),
+        None => Err(open_err(
+            "the envelope is not bound to a session (no sid/content on <jet-secret/>, as jet \
+             sent before the binding): refused, it could be replayed into any session",
+        )),
+    }
+}
+
+impl OxEnvelope {
+    fn opened(
+        &self,
+        checked: CheckedSigncrypt,
+        suite: &dyn CipherSuite,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
         let bytes = jet_secret_of(&checked.content.payload)?;
         let secret =
             TransportSecret::from_bytes(&bytes, suite.key_len(), suite.accepted_iv_lens())?;
