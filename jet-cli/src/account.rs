@@ -262,6 +262,21 @@ impl Account {
         cmd
     }
 
+    /// The account's persistent record of used transport secrets
+    /// (`used-secrets-<account>.sqlite` in [`Self::data_dir`]).
+    pub fn used_secrets(&self) -> Result<Arc<dyn jet_core::replay::UsedSecrets>> {
+        let path = crate::used::path(&self.data_dir()?, &self.jid);
+        Ok(Arc::new(crate::used::SqliteUsedSecrets::open(&path)?))
+    }
+
+    /// Marks `peer` as Libervia for receiving: its nonce-reusing OMEMO form
+    /// is accepted from it (never when we encrypt the file).
+    pub fn accept_libervia_form_from(&self, peer: &FullJid) {
+        if let Some(omemo) = self.omemo.get() {
+            omemo.accept_libervia_form_from(peer.to_bare());
+        }
+    }
+
     /// The envelope backend on a connected account. OMEMO and OX open (or
     /// create) the account's key store in [`Self::data_dir`] and publish our
     /// keys over PEP before any session starts; the stub is loud.

@@ -157,6 +157,9 @@ pub enum TrustEvent {
     },
 }
 
+/// A device the trust policy left out of a message, with the reason.
+pub type RefusedDevice = (DeviceAddress, String);
+
 /// A callback for [`TrustEvent`]s.
 pub type TrustObserver = Box<dyn Fn(&TrustEvent) + Send + Sync>;
 
@@ -352,7 +355,7 @@ impl<S: OmemoStore> OmemoManager<S> {
         material: &[u8],
         recipients: &[Recipient],
         skip_untrusted: bool,
-    ) -> Result<(Vec<KeyElement>, Vec<(DeviceAddress, String)>)> {
+    ) -> Result<(Vec<KeyElement>, Vec<RefusedDevice>)> {
         if recipients.is_empty() {
             return Err(OmemoError::NoSession("no recipient devices".into()));
         }
