@@ -1,6 +1,6 @@
-//! Trust policy end to end over the loopback Prosody (issue 15, items 1
-//! and 2): `jet send` / `receive` as separate processes, `jet keys trust`
-//! in between.
+//! Trust policy and replays end to end over the loopback Prosody (issue
+//! 15, items 1 to 3): `jet send` / `receive` / `serve` as separate
+//! processes, `jet keys trust` in between.
 //!
 //! * OMEMO, blind trust before verification: once the sender verified the
 //!   receiver's device, a device that appears later in the receiver's PEP
@@ -11,6 +11,8 @@
 //! * OX key pinning: a receiver pins the sender's first key; after the
 //!   sender's account publishes a new key, envelopes signed by it are
 //!   refused until `jet keys trust`.
+//! * Replay: a request carrying a transport secret the host already used is
+//!   refused by a restarted `jet serve` (its per-account record).
 //!
 //! Needs `scripts/test-server start`; skips without it unless
 //! `JET_REQUIRE_SERVER=1`. Every process and wait is bounded.
@@ -309,4 +311,167 @@ async fn ox_a_new_key_is_refused_until_trusted() {
     })
     .await
     .unwrap();
+}
+
+/// A stub envelope that always carries the same secret, whatever it is
+/// asked to seal: what a server replaying one captured `session-initiate`
+/// (same envelope, same transport secret) delivers, without having to
+/// capture it.
+struct ReplayingStub(jet_core::TransportSecret);
+
+#[async_trait::async_trait]
+impl jet_core::envelope::EnvelopeBackend for ReplayingStub {
+    fn envelope_type(&self) -> &'static str {
+        jet_core::ns::ENCRYPTION_STUB
+    }
+    fn disco_feature(&self) -> &'static str {
+        jet_core::ns::JET_STUB_FEATURE
+    }
+    fn is_secure(&self) -> bool {
+        false
+    }
+    async fn seal(
+        &self,
+        _secret: &jet_core::TransportSecret,
+        _recipient: &jet_core::jid::Jid,
+    ) -> Result<jet_core::minidom::Element, jet_core::error::EnvelopeError> {
+        Ok(jet_envelopes::stub::StubEnvelope::envelope_for(&self.0))
+    }
+    async fn open(
+        &self,
+        _: &jet_core::minidom::Element,
+        _: &jet_core::jid::Jid,
+        _: &dyn jet_core::cipher::CipherSuite,
+    ) -> Result<jet_core::envelope::OpenedEnvelope, jet_core::error::EnvelopeError> {
+        Err(jet_core::error::EnvelopeError::Open(
+            "requester only".into(),
+        ))
+    }
+}
+
+/// Issue 15 item 3: a `jet request` replayed to a restarted `jet serve`
+/// would make the host encrypt the file again under a key and IV it already
+/// used. The host's per-account record of used secrets (in its data
+/// directory) survives the restart: the second request with the same
+/// secret is refused with security-error and no byte is sent under it; a
+/// request with a fresh secret is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_request_to_a_restarted_serve_is_refused() {
+    use jet_core::driver::{Driver, DriverConfig};
+    use jet_core::ft::{FileHash, HashAlgo};
+    use jet_core::ft_app::FileRequest;
+    use jet_core::session::JetConfig;
+    use jet_core::transport::TransportAdapter;
+    use std::sync::Arc;
+
+    let Some(srv) = server() else { return };
+    srv.pair("user7", "user8").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("host-data");
+    let src = random_file(tmp.path(), "hosted.bin", 64 << 10);
+    let hash = FileHash::of(HashAlgo::Sha256, &std::fs::read(&src).unwrap());
+    let suite = jet_ciphers::CipherRegistry::default()
+        .get(jet_core::ns::CIPHER_AES_128_GCM)
+        .unwrap();
+    let captured = jet_core::TransportSecret::generate(suite).unwrap();
+    std::fs::create_dir_all(tmp.path().join("got")).unwrap();
+
+    let ch = Arc::new(
+        XmppChannel::connect(srv.config("user8").resource("replayer"))
+            .await
+            .unwrap(),
+    );
+    let requester = srv.jid("user8");
+    // One request carrying `secret` to a fresh `jet serve` on the host's
+    // data directory; returns the requester's result and the host.
+    let run = |secret: jet_core::TransportSecret| {
+        let srv = &srv;
+        let ch = ch.clone();
+        let data = data.clone();
+        let src = src.clone();
+        let requester = requester.clone();
+        let hash = hash.clone();
+        let out = tmp.path().join("got");
+        async move {
+            let host = Proc::spawn(srv.jet(
+                "serve",
+                "user7",
+                &[
+                    "--once",
+                    "--from",
+                    &requester,
+                    "--timeout",
+                    "20",
+                    "--transport",
+                    "ibb",
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    src.to_str().unwrap(),
+                ],
+            ));
+            let (host, host_jid) = tokio::task::spawn_blocking(move || {
+                let j = host.ready_jid();
+                (host, j)
+            })
+            .await
+            .unwrap();
+            let transport: Arc<dyn TransportAdapter> = Arc::new(jet_transports::IbbTransport::new(
+                jet_transports::IbbConfig::default(),
+            ));
+            let (driver, _incoming) = Driver::start(
+                ch,
+                JetConfig::new(vec![suite], vec![Arc::new(ReplayingStub(secret))]),
+                vec![transport],
+                DriverConfig::default(),
+            );
+            let app =
+                Arc::new(FileRequest::new(out, hash, Some("wanted.bin".into()), None).unwrap());
+            let r = tokio::time::timeout(
+                Duration::from_secs(30),
+                driver.initiate(host_jid.parse().unwrap(), app),
+            )
+            .await
+            .expect("the request ended in bounded time");
+            let mut host = host;
+            let host = tokio::task::spawn_blocking(move || {
+                let _ = host.wait_within(T);
+                host
+            })
+            .await
+            .unwrap();
+            (r, host)
+        }
+    };
+
+    // First request: the host opens the secret and encrypts the file under
+    // it (the requester, which sealed a secret it does not hold, cannot
+    // read it: the session fails on its side, not on the host's).
+    let (_r, host) = run(captured.clone()).await;
+    let herr = host.stderr();
+    assert!(!herr.contains("already used"), "{herr}");
+    let events = host.all_events();
+    // It went as far as the data: the requester (holding another key)
+    // failed the stream's authentication, not the set-up.
+    assert!(
+        events.iter().any(|e| e["event"] == "error"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("security-error"))),
+        "the host did not serve the first request: {events:?}\n{herr}"
+    );
+    // Replayed to the restarted host: refused before any byte.
+    let (r, host) = run(captured.clone()).await;
+    let err = r.expect_err("a replayed secret was served").to_string();
+    assert!(err.contains("security-error"), "{err}");
+    assert!(err.contains("already used"), "{err}");
+    let herr = host.stderr();
+    assert!(herr.contains("already used"), "host:\n{herr}");
+    assert!(
+        !host.all_events().iter().any(|e| e["event"] == "first-byte"),
+        "the host sent data under a used secret"
+    );
+    // A fresh secret is served (the refusal was about the secret).
+    let (_r, host) = run(jet_core::TransportSecret::generate(suite).unwrap()).await;
+    assert!(!host.stderr().contains("already used"), "{}", host.stderr());
+    let _ = ch.disconnect().await;
 }
