@@ -70,14 +70,22 @@ impl EnvelopeChoice {
     }
 }
 
-/// Which OMEMO devices we encrypt to and accept keys from.
+/// Which OMEMO devices and OX keys we encrypt to and accept keys from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrustChoice {
-    /// Trust on first use: a new device is accepted, its fingerprint shown
-    /// (compare it, then `jet keys trust`); a changed key is refused.
+    /// Blind trust before verification (default): a contact's new OMEMO
+    /// devices are used, their fingerprints shown, only while none of that
+    /// contact's devices is verified with `jet keys trust`; after that a
+    /// new device is refused until it is verified too. OX: a peer's first
+    /// key is trusted on first use, a different key refused until
+    /// `jet keys trust`.
+    Btbv,
+    /// Trust on first use: every new OMEMO device is used, also after
+    /// another device of the contact was verified (fingerprint shown); a
+    /// changed key is refused. OX as for btbv.
     Tofu,
-    /// Only devices marked with `jet keys trust PEER FINGERPRINT`.
+    /// Only devices and keys marked with `jet keys trust PEER FINGERPRINT`.
     Manual,
 }
 
@@ -105,7 +113,7 @@ pub struct AccountArgs {
     /// gives NO security.
     #[arg(long, value_enum)]
     pub envelope: Option<EnvelopeChoice>,
-    /// Which new OMEMO devices to accept (default: tofu).
+    /// Which new OMEMO devices and OX keys to use (default: btbv).
     #[arg(long, value_enum)]
     pub trust: Option<TrustChoice>,
     /// Where the OMEMO and OX key stores live (default: the user data
@@ -241,6 +249,44 @@ impl Account {
         )
     }
 
+    /// The trust policy: `--trust`, the config's `trust`, else btbv.
+    pub fn trust(&self) -> TrustChoice {
+        self.args
+            .trust
+            .or(self.file.trust)
+            .unwrap_or(TrustChoice::Btbv)
+    }
+
+    /// `jet keys trust` as the user must type it for this account (with
+    /// `--data-dir` and `--jid` when they are not the defaults' only
+    /// choice).
+    fn keys_command_prefix(&self) -> String {
+        let mut cmd = String::from("jet keys");
+        if let Some(d) = self.args.data_dir.as_ref().or(self.file.data_dir.as_ref()) {
+            cmd.push_str(&format!(
+                " --data-dir {}",
+                shell_word(&d.display().to_string())
+            ));
+        }
+        cmd.push_str(&format!(" --jid {} trust", self.jid));
+        cmd
+    }
+
+    /// The account's persistent record of used transport secrets
+    /// (`used-secrets-<account>.sqlite` in [`Self::data_dir`]).
+    pub fn used_secrets(&self) -> Result<Arc<dyn jet_core::replay::UsedSecrets>> {
+        let path = crate::used::path(&self.data_dir()?, &self.jid);
+        Ok(Arc::new(crate::used::SqliteUsedSecrets::open(&path)?))
+    }
+
+    /// Marks `peer` as Libervia for receiving: its nonce-reusing OMEMO form
+    /// is accepted from it (never when we encrypt the file).
+    pub fn accept_libervia_form_from(&self, peer: &FullJid) {
+        if let Some(omemo) = self.omemo.get() {
+            omemo.accept_libervia_form_from(peer.to_bare());
+        }
+    }
+
     /// The envelope backend on a connected account. OMEMO and OX open (or
     /// create) the account's key store in [`Self::data_dir`] and publish our
     /// keys over PEP before any session starts; the stub is loud.
@@ -276,12 +322,14 @@ impl Account {
         let directory: Arc<dyn OmemoDirectory> =
             Arc::new(PepDirectory::new(pep, Duration::from_secs(10)));
         let env = OmemoEnvelope::new(store, self.jid.clone(), directory);
-        let policy = match self.args.trust.or(self.file.trust) {
-            Some(TrustChoice::Manual) => TrustPolicy::Manual,
-            Some(TrustChoice::Tofu) | None => TrustPolicy::TrustOnFirstUse,
+        let policy = match self.trust() {
+            TrustChoice::Manual => TrustPolicy::Manual,
+            TrustChoice::Tofu => TrustPolicy::TrustOnFirstUse,
+            TrustChoice::Btbv => TrustPolicy::BlindTrustBeforeVerification,
         };
         env.set_trust_policy(policy);
         let json = self.args.json;
+        let me = self.keys_command_prefix();
         env.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
             let (address, fingerprint, accepted) = match e {
                 TrustEvent::NewDevice {
@@ -289,6 +337,15 @@ impl Account {
                     fingerprint,
                     accepted,
                 } => (address, fingerprint, accepted),
+                TrustEvent::NotUsed { address, reason } => {
+                    return notice(
+                        json,
+                        serde_json::json!({"event": "new-device", "envelope": "omemo",
+                            "device": address.to_string(), "accepted": false,
+                            "known": true, "reason": reason}),
+                        &format!("jet: not using {}", reason.replace("jet keys trust", &me)),
+                    );
+                }
                 TrustEvent::NonceReusingForm { address } => {
                     return notice(
                         json,
@@ -303,16 +360,24 @@ impl Account {
                     );
                 }
             };
+            let command = format!("{me} {} {}", address.jid, fingerprint.replace(' ', ""));
             let line = if *accepted {
                 format!(
-                    "jet: new OMEMO device {address}, fingerprint {fingerprint}: trusted on \
-                     first use; compare it with the peer's and run `jet keys trust`"
+                    "jet: new OMEMO device {} of {}, fingerprint {fingerprint}: used \
+                     (trusted until you verify one of {}'s devices); compare it with the \
+                     one {} shows, then run `{command}`",
+                    address.device_id, address.jid, address.jid, address.jid
                 )
             } else {
                 format!(
-                    "jet: OMEMO device {address}, fingerprint {fingerprint}, is not trusted \
-                     (--trust manual): compare it with the peer's, then \
-                     `jet keys trust {} '{fingerprint}'`",
+                    "jet: new OMEMO device {} of {}, fingerprint {fingerprint}: NOT used \
+                     ({}); compare it with the one {} shows, then run `{command}`",
+                    address.device_id,
+                    address.jid,
+                    match policy {
+                        TrustPolicy::Manual => "--trust manual".to_string(),
+                        _ => format!("another device of {} is verified", address.jid),
+                    },
                     address.jid
                 )
             };
@@ -339,7 +404,7 @@ impl Account {
     }
 
     async fn ox(&self, pep: Arc<dyn StanzaChannel>) -> Result<Arc<dyn EnvelopeBackend>> {
-        use jet_envelopes::ox::{FileKeyStore, OxEnvelope, OxKeyStore};
+        use jet_envelopes::ox::{FileKeyStore, OxEnvelope, OxKeyEvent, OxKeyStore, OxTrustPolicy};
         let dir = crate::cmd::keys::ox_store_dir(&self.data_dir()?, &self.jid);
         let store: Arc<dyn OxKeyStore> = Arc::new(
             FileKeyStore::open(&dir)
@@ -349,7 +414,47 @@ impl Account {
         if created && !self.args.json {
             eprintln!("jet: generating an OpenPGP key for {} (OX)", self.jid);
         }
-        let env = OxEnvelope::load_or_generate(&self.jid, store)?.with_channel(pep);
+        let policy = match self.trust() {
+            TrustChoice::Manual => OxTrustPolicy::Manual,
+            TrustChoice::Btbv | TrustChoice::Tofu => OxTrustPolicy::PinFirstKey,
+        };
+        let json = self.args.json;
+        let me = self.keys_command_prefix();
+        let env = OxEnvelope::load_or_generate(&self.jid, store)?
+            .with_channel(pep)
+            .with_trust_policy(policy)
+            .with_key_observer(Box::new(move |e: &OxKeyEvent| {
+                let OxKeyEvent::NewKey {
+                    jid,
+                    fingerprint,
+                    accepted,
+                    pinned,
+                } = e;
+                let line = if *accepted {
+                    format!(
+                        "jet: first OX key of {jid}, fingerprint {fingerprint}: trusted on \
+                         first use and pinned; compare it with the one {jid} shows"
+                    )
+                } else {
+                    format!(
+                        "jet: new OX key of {jid}, fingerprint {fingerprint}: NOT used ({}); \
+                         if it is really {jid}'s, compare it with the one {jid} shows, then \
+                         run `{me} {jid} {fingerprint}`",
+                        if pinned.is_empty() {
+                            "--trust manual".to_string()
+                        } else {
+                            format!("the pinned key is {}", pinned.join(", "))
+                        }
+                    )
+                };
+                notice(
+                    json,
+                    serde_json::json!({"event": "new-key", "envelope": "ox",
+                        "peer": jid.to_string(), "fingerprint": fingerprint,
+                        "accepted": accepted, "pinned": pinned}),
+                    &line,
+                );
+            }));
         env.publish_own_key()
             .await
             .map_err(|e| anyhow!("publishing our OpenPGP key over PEP (XEP-0373 §4): {e}"))?;
@@ -435,6 +540,18 @@ impl Account {
     /// The presence wait.
     pub fn wait(&self) -> Duration {
         Duration::from_secs(self.args.wait.max(1))
+    }
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -60,6 +60,7 @@ use xmpp_parsers::minidom::Element;
 
 use crate::channel::{is_request_for, StanzaChannel};
 use crate::cipher::CipherSuite;
+use crate::envelope::EnvelopeContext;
 use crate::error::{ChannelError, Error, JingleReason, TransportError};
 use crate::jingle::{reason_name, ContentParts, Creator, Reason, Senders};
 use crate::layer::{cipher_error_of, Direction, JetStream};
@@ -346,7 +347,11 @@ impl Driver {
             .with_transport(negotiation.local_transport());
         let secret = if jet_on {
             let suite = shared.jet.suites[0];
-            let (security, ts) = shared.jet.seal(&name, suite, &peer.clone().into()).await?;
+            let context = EnvelopeContext::new(sid.clone(), name.clone(), we_send);
+            let (security, ts) = shared
+                .jet
+                .seal(&context, suite, &peer.clone().into())
+                .await?;
             content.security = Some(security);
             Some((suite, ts))
         } else {
@@ -442,7 +447,9 @@ impl Incoming {
         let secret = match &offered.security {
             Some(sec) => {
                 let peer_jid: Jid = peer.clone().into();
-                match shared.jet.open(sec, &peer_jid, &peer_jid).await {
+                let (we_send, _) = directions(Role::Responder, &offered.senders);
+                let context = EnvelopeContext::new(sid.clone(), name.clone(), we_send);
+                match shared.jet.open(&context, sec, &peer_jid, &peer_jid).await {
                     Ok(s) => Some(s),
                     Err(e) => return live.finish(Err(e)).await,
                 }

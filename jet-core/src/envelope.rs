@@ -28,6 +28,34 @@ pub struct OpenedEnvelope {
     pub sender_key: Option<String>,
 }
 
+/// The Jingle session an envelope is sealed for or opened in. Envelopes
+/// whose format can carry it bind it into the sealed data (JET-OX: the
+/// session id and content name in the signed `<jet-secret/>`), so that an
+/// envelope lifted into another session is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeContext {
+    /// The Jingle session id.
+    pub sid: String,
+    /// The content name.
+    pub content: String,
+    /// Whether this side encrypts the stream under the secret (the
+    /// initiator of an offer, or the responder of a file request). A
+    /// responder that encrypts must refuse secrets in forms that already
+    /// encrypted something else (Libervia's OMEMO payload form).
+    pub we_encrypt: bool,
+}
+
+impl EnvelopeContext {
+    /// The context of content `content` of session `sid`.
+    pub fn new(sid: impl Into<String>, content: impl Into<String>, we_encrypt: bool) -> Self {
+        EnvelopeContext {
+            sid: sid.into(),
+            content: content.into(),
+            we_encrypt,
+        }
+    }
+}
+
 /// An end-to-end encryption method that seals and opens a [`TransportSecret`].
 #[async_trait]
 pub trait EnvelopeBackend: Send + Sync {
@@ -51,4 +79,27 @@ pub trait EnvelopeBackend: Send + Sync {
         stanza_sender: &Jid,
         suite: &dyn CipherSuite,
     ) -> Result<OpenedEnvelope, EnvelopeError>;
+    /// Seals `secret` for `recipient` in the session `context`; what a
+    /// session uses. The default ignores the context ([`Self::seal`]).
+    async fn seal_for(
+        &self,
+        secret: &TransportSecret,
+        recipient: &Jid,
+        context: &EnvelopeContext,
+    ) -> Result<Element, EnvelopeError> {
+        let _ = context;
+        self.seal(secret, recipient).await
+    }
+    /// Opens EE in the session `context`; what a session uses. The default
+    /// ignores the context ([`Self::open`]).
+    async fn open_for(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        context: &EnvelopeContext,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        let _ = context;
+        self.open(envelope, stanza_sender, suite).await
+    }
 }

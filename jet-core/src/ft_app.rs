@@ -33,7 +33,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use xmpp_parsers::minidom::Element;
 
 use crate::cipher::Framing;
-use crate::error::{CipherError, Error};
+use crate::error::Error;
 use crate::ft::{
     received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range,
 };
@@ -738,6 +738,7 @@ impl Application for FileHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CipherError;
     use crate::transport::Role;
     use xmpp_parsers::jid::FullJid;
 

@@ -79,6 +79,7 @@ pub mod jingle;
 pub mod layer;
 pub mod memory;
 pub mod ns;
+pub mod replay;
 pub mod secret;
 pub mod security;
 pub mod session;

@@ -357,6 +357,11 @@ fn jet() -> JetConfig {
 }
 
 fn world(wire: Wire, edit: Option<Edit>) -> World {
+    world_with(wire, edit, jet())
+}
+
+/// [`world`] with Juliet's JET configuration given.
+fn world_with(wire: Wire, edit: Option<Edit>, juliet_jet: JetConfig) -> World {
     let router = MemoryRouter::new();
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
@@ -377,7 +382,7 @@ fn world(wire: Wire, edit: Option<Edit>) -> World {
     let (romeo_driver, _) =
         Driver::start(router.connect(romeo()), jet(), t.clone(), config.clone());
     let (juliet_driver, juliet_incoming) =
-        Driver::start(router.connect(juliet()), jet(), t, config);
+        Driver::start(router.connect(juliet()), juliet_jet, t, config);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("inbox");
     std::fs::create_dir(&dir).unwrap();
@@ -756,9 +761,9 @@ async fn security_element_from_a_third_jid_is_refused() {
 #[tokio::test]
 async fn replayed_stub_envelope_is_accepted_by_design() {
     // The stub proves nothing: the same <security/> replayed in a new
-    // session by the same sender is a valid offer. Only real envelopes
-    // (OMEMO/OX ratchets, message counters) give replay protection; jet
-    // itself keeps no replay cache. This test pins that behaviour down.
+    // session by the same sender is a valid offer to a JetConfig without a
+    // record of used secrets (`used_secrets: None`, the library default).
+    // This test pins that behaviour down; the next one shows the record.
     let mut w = world(Wire::Honest, None);
     let o = transfer(&mut w).await;
     o.romeo.unwrap();
@@ -800,6 +805,90 @@ async fn replayed_stub_envelope_is_accepted_by_design() {
         .expect("the replayed offer is presented as a new session");
     assert_eq!(got.peer, replayer);
     got.decline().await.unwrap();
+}
+
+/// With a record of used transport secrets (per account, shared here by
+/// two of Juliet's resources as jet-cli's per-account file is), a replayed
+/// `session-initiate` carrying a secret Juliet already used is refused with
+/// `security-error` before anything is accepted or written, whatever the
+/// new sid; a fresh offer still works.
+#[tokio::test]
+async fn a_replayed_transport_secret_is_refused_with_a_record() {
+    use jet_core::jingle::Reason;
+    use jet_core::replay::MemoryUsedSecrets;
+    use jet_core::JingleReason;
+    let record = Arc::new(MemoryUsedSecrets::new());
+    let juliet_jet = || {
+        let mut j = jet();
+        j.used_secrets = Some(record.clone());
+        j
+    };
+    let mut w = world_with(Wire::Honest, None, juliet_jet());
+    let o = transfer(&mut w).await;
+    o.romeo.unwrap();
+    o.juliet.unwrap().unwrap();
+    assert_eq!(record.len(), 1);
+    let initiate = w
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s.get_child("jingle", ns::JINGLE)
+                .is_some_and(|j| j.attr("action") == Some("session-initiate"))
+        })
+        .cloned()
+        .unwrap();
+    let before = files_under(w.root.path());
+    for (i, sid) in ["replayed", "another"].iter().enumerate() {
+        let replayer: FullJid = format!("romeo@montague.lit/replay{i}").parse().unwrap();
+        let ch = w.router.connect(replayer.clone());
+        let mut jingle = initiate.get_child("jingle", ns::JINGLE).unwrap().clone();
+        jingle.set_a("sid", *sid);
+        jingle.set_a("initiator", replayer.to_string());
+        let j2: FullJid = format!("juliet@capulet.lit/second{i}").parse().unwrap();
+        let (_d, mut inc2) = Driver::start(
+            w.router.connect(j2.clone()),
+            juliet_jet(),
+            vec![Arc::new(Pipe::default()) as Arc<dyn TransportAdapter>],
+            DriverConfig::default(),
+        );
+        use jet_core::channel::StanzaChannel;
+        let req = jet_core::channel::iq("set", "r1", None, &j2.clone().into(), Some(jingle));
+        let ack = tokio::time::timeout(Duration::from_secs(5), ch.request(req))
+            .await
+            .expect("answered");
+        assert!(ack.is_ok(), "{ack:?}");
+        let got = tokio::time::timeout(Duration::from_secs(5), inc2.recv())
+            .await
+            .expect("bounded")
+            .expect("the replayed offer reaches the driver");
+        let receiver = Arc::new(FileReceiver::new(
+            w.dir.clone(),
+            ReceivePolicy {
+                max_size: 1 << 20,
+                resume: false,
+            },
+            None,
+        ));
+        let err = tokio::time::timeout(Duration::from_secs(10), got.accept(receiver))
+            .await
+            .expect("bounded")
+            .expect_err("a replayed transport secret was accepted");
+        assert_eq!(err.jingle_reason(), Reason::SecurityError, "{err}");
+        assert!(err.to_string().contains("already used"), "{err}");
+        assert!(
+            terminate_reasons(&w.log, &j2).contains(&"security-error".to_string()),
+            "the replayer must see security-error"
+        );
+    }
+    assert_eq!(files_under(w.root.path()), before);
+    assert_eq!(record.len(), 1);
+    // A fresh offer (a new secret) to the same account still goes through.
+    let mut w2 = world_with(Wire::Honest, None, juliet_jet());
+    let o = transfer(&mut w2).await;
+    o.romeo.unwrap();
+    assert_eq!(record.len(), 2);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod ox_support;
 
+use jet_core::envelope::EnvelopeContext;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,7 +54,11 @@ fn ox_session_carries_the_secret_sealed() {
     let mut romeo_ep = Endpoint::new(full(ROMEO_FULL), EngineConfig::from(&romeo_jet));
     let mut juliet_ep = Endpoint::new(full(JULIET_FULL), EngineConfig::from(&juliet_jet));
     let (sec, ts) = rt
-        .block_on(romeo_jet.seal("a-file-offer", &AES256, &full(JULIET_FULL).into()))
+        .block_on(romeo_jet.seal(
+            &EnvelopeContext::new("s1", "a-file-offer", true),
+            &AES256,
+            &full(JULIET_FULL).into(),
+        ))
         .unwrap();
     let content = ContentParts::new(Creator::Initiator, "a-file-offer")
         .with_senders(Senders::Initiator)
@@ -91,7 +96,12 @@ fn ox_session_carries_the_secret_sealed() {
     let peer: Jid = ev.peer.into();
     let security = contents[0].security.as_ref().unwrap();
     let (suite, opened) = rt
-        .block_on(juliet_jet.open(security, &initiator, &peer))
+        .block_on(juliet_jet.open(
+            &EnvelopeContext::new("s1", "a-file-offer", false),
+            security,
+            &initiator,
+            &peer,
+        ))
         .unwrap();
     assert_eq!(suite.urn(), ns::CIPHER_AES_256_GCM);
     assert_eq!(opened, ts);
@@ -99,10 +109,15 @@ fn ox_session_carries_the_secret_sealed() {
     // Mallory's own envelope in a session Romeo initiated: the envelope
     // proves mallory, the initiator is romeo (XEP-0391 §7).
     let (msec, _) = rt
-        .block_on(mallory_jet.seal("a-file-offer", &AES256, &full(JULIET_FULL).into()))
+        .block_on(mallory_jet.seal(
+            &EnvelopeContext::new("s1", "a-file-offer", true),
+            &AES256,
+            &full(JULIET_FULL).into(),
+        ))
         .unwrap();
     let err = rt
         .block_on(juliet_jet.open(
+            &EnvelopeContext::new("s1", "a-file-offer", false),
             &msec,
             &full(ROMEO_FULL).into(),
             &"mallory@evil.lit/x".parse().unwrap(),
@@ -115,8 +130,75 @@ fn ox_session_carries_the_secret_sealed() {
     assert_eq!(err.jingle_reason(), jet_core::jingle::Reason::SecurityError);
     // Romeo's envelope replayed by the server into a new session: refused.
     let err = rt
-        .block_on(juliet_jet.open(security, &initiator, &peer))
+        .block_on(juliet_jet.open(
+            &EnvelopeContext::new("s1", "a-file-offer", false),
+            security,
+            &initiator,
+            &peer,
+        ))
         .unwrap_err();
     assert_eq!(err.jingle_reason(), jet_core::jingle::Reason::SecurityError);
     assert!(err.to_string().contains("replayed"), "{err}");
+}
+
+/// The secret is bound to its session: an envelope lifted into another
+/// session id or content name is refused with security-error (and that
+/// does not spoil it for its own session), and an unbound envelope (jet
+/// before the binding) is refused in a session.
+#[test]
+fn ox_envelopes_are_bound_to_their_session() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let romeo = Party::new(ROMEO);
+    let juliet = Party::new(JULIET);
+    romeo.knows(&juliet);
+    juliet.knows(&romeo);
+    let romeo_jet = jet_for(romeo);
+    let juliet_jet = jet_for(juliet);
+    let initiator: Jid = full(ROMEO_FULL).into();
+    let (sec, ts) = rt
+        .block_on(romeo_jet.seal(
+            &EnvelopeContext::new("sid-1", "c1", true),
+            &AES256,
+            &full(JULIET_FULL).into(),
+        ))
+        .unwrap();
+    for (sid, name) in [("sid-2", "c1"), ("sid-1", "c2")] {
+        let err = rt
+            .block_on(juliet_jet.open(
+                &EnvelopeContext::new(sid, name, false),
+                &sec,
+                &initiator,
+                &initiator,
+            ))
+            .unwrap_err();
+        assert_eq!(err.jingle_reason(), jet_core::jingle::Reason::SecurityError);
+        assert!(err.to_string().contains("another session"), "{err}");
+    }
+    let (_, opened) = rt
+        .block_on(juliet_jet.open(
+            &EnvelopeContext::new("sid-1", "c1", false),
+            &sec,
+            &initiator,
+            &initiator,
+        ))
+        .unwrap();
+    assert_eq!(opened, ts);
+
+    // An unbound envelope (sealed outside a session, as jet did before).
+    let ee = rt
+        .block_on(romeo_jet.envelopes[0].seal(&ts, &full(JULIET_FULL).into()))
+        .unwrap();
+    let unbound = jet_core::security::Security::new("c1", ns::CIPHER_AES_256_GCM, ns::OX, ee);
+    let err = rt
+        .block_on(juliet_jet.open(
+            &EnvelopeContext::new("sid-3", "c1", false),
+            &unbound,
+            &initiator,
+            &initiator,
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("not bound"), "{err}");
 }

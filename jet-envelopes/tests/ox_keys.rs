@@ -19,8 +19,8 @@ use jet_envelopes::ox::elements::{self, PUBSUB};
 use jet_envelopes::ox::keys::xmpp_user_id;
 use jet_envelopes::ox::pep::{fetch_public_keys, is_ox_pep_request, publish_public_key};
 use jet_envelopes::ox::{
-    export_armored, FileKeyStore, MemoryKeyStore, OxConfig, OxEnvelope, OxKeyStore, OxPublicKey,
-    OxSecretKey,
+    export_armored, FileKeyStore, MemoryKeyStore, OxConfig, OxEnvelope, OxKeyEvent, OxKeyStore,
+    OxPublicKey, OxSecretKey, OxTrustPolicy,
 };
 use ox_support::*;
 use tokio::task::JoinHandle;
@@ -360,8 +360,13 @@ async fn envelope_fetches_the_senders_key_over_pep_and_caches_it() {
         .unwrap();
 }
 
+/// Key pinning: Romeo's first key is trusted on first use (and reported
+/// with its fingerprint); when a different key shows up on his PEP node,
+/// it is refused for opening and never encrypted to, and the refusal names
+/// it and the command, until the user trusts it (what `jet keys trust`
+/// does); then it opens. A key that was never published stays unknown.
 #[tokio::test]
-async fn a_new_key_of_the_sender_is_fetched_again() {
+async fn a_new_key_of_the_sender_is_refused_until_trusted() {
     let router = MemoryRouter::new();
     let (_nodes, task) = spawn_pep_service(&router, PEP);
     let romeo_ch: Arc<dyn StanzaChannel> = router.connect(ROMEO_FULL.parse().unwrap());
@@ -373,9 +378,14 @@ async fn a_new_key_of_the_sender_is_fetched_again() {
     };
     let juliet_key = OxSecretKey::generate(&bare(JULIET)).unwrap();
     let juliet_store = Arc::new(MemoryKeyStore::new());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
     let juliet = OxEnvelope::new(juliet_key.clone(), juliet_store.clone())
         .with_channel(juliet_ch)
-        .with_config(config.clone());
+        .with_config(config.clone())
+        .with_key_observer(Box::new(move |e: &OxKeyEvent| {
+            ev.lock().unwrap().push(e.clone())
+        }));
     let romeo_with = |key: OxSecretKey| {
         let store = Arc::new(MemoryKeyStore::new());
         store
@@ -393,20 +403,82 @@ async fn a_new_key_of_the_sender_is_fetched_again() {
         .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
         .await
         .unwrap();
+    assert_eq!(
+        events.lock().unwrap().as_slice(),
+        &[OxKeyEvent::NewKey {
+            jid: bare(ROMEO),
+            fingerprint: old.own_key().fingerprint().to_string(),
+            accepted: true,
+            pinned: vec![],
+        }]
+    );
 
-    // Romeo moves to a new key and publishes it.
+    // Romeo (or the server) publishes a new key: refused, and named.
     let new = romeo_with(OxSecretKey::generate(&bare(ROMEO)).unwrap());
     new.publish_own_key().await.unwrap();
+    let new_fpr = new.own_key().fingerprint().to_string();
+    let ee = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
+    let err = juliet
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&new_fpr), "{msg}");
+    assert!(msg.contains(old.own_key().fingerprint()), "{msg}");
+    assert!(
+        msg.contains(&format!("jet keys trust {ROMEO} {new_fpr}")),
+        "{msg}"
+    );
+    assert!(matches!(
+        events.lock().unwrap().last(),
+        Some(OxKeyEvent::NewKey { fingerprint, accepted: false, .. }) if *fingerprint == new_fpr
+    ));
+    // Still only the old key is trusted; the new one is pending.
+    assert_eq!(
+        juliet_store.peer_keys(&bare(ROMEO)).unwrap(),
+        vec![old.own_key().public_key()]
+    );
+    assert_eq!(
+        juliet_store.pending_keys(&bare(ROMEO)).unwrap(),
+        vec![new.own_key().public_key()]
+    );
+    // A second try is refused the same way (no silent acceptance later).
+    let ee2 = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
+    assert!(matches!(
+        juliet
+            .open(&ee2, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+            .await,
+        Err(EnvelopeError::Untrusted(_))
+    ));
+    // Nor sealed to: Juliet's envelope for Romeo opens with the pinned key
+    // only.
+    let reply = juliet
+        .seal(&ts, &ROMEO_FULL.parse().unwrap())
+        .await
+        .unwrap();
+    let juliet_full: Jid = JULIET_FULL.parse().unwrap();
+    assert!(new.open(&reply, &juliet_full, &Aes256Sizes).await.is_err());
+    assert_eq!(
+        old.open(&reply, &juliet_full, &Aes256Sizes)
+            .await
+            .unwrap()
+            .secret,
+        ts
+    );
+
+    // The user compared fingerprints and trusts the new key: it opens.
+    assert!(juliet_store
+        .trust_pending_key(&bare(ROMEO), &new_fpr.to_ascii_lowercase())
+        .unwrap());
     let ee = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
     let opened = juliet
         .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
         .await
         .unwrap();
-    assert_eq!(
-        opened.sender_key.as_deref(),
-        Some(new.own_key().fingerprint())
-    );
+    assert_eq!(opened.sender_key.as_deref(), Some(new_fpr.as_str()));
     assert_eq!(juliet_store.peer_keys(&bare(ROMEO)).unwrap().len(), 2);
+    assert!(juliet_store.pending_keys(&bare(ROMEO)).unwrap().is_empty());
 
     // A key that was never published stays unknown, even after the refetch.
     let rogue = romeo_with(OxSecretKey::generate(&bare(ROMEO)).unwrap());
@@ -420,4 +492,107 @@ async fn a_new_key_of_the_sender_is_fetched_again() {
         .unwrap_err();
     assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
     task.abort();
+}
+
+/// `--trust manual` for OX: even the first key is refused (for sealing and
+/// opening) until the user trusts it.
+#[tokio::test]
+async fn manual_trust_refuses_even_the_first_key() {
+    let router = MemoryRouter::new();
+    let (_nodes, task) = spawn_pep_service(&router, PEP);
+    let romeo_ch: Arc<dyn StanzaChannel> = router.connect(ROMEO_FULL.parse().unwrap());
+    let juliet_ch: Arc<dyn StanzaChannel> = router.connect(JULIET_FULL.parse().unwrap());
+    let config = OxConfig {
+        pep_service: Some(PEP.parse().unwrap()),
+        pep_timeout: Duration::from_secs(5),
+        ..OxConfig::default()
+    };
+    let juliet_store = Arc::new(MemoryKeyStore::new());
+    let juliet = OxEnvelope::load_or_generate(&bare(JULIET), juliet_store.clone())
+        .unwrap()
+        .with_channel(juliet_ch)
+        .with_config(config.clone())
+        .with_trust_policy(OxTrustPolicy::Manual);
+    let romeo_store = Arc::new(MemoryKeyStore::new());
+    romeo_store
+        .add_peer_key(&bare(JULIET), &juliet.own_key().public_key())
+        .unwrap();
+    let romeo = OxEnvelope::load_or_generate(&bare(ROMEO), romeo_store)
+        .unwrap()
+        .with_channel(romeo_ch)
+        .with_config(config);
+    romeo.publish_own_key().await.unwrap();
+    let romeo_fpr = romeo.own_key().fingerprint().to_string();
+    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let err = juliet
+        .seal(&ts, &ROMEO_FULL.parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
+    assert!(err.to_string().contains(&romeo_fpr), "{err}");
+    assert!(err.to_string().contains("jet keys trust"), "{err}");
+    let ee = romeo
+        .seal(&ts, &JULIET_FULL.parse().unwrap())
+        .await
+        .unwrap();
+    let err = juliet
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
+    assert!(err.to_string().contains(&romeo_fpr), "{err}");
+    assert!(juliet_store
+        .trust_pending_key(&bare(ROMEO), &romeo_fpr)
+        .unwrap());
+    juliet
+        .seal(&ts, &ROMEO_FULL.parse().unwrap())
+        .await
+        .unwrap();
+    let ee = romeo
+        .seal(&ts, &JULIET_FULL.parse().unwrap())
+        .await
+        .unwrap();
+    juliet
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .await
+        .unwrap();
+    task.abort();
+}
+
+/// Pending keys in the file store survive a reopen, stay apart from the
+/// trusted ones, and become trusted by fingerprint.
+#[test]
+fn file_store_keeps_pending_keys_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ox");
+    let old = OxSecretKey::generate(&bare(ROMEO)).unwrap();
+    let new = OxSecretKey::generate(&bare(ROMEO)).unwrap();
+    let mallory = OxSecretKey::generate(&bare("mallory@evil.lit")).unwrap();
+    {
+        let store = FileKeyStore::open(&root).unwrap();
+        store.add_peer_key(&bare(ROMEO), &old.public_key()).unwrap();
+        store
+            .add_pending_key(&bare(ROMEO), &new.public_key())
+            .unwrap();
+        assert!(store
+            .add_pending_key(&bare(ROMEO), &mallory.public_key())
+            .is_err());
+    }
+    let store = FileKeyStore::open(&root).unwrap();
+    assert_eq!(
+        store.peer_keys(&bare(ROMEO)).unwrap(),
+        vec![old.public_key()]
+    );
+    assert_eq!(
+        store.pending_keys(&bare(ROMEO)).unwrap(),
+        vec![new.public_key()]
+    );
+    assert!(!store
+        .trust_pending_key(&bare(ROMEO), mallory.fingerprint())
+        .unwrap());
+    assert!(store
+        .trust_pending_key(&bare(ROMEO), new.fingerprint())
+        .unwrap());
+    assert_eq!(store.peer_keys(&bare(ROMEO)).unwrap().len(), 2);
+    assert!(store.pending_keys(&bare(ROMEO)).unwrap().is_empty());
 }

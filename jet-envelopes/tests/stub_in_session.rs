@@ -1,6 +1,7 @@
 //! The stub envelope inside jet-core's session engine: what goes on the
 //! wire, the Dino form, and the XEP-0391 §7 sender rule.
 
+use jet_core::envelope::EnvelopeContext;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -89,7 +90,11 @@ fn stub_session_carries_the_secret_in_the_clear() {
     let mut romeo_ep = Endpoint::new(romeo(), EngineConfig::from(&jet));
     let mut juliet_ep = Endpoint::new(juliet(), EngineConfig::from(&jet));
     let (sec, ts) = rt
-        .block_on(jet.seal("a-file-offer", &AES128, &juliet().into()))
+        .block_on(jet.seal(
+            &EnvelopeContext::new("s1", "a-file-offer", true),
+            &AES128,
+            &juliet().into(),
+        ))
         .unwrap();
     let content = ContentParts::new(Creator::Initiator, "a-file-offer")
         .with_senders(Senders::Initiator)
@@ -125,7 +130,12 @@ fn stub_session_carries_the_secret_in_the_clear() {
     };
     let peer: Jid = ev.peer.into();
     let (suite, opened) = rt
-        .block_on(jet.open(contents[0].security.as_ref().unwrap(), &initiator, &peer))
+        .block_on(jet.open(
+            &EnvelopeContext::new("s1", "a-file-offer", false),
+            contents[0].security.as_ref().unwrap(),
+            &initiator,
+            &peer,
+        ))
         .unwrap();
     assert_eq!(suite.urn(), ns::CIPHER_AES_128_GCM);
     assert_eq!(opened, ts);
@@ -167,7 +177,12 @@ fn dino_form_with_stub_is_read() {
     let sec = contents[0].security.as_ref().unwrap();
     assert_eq!(sec.name, None);
     let (_, opened) = rt
-        .block_on(jet.open(sec, &initiator, &romeo().into()))
+        .block_on(jet.open(
+            &EnvelopeContext::new("s1", "c", false),
+            sec,
+            &initiator,
+            &romeo().into(),
+        ))
         .unwrap();
     assert_eq!(opened, ts);
     assert_eq!(opened.iv().len(), 16);
@@ -180,11 +195,20 @@ fn stub_sender_is_the_stanza_sender() {
     let rt = rt();
     let jet = jet();
     let (sec, _) = rt
-        .block_on(jet.seal("c", &AES128, &juliet().into()))
+        .block_on(jet.seal(
+            &EnvelopeContext::new("s1", "c", true),
+            &AES128,
+            &juliet().into(),
+        ))
         .unwrap();
     let mallory: Jid = "mallory@evil.lit/x".parse().unwrap();
     let err = rt
-        .block_on(jet.open(&sec, &romeo().into(), &mallory))
+        .block_on(jet.open(
+            &EnvelopeContext::new("s1", "c", false),
+            &sec,
+            &romeo().into(),
+            &mallory,
+        ))
         .unwrap_err();
     assert!(
         matches!(err, jet_core::Error::SenderMismatch { .. }),

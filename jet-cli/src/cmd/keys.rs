@@ -153,7 +153,7 @@ fn ox_store(dir: &Path, me: &BareJid) -> Result<Option<FileKeyStore>> {
 fn trust_word(t: Trust) -> &'static str {
     match t {
         Trust::Trusted => "trusted",
-        Trust::Undecided => "undecided (trust on first use)",
+        Trust::Undecided => "undecided: not verified (used only while no device of this account is verified, or with --trust tofu)",
         Trust::Distrusted => "distrusted",
     }
 }
@@ -248,25 +248,33 @@ fn trust(dir: &Path, me: &BareJid, peer: &BareJid, fingerprint: &str) -> Result<
             let fpr = digits.to_ascii_uppercase();
             let store = ox_store(dir, me)?
                 .ok_or_else(|| anyhow!("no OX key store for {me} in {}", dir.display()))?;
-            // OX keys in the store are the trusted ones (the OX envelope
-            // accepts only signatures by them).
+            // Trusted OX keys are the store's peer keys (the envelope
+            // encrypts to and accepts only them); a key seen after the
+            // first one waits as pending until this command.
             let known = store.peer_keys(peer)?;
             if known.iter().any(|k| k.fingerprint() == fpr) {
+                println!("ox {peer} {fpr}: trusted (already)");
+                Ok(())
+            } else if store.trust_pending_key(peer, &fpr)? {
                 println!("ox {peer} {fpr}: trusted");
                 Ok(())
             } else {
-                bail!(
-                    "no OX key {fpr} is stored for {peer} (known: {}); \
-                     it is fetched from {peer}'s PEP on first contact",
-                    if known.is_empty() {
+                let pending = store.pending_keys(peer)?;
+                let fprs = |keys: &[jet_envelopes::ox::OxPublicKey]| {
+                    if keys.is_empty() {
                         "none".to_string()
                     } else {
-                        known
-                            .iter()
+                        keys.iter()
                             .map(|k| k.fingerprint().to_string())
                             .collect::<Vec<_>>()
                             .join(", ")
                     }
+                };
+                bail!(
+                    "no OX key {fpr} is stored for {peer} (trusted: {}; not yet trusted: {}); \
+                     keys are fetched from {peer}'s PEP when a session needs them",
+                    fprs(&known),
+                    fprs(&pending)
                 )
             }
         }
@@ -313,6 +321,14 @@ fn list(dir: &Path, me: &BareJid, peer: &BareJid) -> Result<()> {
         for k in ox.peer_keys(peer)? {
             any = true;
             println!("ox {}  trusted", k.fingerprint());
+        }
+        for k in ox.pending_keys(peer)? {
+            any = true;
+            println!(
+                "ox {}  NOT trusted (new key; `jet keys trust {peer} {}` after comparing)",
+                k.fingerprint(),
+                k.fingerprint()
+            );
         }
     }
     if !any {

@@ -450,6 +450,7 @@ async fn initiator(acc: &Account, peer: &str, cipher: Option<&str>) -> Result<In
         }
         let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
         jet.unversioned_cipher_urns = choice.unversioned;
+        jet.used_secrets = Some(acc.used_secrets()?);
         let wire_urn = if choice.unversioned {
             jet_core::ns::normalize_cipher_urn(choice.suite.urn()).to_string()
         } else {
@@ -488,7 +489,14 @@ async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result
         ch.allow_subscription(j.to_bare());
     }
     let registry = CipherRegistry::default();
-    let jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
+    let mut jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
+    jet.used_secrets = match acc.used_secrets() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let _ = ch.disconnect().await;
+            return Err(e);
+        }
+    };
     start_driver(acc, ch, jet, config)
 }
 
@@ -621,9 +629,20 @@ fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
         .and_then(|d| FileDesc::from_description(d).ok())
 }
 
+/// Whether the offer's envelope is an OMEMO message with a non-blank
+/// `<payload>` (Libervia's or Smack's form, not XEP-0396's key transport).
+fn carries_omemo_payload(inc: &Incoming) -> bool {
+    inc.contents
+        .iter()
+        .filter_map(|c| c.security.as_ref())
+        .filter_map(|s| s.envelope.get_child("payload", jet_core::ns::OMEMO_LEGACY))
+        .any(|p| !p.text().trim().is_empty())
+}
+
 /// Whom a responder accepts, and for how long it runs.
 #[derive(Clone, Copy)]
 struct Gate<'a> {
+    acc: &'a Account,
     allow: &'a [Jid],
     yes: bool,
     once: bool,
@@ -642,6 +661,7 @@ async fn serve_loop<A: Application + 'static>(
 ) -> Result<()> {
     loop {
         let Gate {
+            acc,
             allow,
             yes,
             once,
@@ -662,6 +682,16 @@ async fn serve_loop<A: Application + 'static>(
             .unwrap_or_else(|| "(unnamed)".into());
         let size = offered_desc(&inc).and_then(|d| d.size);
         events.started(&name, size, &peer, "receive");
+        if carries_omemo_payload(&inc) {
+            // Libervia's JET sender puts its secret in an OMEMO message
+            // with a payload (reusing that message's key and nonce): taken
+            // only from a peer whose disco identity says Libervia.
+            if let Ok(disco) = account::peer_disco(node.ch.as_ref(), &peer).await {
+                if account::is_libervia(&disco) {
+                    acc.accept_libervia_form_from(&peer);
+                }
+            }
+        }
         let (app, bar) = make(&inc);
         let r = inc.accept(app.clone()).await;
         if let Some(b) = bar {
@@ -748,6 +778,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
     let work = serve_loop(
         &mut node,
         Gate {
+            acc: &acc,
             allow: &allow,
             yes: args.yes,
             once: args.once,
@@ -808,6 +839,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     let work = serve_loop(
         &mut node,
         Gate {
+            acc: &acc,
             allow: &allow,
             yes: args.yes,
             once: args.once,

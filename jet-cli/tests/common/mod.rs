@@ -54,6 +54,12 @@ impl Server {
             .env("JET_PASSWORD", &self.password)
             .env_remove(CUT)
             .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
+            // Per-account state without --data-dir (the record of used
+            // transport secrets, stores) stays out of the user's home.
+            .env(
+                "XDG_DATA_HOME",
+                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-data"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

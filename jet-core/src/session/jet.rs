@@ -12,9 +12,11 @@ use std::sync::Arc;
 use xmpp_parsers::jid::Jid;
 
 use crate::cipher::CipherSuite;
-use crate::envelope::{EnvelopeBackend, OpenedEnvelope};
+use crate::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
+use crate::error::EnvelopeError;
 use crate::error::Error;
 use crate::ns;
+use crate::replay::{secret_digest, UsedSecrets};
 use crate::secret::TransportSecret;
 use crate::security::Security;
 
@@ -36,6 +38,12 @@ pub struct JetConfig {
     /// `false`: the form of the spec's cipher table. Both forms are always
     /// accepted.
     pub unversioned_cipher_urns: bool,
+    /// The record of transport secrets already used (see [`crate::replay`]):
+    /// every secret sealed or opened is recorded, and one seen before is
+    /// refused with `security-error`. `None` (the default of
+    /// [`JetConfig::new`]) records nothing: set it wherever a replayed
+    /// offer could reach a responder (jet-cli keeps one per account).
+    pub used_secrets: Option<Arc<dyn UsedSecrets>>,
 }
 
 impl fmt::Debug for JetConfig {
@@ -55,6 +63,7 @@ impl fmt::Debug for JetConfig {
             )
             .field("require_encryption", &self.require_encryption)
             .field("unversioned_cipher_urns", &self.unversioned_cipher_urns)
+            .field("used_secrets", &self.used_secrets.is_some())
             .finish()
     }
 }
@@ -70,6 +79,7 @@ impl JetConfig {
             envelopes,
             require_encryption: true,
             unversioned_cipher_urns: false,
+            used_secrets: None,
         }
     }
 
@@ -102,11 +112,12 @@ impl JetConfig {
     }
 
     /// Initiator side (XEP-0391 §3): generates a fresh transport secret for
-    /// `suite`, seals it with the preferred envelope for `recipient`, and
-    /// returns the `<security/>` for content `content_name` and the secret.
+    /// `suite`, records it as used, seals it with the preferred envelope for
+    /// `recipient` in the session `context`, and returns the `<security/>`
+    /// for the context's content and the secret.
     pub async fn seal(
         &self,
-        content_name: &str,
+        context: &EnvelopeContext,
         suite: &'static dyn CipherSuite,
         recipient: &Jid,
     ) -> Result<(Security, TransportSecret), Error> {
@@ -115,24 +126,28 @@ impl JetConfig {
             .first()
             .ok_or_else(|| Error::UnsupportedEnvelope("no envelope backend configured".into()))?;
         let secret = TransportSecret::generate(suite)?;
-        let ee = envelope.seal(&secret, recipient).await?;
+        self.record_use(&secret)?;
+        let ee = envelope.seal_for(&secret, recipient, context).await?;
         let urn = if self.unversioned_cipher_urns {
             ns::normalize_cipher_urn(suite.urn())
         } else {
             suite.urn()
         };
         Ok((
-            Security::new(content_name, urn, envelope.envelope_type(), ee),
+            Security::new(&context.content, urn, envelope.envelope_type(), ee),
             secret,
         ))
     }
 
     /// Responder side (XEP-0391 §3, §7): finds the suite and envelope,
-    /// opens the envelope received in a stanza from `stanza_sender` and
-    /// checks that it comes from `initiator`. Any failure is a
-    /// `security-error` for the session; there is no plaintext fallback.
+    /// opens the envelope received in a stanza from `stanza_sender` in the
+    /// session `context`, checks that it comes from `initiator`, and
+    /// records the secret as used, refusing one used before (a replay).
+    /// Any failure is a `security-error` for the session; there is no
+    /// plaintext fallback.
     pub async fn open(
         &self,
+        context: &EnvelopeContext,
         security: &Security,
         initiator: &Jid,
         stanza_sender: &Jid,
@@ -144,10 +159,32 @@ impl JetConfig {
             .envelope(&security.envelope_type)
             .ok_or_else(|| Error::UnsupportedEnvelope(security.envelope_type.clone()))?;
         let opened = envelope
-            .open(&security.envelope, stanza_sender, suite)
+            .open_for(&security.envelope, stanza_sender, suite, context)
             .await?;
         verify_sender(initiator, &opened)?;
+        self.record_use(&opened.secret)?;
         Ok((suite, opened.secret))
+    }
+
+    /// Records `secret` in [`Self::used_secrets`]; an error if it was used
+    /// before or the record fails.
+    fn record_use(&self, secret: &TransportSecret) -> Result<(), Error> {
+        let Some(record) = &self.used_secrets else {
+            return Ok(());
+        };
+        match record.record(&secret_digest(secret)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(EnvelopeError::Open(
+                "this transport secret was already used (a replayed session-initiate?): \
+                 refused, a key and IV never encrypt twice"
+                    .into(),
+            )
+            .into()),
+            Err(e) => Err(EnvelopeError::Store(format!(
+                "the record of used transport secrets: {e}"
+            ))
+            .into()),
+        }
     }
 }
 

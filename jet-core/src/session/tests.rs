@@ -1,6 +1,7 @@
 //! Engine tests: two endpoints in memory (see `pair.rs`), the test acting as
 //! the driver. Each failure test asserts the reason that went on the wire.
 
+use crate::envelope::EnvelopeContext;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,12 @@ fn description() -> Element {
 
 /// A content with the security sealed by `jet` for Juliet.
 fn sealed_content(jet: &JetConfig, name: &str) -> (ContentParts, crate::TransportSecret) {
-    let (sec, ts) = block_on(jet.seal(name, &TEST_XOR, &juliet_jid().into())).unwrap();
+    let (sec, ts) = block_on(jet.seal(
+        &EnvelopeContext::new("s1", name, true),
+        &TEST_XOR,
+        &juliet_jid().into(),
+    ))
+    .unwrap();
     let c = ContentParts::new(Creator::Initiator, name)
         .with_senders(Senders::Initiator)
         .with_description(description())
@@ -92,7 +98,12 @@ fn juliet_opens_and_accepts(p: &mut Pair, sid: &str) -> Result<crate::TransportS
     };
     let jet = jet_for(&juliet_jid());
     let sec = contents[0].security.as_ref().unwrap();
-    let opened = block_on(jet.open(sec, &initiator, &Jid::from(peer)));
+    let opened = block_on(jet.open(
+        &EnvelopeContext::new("s1", "c1", false),
+        sec,
+        &initiator,
+        &Jid::from(peer),
+    ));
     match opened {
         Ok((suite, ts)) => {
             assert_eq!(suite.urn(), TEST_XOR_URN);
@@ -825,7 +836,12 @@ fn echo_application_over_the_engine() {
     // Initiator driver: the application's offer plus JET from configuration.
     let offer = app.offer().unwrap();
     let jet = jet_for(&romeo_jid());
-    let (sec, _ts) = block_on(jet.seal("echo", &TEST_XOR, &juliet_jid().into())).unwrap();
+    let (sec, _ts) = block_on(jet.seal(
+        &EnvelopeContext::new("s1", "echo", true),
+        &TEST_XOR,
+        &juliet_jid().into(),
+    ))
+    .unwrap();
     let content = ContentParts::new(Creator::Initiator, "echo")
         .with_senders(offer.senders)
         .with_description(offer.description)
@@ -916,12 +932,12 @@ fn jet_config_lookups() {
     );
     let from: Jid = romeo_jid().into();
     assert!(matches!(
-        block_on(jet.open(&sec, &from, &from)),
+        block_on(jet.open(&EnvelopeContext::new("s1", "c", false), &sec, &from, &from)),
         Err(Error::UnsupportedCipher(_))
     ));
     let sec = Security::new("c", TEST_XOR_URN, "urn:nope", sec.envelope);
     assert!(matches!(
-        block_on(jet.open(&sec, &from, &from)),
+        block_on(jet.open(&EnvelopeContext::new("s1", "c", false), &sec, &from, &from)),
         Err(Error::UnsupportedEnvelope(_))
     ));
     assert!(format!("{jet:?}").contains(TEST_XOR_URN));
@@ -931,7 +947,12 @@ fn jet_config_lookups() {
 fn cipher_urn_form_is_configurable_and_both_forms_are_accepted() {
     let mut jet = jet_for(&romeo_jid());
     jet.unversioned_cipher_urns = true;
-    let (sec, ts) = block_on(jet.seal("c1", &TEST_XOR, &juliet_jid().into())).unwrap();
+    let (sec, ts) = block_on(jet.seal(
+        &EnvelopeContext::new("s1", "c1", true),
+        &TEST_XOR,
+        &juliet_jid().into(),
+    ))
+    .unwrap();
     assert_eq!(sec.cipher, "urn:jet:test:xor-not-a-cipher");
     // The engine and the opener accept it.
     let mut p = Pair::new(config(), config());

@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jet_core::channel::{iq, StanzaChannel};
 use jet_core::cipher::CipherSuite;
-use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
+use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::{ChannelError, EnvelopeError};
 use jet_core::jid::{BareJid, Jid};
 use jet_core::minidom::Element;
@@ -225,6 +225,7 @@ pub struct OmemoEnvelope<S: OmemoStore> {
     directory: Arc<dyn OmemoDirectory>,
     own_jid: BareJid,
     blank_payload_peers: Mutex<std::collections::HashSet<BareJid>>,
+    libervia_senders: Mutex<std::collections::HashSet<BareJid>>,
 }
 
 impl<S: OmemoStore> OmemoEnvelope<S> {
@@ -235,7 +236,22 @@ impl<S: OmemoStore> OmemoEnvelope<S> {
             directory,
             own_jid,
             blank_payload_peers: Mutex::new(Default::default()),
+            libervia_senders: Mutex::new(Default::default()),
         }
+    }
+
+    /// Accepts Libervia's nonce-reusing form from `peer` (recognised as
+    /// Libervia by the application, e.g. from its disco identity): the file
+    /// is encrypted under the OMEMO message's own key and nonce, which
+    /// already encrypted the message's `<payload>`. Refused from anyone
+    /// else, and always refused when we would encrypt the file under it
+    /// ([`EnvelopeContext::we_encrypt`]): a key and nonce never encrypt
+    /// two plaintexts on our side.
+    pub fn accept_libervia_form_from(&self, peer: BareJid) {
+        self.libervia_senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer);
     }
 
     /// Seals for `peer` in a form Libervia 0.9 can open: XEP-0396's key
@@ -426,10 +442,33 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
     ) -> Result<Element, EnvelopeError> {
         let peer = recipient.to_bare();
         let recipients = self.recipients(&peer).await?;
-        let ee = self
-            .manager()
-            .seal_transport_secret(secret, &recipients)
-            .map_err(to_envelope_error)?;
+        let ee = {
+            let mut m = self.manager();
+            let (keys, refused) = m
+                .encrypt_key_material_for(secret.key(), &recipients, true)
+                .map_err(to_envelope_error)?;
+            // Devices the trust policy refuses are left out (the observer
+            // was told which, with their fingerprints); at least one device
+            // of the peer must remain.
+            let peer_text = peer.to_string();
+            let reached = recipients
+                .iter()
+                .filter(|r| r.address.jid == peer_text)
+                .any(|r| !refused.iter().any(|(a, _)| *a == r.address));
+            if !reached {
+                let why: Vec<&str> = refused.iter().map(|(_, w)| w.as_str()).collect();
+                return Err(EnvelopeError::Untrusted(format!(
+                    "no OMEMO device of {peer} may be used: {}",
+                    why.join("; ")
+                )));
+            }
+            EncryptedElement {
+                sid: m.device_id(),
+                keys,
+                iv: secret.iv().to_vec(),
+                payload: None,
+            }
+        };
         let mut el = ee.to_element();
         let blank = self
             .blank_payload_peers
@@ -446,11 +485,39 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
         Ok(el)
     }
 
+    /// Outside a session this is the receiving side: Libervia's form is
+    /// accepted only from peers marked with
+    /// [`OmemoEnvelope::accept_libervia_form_from`].
     async fn open(
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
         suite: &dyn CipherSuite,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        self.open_in(envelope, stanza_sender, suite, false).await
+    }
+
+    async fn open_for(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        context: &EnvelopeContext,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        self.open_in(envelope, stanza_sender, suite, context.we_encrypt)
+            .await
+    }
+}
+
+impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
+    /// Opens EE; `we_encrypt`: whether we will encrypt the stream under
+    /// the secret (Libervia's form is then refused).
+    async fn open_in(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        we_encrypt: bool,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let ee = EncryptedElement::from_element(envelope).map_err(to_envelope_error)?;
         let sender = stanza_sender.to_bare();
@@ -501,6 +568,28 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
                              16-byte key",
                             suite.urn(),
                             suite.key_len()
+                        )));
+                    }
+                    let libervia = self
+                        .libervia_senders
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .contains(&sender);
+                    if we_encrypt {
+                        return Err(EnvelopeError::Untrusted(format!(
+                            "{} sent the transport secret in Libervia's form (its OMEMO \
+                             message's own key and nonce, which already encrypted the \
+                             message's payload), and we would encrypt the file under it: \
+                             refused, a key and nonce never encrypt two plaintexts here",
+                            d.sender
+                        )));
+                    }
+                    if !libervia {
+                        return Err(EnvelopeError::Untrusted(format!(
+                            "{} sent the transport secret in Libervia's nonce-reusing form, \
+                             but {sender} is not recognised as Libervia (by its disco \
+                             identity): refused",
+                            d.sender
                         )));
                     }
                     let s = d.message_key_secret().map_err(to_envelope_error)?;
@@ -654,8 +743,10 @@ mod tests {
     /// The two payload forms deployed senders use instead of XEP-0396's key
     /// transport element are accepted on receipt: Smack's (the payload is
     /// base64 of TK || IV) and Libervia's (the message's own key and IV,
-    /// reported as a nonce-reusing form). Libervia's form needs the suite's
-    /// key to be the 16-byte message key; a tampered payload is refused.
+    /// reported as a nonce-reusing form, and only from a peer recognised as
+    /// Libervia and never when we would encrypt the file under it).
+    /// Libervia's form needs the suite's key to be the 16-byte message key;
+    /// a tampered payload is refused.
     #[tokio::test]
     async fn payload_forms_of_deployed_senders_are_accepted() {
         use crate::omemo::manager::TrustEvent;
@@ -691,11 +782,33 @@ mod tests {
             .iter()
             .all(|e| !matches!(e, TrustEvent::NonceReusingForm { .. })));
 
+        // Libervia's form from a peer not recognised as Libervia: refused.
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+        let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let err = juliet
+            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("Libervia"), "{err}");
+        // Recognised as Libervia, but we would encrypt the file (a host
+        // answering a request): refused.
+        juliet.accept_libervia_form_from(bare("romeo@montague.lit"));
+        let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
+        let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let serving = EnvelopeContext::new("s1", "c1", true);
+        let err = juliet
+            .open_for(&ee.to_element(), &from, &Aes128Sizes, &serving)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+
         // Libervia: a one-space payload; the file key is the message key.
         let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
         let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
+        let receiving = EnvelopeContext::new("s1", "c1", false);
         let opened = juliet
-            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .open_for(&ee.to_element(), &from, &Aes128Sizes, &receiving)
             .await
             .unwrap();
         assert_eq!(opened.secret.iv(), &ee.iv[..]);
@@ -831,6 +944,187 @@ mod tests {
             juliet.open(&ee, &from, &Aes128Sizes).await,
             Err(EnvelopeError::Untrusted(_))
         ));
+    }
+
+    /// Blind trust before verification (the default): new devices are used
+    /// while none of the account's devices is verified; once one is, a
+    /// device the server adds to the list is neither sealed to nor accepted
+    /// from until the user trusts it, and the messages name the device, its
+    /// fingerprint and the command. The same for our own account.
+    #[tokio::test]
+    async fn blind_trust_ends_with_the_first_verification() {
+        use crate::omemo::manager::{TrustEvent, TrustPolicy};
+        use crate::omemo::store::Trust;
+        let dir = MemoryDirectory::new(bare("nobody@example.org"));
+        let romeo = device(&dir, "romeo@montague.lit", 101).await;
+        let romeo_phone = device(&dir, "romeo@montague.lit", 102).await;
+        let juliet = device(&dir, "juliet@capulet.lit", 201).await;
+        assert_eq!(
+            romeo.manager().trust_policy(),
+            TrustPolicy::BlindTrustBeforeVerification
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        romeo.set_trust_observer(Some(Box::new(move |e: &TrustEvent| {
+            s2.lock().unwrap().push(e.clone())
+        })));
+        let ts = TransportSecret::generate_with(16, 12).unwrap();
+        let to: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let from_juliet: Jid = "juliet@capulet.lit/b".parse().unwrap();
+        let me: Jid = "romeo@montague.lit/o".parse().unwrap();
+        let rids = |el: &Element| {
+            let mut r: Vec<u32> = EncryptedElement::from_element(el)
+                .unwrap()
+                .keys
+                .iter()
+                .map(|k| k.rid)
+                .collect();
+            r.sort();
+            r
+        };
+
+        // Nothing verified yet: every device is used (blind trust).
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201]);
+        assert!(seen.lock().unwrap().iter().any(|e| matches!(e,
+            TrustEvent::NewDevice { address, accepted: true, .. } if address.device_id == 201)));
+
+        // Romeo verifies Juliet's device and his own phone.
+        let juliet_key = juliet.manager().bundle().unwrap().identity_key;
+        let phone_key = romeo_phone.manager().bundle().unwrap().identity_key;
+        romeo.with_store(|s| {
+            s.set_trust(
+                &DeviceAddress::new("juliet@capulet.lit", 201),
+                &juliet_key,
+                Trust::Trusted,
+            );
+            s.set_trust(
+                &DeviceAddress::new("romeo@montague.lit", 102),
+                &phone_key,
+                Trust::Trusted,
+            );
+        });
+
+        // The server adds a device to Juliet's list and one to Romeo's.
+        let rogue = device(&dir, "juliet@capulet.lit", 666).await;
+        let own_rogue = device(&dir, "romeo@montague.lit", 777).await;
+        let rogue_fpr = rogue.manager().bundle().unwrap().identity_key.fingerprint();
+        seen.lock().unwrap().clear();
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201], "sealed to a rogue device");
+        assert!(rogue.open(&ee, &me, &Aes128Sizes).await.is_err());
+        assert!(own_rogue.open(&ee, &me, &Aes128Sizes).await.is_err());
+        assert_eq!(
+            juliet.open(&ee, &me, &Aes128Sizes).await.unwrap().secret,
+            ts
+        );
+        {
+            let seen = seen.lock().unwrap();
+            assert!(
+                seen.iter().any(|e| matches!(e,
+                TrustEvent::NewDevice { address, fingerprint, accepted: false }
+                    if address.device_id == 666 && *fingerprint == rogue_fpr)),
+                "{seen:?}"
+            );
+            assert!(
+                seen.iter().any(|e| matches!(e,
+                TrustEvent::NewDevice { address, accepted: false, .. }
+                    if address.device_id == 777)),
+                "{seen:?}"
+            );
+        }
+        // Sealing again: the known, unverified devices are reported as not
+        // used, with their fingerprint and the command.
+        seen.lock().unwrap().clear();
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201], "sealed to a rogue device");
+        {
+            let seen = seen.lock().unwrap();
+            let reason = seen
+                .iter()
+                .find_map(|e| match e {
+                    TrustEvent::NotUsed { address, reason } if address.device_id == 666 => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                })
+                .expect("a not-used notice for the rogue device");
+            assert!(
+                reason.contains("666") && reason.contains(&rogue_fpr),
+                "{reason}"
+            );
+            assert!(
+                reason.contains(&format!(
+                    "jet keys trust juliet@capulet.lit {}",
+                    rogue_fpr.replace(' ', "")
+                )),
+                "{reason}"
+            );
+        }
+
+        // Nor accepted from: the rogue devices' envelopes are refused.
+        let forged = rogue.seal(&ts, &me).await.unwrap();
+        let err = romeo
+            .open(&forged, &from_juliet, &Aes128Sizes)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("666") && msg.contains(&rogue_fpr), "{msg}");
+        assert!(msg.contains("jet keys trust juliet@capulet.lit"), "{msg}");
+        let own_forged = own_rogue.seal(&ts, &to).await.unwrap();
+        assert!(matches!(
+            romeo.open(&own_forged, &me, &Aes128Sizes).await,
+            Err(EnvelopeError::Untrusted(_))
+        ));
+
+        // A device list with only unverified new devices: refused as a whole.
+        let carol = device(&dir, "carol@example.org", 301).await;
+        let carol_key = carol.manager().bundle().unwrap().identity_key;
+        romeo.with_store(|s| {
+            s.save_remote_identity(
+                &DeviceAddress::new("carol@example.org", 300),
+                &carol_key,
+                Trust::Trusted,
+            )
+            .unwrap()
+        });
+        let err = romeo
+            .seal(&ts, &"carol@example.org".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("301"), "{err}");
+
+        // The user trusts the rogue device's fingerprint: now it is used.
+        let rogue_key = rogue.manager().bundle().unwrap().identity_key;
+        romeo.with_store(|s| {
+            s.set_trust(
+                &DeviceAddress::new("juliet@capulet.lit", 666),
+                &rogue_key,
+                Trust::Trusted,
+            )
+        });
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201, 666]);
+        assert_eq!(
+            romeo
+                .open(
+                    &rogue.seal(&ts, &me).await.unwrap(),
+                    &from_juliet,
+                    &Aes128Sizes
+                )
+                .await
+                .unwrap()
+                .secret,
+            ts
+        );
+
+        // `--trust tofu` (explicit) keeps the old behaviour: the own rogue
+        // device is used although another own device is verified.
+        romeo.set_trust_policy(TrustPolicy::TrustOnFirstUse);
+        let ee = romeo.seal(&ts, &to).await.unwrap();
+        assert_eq!(rids(&ee), vec![102, 201, 666, 777]);
     }
 
     /// A device that publishes one identity key but sends a session start

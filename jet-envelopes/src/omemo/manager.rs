@@ -103,11 +103,20 @@ impl DecryptedMessage {
 /// How identity keys of devices we have not verified are treated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TrustPolicy {
-    /// Trust on first use: a device's identity key is accepted the first
-    /// time it is seen (from its signed bundle or an authenticated message),
-    /// reported through the [`TrustEvent`] observer so the user sees the
-    /// fingerprint, then pinned. A changed key is refused.
+    /// Blind trust before verification (what Dino and Conversations do):
+    /// new devices of an account are used (their fingerprint reported
+    /// through the [`TrustEvent`] observer) only while the user has
+    /// verified none of that account's devices. Once one is verified
+    /// (`jet keys trust`, [`Trust::Trusted`]), a new device of that account
+    /// is neither encrypted to nor accepted from until the user marks it
+    /// too. Our own account's other devices follow the same rule.
     #[default]
+    BlindTrustBeforeVerification,
+    /// Trust on first use: every new device's identity key is accepted the
+    /// first time it is seen (from its signed bundle or an authenticated
+    /// message), also after the user verified another device of the same
+    /// account, reported through the observer, then pinned. A changed key
+    /// is refused.
     TrustOnFirstUse,
     /// Only devices whose key the user marked [`Trust::Trusted`] (compared
     /// fingerprints, `jet keys trust`) are encrypted to or accepted from.
@@ -123,8 +132,19 @@ pub enum TrustEvent {
         address: DeviceAddress,
         /// Its identity key's fingerprint ([`super::keys::PublicKey::fingerprint`]).
         fingerprint: String,
-        /// Whether it is accepted under the policy (TOFU, or pre-verified).
+        /// Whether it is used under the policy (blind trust before
+        /// verification, TOFU, or pre-verified).
         accepted: bool,
+    },
+    /// A known device was left out of a seal or refused on receipt because
+    /// the trust policy does not allow it (not verified while another
+    /// device of its account is, or manual trust, or distrusted, or its
+    /// identity key changed).
+    NotUsed {
+        /// The device.
+        address: DeviceAddress,
+        /// Why, with the fingerprint and the command that changes it.
+        reason: String,
     },
     /// A device sent its JET secret in Libervia's form: the file is
     /// encrypted under the OMEMO message's own key and IV, which already
@@ -136,6 +156,9 @@ pub enum TrustEvent {
         address: DeviceAddress,
     },
 }
+
+/// A device the trust policy left out of a message, with the reason.
+pub type RefusedDevice = (DeviceAddress, String);
 
 /// A callback for [`TrustEvent`]s.
 pub type TrustObserver = Box<dyn Fn(&TrustEvent) + Send + Sync>;
@@ -185,37 +208,54 @@ impl<S: OmemoStore> OmemoManager<S> {
         self.observer = observer;
     }
 
-    /// Refuses a device that is distrusted, or not trusted under
-    /// [`TrustPolicy::Manual`], with a message the user can act on.
+    /// Refuses a device that is distrusted, or not trusted under the
+    /// policy, with a message the user can act on: the device, its
+    /// fingerprint and the exact command.
     fn ensure_trusted(&self, address: &DeviceAddress) -> Result<()> {
-        match self.store.remote_identity(address)? {
-            Some((key, Trust::Distrusted)) => Err(OmemoError::Untrusted(format!(
-                "{} device {} (fingerprint {}) is distrusted",
-                address.jid,
-                address.device_id,
-                key.fingerprint()
-            ))),
-            Some((_, Trust::Trusted)) => Ok(()),
-            Some((key, Trust::Undecided)) => match self.policy {
-                TrustPolicy::TrustOnFirstUse => Ok(()),
-                TrustPolicy::Manual => Err(OmemoError::Untrusted(format!(
-                    "{} device {} is not trusted (manual trust): compare its fingerprint {} \
-                     with the peer, then `jet keys trust {} '{}'`",
+        let known = self.store.remote_identity(address)?;
+        let key = match known {
+            Some((key, Trust::Distrusted)) => {
+                return Err(OmemoError::Untrusted(format!(
+                    "{} device {} (fingerprint {}) is distrusted",
                     address.jid,
                     address.device_id,
-                    key.fingerprint(),
-                    address.jid,
                     key.fingerprint()
-                ))),
-            },
-            None => match self.policy {
-                TrustPolicy::TrustOnFirstUse => Ok(()),
-                TrustPolicy::Manual => Err(OmemoError::Untrusted(format!(
-                    "{} device {} is unknown (manual trust)",
-                    address.jid, address.device_id
-                ))),
-            },
-        }
+                )))
+            }
+            Some((_, Trust::Trusted)) => return Ok(()),
+            Some((key, Trust::Undecided)) => Some(key),
+            None => None,
+        };
+        let why = match self.policy {
+            TrustPolicy::TrustOnFirstUse => return Ok(()),
+            TrustPolicy::BlindTrustBeforeVerification => {
+                if !self.store.has_verified_device(&address.jid)? {
+                    return Ok(());
+                }
+                format!(
+                    "is not verified, and another device of {} is: a new device is neither \
+                     encrypted to nor accepted from until you verify it",
+                    address.jid
+                )
+            }
+            TrustPolicy::Manual => "is not trusted (manual trust)".to_string(),
+        };
+        Err(OmemoError::Untrusted(match key {
+            Some(key) => format!(
+                "OMEMO device {} of {}, fingerprint {}, {why}; compare the fingerprint with \
+                 the one {} shows, then run `jet keys trust {} {}`",
+                address.device_id,
+                address.jid,
+                key.fingerprint(),
+                address.jid,
+                address.jid,
+                key.fingerprint().replace(' ', "")
+            ),
+            None => format!(
+                "OMEMO device {} of {} is unknown (no identity key seen yet) and {why}",
+                address.device_id, address.jid
+            ),
+        }))
     }
 
     /// The store.
@@ -270,12 +310,13 @@ impl<S: OmemoStore> OmemoManager<S> {
         }
     }
 
-    /// Records a first-seen identity key as [`Trust::Undecided`].
+    /// Records a first-seen identity key as [`Trust::Undecided`] and
+    /// reports it; returns whether it was new.
     fn record_identity(
         &mut self,
         address: &DeviceAddress,
         key: &super::keys::PublicKey,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if self.store.remote_identity(address)?.is_none() {
             self.store
                 .save_remote_identity(address, key, Trust::Undecided)?;
@@ -286,8 +327,9 @@ impl<S: OmemoStore> OmemoManager<S> {
                     accepted: self.ensure_trusted(address).is_ok(),
                 });
             }
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Ratchet-encrypts `material` for each recipient (session from the
@@ -298,25 +340,61 @@ impl<S: OmemoStore> OmemoManager<S> {
         material: &[u8],
         recipients: &[Recipient],
     ) -> Result<Vec<KeyElement>> {
+        Ok(self
+            .encrypt_key_material_for(material, recipients, false)?
+            .0)
+    }
+
+    /// [`Self::encrypt_key_material`], but with `skip_untrusted` a device
+    /// the trust policy refuses is left out (and reported to the observer
+    /// as [`TrustEvent::NotUsed`]) instead of failing the whole message;
+    /// returns the keys and the refused devices with the reason. Any other
+    /// failure still fails as a whole.
+    pub fn encrypt_key_material_for(
+        &mut self,
+        material: &[u8],
+        recipients: &[Recipient],
+        skip_untrusted: bool,
+    ) -> Result<(Vec<KeyElement>, Vec<RefusedDevice>)> {
         if recipients.is_empty() {
             return Err(OmemoError::NoSession("no recipient devices".into()));
         }
         let identity = self.store.identity_key_pair()?;
         let mut staged: Vec<(DeviceAddress, SessionRecord, KeyElement)> =
             Vec::with_capacity(recipients.len());
+        let mut refused = Vec::new();
         for r in recipients {
             let mut record = self.store.load_session(&r.address)?;
-            if record.current().is_none() {
-                let b = r
-                    .bundle
-                    .as_ref()
-                    .ok_or_else(|| OmemoError::NoSession(r.address.to_string()))?;
-                self.check_identity(&r.address, &b.identity_key)?;
-                // initiate() verifies the bundle signature first.
-                record.promote(initiate(&identity, self.store.registration_id(), b)?);
-                self.record_identity(&r.address, &b.identity_key)?;
+            // Whether this call recorded the device's key (and so already
+            // reported it as a new device, with whether it is used).
+            let mut reported = false;
+            let checked = (|| {
+                if record.current().is_none() {
+                    let b = r
+                        .bundle
+                        .as_ref()
+                        .ok_or_else(|| OmemoError::NoSession(r.address.to_string()))?;
+                    self.check_identity(&r.address, &b.identity_key)?;
+                    // initiate() verifies the bundle signature first.
+                    record.promote(initiate(&identity, self.store.registration_id(), b)?);
+                    reported = self.record_identity(&r.address, &b.identity_key)?;
+                }
+                self.ensure_trusted(&r.address)
+            })();
+            match checked {
+                Ok(()) => {}
+                Err(OmemoError::Untrusted(why)) if skip_untrusted => {
+                    if !reported {
+                        self.notify(&TrustEvent::NotUsed {
+                            address: r.address.clone(),
+                            reason: why.clone(),
+                        });
+                    }
+                    refused.push((r.address.clone(), why));
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            self.ensure_trusted(&r.address)?;
             let out = record
                 .current_mut()
                 .expect("a current session was just ensured")
@@ -336,7 +414,7 @@ impl<S: OmemoStore> OmemoManager<S> {
             self.store.store_session(&addr, &record)?;
             keys.push(key);
         }
-        Ok(keys)
+        Ok((keys, refused))
     }
 
     /// A KeyTransportElement carrying `key` (ratchet-encrypted per device)

@@ -669,6 +669,17 @@ impl OmemoStore for SqliteStore {
             .map_err(db)?;
         Ok(())
     }
+
+    fn has_verified_device(&self, jid: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM identities WHERE jid = ?1 AND trust = ?2)
+                     OR EXISTS (SELECT 1 FROM trusted_keys WHERE jid = ?1)",
+                params![jid, trust_to_int(Trust::Trusted)],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
 }
 
 fn upsert_session(

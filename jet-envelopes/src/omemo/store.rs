@@ -119,6 +119,10 @@ pub trait OmemoStore: Send {
         key: &PublicKey,
         trust: Trust,
     ) -> Result<()>;
+    /// Whether the user verified any device (or fingerprint) of `jid`:
+    /// once one is, blind trust before verification ends for that account
+    /// ([`super::manager::TrustPolicy::BlindTrustBeforeVerification`]).
+    fn has_verified_device(&self, jid: &str) -> Result<bool>;
 }
 
 /// An [`OmemoStore`] in memory: keys and sessions vanish with it.
@@ -294,6 +298,12 @@ impl OmemoStore for InMemoryStore {
     ) -> Result<()> {
         self.identities.insert(address.clone(), (*key, trust));
         Ok(())
+    }
+    fn has_verified_device(&self, jid: &str) -> Result<bool> {
+        Ok(self
+            .identities
+            .iter()
+            .any(|(a, (_, t))| a.jid == jid && *t == Trust::Trusted))
     }
 }
 

@@ -312,6 +312,35 @@ pub fn jet_secret_element(secret_bytes: &[u8]) -> Element {
         .build()
 }
 
+/// JET-OX payload bound to a Jingle session (profile version 0, with
+/// binding): `<jet-secret xmlns='urn:xmpp:jingle:jet-ox:0' sid='SID'
+/// content='NAME'>BASE64(key || iv)</jet-secret>`. The attributes are signed
+/// and encrypted with the secret, so an envelope lifted into another session
+/// or content is refused ([`jet_secret_binding`]).
+pub fn jet_secret_element_bound(secret_bytes: &[u8], sid: &str, content: &str) -> Element {
+    Element::builder("jet-secret", JET_OX)
+        .a("sid", sid)
+        .a("content", content)
+        .append(STANDARD.encode(secret_bytes))
+        .build()
+}
+
+/// The session binding of a `<payload/>`'s `<jet-secret/>`: `Some((sid,
+/// content))` when both attributes are present, `None` when neither is (an
+/// unbound envelope), an error when only one is.
+pub fn jet_secret_binding(payload: &[Element]) -> Result<Option<(String, String)>, EnvelopeError> {
+    let Some(el) = payload.iter().find(|e| e.is("jet-secret", JET_OX)) else {
+        return Err(malformed("no <jet-secret/> in <payload/>"));
+    };
+    match (el.attr("sid"), el.attr("content")) {
+        (Some(sid), Some(content)) => Ok(Some((sid.to_string(), content.to_string()))),
+        (None, None) => Ok(None),
+        _ => Err(malformed(
+            "<jet-secret/> carries only one of 'sid' and 'content'",
+        )),
+    }
+}
+
 /// The `key || iv` bytes out of a `<payload/>` that must hold exactly one
 /// `<jet-secret/>` and nothing else.
 pub fn jet_secret_of(payload: &[Element]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {

@@ -94,7 +94,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jet_core::channel::StanzaChannel;
 use jet_core::cipher::CipherSuite;
-use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
+use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::EnvelopeError;
 use jet_core::jid::{BareJid, Jid};
 use jet_core::minidom::Element;
@@ -111,7 +111,8 @@ pub use keys::{export_armored, OxPublicKey, OxSecretKey};
 pub use store::{FileKeyStore, MemoryKeyStore, OxKeyStore};
 
 use elements::{
-    jet_secret_element, jet_secret_of, openpgp_element, openpgp_message, random_rpad, unix_now,
+    jet_secret_element, jet_secret_element_bound, jet_secret_of, openpgp_element, openpgp_message,
+    random_rpad, unix_now,
 };
 
 /// Largest signcrypt plaintext we accept (ours are under 1 KiB).
@@ -148,6 +149,38 @@ impl Default for OxConfig {
         }
     }
 }
+
+/// Which peer keys JET-OX uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OxTrustPolicy {
+    /// A peer's key(s) found at first contact are trusted (trust on first
+    /// use) and pinned: a different or additional key that shows up later
+    /// is kept as pending, neither encrypted to nor accepted, until the
+    /// user marks it ([`OxKeyStore::trust_pending_key`], `jet keys trust`).
+    #[default]
+    PinFirstKey,
+    /// No key is trusted until the user marks it.
+    Manual,
+}
+
+/// What the key logic reports to the application (for the user to see).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OxKeyEvent {
+    /// A key of `jid` was seen for the first time.
+    NewKey {
+        /// The peer.
+        jid: BareJid,
+        /// The key's fingerprint (40 upper-case hex digits).
+        fingerprint: String,
+        /// Whether it is used (first key under [`OxTrustPolicy::PinFirstKey`]).
+        accepted: bool,
+        /// The fingerprints already trusted for `jid` (empty at first contact).
+        pinned: Vec<String>,
+    },
+}
+
+/// A callback for [`OxKeyEvent`]s.
+pub type OxKeyObserver = Box<dyn Fn(&OxKeyEvent) + Send + Sync>;
 
 /// Hashes of signcrypts already opened, with their `<time/>`.
 #[derive(Debug, Default)]
@@ -199,6 +232,8 @@ pub struct OxEnvelope {
     channel: Option<Arc<dyn StanzaChannel>>,
     config: OxConfig,
     seen: Mutex<ReplayCache>,
+    policy: OxTrustPolicy,
+    observer: Option<OxKeyObserver>,
 }
 
 impl std::fmt::Debug for OxEnvelope {
@@ -223,6 +258,8 @@ impl OxEnvelope {
             channel: None,
             config: OxConfig::default(),
             seen: Mutex::new(ReplayCache::default()),
+            policy: OxTrustPolicy::default(),
+            observer: None,
         }
     }
 
@@ -253,6 +290,47 @@ impl OxEnvelope {
     pub fn with_config(mut self, config: OxConfig) -> Self {
         self.config = config;
         self
+    }
+
+    /// Sets the key trust policy (default: pin the first key).
+    pub fn with_trust_policy(mut self, policy: OxTrustPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the callback told about newly seen peer keys.
+    pub fn with_key_observer(mut self, observer: OxKeyObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The refusal of `jid`'s untrusted key(s) `fingerprints`, naming them,
+    /// the pinned ones and the command that trusts one.
+    fn untrusted_key_error(
+        &self,
+        jid: &BareJid,
+        fingerprints: &[String],
+        pinned: &[OxPublicKey],
+    ) -> EnvelopeError {
+        let which = fingerprints.join(", ");
+        let first = fingerprints.first().map(String::as_str).unwrap_or("FPR");
+        let state = if pinned.is_empty() {
+            "is not trusted (manual trust)".to_string()
+        } else {
+            format!(
+                "is not the key pinned for {jid} ({}): neither encrypted to nor accepted, \
+                 the server may have planted it",
+                pinned
+                    .iter()
+                    .map(|k| k.fingerprint().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        EnvelopeError::Untrusted(format!(
+            "OX key {which} of {jid} {state}; if it is really {jid}'s, compare the \
+             fingerprint with the one {jid} shows, then run `jet keys trust {jid} {first}`"
+        ))
     }
 
     /// Our key.
@@ -298,24 +376,56 @@ impl OxEnvelope {
         self.refresh_keys(jid).await
     }
 
-    /// Fetches `jid`'s currently published keys over PEP and adds them to
-    /// the store (known keys stay). Empty without a channel or with fetching
-    /// off. Used when a peer's key is missing, and once when an envelope is
-    /// signed by none of the known keys (the peer may have a new key).
+    /// Fetches `jid`'s currently published keys over PEP and files the
+    /// new ones: at first contact (no key of `jid` trusted or pending) under
+    /// [`OxTrustPolicy::PinFirstKey`] they are trusted; otherwise they are
+    /// kept as pending (refused until the user trusts them). Each new key
+    /// is reported to the observer. Returns the trusted keys (unchanged
+    /// without a channel or with fetching off). Used when a peer's key is
+    /// missing, and once when an envelope is signed by none of the trusted
+    /// keys (to name the new key in the refusal).
     pub async fn refresh_keys(&self, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError> {
         let Some(channel) = self
             .channel
             .as_ref()
             .filter(|_| self.config.fetch_missing_keys)
         else {
-            return Ok(Vec::new());
+            return self.store.peer_keys(jid);
         };
         let service = self.pep_service_for(jid);
         let fetched =
             pep::fetch_public_keys(channel.as_ref(), &service, jid, self.config.pep_timeout)
                 .await?;
+        let trusted = self.store.peer_keys(jid)?;
+        let pending = self.store.pending_keys(jid)?;
+        let first_contact = trusted.is_empty() && pending.is_empty();
+        let pinned: Vec<String> = trusted
+            .iter()
+            .map(|k| k.fingerprint().to_string())
+            .collect();
         for k in &fetched {
-            self.store.add_peer_key(jid, k)?;
+            let fpr = k.fingerprint();
+            if trusted
+                .iter()
+                .chain(&pending)
+                .any(|t| t.fingerprint() == fpr)
+            {
+                continue;
+            }
+            let accepted = first_contact && self.policy == OxTrustPolicy::PinFirstKey;
+            if accepted {
+                self.store.add_peer_key(jid, k)?;
+            } else {
+                self.store.add_pending_key(jid, k)?;
+            }
+            if let Some(observer) = &self.observer {
+                observer(&OxKeyEvent::NewKey {
+                    jid: jid.clone(),
+                    fingerprint: fpr.to_string(),
+                    accepted,
+                    pinned: pinned.clone(),
+                });
+            }
         }
         self.store.peer_keys(jid)
     }
@@ -370,6 +480,15 @@ impl OxEnvelope {
     ) -> Result<Element, EnvelopeError> {
         let keys = self.keys_for(recipient).await?;
         if keys.is_empty() {
+            let pending: Vec<String> = self
+                .store
+                .pending_keys(recipient)?
+                .iter()
+                .map(|k| k.fingerprint().to_string())
+                .collect();
+            if !pending.is_empty() {
+                return Err(self.untrusted_key_error(recipient, &pending, &[]));
+            }
             return Err(EnvelopeError::NoKey(recipient.to_string()));
         }
         let xml = Zeroizing::new(content.to_xml());
@@ -440,6 +559,19 @@ impl OxEnvelope {
         envelope: &Element,
         stanza_sender: &Jid,
     ) -> Result<CheckedSigncrypt, EnvelopeError> {
+        self.open_signcrypt_in(envelope, stanza_sender, None).await
+    }
+
+    /// [`Self::open_signcrypt`], checking the session binding of the
+    /// `<jet-secret/>` against `context` (when given) before the replay
+    /// cache records the envelope, so that an envelope first shown in a
+    /// wrong session still opens in its own.
+    async fn open_signcrypt_in(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        context: Option<&EnvelopeContext>,
+    ) -> Result<CheckedSigncrypt, EnvelopeError> {
         let bytes = openpgp_message(envelope)?;
         let sender = stanza_sender.to_bare();
         let (sender_keys, lookup_error) = match self.keys_for(&sender).await {
@@ -453,19 +585,29 @@ impl OxEnvelope {
                 candidates.push((other, keys));
             }
         }
+        // The sender's keys that are not trusted (yet): a signature by one
+        // is refused, with the fingerprint and the command that trusts it.
+        let pending_at = candidates.len();
+        candidates.push((sender.clone(), self.store.pending_keys(&sender)?));
         let (mut plain, mut signer) = self.decrypt_and_identify(&bytes, &candidates)?;
-        if !matches!(signer, Some((0, _))) && !candidates[0].1.is_empty() {
+        let known_signer = matches!(signer, Some((i, _)) if i == 0 || i == pending_at);
+        if !known_signer && !candidates[0].1.is_empty() {
             // Signed by none of the sender's known keys: they may have
-            // published a new one. Fetch once and look again.
-            if let Ok(fresh) = self.refresh_keys(&sender).await {
-                if fresh.len() > candidates[0].1.len() {
-                    candidates[0].1 = fresh;
+            // published a new one. Fetch once (new keys become pending) and
+            // look again, to say which key it was.
+            if self.refresh_keys(&sender).await.is_ok() {
+                let pending = self.store.pending_keys(&sender)?;
+                if pending.len() > candidates[pending_at].1.len() {
+                    candidates[pending_at].1 = pending;
                     (plain, signer) = self.decrypt_and_identify(&bytes, &candidates)?;
                 }
             }
         }
         let fingerprint = match signer {
             Some((0, fpr)) => fpr,
+            Some((i, fpr)) if i == pending_at => {
+                return Err(self.untrusted_key_error(&sender, &[fpr], &candidates[0].1))
+            }
             Some((i, _)) => {
                 return Err(EnvelopeError::WrongSender {
                     expected: sender.to_string(),
@@ -508,6 +650,9 @@ impl OxEnvelope {
                 elements::format_datetime(content.time),
                 elements::format_datetime(now)
             )));
+        }
+        if let Some(context) = context {
+            check_binding(&content, context)?;
         }
         let hash: [u8; 32] = Sha256::digest(plain.as_slice()).into();
         let fresh = self
@@ -557,6 +702,8 @@ impl EnvelopeBackend for OxEnvelope {
         self.seal_signcrypt(&content, &to).await
     }
 
+    /// Outside a session: accepts bound and unbound envelopes alike (there
+    /// is no session to compare with). Sessions use [`Self::open_for`].
     async fn open(
         &self,
         envelope: &Element,
@@ -564,6 +711,70 @@ impl EnvelopeBackend for OxEnvelope {
         suite: &dyn CipherSuite,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let checked = self.open_signcrypt(envelope, stanza_sender).await?;
+        self.opened(checked, suite)
+    }
+
+    /// Binds the secret to the session: `<jet-secret sid content>`.
+    async fn seal_for(
+        &self,
+        secret: &TransportSecret,
+        recipient: &Jid,
+        context: &EnvelopeContext,
+    ) -> Result<Element, EnvelopeError> {
+        let to = recipient.to_bare();
+        let content = Signcrypt {
+            to: vec![to.clone()],
+            time: unix_now(),
+            rpad: Some(random_rpad()),
+            payload: vec![jet_secret_element_bound(
+                &secret.to_bytes(),
+                &context.sid,
+                &context.content,
+            )],
+        };
+        self.seal_signcrypt(&content, &to).await
+    }
+
+    /// In a session, the `<jet-secret/>` must be bound to this session's id
+    /// and content name; an unbound one (jet before the binding) is refused:
+    /// it could be replayed into any session within the time window.
+    async fn open_for(
+        &self,
+        envelope: &Element,
+        stanza_sender: &Jid,
+        suite: &dyn CipherSuite,
+        context: &EnvelopeContext,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
+        let checked = self
+            .open_signcrypt_in(envelope, stanza_sender, Some(context))
+            .await?;
+        self.opened(checked, suite)
+    }
+}
+
+/// The `<jet-secret/>` of `content` must be bound to `context`'s session id
+/// and content name; an unbound one (jet before the binding) is refused.
+fn check_binding(content: &Signcrypt, context: &EnvelopeContext) -> Result<(), EnvelopeError> {
+    match elements::jet_secret_binding(&content.payload)? {
+        Some((sid, name)) if sid == context.sid && name == context.content => Ok(()),
+        Some((sid, name)) => Err(open_err(format!(
+            "the envelope was sealed for session {sid:?} content {name:?}, not for this one \
+             ({:?}, {:?}): replayed into another session",
+            context.sid, context.content
+        ))),
+        None => Err(open_err(
+            "the envelope is not bound to a session (no sid/content on <jet-secret/>, as jet \
+             sent before the binding): refused, it could be replayed into any session",
+        )),
+    }
+}
+
+impl OxEnvelope {
+    fn opened(
+        &self,
+        checked: CheckedSigncrypt,
+        suite: &dyn CipherSuite,
+    ) -> Result<OpenedEnvelope, EnvelopeError> {
         let bytes = jet_secret_of(&checked.content.payload)?;
         let secret =
             TransportSecret::from_bytes(&bytes, suite.key_len(), suite.accepted_iv_lens())?;

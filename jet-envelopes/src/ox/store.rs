@@ -6,9 +6,14 @@
 //! trust anchor. Keys enter it only through [`OxKeyStore::add_peer_key`],
 //! which checks the key is a valid XEP-0373 key of that JID
 //! ([`OxPublicKey::validate_for`]); the PEP fetch in [`super::pep`] and the
-//! envelope feed it. What the store does *not* do is decide trust beyond that
-//! (no fingerprint verification with the user, no key pinning policy):
-//! that is the application's job.
+//! envelope feed it.
+//!
+//! Pinning: the keys returned by [`OxKeyStore::peer_keys`] are the *trusted*
+//! ones (trusted on first use, or marked by the user). A key that shows up
+//! later for a peer whose key is already known is kept apart as *pending*
+//! ([`OxKeyStore::add_pending_key`]): the envelope neither encrypts to it nor
+//! accepts signatures by it until the user marks it
+//! ([`OxKeyStore::trust_pending_key`], `jet keys trust PEER FINGERPRINT`).
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,6 +42,15 @@ pub trait OxKeyStore: Send + Sync {
     fn remove_peer_key(&self, jid: &BareJid, fingerprint: &str) -> Result<bool, EnvelopeError>;
     /// Every JID with at least one known key.
     fn peers(&self) -> Result<Vec<BareJid>, EnvelopeError>;
+    /// Keys seen for `jid` (valid XEP-0373 keys of `jid`) that are not
+    /// trusted yet: neither encrypted to nor accepted.
+    fn pending_keys(&self, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError>;
+    /// Keeps `key` as a pending key of `jid` (after the same check as
+    /// [`Self::add_peer_key`]); nothing changes if it is already trusted.
+    fn add_pending_key(&self, jid: &BareJid, key: &OxPublicKey) -> Result<(), EnvelopeError>;
+    /// The user verified the pending key `fingerprint` of `jid`: it becomes
+    /// trusted. Returns false if no such pending key is stored.
+    fn trust_pending_key(&self, jid: &BareJid, fingerprint: &str) -> Result<bool, EnvelopeError>;
 }
 
 /// A store in memory (tests, short-lived tools).
@@ -44,6 +58,7 @@ pub trait OxKeyStore: Send + Sync {
 pub struct MemoryKeyStore {
     own: Mutex<Option<OxSecretKey>>,
     peers: Mutex<HashMap<BareJid, Vec<OxPublicKey>>>,
+    pending: Mutex<HashMap<BareJid, Vec<OxPublicKey>>>,
 }
 
 impl MemoryKeyStore {
@@ -81,6 +96,9 @@ impl OxKeyStore for MemoryKeyStore {
 
     fn add_peer_key(&self, jid: &BareJid, key: &OxPublicKey) -> Result<(), EnvelopeError> {
         key.validate_for(jid)?;
+        if let Some(p) = self.pending.lock().map_err(|_| poisoned())?.get_mut(jid) {
+            p.retain(|k| k.fingerprint() != key.fingerprint());
+        }
         let mut peers = self.peers.lock().map_err(|_| poisoned())?;
         let keys = peers.entry(jid.clone()).or_default();
         keys.retain(|k| k.fingerprint() != key.fingerprint());
@@ -111,15 +129,55 @@ impl OxKeyStore for MemoryKeyStore {
             .cloned()
             .collect())
     }
+
+    fn pending_keys(&self, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError> {
+        let pending = self.pending.lock().map_err(|_| poisoned())?;
+        Ok(pending.get(jid).cloned().unwrap_or_default())
+    }
+
+    fn add_pending_key(&self, jid: &BareJid, key: &OxPublicKey) -> Result<(), EnvelopeError> {
+        key.validate_for(jid)?;
+        if self
+            .peer_keys(jid)?
+            .iter()
+            .any(|k| k.fingerprint() == key.fingerprint())
+        {
+            return Ok(());
+        }
+        let mut pending = self.pending.lock().map_err(|_| poisoned())?;
+        let keys = pending.entry(jid.clone()).or_default();
+        keys.retain(|k| k.fingerprint() != key.fingerprint());
+        keys.push(key.clone());
+        Ok(())
+    }
+
+    fn trust_pending_key(&self, jid: &BareJid, fingerprint: &str) -> Result<bool, EnvelopeError> {
+        let key = {
+            let mut pending = self.pending.lock().map_err(|_| poisoned())?;
+            let Some(keys) = pending.get_mut(jid) else {
+                return Ok(false);
+            };
+            let Some(i) = keys
+                .iter()
+                .position(|k| k.fingerprint().eq_ignore_ascii_case(fingerprint))
+            else {
+                return Ok(false);
+            };
+            keys.remove(i)
+        };
+        self.add_peer_key(jid, &key)?;
+        Ok(true)
+    }
 }
 
 /// A store in a directory the caller gives, as ASCII-armored files that
 /// `gpg --import` also reads:
 ///
 /// ```text
-/// DIR/                     (0700)
-///   own.sec.asc            our secret key (0600, unprotected)
-///   peers/<jid>/<FPR>.asc  public keys known for <jid> (0600)
+/// DIR/                             (0700)
+///   own.sec.asc                    our secret key (0600, unprotected)
+///   peers/<jid>/<FPR>.asc          trusted public keys of <jid> (0600)
+///   peers/<jid>/pending/<FPR>.asc  keys of <jid> not trusted yet (0600)
 /// ```
 ///
 /// `<jid>` is the bare JID with every byte outside `[A-Za-z0-9@._-]` (and a
@@ -228,6 +286,37 @@ impl FileKeyStore {
         self.dir.join("peers").join(jid_dir_name(jid))
     }
 
+    /// The `*.asc` keys in `dir`, each checked to be a key of `jid`
+    /// (callers hold the lock).
+    fn read_keys(&self, dir: &Path, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(EnvelopeError::Store(format!(
+                    "reading {}: {e}",
+                    dir.display()
+                )))
+            }
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .map_err(|e| EnvelopeError::Store(format!("reading {}: {e}", dir.display())))?;
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("asc") {
+                continue;
+            }
+            let key = OxPublicKey::from_bytes(&self.read(&path)?)?;
+            // Re-check on the way out: a file edited by hand is no
+            // more trusted than a key from the network.
+            key.validate_for(jid)?;
+            keys.push(key);
+        }
+        keys.sort_by(|a, b| a.fingerprint().cmp(b.fingerprint()));
+        Ok(keys)
+    }
+
     fn read(&self, path: &Path) -> Result<Vec<u8>, EnvelopeError> {
         fs::read(path).map_err(|e| EnvelopeError::Store(format!("reading {}: {e}", path.display())))
     }
@@ -261,33 +350,7 @@ impl OxKeyStore for FileKeyStore {
 
     fn peer_keys(&self, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError> {
         let _g = self.lock.lock().map_err(|_| poisoned())?;
-        let dir = self.peer_dir(jid);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(EnvelopeError::Store(format!(
-                    "reading {}: {e}",
-                    dir.display()
-                )))
-            }
-        };
-        let mut keys = Vec::new();
-        for entry in entries {
-            let entry = entry
-                .map_err(|e| EnvelopeError::Store(format!("reading {}: {e}", dir.display())))?;
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("asc") {
-                continue;
-            }
-            let key = OxPublicKey::from_bytes(&self.read(&path)?)?;
-            // Re-check on the way out: a file edited by hand is no
-            // more trusted than a key from the network.
-            key.validate_for(jid)?;
-            keys.push(key);
-        }
-        keys.sort_by(|a, b| a.fingerprint().cmp(b.fingerprint()));
-        Ok(keys)
+        self.read_keys(&self.peer_dir(jid), jid)
     }
 
     fn add_peer_key(&self, jid: &BareJid, key: &OxPublicKey) -> Result<(), EnvelopeError> {
@@ -295,10 +358,15 @@ impl OxKeyStore for FileKeyStore {
         let _g = self.lock.lock().map_err(|_| poisoned())?;
         let dir = self.peer_dir(jid);
         create_dir_0700(&dir)?;
-        write_file_0600(
-            &dir.join(format!("{}.asc", key.fingerprint())),
-            key.to_armored()?.as_bytes(),
-        )
+        let file = format!("{}.asc", key.fingerprint());
+        write_file_0600(&dir.join(&file), key.to_armored()?.as_bytes())?;
+        // Trusted now: no longer pending.
+        match fs::remove_file(dir.join("pending").join(&file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(EnvelopeError::Store(
+                format!("removing the pending copy of {}: {e}", key.fingerprint()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn remove_peer_key(&self, jid: &BareJid, fingerprint: &str) -> Result<bool, EnvelopeError> {
@@ -317,6 +385,53 @@ impl OxKeyStore for FileKeyStore {
                 path.display()
             ))),
         }
+    }
+
+    fn pending_keys(&self, jid: &BareJid) -> Result<Vec<OxPublicKey>, EnvelopeError> {
+        let _g = self.lock.lock().map_err(|_| poisoned())?;
+        self.read_keys(&self.peer_dir(jid).join("pending"), jid)
+    }
+
+    fn add_pending_key(&self, jid: &BareJid, key: &OxPublicKey) -> Result<(), EnvelopeError> {
+        key.validate_for(jid)?;
+        let _g = self.lock.lock().map_err(|_| poisoned())?;
+        let file = format!("{}.asc", key.fingerprint());
+        if self.peer_dir(jid).join(&file).exists() {
+            return Ok(());
+        }
+        let dir = self.peer_dir(jid).join("pending");
+        create_dir_0700(&dir)?;
+        write_file_0600(&dir.join(file), key.to_armored()?.as_bytes())
+    }
+
+    fn trust_pending_key(&self, jid: &BareJid, fingerprint: &str) -> Result<bool, EnvelopeError> {
+        let fpr = fingerprint.to_ascii_uppercase();
+        if !super::elements::is_v4_fingerprint(&fpr) {
+            return Ok(false);
+        }
+        let key = {
+            let _g = self.lock.lock().map_err(|_| poisoned())?;
+            let path = self
+                .peer_dir(jid)
+                .join("pending")
+                .join(format!("{fpr}.asc"));
+            if !path.exists() {
+                return Ok(false);
+            }
+            let key = OxPublicKey::from_bytes(&self.read(&path)?)?;
+            if key.fingerprint() != fpr {
+                return Err(EnvelopeError::Store(format!(
+                    "{} holds key {}, not {fpr}",
+                    path.display(),
+                    key.fingerprint()
+                )));
+            }
+            fs::remove_file(&path)
+                .map_err(|e| EnvelopeError::Store(format!("removing {}: {e}", path.display())))?;
+            key
+        };
+        self.add_peer_key(jid, &key)?;
+        Ok(true)
     }
 
     fn peers(&self) -> Result<Vec<BareJid>, EnvelopeError> {
