@@ -1,4 +1,6 @@
-//! The tokio-xmpp stanza channel against a real Prosody on 127.0.0.1.
+//! The tokio-xmpp stanza channel against a real Prosody on 127.0.0.1, or
+//! the same tests against Debian's ejabberd (`scripts/test-ejabberd start`,
+//! then `JET_TEST_SERVER_DIR=target/test-ejabberd`).
 //!
 //! Start the server with `scripts/test-server start` (it writes
 //! `target/test-server/env`; `JET_TEST_SERVER_DIR` moves it, and the
@@ -311,7 +313,7 @@ async fn wrong_password_is_an_authentication_error() {
             .err()
             .expect("login must fail");
         match &err {
-            XmppError::Authentication { jid, condition } => {
+            XmppError::Authentication { jid, condition, .. } => {
                 assert_eq!(jid, "user6@jet.test");
                 assert_eq!(condition, "not-authorized");
             }
