@@ -44,6 +44,19 @@ fn transfer_env(
     bare_to: bool,
     len: usize,
 ) -> String {
+    transfer_logs(srv, envelope, from, to, opts, bare_to, len).0
+}
+
+/// [`transfer_env`], returning the sender's and the receiver's stderr.
+fn transfer_logs(
+    srv: &Server,
+    envelope: &str,
+    from: &str,
+    to: &str,
+    opts: &[&str],
+    bare_to: bool,
+    len: usize,
+) -> (String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let src = random_file(tmp.path(), "payload.bin", len);
     let out = tmp.path().join("in");
@@ -104,7 +117,32 @@ fn transfer_env(
     assert_eq!(firsts.len(), 1, "{sevents:?}");
     let ms = firsts[0]["ms"].as_f64().expect("first-byte ms");
     assert!(ms > 0.0 && ms < 60_000.0, "set-up took {ms} ms");
-    send.stderr()
+    (send.stderr(), recv.stderr())
+}
+
+/// The S5B `<candidate/>` elements in a `-v` stanza log, as attribute maps.
+fn candidates(log: &str) -> Vec<std::collections::HashMap<String, String>> {
+    log.split("<candidate ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("/>").map(|(attrs, _)| attrs))
+        .map(|attrs| {
+            attrs
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches(['\'', '"']).to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `cid`s of `<activated/>` (XEP-0260 §2.4: a proxy was activated for
+/// the nominated candidate) in a `-v` stanza log.
+fn activated(log: &str) -> Vec<String> {
+    log.split("<activated cid=")
+        .skip(1)
+        .filter_map(|rest| rest.get(1..).and_then(|r| r.split(['\'', '"']).next()))
+        .map(String::from)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,14 +150,24 @@ async fn s5b_direct_to_a_bare_jid() {
     let Some(srv) = server() else { return };
     srv.pair("user1", "user2").await;
     tokio::task::spawn_blocking(move || {
-        transfer(
+        let (slog, rlog) = transfer_logs(
             &srv,
+            "stub",
             "user1",
             "user2",
-            &["--transport", "s5b"],
+            &["--transport", "s5b", "-v"],
             true,
             1 << 20,
-        )
+        );
+        // Both sides offered a direct candidate and a direct one won: no
+        // proxy was activated.
+        for log in [&slog, &rlog] {
+            assert!(
+                candidates(log).iter().any(|c| c["type"] == "direct"),
+                "no direct candidate:\n{log}"
+            );
+            assert!(activated(log).is_empty(), "a proxy was used:\n{log}");
+        }
     })
     .await
     .unwrap();
@@ -129,14 +177,36 @@ async fn s5b_direct_to_a_bare_jid() {
 async fn s5b_through_the_servers_proxy() {
     let Some(srv) = server() else { return };
     tokio::task::spawn_blocking(move || {
-        transfer(
+        let (slog, rlog) = transfer_logs(
             &srv,
+            "stub",
             "user3",
             "user4",
-            &["--transport", "s5b", "--no-direct"],
+            &["--transport", "s5b", "--no-direct", "-v"],
             false,
             512 << 10,
         );
+        // --no-direct on both sides: every candidate either side saw is the
+        // server's proxy (no direct one on 127.0.0.1), and the nominated one
+        // was activated, so the bytes went through the proxy.
+        for log in [&slog, &rlog] {
+            let cands = candidates(log);
+            assert!(!cands.is_empty(), "no candidate in the log:\n{log}");
+            for c in &cands {
+                assert_eq!(c["type"], "proxy", "{c:?}");
+                assert!(c["jid"].starts_with(&srv.proxy), "{c:?}");
+                if !srv.proxy_addr.is_empty() {
+                    assert_eq!(format!("{}:{}", c["host"], c["port"]), srv.proxy_addr);
+                }
+            }
+            let used = activated(log);
+            assert_eq!(used.len(), 1, "one activation expected:\n{log}");
+            assert!(
+                cands.iter().any(|c| c["cid"] == used[0]),
+                "the activated candidate {} is not one of the proxy candidates",
+                used[0]
+            );
+        }
     })
     .await
     .unwrap();
