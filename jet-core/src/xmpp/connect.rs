@@ -344,37 +344,7 @@ async fn authenticate(
         config.password.as_str(),
     )
     .await
-    .map_err(|e| match e {
-        SaslFailure::Refused { condition, text }
-            if text
-                .as_deref()
-                .is_some_and(|t| t.to_ascii_lowercase().contains("channel binding")) =>
-        {
-            XmppError::ChannelBinding {
-                jid,
-                mechanism: mechanism.to_string(),
-                binding: plan.binding.describe(),
-                condition,
-                text: text.unwrap_or_default(),
-            }
-        }
-        SaslFailure::Refused { condition, text } => XmppError::Authentication {
-            jid,
-            condition,
-            text,
-        },
-        SaslFailure::BadServerProof(why) => XmppError::Stream {
-            stage: "authenticating",
-            reason: format!(
-                "the server's final {mechanism} message does not prove that it knows the \
-                 password ({why}); not trusting this server"
-            ),
-        },
-        SaslFailure::Mechanism(why) => {
-            stream_error("authenticating", format!("{mechanism}: {why}"))
-        }
-        SaslFailure::Stream(why) => stream_error("authenticating", why),
-    })?;
+    .map_err(|e| login_error(jid, mechanism, &plan.binding, e))?;
 
     set(stage, "restarting the stream after login");
     let pending = initiating
@@ -440,6 +410,47 @@ async fn authenticate(
     Ok(Connected { stream, jid, early })
 }
 
+/// The error for a failed SASL exchange: a refusal whose `<text/>` names
+/// the channel binding is not reported as a wrong password.
+fn login_error(
+    jid: String,
+    mechanism: &str,
+    binding: &sasl::Binding,
+    failure: SaslFailure,
+) -> XmppError {
+    match failure {
+        SaslFailure::Refused { condition, text }
+            if text
+                .as_deref()
+                .is_some_and(|t| t.to_ascii_lowercase().contains("channel binding")) =>
+        {
+            XmppError::ChannelBinding {
+                jid,
+                mechanism: mechanism.to_string(),
+                binding: binding.describe(),
+                condition,
+                text: text.unwrap_or_default(),
+            }
+        }
+        SaslFailure::Refused { condition, text } => XmppError::Authentication {
+            jid,
+            condition,
+            text,
+        },
+        SaslFailure::BadServerProof(why) => XmppError::Stream {
+            stage: "authenticating",
+            reason: format!(
+                "the server's final {mechanism} message does not prove that it knows the \
+                 password ({why}); not trusting this server"
+            ),
+        },
+        SaslFailure::Mechanism(why) => {
+            stream_error("authenticating", format!("{mechanism}: {why}"))
+        }
+        SaslFailure::Stream(why) => stream_error("authenticating", why),
+    }
+}
+
 /// Sends `iq` and reads until its answer; other stanzas go to `early`.
 async fn exchange(
     stream: &mut RawStream,
@@ -495,4 +506,61 @@ pub(super) fn kebab(name: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What jet said to ejabberd 23.01 before issue 19: its answer to a
+    /// tls-exporter binding is a channel-binding error with its text, not
+    /// "wrong password".
+    #[test]
+    fn a_refused_channel_binding_is_not_a_wrong_password() {
+        let e = login_error(
+            "romeo@jet.test".into(),
+            "SCRAM-SHA-1-PLUS",
+            &sasl::Binding::TlsExporter(vec![0; 32]),
+            SaslFailure::Refused {
+                condition: "not-authorized".into(),
+                text: Some("Invalid channel binding".into()),
+            },
+        );
+        assert!(matches!(e, XmppError::ChannelBinding { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("\"Invalid channel binding\""), "{msg}");
+        assert!(msg.contains("SCRAM-SHA-1-PLUS"), "{msg}");
+        assert!(msg.contains("tls-exporter"), "{msg}");
+        assert!(!msg.contains("wrong password"), "{msg}");
+    }
+
+    #[test]
+    fn a_refused_password_says_so_with_the_servers_text() {
+        let e = login_error(
+            "romeo@jet.test".into(),
+            "SCRAM-SHA-1",
+            &sasl::Binding::No,
+            SaslFailure::Refused {
+                condition: "not-authorized".into(),
+                text: Some("Invalid username or password".into()),
+            },
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("wrong password"), "{msg}");
+        assert!(msg.contains("\"Invalid username or password\""), "{msg}");
+        let e = login_error(
+            "romeo@jet.test".into(),
+            "SCRAM-SHA-1",
+            &sasl::Binding::No,
+            SaslFailure::Refused {
+                condition: "not-authorized".into(),
+                text: None,
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "login as romeo@jet.test refused by the server (not-authorized): \
+             wrong password or unknown account"
+        );
+    }
 }
