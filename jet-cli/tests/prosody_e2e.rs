@@ -244,6 +244,86 @@ async fn in_band_bytestreams() {
     .unwrap();
 }
 
+/// IBB behind a server's traffic shaper (ejabberd: Debian's stock
+/// `c2s_shaper`, 3000 B/s per client, on the sender's connection): a slow
+/// stream is not a stalled one. The blocks are the default 32 KiB, so the
+/// last block in flight is acknowledged more than 30 s (the IBB IQ bound)
+/// after it was sent, while acknowledgements keep coming; the receiver's
+/// `--stall-timeout 20` ("no byte for 20 s": one 32 KiB block, ~44 KB in
+/// base64, takes ~15 s through the shaper) does not fire although the
+/// whole transfer takes twice as long, and its progress events show the
+/// bytes arriving over time. Skipped on a server without a shaped port
+/// (Prosody).
+#[tokio::test(flavor = "multi_thread")]
+async fn ibb_behind_the_servers_shaper_is_slow_not_stalled() {
+    let Some(srv) = server() else { return };
+    let Some(shaped) = srv.shaped() else {
+        eprintln!("skipping: the {} test server has no shaped port", srv.kind);
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "slow.bin", 100_000);
+        let out = tmp.path().join("in");
+        let from = srv.jid("shaped1");
+        let recv = Proc::spawn(srv.jet(
+            "receive",
+            "shaped2",
+            &[
+                "--once",
+                "--from",
+                &from,
+                "--transport",
+                "ibb",
+                "--stall-timeout",
+                "20",
+                "--timeout",
+                "150",
+                "--dir",
+                out.to_str().unwrap(),
+            ],
+        ));
+        let to = recv.ready_jid();
+        let started = Instant::now();
+        let mut send = Proc::spawn(shaped.jet(
+            "send",
+            "shaped1",
+            &["--to", &to, "--transport", "ibb", src.to_str().unwrap()],
+        ));
+        let st = send.wait_within(Duration::from_secs(150));
+        assert!(
+            st.success(),
+            "send failed: {st}; stderr:\n{}",
+            send.stderr()
+        );
+        let took = started.elapsed();
+        let progress = std::cell::RefCell::new(Vec::new());
+        let done = recv.event_where("done event", Duration::from_secs(30), |e| {
+            if e["event"] == "progress" {
+                progress.borrow_mut().push(e["bytes"].as_u64().unwrap());
+            }
+            e["event"] == "done"
+        });
+        let progress = progress.into_inner();
+        assert_eq!(
+            std::fs::read(done["path"].as_str().unwrap()).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+        // The shaper made this transfer longer than the stall timeout
+        // (otherwise the test proves nothing) ...
+        assert!(
+            took > Duration::from_secs(25),
+            "the shaper did not slow the transfer ({took:?}): is the shaped port shaped?"
+        );
+        // ... and the receiver saw the bytes arrive step by step.
+        let distinct: std::collections::BTreeSet<_> = progress.iter().collect();
+        assert!(distinct.len() >= 3, "progress events: {progress:?}");
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn request_a_file_by_hash_from_jet_serve() {
     let Some(srv) = server() else { return };
