@@ -624,9 +624,17 @@ async fn remove_from_roster(ch: &XmppChannel, jid: &BareJid) {
     }
 }
 
+/// RFC 6121 §3.4. Not on ejabberd 23.01: it does not implement
+/// pre-approval (processone/ejabberd#3196; added in 2026 by PR #4512) and
+/// does not advertise `urn:xmpp:features:pre-approval`. Only this test
+/// uses `XmppChannel::pre_approve`; `jet` itself does not.
 #[tokio::test]
 async fn pre_approved_subscription_works_while_the_contact_is_offline() {
     let Some(srv) = server() else { return };
+    if srv.kind == "ejabberd" {
+        eprintln!("skipping: ejabberd 23.01 has no subscription pre-approval");
+        return;
+    }
     bounded(async {
         let (a_bare, b_bare) = (srv.bare("user2"), srv.bare("user3"));
         let a = XmppChannel::connect(srv.config("user2").resource("pre-approval"))
