@@ -3,7 +3,10 @@
 //! it needs nothing but std, so it is a file rather than a crate).
 //!
 //! They come from the env file `scripts/test-server start` writes
-//! (`$JET_TEST_SERVER_DIR/env`, by default `target/test-server/env`), and
+//! (`$JET_TEST_SERVER_DIR/env`, by default `target/test-server/env`; the
+//! same tests run against ejabberd with
+//! `JET_TEST_SERVER_DIR=target/test-ejabberd`, whose env file
+//! `scripts/test-ejabberd start` writes), and
 //! `JET_TEST_*` variables in the environment override it. Without a server
 //! the tests skip, unless `JET_REQUIRE_SERVER=1` (as `scripts/test` and CI
 //! set), which makes a missing server a failure.
@@ -14,6 +17,12 @@ use std::path::PathBuf;
 /// Where to reach the test server and how to log in.
 #[derive(Clone)]
 pub struct ProsodyEnv {
+    /// Which server: `prosody` (scripts/test-server) or `ejabberd`
+    /// (scripts/test-ejabberd), from `JET_TEST_SERVER_KIND`.
+    pub kind: String,
+    /// A second c2s address of the same server with a traffic shaper
+    /// (ejabberd: Debian's 3000 B/s `c2s_shaper`), if it has one.
+    pub shaped_addr: Option<String>,
     /// The XMPP domain, e.g. `jet.test`.
     pub domain: String,
     /// Its c2s address, `127.0.0.1:PORT`.
@@ -72,6 +81,8 @@ pub fn load() -> Option<ProsodyEnv> {
         return None;
     };
     Some(ProsodyEnv {
+        kind: get("JET_TEST_SERVER_KIND").unwrap_or_else(|| "prosody".into()),
+        shaped_addr: get("JET_TEST_XMPP_SERVER_SHAPED").filter(|s| !s.is_empty()),
         proxy: get("JET_TEST_PROXY").unwrap_or_else(|| format!("proxy.{domain}")),
         proxy_addr: get("JET_TEST_PROXY_ADDR").unwrap_or_default(),
         domain,

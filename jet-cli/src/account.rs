@@ -126,7 +126,8 @@ pub struct AccountArgs {
     /// Address for direct SOCKS5 candidates.
     #[arg(long, default_value = "127.0.0.1")]
     pub listen: std::net::IpAddr,
-    /// Offer no direct SOCKS5 candidates: only the server's proxy (XEP-0065).
+    /// Offer no direct SOCKS5 candidates (no listener): only the server's
+    /// proxy (XEP-0065). The peer's own direct candidates are still tried.
     #[arg(long)]
     pub no_direct: bool,
     /// IBB block size in bytes.
@@ -518,11 +519,8 @@ impl Account {
     /// The transports, in preference order.
     pub fn transports(&self) -> Vec<Arc<dyn TransportAdapter>> {
         let s5b: Arc<dyn TransportAdapter> = Arc::new(S5bTransport::new(S5bConfig {
-            direct_addresses: if self.args.no_direct {
-                Vec::new()
-            } else {
-                vec![self.args.listen]
-            },
+            direct_addresses: vec![self.args.listen],
+            offer_direct: !self.args.no_direct,
             discover_proxy: true,
             ..S5bConfig::default()
         }));

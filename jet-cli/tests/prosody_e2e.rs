@@ -44,6 +44,19 @@ fn transfer_env(
     bare_to: bool,
     len: usize,
 ) -> String {
+    transfer_logs(srv, envelope, from, to, opts, bare_to, len).0
+}
+
+/// [`transfer_env`], returning the sender's and the receiver's stderr.
+fn transfer_logs(
+    srv: &Server,
+    envelope: &str,
+    from: &str,
+    to: &str,
+    opts: &[&str],
+    bare_to: bool,
+    len: usize,
+) -> (String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let src = random_file(tmp.path(), "payload.bin", len);
     let out = tmp.path().join("in");
@@ -104,7 +117,32 @@ fn transfer_env(
     assert_eq!(firsts.len(), 1, "{sevents:?}");
     let ms = firsts[0]["ms"].as_f64().expect("first-byte ms");
     assert!(ms > 0.0 && ms < 60_000.0, "set-up took {ms} ms");
-    send.stderr()
+    (send.stderr(), recv.stderr())
+}
+
+/// The S5B `<candidate/>` elements in a `-v` stanza log, as attribute maps.
+fn candidates(log: &str) -> Vec<std::collections::HashMap<String, String>> {
+    log.split("<candidate ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("/>").map(|(attrs, _)| attrs))
+        .map(|attrs| {
+            attrs
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches(['\'', '"']).to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `cid`s of `<activated/>` (XEP-0260 §2.4: a proxy was activated for
+/// the nominated candidate) in a `-v` stanza log.
+fn activated(log: &str) -> Vec<String> {
+    log.split("<activated cid=")
+        .skip(1)
+        .filter_map(|rest| rest.get(1..).and_then(|r| r.split(['\'', '"']).next()))
+        .map(String::from)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,14 +150,24 @@ async fn s5b_direct_to_a_bare_jid() {
     let Some(srv) = server() else { return };
     srv.pair("user1", "user2").await;
     tokio::task::spawn_blocking(move || {
-        transfer(
+        let (slog, rlog) = transfer_logs(
             &srv,
+            "stub",
             "user1",
             "user2",
-            &["--transport", "s5b"],
+            &["--transport", "s5b", "-v"],
             true,
             1 << 20,
-        )
+        );
+        // Both sides offered a direct candidate and a direct one won: no
+        // proxy was activated.
+        for log in [&slog, &rlog] {
+            assert!(
+                candidates(log).iter().any(|c| c["type"] == "direct"),
+                "no direct candidate:\n{log}"
+            );
+            assert!(activated(log).is_empty(), "a proxy was used:\n{log}");
+        }
     })
     .await
     .unwrap();
@@ -129,14 +177,36 @@ async fn s5b_direct_to_a_bare_jid() {
 async fn s5b_through_the_servers_proxy() {
     let Some(srv) = server() else { return };
     tokio::task::spawn_blocking(move || {
-        transfer(
+        let (slog, rlog) = transfer_logs(
             &srv,
+            "stub",
             "user3",
             "user4",
-            &["--transport", "s5b", "--no-direct"],
+            &["--transport", "s5b", "--no-direct", "-v"],
             false,
             512 << 10,
         );
+        // --no-direct on both sides: every candidate either side saw is the
+        // server's proxy (no direct one on 127.0.0.1), and the nominated one
+        // was activated, so the bytes went through the proxy.
+        for log in [&slog, &rlog] {
+            let cands = candidates(log);
+            assert!(!cands.is_empty(), "no candidate in the log:\n{log}");
+            for c in &cands {
+                assert_eq!(c["type"], "proxy", "{c:?}");
+                assert!(c["jid"].starts_with(&srv.proxy), "{c:?}");
+                if !srv.proxy_addr.is_empty() {
+                    assert_eq!(format!("{}:{}", c["host"], c["port"]), srv.proxy_addr);
+                }
+            }
+            let used = activated(log);
+            assert_eq!(used.len(), 1, "one activation expected:\n{log}");
+            assert!(
+                cands.iter().any(|c| c["cid"] == used[0]),
+                "the activated candidate {} is not one of the proxy candidates",
+                used[0]
+            );
+        }
     })
     .await
     .unwrap();
@@ -169,6 +239,86 @@ async fn in_band_bytestreams() {
                 "unredacted payload: {p:.80}"
             );
         }
+    })
+    .await
+    .unwrap();
+}
+
+/// IBB behind a server's traffic shaper (ejabberd: Debian's stock
+/// `c2s_shaper`, 3000 B/s per client, on the sender's connection): a slow
+/// stream is not a stalled one. The blocks are the default 32 KiB, so the
+/// last block in flight is acknowledged more than 30 s (the IBB IQ bound)
+/// after it was sent, while acknowledgements keep coming; the receiver's
+/// `--stall-timeout 20` ("no byte for 20 s": one 32 KiB block, ~44 KB in
+/// base64, takes ~15 s through the shaper) does not fire although the
+/// whole transfer takes twice as long, and its progress events show the
+/// bytes arriving over time. Skipped on a server without a shaped port
+/// (Prosody).
+#[tokio::test(flavor = "multi_thread")]
+async fn ibb_behind_the_servers_shaper_is_slow_not_stalled() {
+    let Some(srv) = server() else { return };
+    let Some(shaped) = srv.shaped() else {
+        eprintln!("skipping: the {} test server has no shaped port", srv.kind);
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = random_file(tmp.path(), "slow.bin", 100_000);
+        let out = tmp.path().join("in");
+        let from = srv.jid("shaped1");
+        let recv = Proc::spawn(srv.jet(
+            "receive",
+            "shaped2",
+            &[
+                "--once",
+                "--from",
+                &from,
+                "--transport",
+                "ibb",
+                "--stall-timeout",
+                "20",
+                "--timeout",
+                "150",
+                "--dir",
+                out.to_str().unwrap(),
+            ],
+        ));
+        let to = recv.ready_jid();
+        let started = Instant::now();
+        let mut send = Proc::spawn(shaped.jet(
+            "send",
+            "shaped1",
+            &["--to", &to, "--transport", "ibb", src.to_str().unwrap()],
+        ));
+        let st = send.wait_within(Duration::from_secs(150));
+        assert!(
+            st.success(),
+            "send failed: {st}; stderr:\n{}",
+            send.stderr()
+        );
+        let took = started.elapsed();
+        let progress = std::cell::RefCell::new(Vec::new());
+        let done = recv.event_where("done event", Duration::from_secs(30), |e| {
+            if e["event"] == "progress" {
+                progress.borrow_mut().push(e["bytes"].as_u64().unwrap());
+            }
+            e["event"] == "done"
+        });
+        let progress = progress.into_inner();
+        assert_eq!(
+            std::fs::read(done["path"].as_str().unwrap()).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+        // The shaper made this transfer longer than the stall timeout
+        // (otherwise the test proves nothing) ...
+        assert!(
+            took > Duration::from_secs(25),
+            "the shaper did not slow the transfer ({took:?}): is the shaped port shaped?"
+        );
+        // ... and the receiver saw the bytes arrive step by step.
+        let distinct: std::collections::BTreeSet<_> = progress.iter().collect();
+        assert!(distinct.len() >= 3, "progress events: {progress:?}");
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     })
     .await
     .unwrap();

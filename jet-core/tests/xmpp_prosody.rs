@@ -1,4 +1,6 @@
-//! The tokio-xmpp stanza channel against a real Prosody on 127.0.0.1.
+//! The tokio-xmpp stanza channel against a real Prosody on 127.0.0.1, or
+//! the same tests against Debian's ejabberd (`scripts/test-ejabberd start`,
+//! then `JET_TEST_SERVER_DIR=target/test-ejabberd`).
 //!
 //! Start the server with `scripts/test-server start` (it writes
 //! `target/test-server/env`; `JET_TEST_SERVER_DIR` moves it, and the
@@ -311,7 +313,7 @@ async fn wrong_password_is_an_authentication_error() {
             .err()
             .expect("login must fail");
         match &err {
-            XmppError::Authentication { jid, condition } => {
+            XmppError::Authentication { jid, condition, .. } => {
                 assert_eq!(jid, "user6@jet.test");
                 assert_eq!(condition, "not-authorized");
             }
@@ -622,9 +624,17 @@ async fn remove_from_roster(ch: &XmppChannel, jid: &BareJid) {
     }
 }
 
+/// RFC 6121 §3.4. Not on ejabberd 23.01: it does not implement
+/// pre-approval (processone/ejabberd#3196; added in 2026 by PR #4512) and
+/// does not advertise `urn:xmpp:features:pre-approval`. Only this test
+/// uses `XmppChannel::pre_approve`; `jet` itself does not.
 #[tokio::test]
 async fn pre_approved_subscription_works_while_the_contact_is_offline() {
     let Some(srv) = server() else { return };
+    if srv.kind == "ejabberd" {
+        eprintln!("skipping: ejabberd 23.01 has no subscription pre-approval");
+        return;
+    }
     bounded(async {
         let (a_bare, b_bare) = (srv.bare("user2"), srv.bare("user3"));
         let a = XmppChannel::connect(srv.config("user2").resource("pre-approval"))

@@ -740,7 +740,14 @@ async fn receive(
 }
 
 /// The sending task: numbers blocks, keeps up to `window` data IQs in
-/// flight, fails on the first error answer or timeout.
+/// flight, fails on the first error answer, or when no acknowledgement
+/// arrives for `iq_timeout` while data is in flight.
+///
+/// The bound runs from the last acknowledgement (or from the first send
+/// after an idle moment), not from each IQ's own send: behind a server's
+/// traffic shaper (ejabberd's stock 3000 B/s) the last of `window` large
+/// blocks is acknowledged long after it was sent while every block is, so
+/// a per-IQ bound would call a slow stream a stalled one.
 async fn send(
     channel: Arc<dyn StanzaChannel>,
     peer: Jid,
@@ -752,25 +759,25 @@ async fn send(
 ) {
     let mut seq: u16 = 0;
     let mut inflight: VecDeque<Inflight> = VecDeque::new();
+    // Unbounded here: the progress timer below (and `drain`) bound them.
     let request = |payload: Element, what: String| -> Inflight {
         let channel = channel.clone();
         let to = peer.clone();
         Box::pin(async move {
-            match tokio::time::timeout(
-                iq_timeout,
-                channel.request(iq("set", "", None, &to, Some(payload))),
-            )
-            .await
-            {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(refusal(&what, &e)),
-                Err(_) => Err(format!(
-                    "the peer did not acknowledge IBB {what} within {} s",
-                    iq_timeout.as_secs()
-                )),
-            }
+            channel
+                .request(iq("set", "", None, &to, Some(payload)))
+                .await
+                .map(|_| ())
+                .map_err(|e| refusal(&what, &e))
         })
     };
+    let silent = || {
+        format!(
+            "the peer acknowledged no IBB data for {} s",
+            iq_timeout.as_secs()
+        )
+    };
+    let mut progress = Box::pin(tokio::time::sleep(iq_timeout));
     let fail = |e: String| {
         if let Ok(mut slot) = err_slot.lock() {
             slot.get_or_insert(e);
@@ -779,6 +786,7 @@ async fn send(
     enum Ev {
         Cmd(Option<Cmd>),
         Acked(Result<(), String>),
+        Silent,
     }
     loop {
         let ev = std::future::poll_fn(|cx| {
@@ -798,6 +806,9 @@ async fn send(
             if acked {
                 return Poll::Ready(Ev::Acked(Ok(())));
             }
+            if !inflight.is_empty() && progress.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ev::Silent);
+            }
             if inflight.len() < window {
                 if let Poll::Ready(c) = cmds.poll_recv(cx) {
                     return Poll::Ready(Ev::Cmd(c));
@@ -807,15 +818,29 @@ async fn send(
         })
         .await;
         let cmd = match ev {
-            Ev::Acked(Ok(())) => continue,
+            Ev::Acked(Ok(())) => {
+                progress
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + iq_timeout);
+                continue;
+            }
             Ev::Acked(Err(e)) => {
                 fail(e);
+                return;
+            }
+            Ev::Silent => {
+                fail(silent());
                 return;
             }
             Ev::Cmd(c) => c,
         };
         match cmd {
             Some(Cmd::Data(block)) => {
+                if inflight.is_empty() {
+                    progress
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + iq_timeout);
+                }
                 let data = ibb_el("data", &sid)
                     .a("seq", seq.to_string())
                     .append(base64::engine::general_purpose::STANDARD.encode(&block))
@@ -825,7 +850,7 @@ async fn send(
                 seq = seq.wrapping_add(1);
             }
             Some(Cmd::Flush(reply)) => {
-                let r = drain(&mut inflight).await;
+                let r = drain(&mut inflight, iq_timeout).await;
                 if let Err(e) = &r {
                     fail(e.clone());
                 }
@@ -836,9 +861,14 @@ async fn send(
                 }
             }
             Some(Cmd::Close(reply)) => {
-                let mut r = drain(&mut inflight).await;
+                let mut r = drain(&mut inflight, iq_timeout).await;
                 if r.is_ok() {
-                    r = request(ibb_el("close", &sid).build(), "close".into()).await;
+                    r = bounded(
+                        iq_timeout,
+                        "close",
+                        request(ibb_el("close", &sid).build(), "close".into()),
+                    )
+                    .await;
                 }
                 if let Err(e) = &r {
                     fail(e.clone());
@@ -849,8 +879,9 @@ async fn send(
             None => {
                 // The stream was dropped without shutdown: finish what is in
                 // flight, then close politely.
-                if drain(&mut inflight).await.is_ok() {
-                    let _ = request(ibb_el("close", &sid).build(), "close".into()).await;
+                if drain(&mut inflight, iq_timeout).await.is_ok() {
+                    let close = request(ibb_el("close", &sid).build(), "close".into());
+                    let _ = bounded(iq_timeout, "close", close).await;
                 }
                 return;
             }
@@ -881,11 +912,31 @@ fn refusal(what: &str, e: &ChannelError) -> String {
     }
 }
 
-async fn drain(inflight: &mut VecDeque<Inflight>) -> Result<(), String> {
+/// Waits for every IQ in flight, in order; fails when one is refused or
+/// when `iq_timeout` passes without an acknowledgement (the bound restarts
+/// with each one, as in [`send`]).
+async fn drain(inflight: &mut VecDeque<Inflight>, iq_timeout: Duration) -> Result<(), String> {
     while let Some(f) = inflight.pop_front() {
-        f.await?;
+        tokio::time::timeout(iq_timeout, f).await.map_err(|_| {
+            format!(
+                "the peer acknowledged no IBB data for {} s",
+                iq_timeout.as_secs()
+            )
+        })??;
     }
     Ok(())
+}
+
+/// `f`, failing after `iq_timeout`.
+async fn bounded(iq_timeout: Duration, what: &str, f: Inflight) -> Result<(), String> {
+    tokio::time::timeout(iq_timeout, f)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the peer did not acknowledge IBB {what} within {} s",
+                iq_timeout.as_secs()
+            ))
+        })
 }
 
 #[cfg(test)]

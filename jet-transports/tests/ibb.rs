@@ -316,6 +316,64 @@ async fn wrong_sid_is_refused_and_the_stream_goes_on() {
     .expect("test hung");
 }
 
+/// A peer that acknowledges slowly but steadily (as behind a server's
+/// traffic shaper: ejabberd's stock 3000 B/s) is not a stalled one: each
+/// acknowledgement comes well within `iq_timeout`, although the last block
+/// of the window is acknowledged long after it was sent. A peer that stops
+/// acknowledging fails the writer after `iq_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_peer_is_not_a_stalled_one() {
+    timeout(LIMIT, async {
+        let t = IbbTransport::new(IbbConfig {
+            block_size: 1024,
+            window: 8,
+            receive_buffer: 1,
+            iq_timeout: Duration::from_secs(1),
+            ..IbbConfig::default()
+        });
+        let (_r, _j, mut a, mut b, _) = open(&t, &t).await;
+        let payload = data(24 * 1024, 13);
+        let expect = sha1(&payload);
+        let started = tokio::time::Instant::now();
+        let writer = tokio::spawn(async move {
+            a.write_all(&payload).await?;
+            a.shutdown().await
+        });
+        // One block every 250 ms: 24 blocks take ~6 s, six times iq_timeout.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let n = b.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(sha1(&got), expect);
+        writer.await.unwrap().expect("the slow transfer failed");
+        // Otherwise this test proves nothing.
+        assert!(started.elapsed() > Duration::from_secs(3));
+
+        // Now a reader that stops: the writer fails after iq_timeout
+        // without an acknowledgement.
+        let (_r, _j, mut a, _b, _) = open(&t, &t).await;
+        let payload = data(64 * 1024, 14);
+        let err = async {
+            a.write_all(&payload).await?;
+            a.flush().await
+        }
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("acknowledged no IBB data for 1 s"),
+            "{err}"
+        );
+    })
+    .await
+    .expect("test hung");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_peer_fails_the_writer_cleanly() {
     timeout(LIMIT, async {

@@ -262,6 +262,50 @@ async fn discovered_proxy_is_offered_activated_and_carries_data() {
     .expect("test hung");
 }
 
+/// `offer_direct: false` on both sides (`jet --no-direct`): no listener and
+/// no direct candidate in either transport, untampered, so the proxy is
+/// nominated, activated and carries the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_direct_candidates_only_the_proxy_is_offered_and_used() {
+    timeout(LIMIT, async {
+        let router = MemoryRouter::new();
+        let fake = fake_server(&router, false).await;
+        let (romeo, juliet) = parties(&router);
+        let no_direct = |discover| {
+            S5bTransport::new(S5bConfig {
+                offer_direct: false,
+                assisted_hosts: vec!["jet.example".into()],
+                discover_proxy: discover,
+                connect_timeout: Duration::from_secs(2),
+                negotiation_timeout: Duration::from_secs(10),
+                iq_timeout: Duration::from_secs(5),
+                ..S5bConfig::default()
+            })
+        };
+        let o = negotiate(
+            (&no_direct(true), &romeo.ctx),
+            (&no_direct(true), &juliet.ctx),
+            |_| {},
+            |_| {},
+        )
+        .await;
+        // The fake server has a proxy for Romeo's domain only: Juliet's
+        // answer has no candidate at all, and certainly no direct one.
+        let types = |t: &Element| -> Vec<Option<String>> {
+            t.children()
+                .map(|c| c.attr("type").map(String::from))
+                .collect()
+        };
+        assert_eq!(types(&o.offer), vec![Some("proxy".to_string())]);
+        assert_eq!(types(&o.answer), Vec::<Option<String>>::new());
+        assert_eq!(fake.activations.lock().unwrap().len(), 1);
+        let (a, b) = (o.initiator.unwrap(), o.responder.unwrap());
+        transfer(a, b, data(300_000, 22)).await;
+    })
+    .await
+    .expect("test hung");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responder_offered_proxy_is_activated_by_the_responder() {
     timeout(LIMIT, async {

@@ -19,7 +19,8 @@ const PROCESS_BOUND: Duration = Duration::from_secs(60);
 #[path = "../../../test-support/prosody_env.rs"]
 mod prosody_env;
 
-/// The loopback Prosody (`test-support/prosody_env.rs`).
+/// The loopback test server, Prosody or ejabberd
+/// (`test-support/prosody_env.rs`).
 pub type Server = prosody_env::ProsodyEnv;
 
 /// The server's settings, or `None` (skip) when there is none and it is not
@@ -29,6 +30,16 @@ pub fn server() -> Option<Server> {
 }
 
 impl Server {
+    /// The same server through its shaped c2s port (ejabberd: Debian's
+    /// stock 3000 B/s `c2s_shaper`), if it has one.
+    pub fn shaped(&self) -> Option<Server> {
+        let addr = self.shaped_addr.clone()?;
+        Some(Server {
+            addr,
+            ..self.clone()
+        })
+    }
+
     pub fn jid(&self, user: &str) -> String {
         format!("{user}@{}", self.domain)
     }

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
-use sasl::common::{ChannelBinding, Credentials};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
@@ -29,6 +28,7 @@ use xmpp_parsers::starttls;
 
 use super::config::{Security, TlsTrust, XmppConfig};
 use super::error::XmppError;
+use super::sasl::{self, SaslFailure, TlsBinding};
 use crate::channel::stanza_error_of;
 use crate::ns;
 use crate::xml::BuilderExt;
@@ -244,7 +244,14 @@ async fn login(config: &XmppConfig, stage: &Stage) -> Result<Connected, XmppErro
         .map_err(|e| stream_error("reading the stream features", e))?;
 
     let Some(tls) = tls else {
-        return authenticate(config, stream.box_stream(), features, None, stage).await;
+        return authenticate(
+            config,
+            stream.box_stream(),
+            features,
+            TlsBinding::NoTls,
+            stage,
+        )
+        .await;
     };
 
     // RFC 6120 §5: StartTLS.
@@ -284,15 +291,17 @@ async fn login(config: &XmppConfig, stage: &Stage) -> Result<Connected, XmppErro
         .connect(name, tcp)
         .await
         .map_err(|e| classify_tls(&domain, e))?;
-    // RFC 9266 tls-exporter channel binding (TLS 1.3 only).
-    let exporter = {
+    // RFC 9266 tls-exporter channel binding (TLS 1.3 only; rustls has no
+    // tls-unique for TLS 1.2).
+    let binding = {
         let (_, conn) = tls_stream.get_ref();
-        if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+        let exporter = if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
             conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
                 .ok()
         } else {
             None
-        }
+        };
+        TlsBinding::Tls { exporter }
     };
     let io: Box<dyn AsyncReadAndWrite + Send + 'static> = Box::new(BufStream::new(tls_stream));
     set(stage, "opening the encrypted XML stream");
@@ -303,60 +312,39 @@ async fn login(config: &XmppConfig, stage: &Stage) -> Result<Connected, XmppErro
         .recv_features::<FallibleStreamElement>()
         .await
         .map_err(|e| stream_error("reading the encrypted stream's features", e))?;
-    authenticate(config, stream, features, exporter.map(Some), stage).await
+    authenticate(config, stream, features, binding, stage).await
 }
 
-/// SASL (RFC 6120 §6), the stream restart, resource binding (§7), and the
+/// SASL (RFC 6120 §6, mechanism and channel binding chosen by
+/// [`sasl::plan`]), the stream restart, resource binding (§7), and the
 /// roster request (RFC 6121 §2.2: a server sends contacts' presence only to
 /// sessions that asked for the roster).
-///
-/// `tls_exporter`: `None` without TLS, `Some(None)` with TLS but no channel
-/// binding data, `Some(Some(data))` with RFC 9266 data.
 async fn authenticate(
     config: &XmppConfig,
     stream: tokio_xmpp::xmlstream::XmppStream<Box<dyn AsyncReadAndWrite + Send + 'static>>,
     features: xmpp_parsers::stream_features::StreamFeatures,
-    tls_exporter: Option<Option<Vec<u8>>>,
+    tls: TlsBinding,
     stage: &Stage,
 ) -> Result<Connected, XmppError> {
     let domain = config.jid.domain().as_str().to_string();
     set(stage, "authenticating");
-    // Never ANONYMOUS: tokio-xmpp would fall back to it, and we would be
-    // logged in as somebody else than the configured account.
-    let mechanisms: std::collections::BTreeSet<String> = features
-        .sasl_mechanisms
-        .iter()
-        .filter(|m| m.as_str() != "ANONYMOUS")
-        .cloned()
-        .collect();
-    let server_binds = mechanisms.iter().any(|m| m.ends_with("-PLUS"));
-    // RFC 5802 §6: "y" (we could bind, the server cannot) only when it offers
-    // no -PLUS mechanism; "n" when it does but we have no binding data.
-    let binding = match tls_exporter {
-        Some(Some(data)) if server_binds => ChannelBinding::TlsExporter(data),
-        Some(_) if !server_binds => ChannelBinding::Unsupported,
-        _ => ChannelBinding::None,
+    let advertised = features.sasl_cb.as_ref().map(|cb| cb.types.as_slice());
+    let plan = sasl::plan(&features.sasl_mechanisms, advertised, &tls);
+    let Some(mechanism) = plan.mechanism else {
+        return Err(XmppError::NoSaslMechanism {
+            offered: features.sasl_mechanisms.iter().cloned().collect(),
+        });
     };
-    let creds = Credentials::default()
-        .with_username(config.jid.node().map(|n| n.as_str()).unwrap_or_default())
-        .with_password(config.password.as_str())
-        .with_channel_binding(binding);
-    let initiating = tokio_xmpp::client_login(stream, mechanisms, creds)
-        .await
-        .map_err(|e| match e {
-            tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(condition)) => {
-                XmppError::Authentication {
-                    jid: config.jid.to_string(),
-                    condition: kebab(&format!("{condition:?}")),
-                }
-            }
-            tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::NoMechanism) => {
-                XmppError::NoSaslMechanism {
-                    offered: features.sasl_mechanisms.iter().cloned().collect(),
-                }
-            }
-            other => stream_error("authenticating", other),
-        })?;
+    let jid = config.jid.to_string();
+    let initiating = sasl::exchange(
+        stream,
+        mechanism,
+        &plan.binding,
+        config.jid.node().map(|n| n.as_str()).unwrap_or_default(),
+        config.password.as_str(),
+    )
+    .await
+    .map_err(|e| login_error(jid, mechanism, &plan.binding, e))?;
 
     set(stage, "restarting the stream after login");
     let pending = initiating
@@ -422,6 +410,47 @@ async fn authenticate(
     Ok(Connected { stream, jid, early })
 }
 
+/// The error for a failed SASL exchange: a refusal whose `<text/>` names
+/// the channel binding is not reported as a wrong password.
+fn login_error(
+    jid: String,
+    mechanism: &str,
+    binding: &sasl::Binding,
+    failure: SaslFailure,
+) -> XmppError {
+    match failure {
+        SaslFailure::Refused { condition, text }
+            if text
+                .as_deref()
+                .is_some_and(|t| t.to_ascii_lowercase().contains("channel binding")) =>
+        {
+            XmppError::ChannelBinding {
+                jid,
+                mechanism: mechanism.to_string(),
+                binding: binding.describe(),
+                condition,
+                text: text.unwrap_or_default(),
+            }
+        }
+        SaslFailure::Refused { condition, text } => XmppError::Authentication {
+            jid,
+            condition,
+            text,
+        },
+        SaslFailure::BadServerProof(why) => XmppError::Stream {
+            stage: "authenticating",
+            reason: format!(
+                "the server's final {mechanism} message does not prove that it knows the \
+                 password ({why}); not trusting this server"
+            ),
+        },
+        SaslFailure::Mechanism(why) => {
+            stream_error("authenticating", format!("{mechanism}: {why}"))
+        }
+        SaslFailure::Stream(why) => stream_error("authenticating", why),
+    }
+}
+
 /// Sends `iq` and reads until its answer; other stanzas go to `early`.
 async fn exchange(
     stream: &mut RawStream,
@@ -464,7 +493,7 @@ pub(super) fn describe_stream_error(el: &Element) -> String {
 }
 
 /// `NotAuthorized` -> `not-authorized` (the RFC 6120 §6.5 condition name).
-fn kebab(name: &str) -> String {
+pub(super) fn kebab(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {
@@ -477,4 +506,61 @@ fn kebab(name: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What jet said to ejabberd 23.01 before issue 19: its answer to a
+    /// tls-exporter binding is a channel-binding error with its text, not
+    /// "wrong password".
+    #[test]
+    fn a_refused_channel_binding_is_not_a_wrong_password() {
+        let e = login_error(
+            "romeo@jet.test".into(),
+            "SCRAM-SHA-1-PLUS",
+            &sasl::Binding::TlsExporter(vec![0; 32]),
+            SaslFailure::Refused {
+                condition: "not-authorized".into(),
+                text: Some("Invalid channel binding".into()),
+            },
+        );
+        assert!(matches!(e, XmppError::ChannelBinding { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("\"Invalid channel binding\""), "{msg}");
+        assert!(msg.contains("SCRAM-SHA-1-PLUS"), "{msg}");
+        assert!(msg.contains("tls-exporter"), "{msg}");
+        assert!(!msg.contains("wrong password"), "{msg}");
+    }
+
+    #[test]
+    fn a_refused_password_says_so_with_the_servers_text() {
+        let e = login_error(
+            "romeo@jet.test".into(),
+            "SCRAM-SHA-1",
+            &sasl::Binding::No,
+            SaslFailure::Refused {
+                condition: "not-authorized".into(),
+                text: Some("Invalid username or password".into()),
+            },
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("wrong password"), "{msg}");
+        assert!(msg.contains("\"Invalid username or password\""), "{msg}");
+        let e = login_error(
+            "romeo@jet.test".into(),
+            "SCRAM-SHA-1",
+            &sasl::Binding::No,
+            SaslFailure::Refused {
+                condition: "not-authorized".into(),
+                text: None,
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "login as romeo@jet.test refused by the server (not-authorized): \
+             wrong password or unknown account"
+        );
+    }
 }

@@ -68,13 +68,34 @@ pub enum XmppError {
     },
     /// The server refused our credentials: wrong password or unknown account.
     #[error(
-        "login as {jid} refused by the server ({condition}): wrong password or unknown account"
+        "login as {jid} refused by the server ({condition}{}): wrong password or unknown account",
+        text.as_deref().map(|t| format!(": \"{t}\"")).unwrap_or_default()
     )]
     Authentication {
         /// The account.
         jid: String,
         /// The SASL condition the server gave (e.g. `not-authorized`).
         condition: String,
+        /// The server's `<text/>`, if any.
+        text: Option<String>,
+    },
+    /// The server refused the login because of its channel binding (its
+    /// `<text/>` says so), not because of the password.
+    #[error(
+        "login as {jid} with {mechanism} and {binding} refused by the server \
+         ({condition}: \"{text}\"): the server does not accept this channel binding"
+    )]
+    ChannelBinding {
+        /// The account.
+        jid: String,
+        /// The SASL mechanism we used.
+        mechanism: String,
+        /// The channel binding we used.
+        binding: &'static str,
+        /// The SASL condition.
+        condition: String,
+        /// The server's `<text/>`.
+        text: String,
     },
     /// Server and client have no SASL mechanism in common.
     #[error("no common SASL mechanism with the server (it offers {offered:?})")]

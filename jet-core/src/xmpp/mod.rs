@@ -64,6 +64,7 @@ mod caps;
 mod config;
 mod connect;
 mod error;
+mod sasl;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -80,8 +80,13 @@ pub struct ProxyConfig {
 #[derive(Debug, Clone)]
 pub struct S5bConfig {
     /// Addresses to listen on and offer as `direct` candidates, in order of
-    /// preference.
+    /// preference (empty: 127.0.0.1, see above).
     pub direct_addresses: Vec<IpAddr>,
+    /// Offer direct (and assisted) candidates at all. `false`: no listener,
+    /// only proxy candidates, so the stream goes through a proxy or not at
+    /// all (`jet --no-direct`). The peer's direct candidates are still
+    /// tried.
+    pub offer_direct: bool,
     /// Port for the listeners; 0 picks a free port per address.
     pub listen_port: u16,
     /// Host names or public addresses to offer as `assisted` candidates
@@ -107,6 +112,7 @@ impl Default for S5bConfig {
     fn default() -> Self {
         S5bConfig {
             direct_addresses: Vec::new(),
+            offer_direct: true,
             listen_port: 0,
             assisted_hosts: Vec::new(),
             proxies: Vec::new(),
@@ -234,7 +240,9 @@ impl S5bNegotiation {
         let mut listeners = Vec::new();
         let mut listener_of = HashMap::new();
 
-        let addrs = if config.direct_addresses.is_empty() {
+        let addrs = if !config.offer_direct {
+            Vec::new()
+        } else if config.direct_addresses.is_empty() {
             vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
         } else {
             config.direct_addresses.clone()
