@@ -106,6 +106,8 @@ fn dino() -> Option<Dino> {
         addr,
         ca: PathBuf::from(ca),
         password,
+        kind: "prosody".into(),
+        shaped_addr: None,
     };
     Some(Dino {
         _turn: turn,
