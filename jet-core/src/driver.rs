@@ -1138,6 +1138,12 @@ async fn engine_task(
                 busy = true;
                 let _ = outbox_tx.send(stanza);
             }
+            while let Some((from, why)) = st.endpoint.poll_refused() {
+                if let (Ok(peer), Some(hook)) = (from.parse::<FullJid>(), &shared.config.on_refused)
+                {
+                    (hook.0)(&peer, "bad-request", &why);
+                }
+            }
             while let Some(SessionEvent { sid, peer, event }) = st.endpoint.poll_event() {
                 busy = true;
                 dispatch(

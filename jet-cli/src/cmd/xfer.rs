@@ -700,6 +700,7 @@ async fn serve_loop<A: Application + 'static>(
         match r {
             Ok(()) => finished(&app, events),
             Err(e) => {
+                let ours = matches!(e, jet_core::Error::Refused { .. });
                 let e = match e {
                     // Our own decision (size limit, existing file): not
                     // "the peer declined".
@@ -709,11 +710,15 @@ async fn serve_loop<A: Application + 'static>(
                     ),
                     e => session_error(&peer, e, &node.ch),
                 };
-                if once {
+                if once && !ours {
                     return Err(e);
                 }
                 eprintln!("jet: {e:#}");
                 events.error(&format!("{e:#}"));
+                if ours {
+                    // --once means the first *accepted* session.
+                    continue;
+                }
             }
         }
         if once {

@@ -268,6 +268,8 @@ pub struct Endpoint {
     pending: HashMap<String, PendingIq>,
     transmits: VecDeque<Element>,
     events: VecDeque<SessionEvent>,
+    /// Malformed requests refused with an IQ error: `(from, why)`.
+    refused: VecDeque<(String, String)>,
     next_id: u64,
     id_prefix: String,
 }
@@ -305,6 +307,7 @@ impl Endpoint {
             pending: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            refused: VecDeque::new(),
             next_id: 0,
             id_prefix: format!("jet-{}-", random_hex(4)),
         }
@@ -338,6 +341,14 @@ impl Endpoint {
     /// The next stanza to send.
     pub fn poll_transmit(&mut self) -> Option<Element> {
         self.transmits.pop_front()
+    }
+
+    /// The next request refused as malformed (`bad-request`, e.g. a
+    /// `session-initiate` whose `initiator` is not its sender): the
+    /// sender's address and why, so the user can be told; no session
+    /// exists for it.
+    pub fn poll_refused(&mut self) -> Option<(String, String)> {
+        self.refused.pop_front()
     }
 
     /// The next event.
@@ -1199,6 +1210,10 @@ impl Endpoint {
             ),
             Refusal::TieBreak => iq_error(req, "cancel", "conflict", jingle_error("tie-break")),
             Refusal::BadRequest(why) => {
+                self.refused.push_back((
+                    req.attr("from").unwrap_or_default().to_string(),
+                    why.clone(),
+                ));
                 let mut e = iq_error(req, "modify", "bad-request", None);
                 if let Some(err) = e.get_child_mut("error", ns::JABBER_CLIENT) {
                     err.append_child(

@@ -400,6 +400,11 @@ fn initiator_attribute_must_be_the_sender() {
     let (_, answer) = p.log.iter().find(|(f, _)| f == &juliet_jid()).unwrap();
     assert_eq!(error_condition(answer).0, "bad-request");
     assert!(p.juliet_events().is_empty());
+    // ... and Juliet's side can tell its user who and why.
+    let (from, why) = p.juliet.poll_refused().expect("the refusal is reported");
+    assert_eq!(from, romeo_jid().to_string());
+    assert!(why.contains("mallory@evil.lit/x"), "{why}");
+    assert!(p.juliet.poll_refused().is_none());
     // Romeo's session-initiate was refused: his session is over.
     assert_eq!(p.romeo.state(&sid), None);
     assert_eq!(
