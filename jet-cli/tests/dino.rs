@@ -393,6 +393,10 @@ fn jet_reports_dinos_ibb_receive_failure() {
         &[
             "--transport",
             "ibb",
+            // Dino never answers after a failed IBB receive: the verdict
+            // wait is the one bound on how soon jet can say so.
+            "--verdict-timeout",
+            "5",
             "--to",
             &dino.jid,
             src.to_str().unwrap(),

@@ -1020,7 +1020,11 @@ impl Live {
             }) => Ok(()),
             Ok(ended) => Err(self.error_of(ended)),
             Err(_) => {
-                let e = Error::Timeout("the receiver's session-terminate".into());
+                let e = Error::Timeout(format!(
+                    "the receiver's verdict: every byte was sent, but no session-terminate \
+                     came within {} s, so whether the file arrived is unknown",
+                    cfg.finish_timeout.as_secs()
+                ));
                 self.finish(Err(e)).await
             }
         }

@@ -87,6 +87,11 @@ pub struct SendArgs {
     /// Cipher URN to use (default: the first of ours the peer advertises).
     #[arg(long)]
     pub cipher: Option<String>,
+    /// Seconds to wait after the last byte for the receiver's verdict (its
+    /// `session-terminate`). A receiver that took every byte and never
+    /// answers (Dino when its IBB receive failed) is reported after this.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub verdict_timeout: u64,
     /// Files to send, one session each.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -435,7 +440,12 @@ fn transport_name(ns: &str) -> &str {
 
 /// Connects, finds the peer, checks its features, picks the cipher and the
 /// transports and starts the driver as an initiator.
-async fn initiator(acc: &Account, peer: &str, cipher: Option<&str>) -> Result<Initiator> {
+async fn initiator(
+    acc: &Account,
+    peer: &str,
+    cipher: Option<&str>,
+    config: DriverConfig,
+) -> Result<Initiator> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
     let result = async {
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
@@ -468,7 +478,7 @@ async fn initiator(acc: &Account, peer: &str, cipher: Option<&str>) -> Result<In
     .await;
     match result {
         Ok((peer, jet, wire_urn, cipher_name, libervia, transports)) => Ok(Initiator {
-            node: start_driver(acc, ch, jet, DriverConfig::default())?,
+            node: start_driver(acc, ch, jet, config)?,
             peer,
             wire_urn,
             cipher_name,
@@ -544,7 +554,11 @@ async fn send_inner(args: SendArgs) -> Result<()> {
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
     let signal = interrupted()?;
-    let init = initiator(&acc, &args.to, cipher.as_deref()).await?;
+    let config = DriverConfig {
+        finish_timeout: Duration::from_secs(args.verdict_timeout.max(1)),
+        ..DriverConfig::default()
+    };
+    let init = initiator(&acc, &args.to, cipher.as_deref(), config).await?;
     let peer = init.peer.clone();
     if !acc.args.json {
         let transports: Vec<&str> = init.transports.iter().map(|t| transport_name(t)).collect();
@@ -876,7 +890,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     let dir = receive_dir(args.dir.as_ref().or(acc.file.dir.as_ref()), acc.args.json)?;
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
     let signal = interrupted()?;
-    let init = initiator(&acc, &args.from, cipher.as_deref()).await?;
+    let init = initiator(&acc, &args.from, cipher.as_deref(), DriverConfig::default()).await?;
     let peer = init.peer.clone();
     if !acc.args.json {
         eprintln!(
