@@ -68,6 +68,7 @@ use crate::ns;
 use crate::secret::TransportSecret;
 use crate::session::{
     AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig, SessionEvent,
+    SessionNotes,
 };
 use crate::transport::{
     BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
@@ -411,7 +412,9 @@ impl Driver {
             we_send,
             we_receive,
             framing: secret.as_ref().map(|(suite, _)| suite.framing()),
+            notes: Arc::new(SessionNotes::default()),
         };
+        live.notes = Some(ctx.notes.clone());
         live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
             .await
     }
@@ -550,7 +553,9 @@ impl Incoming {
             we_send,
             we_receive,
             framing: secret.as_ref().map(|(suite, _)| suite.framing()),
+            notes: Arc::new(SessionNotes::default()),
         };
+        live.notes = Some(ctx.notes.clone());
         live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
             .await
     }
@@ -622,6 +627,8 @@ struct Live {
     /// The transports this session may use, in order (initiator: those the
     /// peer supports; responder: all of ours).
     transports: Vec<Arc<dyn TransportAdapter>>,
+    /// Where `session-info` payloads go once the application runs.
+    notes: Option<Arc<SessionNotes>>,
     /// Sent if this handle is dropped while the session may still be live
     /// (an `Incoming` nobody answered: `decline`; a cancelled task: `cancel`).
     drop_reason: Reason,
@@ -651,6 +658,7 @@ impl Live {
             deferred: VecDeque::new(),
             ended: None,
             transports,
+            notes: None,
             drop_reason: Reason::Cancel,
         }
     }
@@ -660,6 +668,9 @@ impl Live {
             Some(ev) => Some(ev),
             None => self.events.recv().await,
         };
+        if let (Some(Event::SessionInfo(payload)), Some(notes)) = (&ev, &self.notes) {
+            notes.add_info(payload.clone());
+        }
         if let Some(Event::Terminated {
             reason,
             text,
@@ -901,6 +912,16 @@ impl Live {
             None => stream,
         };
         let (we_send, we_receive) = (ctx.we_send, ctx.we_receive);
+        // The ciphertext's hashes, for a peer whose checksum covers them.
+        let stream: BoxedStream = if we_receive && app.wants_wire_hashes(&ctx) {
+            ctx.notes.hash_wire();
+            Box::new(WireHashing {
+                inner: stream,
+                notes: ctx.notes.clone(),
+            })
+        } else {
+            stream
+        };
         let stream: BoxedStream = match secret {
             Some((suite, ts)) => {
                 let direction = if we_send {
@@ -1042,6 +1063,50 @@ impl Live {
                 std::future::pending::<()>().await;
             }
         }
+    }
+}
+
+/// Hashes what is read (the ciphertext) into the session's notes.
+struct WireHashing {
+    inner: BoxedStream,
+    notes: Arc<SessionNotes>,
+}
+
+impl tokio::io::AsyncRead for WireHashing {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = r {
+            this.notes.update_wire(&buf.filled()[before..]);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for WireHashing {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

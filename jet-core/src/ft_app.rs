@@ -26,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::fs::File;
@@ -35,12 +36,13 @@ use xmpp_parsers::minidom::Element;
 use crate::cipher::Framing;
 use crate::error::Error;
 use crate::ft::{
-    received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher, Range,
+    parse_checksum, received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher,
+    Range,
 };
 use crate::ft_fs::{resumable_offset, IncomingFile, PartialInfo};
 use crate::jingle::{Reason, Senders};
 use crate::ns;
-use crate::session::{AppContext, Application, Decision, Offer};
+use crate::session::{AppContext, Application, Decision, Offer, SessionNotes};
 use crate::transport::BoxedStream;
 
 /// Called as data moves: `(bytes done in this session, bytes expected)`.
@@ -130,6 +132,17 @@ fn session_len(description: &Element) -> Option<u64> {
     desc.size.map(|s| s.saturating_sub(offset))
 }
 
+/// Whether a description carries no SHA-256 or stronger hash: its sender
+/// (a deployed client) may send a checksum later, possibly over the
+/// ciphertext, which the driver then hashes as it arrives.
+fn lacks_strong_hash(description: &Element) -> bool {
+    FileDesc::from_description(description).is_ok_and(|d| {
+        !d.hashes
+            .iter()
+            .any(|h| matches!(h.algorithm(), Some(HashAlgo::Sha256 | HashAlgo::Sha512)))
+    })
+}
+
 /// The range the accepted description asks for (offset 0 when none).
 fn accepted_range(description: &Element) -> Result<Range, Error> {
     Ok(FileDesc::from_description(description)?
@@ -204,6 +217,9 @@ pub struct ReceivedFile {
     pub hash_checked: bool,
     /// The offset this session started at (resume).
     pub resumed_from: u64,
+    /// Algorithms of sender checksums that could not be checked (jet does
+    /// not compute them): said, not silently skipped.
+    pub unchecked: Vec<String>,
 }
 
 /// Receives `desc` into `dir` from `stream`, starting at `offset` (an
@@ -225,6 +241,7 @@ pub async fn receive_file(
         stream,
         progress,
         None,
+        None,
     )
     .await
 }
@@ -243,6 +260,7 @@ async fn receive_file_within(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
     limit: Option<u64>,
+    notes: Option<&SessionNotes>,
 ) -> Result<ReceivedFile, Error> {
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
@@ -317,9 +335,27 @@ async fn receive_file_within(
         return Err(e);
     }
     let hash = file.current_hash();
-    let hash_checked = expected
+    let mut hash_checked = expected
         .as_ref()
         .is_some_and(|e| e.algorithm() == Some(algo));
+    let mut unchecked = Vec::new();
+    if let Some(notes) = notes {
+        // XEP-0234 allows the hash in session-info after the data. The
+        // sender announced one with <hash-used/>: wait for it, briefly.
+        if !hash_checked && !desc.hash_used.is_empty() {
+            let until = tokio::time::Instant::now() + CHECKSUM_WAIT;
+            while checksums(notes).is_empty() && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        match check_checksums(&checksums(notes), &hash, notes, &mut unchecked) {
+            Ok(verified) => hash_checked |= verified,
+            Err(e) => {
+                file.abandon(Some(0)).await?;
+                return Err(e);
+            }
+        }
+    }
     let path = file.commit(expected.as_ref()).await?;
     Ok(ReceivedFile {
         path,
@@ -327,7 +363,62 @@ async fn receive_file_within(
         hash,
         hash_checked,
         resumed_from: offset,
+        unchecked,
     })
+}
+
+/// How long a receiver waits for a `<checksum/>` the sender announced
+/// with `<hash-used/>` but had not sent by the end of the data.
+const CHECKSUM_WAIT: Duration = Duration::from_secs(2);
+
+/// The hashes of every `<checksum/>` received in `session-info` so far.
+fn checksums(notes: &SessionNotes) -> Vec<FileHash> {
+    notes
+        .infos()
+        .iter()
+        .filter(|el| el.is("checksum", ns::JINGLE_FT))
+        .filter_map(|el| parse_checksum(el).ok())
+        .flatten()
+        .collect()
+}
+
+/// Compares the sender's checksums with the file we received (`ours`) or,
+/// for senders that hash what they wrote (Conversations), with the
+/// ciphertext. `Ok(true)`: a SHA-256 or stronger hash matched one of them;
+/// `Ok(false)`: nothing comparable (none given, unknown algorithms, SHA-1
+/// alone, which is never taken as proof); `Err`: a hash matched neither,
+/// and the file must not be committed.
+fn check_checksums(
+    given: &[FileHash],
+    ours: &FileHash,
+    notes: &SessionNotes,
+    unchecked: &mut Vec<String>,
+) -> Result<bool, Error> {
+    let mut verified = false;
+    for h in given {
+        let Some(algo) = h.algorithm() else {
+            unchecked.push(h.algo.clone());
+            continue;
+        };
+        let mut candidates = Vec::new();
+        if ours.algorithm() == Some(algo) {
+            candidates.push(ours.clone());
+        }
+        candidates.extend(notes.wire_hash(algo));
+        if candidates.is_empty() {
+            continue;
+        }
+        if candidates.iter().any(|c| c.matches(h)) {
+            verified |= algo != HashAlgo::Sha1;
+        } else {
+            return Err(Error::Application(format!(
+                "the sender's {} checksum matches neither the received file nor the bytes \
+                 on the wire; the file was not kept",
+                h.algo
+            )));
+        }
+    }
+    Ok(verified)
 }
 
 /// Initiator sending one file (senders = initiator).
@@ -506,6 +597,7 @@ impl Application for FileReceiver {
             &mut stream,
             self.progress.as_ref(),
             Some(self.policy.max_size),
+            Some(&ctx.notes),
         )
         .await?;
         self.received.lock().unwrap().push(got);
@@ -514,6 +606,10 @@ impl Application for FileReceiver {
 
     fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
         session_len(&ctx.description)
+    }
+
+    fn wants_wire_hashes(&self, ctx: &AppContext) -> bool {
+        lacks_strong_hash(&ctx.description)
     }
 
     fn on_received(&self, ctx: &AppContext) -> Option<Element> {
@@ -644,6 +740,7 @@ impl Application for FileRequest {
             &mut stream,
             self.progress.as_ref(),
             Some(self.max_size),
+            Some(&ctx.notes),
         )
         .await?;
         *self.received.lock().unwrap() = Some(got);
@@ -652,6 +749,10 @@ impl Application for FileRequest {
 
     fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
         session_len(&ctx.description)
+    }
+
+    fn wants_wire_hashes(&self, ctx: &AppContext) -> bool {
+        lacks_strong_hash(&ctx.description)
     }
 
     fn on_received(&self, ctx: &AppContext) -> Option<Element> {
@@ -759,6 +860,7 @@ mod tests {
             we_send: role == Role::Initiator,
             we_receive: role == Role::Responder,
             framing,
+            notes: Default::default(),
         }
     }
 
@@ -771,6 +873,83 @@ mod tests {
             Decision::Accept(e) => e,
             Decision::Reject(r, t) => panic!("rejected: {r:?} {t:?}"),
         }
+    }
+
+    /// A deployed sender (Conversations) offers no hash and sends a
+    /// checksum of the bytes it wrote after the data: a checksum matching
+    /// the wire bytes (or the file) verifies it; one matching neither
+    /// refuses the file; SHA-1 alone is never proof; an unknown algorithm
+    /// is reported, not skipped.
+    #[tokio::test]
+    async fn a_checksum_after_the_data_is_checked_against_file_or_wire() {
+        let plain = data(70_000);
+        let wire: Vec<u8> = plain.iter().map(|b| b ^ 0x5a).collect(); // stands for ciphertext
+        let desc = FileDesc::named("c.bin", plain.len() as u64);
+        let run = |name: &'static str, sums: Vec<FileHash>| {
+            let (plain, wire, mut desc) = (plain.clone(), wire.clone(), desc.clone());
+            async move {
+                let dst = tmpdir(name);
+                desc.name = Some(format!("{name}.bin"));
+                let notes = SessionNotes::default();
+                notes.hash_wire();
+                notes.update_wire(&wire);
+                for h in &sums {
+                    notes.add_info(crate::ft::checksum_element("initiator", "c", h));
+                }
+                let (mut a, b) = tokio::io::duplex(1 << 20);
+                a.write_all(&plain).await.unwrap();
+                drop(a);
+                let mut s: BoxedStream = Box::new(b);
+                let r = receive_file_within(
+                    &dst,
+                    &desc,
+                    0,
+                    false,
+                    None,
+                    &mut s,
+                    None,
+                    None,
+                    Some(&notes),
+                )
+                .await;
+                let kept = dst.join(format!("{name}.bin")).exists();
+                std::fs::remove_dir_all(&dst).unwrap();
+                (r, kept)
+            }
+        };
+        let of = |algo, bytes: &[u8]| FileHash::of(algo, bytes);
+        // Conversations: SHA-1 and SHA-256 of the wire bytes.
+        let (r, kept) = run(
+            "wire",
+            vec![of(HashAlgo::Sha1, &wire), of(HashAlgo::Sha256, &wire)],
+        )
+        .await;
+        assert!(r.unwrap().hash_checked && kept);
+        // The spec's form: the file's hash.
+        let (r, kept) = run("file", vec![of(HashAlgo::Sha256, &plain)]).await;
+        assert!(r.unwrap().hash_checked && kept);
+        // No checksum: authenticated, but no hash compared.
+        let (r, kept) = run("none", vec![]).await;
+        assert!(!r.unwrap().hash_checked && kept);
+        // SHA-1 alone, matching: kept, but not called verified.
+        let (r, kept) = run("sha1", vec![of(HashAlgo::Sha1, &wire)]).await;
+        assert!(!r.unwrap().hash_checked && kept);
+        // Matching neither: refused, nothing kept.
+        let (r, kept) = run("bad", vec![of(HashAlgo::Sha256, b"something else")]).await;
+        assert!(
+            matches!(r, Err(Error::Application(ref t)) if t.contains("matches neither")),
+            "{r:?}"
+        );
+        assert!(!kept);
+        // An algorithm we do not compute is reported.
+        let odd = FileHash {
+            algo: "blake2b-256".into(),
+            value: "AAAA".into(),
+        };
+        let (r, kept) = run("odd", vec![odd]).await;
+        let got = r.unwrap();
+        assert!(!got.hash_checked && kept);
+        assert_eq!(got.unchecked, ["blake2b-256"]);
     }
 
     #[tokio::test]

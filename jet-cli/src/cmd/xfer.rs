@@ -224,17 +224,46 @@ impl Events {
         }
     }
 
-    fn done(&self, path: &str, size: u64, hash: &FileHash, resumed_from: u64) {
+    /// A finished file. `checked`: for a received file, whether the
+    /// sender's hash was compared with it (`None` for a sent file).
+    fn done(
+        &self,
+        path: &str,
+        size: u64,
+        hash: &FileHash,
+        resumed_from: u64,
+        checked: Option<bool>,
+    ) {
+        let what = match checked {
+            None => "sent",
+            Some(true) => "authenticated, hash verified",
+            Some(false) => "authenticated by the cipher; the sender gave no hash to compare",
+        };
         self.emit(
             json!({"event": "done", "path": path, "size": size,
-                   "hash": format!("{}:{}", hash.algo, hash.value), "resumed_from": resumed_from}),
+                   "hash": format!("{}:{}", hash.algo, hash.value), "resumed_from": resumed_from,
+                   "hash_checked": checked}),
             || {
                 Some(format!(
-                    "{path}\t{size} bytes\t{}:{} (verified)",
+                    "{path}\t{size} bytes\t{}:{} ({what})",
                     hash.algo, hash.value
                 ))
             },
         );
+    }
+
+    /// A received file's sender checksums in algorithms jet cannot compute.
+    fn unchecked(&self, f: &jet_core::ft_app::ReceivedFile) {
+        for algo in &f.unchecked {
+            account::notice(
+                self.json,
+                json!({"event": "unchecked-hash", "path": f.path.display().to_string(), "algo": algo}),
+                &format!(
+                    "jet: the sender's {algo} checksum of {} was not checked (jet does not compute {algo})",
+                    f.path.display()
+                ),
+            );
+        }
     }
 
     fn error(&self, reason: &str) {
@@ -592,6 +621,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                     size,
                     &local.desc.hashes[0],
                     0,
+                    None,
                 ),
                 Err(e) => {
                     result = Err(session_error(&peer, e, &init.node.ch));
@@ -814,11 +844,13 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         },
         |app: &FileReceiver, ev| {
             for f in app.received() {
+                ev.unchecked(&f);
                 ev.done(
                     &f.path.display().to_string(),
                     f.size,
                     &f.hash,
                     f.resumed_from,
+                    Some(f.hash_checked),
                 );
             }
         },
@@ -924,11 +956,13 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     let got = req
         .received()
         .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
+    events.unchecked(&got);
     events.done(
         &got.path.display().to_string(),
         got.size,
         &got.hash,
         got.resumed_from,
+        Some(got.hash_checked),
     );
     Ok(())
 }

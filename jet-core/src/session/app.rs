@@ -7,11 +7,14 @@
 //! [`Application::run`] is already wrapped in the negotiated cipher, like a
 //! libp2p transport upgrade.
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use xmpp_parsers::jid::FullJid;
 use xmpp_parsers::minidom::Element;
 
 use crate::error::Error;
+use crate::ft::{FileHash, HashAlgo, Hasher};
 use crate::jingle::{Reason, Senders};
 use crate::transport::{BoxedStream, Role};
 
@@ -56,6 +59,70 @@ pub struct AppContext {
     /// receiver whether bytes it reads are authenticated before the end of
     /// the stream (chunked) or only at the end (single message).
     pub framing: Option<crate::cipher::Framing>,
+    /// What the driver learns while the session runs (`session-info`
+    /// payloads, ciphertext hashes).
+    pub notes: Arc<SessionNotes>,
+}
+
+/// What the driver learns about a session while its application runs:
+/// the `session-info` payloads the peer sends (XEP-0234 `<checksum/>`
+/// after the data, ...) and, when the application asks for them
+/// ([`Application::wants_wire_hashes`]), SHA-256 and SHA-1 of the
+/// ciphertext read off the transport (Conversations' checksum is over
+/// the bytes it wrote, not the file).
+#[derive(Default)]
+pub struct SessionNotes {
+    infos: Mutex<Vec<Element>>,
+    wire: Mutex<Option<[Hasher; 2]>>,
+}
+
+impl std::fmt::Debug for SessionNotes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionNotes")
+            .field("infos", &self.infos.lock().map(|i| i.len()).unwrap_or(0))
+            .finish()
+    }
+}
+
+impl SessionNotes {
+    /// Records a `session-info` payload.
+    pub fn add_info(&self, payload: Element) {
+        if let Ok(mut i) = self.infos.lock() {
+            i.push(payload);
+        }
+    }
+
+    /// The `session-info` payloads so far, oldest first.
+    pub fn infos(&self) -> Vec<Element> {
+        self.infos.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// Starts hashing the ciphertext (SHA-256 and SHA-1).
+    pub fn hash_wire(&self) {
+        if let Ok(mut w) = self.wire.lock() {
+            w.get_or_insert_with(|| [Hasher::new(HashAlgo::Sha256), Hasher::new(HashAlgo::Sha1)]);
+        }
+    }
+
+    /// Adds ciphertext bytes read (a no-op unless [`hash_wire`](Self::hash_wire)).
+    pub fn update_wire(&self, data: &[u8]) {
+        if let Ok(mut w) = self.wire.lock() {
+            if let Some(hs) = w.as_mut() {
+                for h in hs.iter_mut() {
+                    h.update(data);
+                }
+            }
+        }
+    }
+
+    /// The hash of the ciphertext read so far in `algo`, if it was hashed.
+    pub fn wire_hash(&self, algo: HashAlgo) -> Option<FileHash> {
+        let w = self.wire.lock().ok()?;
+        w.as_ref()?
+            .iter()
+            .find(|h| h.algo() == algo)
+            .map(|h| h.clone().finish())
+    }
 }
 
 /// A Jingle application. Object safe: sessions hold `Arc<dyn Application>`.
@@ -86,6 +153,13 @@ pub trait Application: Send + Sync {
     /// ends when the sender closes it).
     fn expected_len(&self, _ctx: &AppContext) -> Option<u64> {
         None
+    }
+
+    /// Receiving side: whether the driver should hash the ciphertext read
+    /// ([`SessionNotes::wire_hash`]), for a peer whose checksum covers the
+    /// bytes on the wire. Default: no.
+    fn wants_wire_hashes(&self, _ctx: &AppContext) -> bool {
+        false
     }
 
     /// The `session-info` payload the receiving side sends once all data is

@@ -88,7 +88,7 @@ use std::time::{Duration, Instant};
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::minidom::Element;
 
-pub use app::{AppContext, Application, Decision, Offer};
+pub use app::{AppContext, Application, Decision, Offer, SessionNotes};
 pub use jet::{verify_sender, JetConfig};
 
 use crate::channel::{iq, iq_error, iq_result, stanza_error_of};

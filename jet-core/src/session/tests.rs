@@ -890,6 +890,7 @@ fn echo_application_over_the_engine() {
             we_send: true,
             we_receive: true,
             framing: None,
+            notes: Default::default(),
         };
         let (ra, rb) = tokio::join!(
             app.run(ctx(Role::Initiator, juliet_jid()), Box::new(a)),
