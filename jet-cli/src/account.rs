@@ -916,6 +916,29 @@ pub async fn peer_disco(ch: &dyn StanzaChannel, peer: &FullJid) -> Result<PeerDi
     })
 }
 
+/// The suite `wanted` names: its URN (with or without `:0`), or a short
+/// name: `aes-128-gcm`, `aes-256-gcm`, `chacha20` (or
+/// `chacha20-poly1305`), `chunked`.
+pub fn cipher_by_name(registry: &CipherRegistry, wanted: &str) -> Result<&'static dyn CipherSuite> {
+    if let Some(s) = registry.get(wanted) {
+        return Ok(s);
+    }
+    let urn = match wanted.trim().to_ascii_lowercase().as_str() {
+        "aes-128-gcm" | "aes128gcm" | "aes128" => ns::CIPHER_AES_128_GCM,
+        "aes-256-gcm" | "aes256gcm" | "aes256" => ns::CIPHER_AES_256_GCM,
+        "chacha20" | "chacha20-poly1305" | "chacha" => ns::CIPHER_CHACHA20_POLY1305,
+        "chunked" | "aes-256-gcm-chunked" => ns::CIPHER_AES_256_GCM_CHUNKED,
+        _ => "",
+    };
+    registry.get(urn).ok_or_else(|| {
+        anyhow!(
+            "unknown cipher {:?}; use aes-128-gcm, aes-256-gcm, chacha20 or chunked, \
+             or a URN that `jet ciphers` lists",
+            wanted.trim()
+        )
+    })
+}
+
 /// What the initiator offers, chosen from the peer's features.
 pub struct Choice {
     /// The suite to offer.
@@ -954,9 +977,7 @@ pub fn choose(
     let peer_has_suite = |s: &dyn CipherSuite| features.iter().any(|f| ns::same_cipher(f, s.urn()));
     let peer_lists_ciphers = registry.iter().any(&peer_has_suite);
     if let Some(w) = wanted {
-        let suite = registry
-            .get(w)
-            .ok_or_else(|| anyhow!("unknown cipher {w:?}; `jet ciphers` lists them"))?;
+        let suite = cipher_by_name(registry, w)?;
         if peer_lists_ciphers && !peer_has_suite(suite) {
             bail!("{peer} does not advertise the cipher {}", suite.urn());
         }
@@ -1039,6 +1060,29 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             assert_eq!(read_password_file(&p).unwrap(), "secret");
         }
+    }
+
+    #[test]
+    fn short_cipher_names_are_accepted_everywhere_a_urn_is() {
+        let reg = CipherRegistry::default();
+        for (name, urn) in [
+            ("aes-128-gcm", ns::CIPHER_AES_128_GCM),
+            ("AES-256-GCM", ns::CIPHER_AES_256_GCM),
+            ("chacha20", ns::CIPHER_CHACHA20_POLY1305),
+            ("chunked", ns::CIPHER_AES_256_GCM_CHUNKED),
+            (
+                "urn:xmpp:ciphers:aes-128-gcm-nopadding",
+                ns::CIPHER_AES_128_GCM,
+            ),
+            (
+                ns::CIPHER_AES_256_GCM_CHUNKED,
+                ns::CIPHER_AES_256_GCM_CHUNKED,
+            ),
+        ] {
+            assert_eq!(cipher_by_name(&reg, name).unwrap().urn(), urn, "{name}");
+        }
+        let e = cipher_by_name(&reg, "rot13").unwrap_err().to_string();
+        assert!(e.contains("chacha20") && e.contains("rot13"), "{e}");
     }
 
     #[test]

@@ -121,14 +121,7 @@ fn cipher_line(suite: &dyn CipherSuite) -> String {
 /// The suite and secret of the arguments, with clear errors.
 fn suite_and_secret(args: &CryptArgs) -> Result<(&'static dyn CipherSuite, TransportSecret)> {
     let registry = CipherRegistry::default();
-    let suite = registry.get(&args.cipher).ok_or_else(|| {
-        let known: Vec<&str> = registry.iter().map(|s| s.urn()).collect();
-        anyhow!(
-            "unknown cipher {:?}; supported: {}",
-            args.cipher.trim(),
-            known.join(", ")
-        )
-    })?;
+    let suite = crate::account::cipher_by_name(&registry, &args.cipher)?;
     let key = hex::decode(args.key.trim()).context("--key is not valid hex")?;
     let iv = hex::decode(args.iv.trim()).context("--iv is not valid hex")?;
     if key.len() != suite.key_len() {

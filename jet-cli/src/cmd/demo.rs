@@ -255,12 +255,7 @@ async fn one_session(
 /// `jet demo`.
 pub async fn run(args: DemoArgs) -> Result<()> {
     let registry = CipherRegistry::default();
-    let suite = registry.get(&args.cipher).ok_or_else(|| {
-        anyhow!(
-            "unknown cipher {:?}; `jet ciphers` lists the supported ones",
-            args.cipher
-        )
-    })?;
+    let suite = crate::account::cipher_by_name(&registry, &args.cipher)?;
     let (romeo_envelope, juliet_envelope) = demo_envelopes(args.envelope).await?;
     let tmp = tempfile::Builder::new().prefix("jet-demo-").tempdir()?;
     let out = match &args.out {
