@@ -275,6 +275,8 @@ struct Receiving {
     expected: Option<u64>,
     /// Ciphertext bytes read from the socket.
     wire: u64,
+    /// The socket ended before `expected` bytes.
+    short: bool,
 }
 
 enum Side {
@@ -338,6 +340,7 @@ impl<S: ByteStream> JetStream<S> {
                     authenticated: 0,
                     expected: None,
                     wire: 0,
+                    short: false,
                 }),
             ),
         };
@@ -519,7 +522,12 @@ impl<S: ByteStream> JetStream<S> {
         self.pool.put(job.input);
         r.authenticated = job.authenticated;
         let mut output = job.output;
-        if let Err(e) = job.result {
+        let mut result = job.result;
+        if job.finish && r.short {
+            // Whatever the decryptor made of it, the stream was cut.
+            result = Err(CipherError::Truncated);
+        }
+        if let Err(e) = result {
             // Of a failed batch only what the decryptor authenticated is
             // handed out (the whole chunks before a bad one, for a chunked
             // suite; nothing for a single-message suite), after the earlier
@@ -593,13 +601,12 @@ impl<S: ByteStream> JetStream<S> {
                     Poll::Ready(Ok(())) => {
                         let n = rb.filled().len();
                         if n == 0 {
-                            if r.expected.is_some_and(|e| r.wire < e) {
-                                // Short of the announced length: cut, not
-                                // tampered (what a whole-stream decryptor
-                                // alone cannot tell apart).
-                                self.broken = Some(Broken::Cipher(CipherError::Truncated));
-                                return Err(cipher_io(CipherError::Truncated));
-                            }
+                            // Short of the announced length: cut, not
+                            // tampered (which a whole-stream decryptor alone
+                            // cannot tell apart). The final batch still
+                            // runs, so a chunked stream hands out the chunks
+                            // it authenticated before the cut.
+                            r.short = r.expected.is_some_and(|e| r.wire < e);
                             r.eof = true;
                         } else {
                             r.cfill += n;
