@@ -931,10 +931,12 @@ pub fn cipher_by_name(registry: &CipherRegistry, wanted: &str) -> Result<&'stati
         _ => "",
     };
     registry.get(urn).ok_or_else(|| {
+        let known: Vec<&str> = registry.iter().map(|s| s.urn()).collect();
         anyhow!(
             "unknown cipher {:?}; use aes-128-gcm, aes-256-gcm, chacha20 or chunked, \
-             or a URN that `jet ciphers` lists",
-            wanted.trim()
+             or one of {}",
+            wanted.trim(),
+            known.join(", ")
         )
     })
 }

@@ -287,7 +287,16 @@ async fn receive_file_within(
         loop {
             // A cut is told from tampering by the JET layer, which knows
             // the expected wire length (`Application::expected_len`).
-            let n = stream.read(&mut buf).await.map_err(stream_error)?;
+            let n = stream.read(&mut buf).await.map_err(|e| {
+                if crate::layer::appended_of(&e) {
+                    Error::Application(format!(
+                        "the peer sent more than the announced {} bytes",
+                        desc.size.unwrap_or_default()
+                    ))
+                } else {
+                    stream_error(e)
+                }
+            })?;
             if n == 0 {
                 break;
             }
