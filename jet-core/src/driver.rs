@@ -976,18 +976,21 @@ impl Live {
         // stream and ends the session: the sender's write may fail before
         // that session-terminate arrives. Its reason tells the user more
         // than "broken pipe", so wait for it, briefly.
+        // A receiver that has everything may also end the session and drop
+        // its side before our last transport step (an IBB <close/> it no
+        // longer knows): its `success` is the verdict that counts.
         let result = match result {
             Err(Error::Io(e)) if we_send => {
                 let grace = cfg.finish_timeout.min(Duration::from_secs(2));
-                match tokio::time::timeout(grace, self.peer_failure()).await {
-                    Ok(error) => Err(error),
+                match tokio::time::timeout(grace, self.peer_verdict()).await {
+                    Ok(verdict) => verdict,
                     Err(_) => Err(Error::Io(e)),
                 }
             }
             Err(Error::Transport(TransportError::Io(e))) if we_send => {
                 let grace = cfg.finish_timeout.min(Duration::from_secs(2));
-                match tokio::time::timeout(grace, self.peer_failure()).await {
-                    Ok(error) => Err(error),
+                match tokio::time::timeout(grace, self.peer_verdict()).await {
+                    Ok(verdict) => verdict,
                     // No word from the receiver: its signalling is gone too
                     // (offline), or it never sent one.
                     Err(_) if stalled_of(&e).is_none() && cipher_error_of(&e).is_none() => {
@@ -1047,6 +1050,21 @@ impl Live {
                     cfg.finish_timeout.as_secs()
                 ));
                 self.finish(Err(e)).await
+            }
+        }
+    }
+
+    /// Completes when the session ends: `Ok` when the peer ended it with
+    /// `success`, else the error to report.
+    async fn peer_verdict(&mut self) -> Result<(), Error> {
+        loop {
+            match &self.ended {
+                Some(e) if e.reason == Reason::Success => return Ok(()),
+                Some(e) => return Err(self.error_of(e.clone())),
+                None => {}
+            }
+            if self.next_event().await.is_none() {
+                std::future::pending::<()>().await;
             }
         }
     }

@@ -79,6 +79,39 @@ struct PipeAdapter {
     /// Conversations keep the stream open until the receiver ends the
     /// session).
     keep_open: Arc<std::sync::atomic::AtomicBool>,
+    /// The offerer's `shutdown` writes everything, then fails (the
+    /// receiver already ended the session and refuses an IBB `<close/>`).
+    fail_close: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A stream whose close is refused after all data went out.
+struct CloseRefused(DuplexStream);
+
+impl AsyncRead for CloseRefused {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CloseRefused {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(Pin::new(&mut self.0).poll_flush(cx))?;
+        Poll::Ready(Err(io::Error::other("the peer refused IBB close")))
+    }
 }
 
 /// A stream whose `shutdown` flushes but does not close: what a deployed
@@ -131,6 +164,8 @@ impl TransportAdapter for PipeAdapter {
         self.halves.lock().unwrap().insert(id.clone(), b);
         let half: BoxedStream = if self.keep_open.load(Ordering::Relaxed) {
             Box::new(NeverCloses(a))
+        } else if self.fail_close.load(Ordering::Relaxed) {
+            Box::new(CloseRefused(a))
         } else {
             Box::new(a)
         };
@@ -488,6 +523,21 @@ async fn a_sender_that_keeps_the_stream_open_still_finishes() {
     r.unwrap();
     assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
     assert_eq!(terminate_reasons(&w.log, &juliet()), ["success"]);
+}
+
+/// The receiver has everything, ends the session with `success` and
+/// drops its side; the sender's last transport step (an IBB `<close/>`)
+/// is then refused. The receiver's verdict is what counts: success.
+#[tokio::test]
+async fn a_refused_close_after_the_receivers_success_is_success() {
+    let mut w = world(romeo(), None);
+    w.adapter.fail_close.store(true, Ordering::Relaxed);
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 17 % 256) as u8).collect();
+    let (app, received) = sink(&payload);
+    let (r, j) = run_both(&mut w, app).await;
+    j.unwrap();
+    r.unwrap();
+    assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
 }
 
 #[tokio::test]
