@@ -60,14 +60,28 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     /// The driver's limits; offers from peers `allow` (or `yes`) does not
-    /// admit are declined before the limits count them.
-    fn driver_config(&self, allow: &[Jid], yes: bool) -> DriverConfig {
+    /// admit are declined before the limits count them, with a line that
+    /// says how to allow the peer, unless `ask`: then they go through
+    /// (within the limits) to the question on the terminal.
+    fn driver_config(&self, allow: &[Jid], yes: bool, ask: bool, json: bool) -> DriverConfig {
         let allow = allow.to_vec();
         DriverConfig {
             max_sessions: self.max_sessions as usize,
             max_sessions_per_peer: self.max_sessions_per_peer as usize,
             admit: Some(jet_core::driver::AdmitHook(Arc::new(move |peer| {
-                allowed(peer, &allow, yes)
+                if ask || allowed(peer, &allow, yes) {
+                    return true;
+                }
+                account::notice(
+                    json,
+                    json!({"event": "declined", "peer": peer.to_string(), "reason": "not-allowed"}),
+                    &format!(
+                        "jet: declined an offer from {peer}: not accepted here \
+                         (allow it with --from {} or --yes)",
+                        peer.to_bare()
+                    ),
+                );
+                false
             }))),
             stall_timeout: (self.stall_timeout > 0)
                 .then(|| Duration::from_secs(self.stall_timeout)),
@@ -111,6 +125,12 @@ pub struct ReceiveArgs {
     /// Accept offers from anyone.
     #[arg(long)]
     pub yes: bool,
+    /// On a terminal, an offer from a peer that neither --from nor --yes
+    /// allows is asked about (`Accept NAME (SIZE) from PEER? [y/N]`); no
+    /// answer within this many seconds declines it. 0: never ask, decline
+    /// (as without a terminal).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub ask_timeout: u64,
     /// Stop after the first accepted session (exit status: its outcome).
     #[arg(long)]
     pub once: bool,
@@ -691,6 +711,74 @@ struct Gate<'a> {
     yes: bool,
     once: bool,
     deadline: Option<tokio::time::Instant>,
+    /// Ask on the terminal about offers `allow`/`yes` do not cover
+    /// (`None`: decline them).
+    ask: Option<&'a Asker>,
+}
+
+/// Questions on the terminal: one thread reads stdin's lines for the whole
+/// run, so that a question that timed out leaves no read behind that would
+/// swallow the next answer.
+struct Asker {
+    lines: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    timeout: Duration,
+}
+
+impl Asker {
+    /// An asker when stdin is a terminal and `timeout` is not zero.
+    fn on_terminal(timeout: u64) -> Option<Asker> {
+        use std::io::IsTerminal;
+        if timeout == 0 || !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Asker {
+            lines: tokio::sync::Mutex::new(rx),
+            timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    /// Asks `question [y/N]`; true only for an answer starting with `y`
+    /// within the timeout. Lines typed before the question do not count.
+    async fn ask(&self, question: &str) -> Answer {
+        let mut lines = self.lines.lock().await;
+        while lines.try_recv().is_ok() {}
+        eprint!("{question} [y/N] ");
+        let got = tokio::time::timeout(self.timeout, lines.recv()).await;
+        match got {
+            Ok(Some(l)) => {
+                let l = l.trim().to_ascii_lowercase();
+                if l == "y" || l == "yes" {
+                    Answer::Yes
+                } else {
+                    Answer::No
+                }
+            }
+            Ok(None) => {
+                eprintln!();
+                Answer::No
+            }
+            Err(_) => {
+                eprintln!();
+                Answer::TimedOut
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    TimedOut,
 }
 
 /// Runs a responder loop: declines who is not allowed, accepts the rest
@@ -710,21 +798,56 @@ async fn serve_loop<A: Application + 'static>(
             yes,
             once,
             deadline,
+            ask,
         } = gate;
         let inc = next_incoming(node, deadline).await?;
         let peer = inc.peer.clone();
-        if !allowed(&peer, allow, yes) {
-            eprintln!(
-                "jet: declined an offer from {peer}: not accepted here (use --from {} or --yes)",
-                peer.to_bare()
-            );
-            let _ = inc.decline().await;
-            continue;
-        }
         let name = offered_desc(&inc)
             .and_then(|d| d.name)
             .unwrap_or_else(|| "(unnamed)".into());
         let size = offered_desc(&inc).and_then(|d| d.size);
+        if !allowed(&peer, allow, yes) {
+            let answer = match ask {
+                Some(asker) => {
+                    let size_text = size
+                        .map(|s| indicatif::HumanBytes(s).to_string())
+                        .unwrap_or_else(|| "size unknown".into());
+                    if events.json {
+                        println!(
+                            "{}",
+                            json!({"event": "ask", "peer": peer.to_string(), "file": name, "size": size})
+                        );
+                    }
+                    asker
+                        .ask(&format!("Accept {name} ({size_text}) from {peer}?"))
+                        .await
+                }
+                None => Answer::No,
+            };
+            if answer != Answer::Yes {
+                let (reason, why) = match (ask, answer) {
+                    (None, _) => (
+                        "not-allowed",
+                        format!(
+                            "not accepted here (allow it with --from {} or --yes)",
+                            peer.to_bare()
+                        ),
+                    ),
+                    (Some(a), Answer::TimedOut) => (
+                        "no-answer",
+                        format!("no answer within {}s (--ask-timeout)", a.timeout.as_secs()),
+                    ),
+                    _ => ("answered-no", "you answered no".to_string()),
+                };
+                account::notice(
+                    events.json,
+                    json!({"event": "declined", "peer": peer.to_string(), "file": name, "reason": reason}),
+                    &format!("jet: declined {name} from {peer}: {why}"),
+                );
+                let _ = inc.decline().await;
+                continue;
+            }
+        }
         events.started(&name, size, &peer, "receive");
         if carries_omemo_payload(&inc) {
             // Libervia's JET sender puts its secret in an OMEMO message
@@ -817,7 +940,14 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
+    let asker = Asker::on_terminal(args.ask_timeout);
+    let mut node = responder(
+        &acc,
+        &allow,
+        args.limits
+            .driver_config(&allow, args.yes, asker.is_some(), acc.args.json),
+    )
+    .await?;
     events.ready(&node.ch.local_jid());
     let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
@@ -832,6 +962,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
             yes: args.yes,
             once: args.once,
             deadline,
+            ask: asker.as_ref(),
         },
         &events,
         |inc| {
@@ -885,7 +1016,13 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
+    let mut node = responder(
+        &acc,
+        &allow,
+        args.limits
+            .driver_config(&allow, args.yes, false, acc.args.json),
+    )
+    .await?;
     events.ready(&node.ch.local_jid());
     let work = serve_loop(
         &mut node,
@@ -895,6 +1032,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
             yes: args.yes,
             once: args.once,
             deadline,
+            ask: None,
         },
         &events,
         |_| (Arc::new(FileHost::new(files.clone(), None)), None),

@@ -1,0 +1,239 @@
+//! How `jet` talks to a person (issue 17): the question on a terminal for
+//! an offer from a stranger (driven through a real pseudo-terminal with
+//! tmux), the line that says how to allow a peer without a terminal, the
+//! summary line after a transfer, the roster line of `receive --from`, and
+//! one-line error messages that say what to do.
+//!
+//! Against the loopback test server (`scripts/test-server start`); without
+//! one these tests skip, unless `JET_REQUIRE_SERVER=1`. Accounts `cli1`..
+//! `cli4` are used by this file only. Every process and wait is bounded.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{random_file, server, sha256_b64, Proc, Server};
+
+/// `jet SUB` as a person types it: human output (no `--json`).
+fn human(srv: &Server, sub: &str, user: &str, args: &[&str]) -> Command {
+    let c = srv.jet(sub, user, &[]);
+    // `jet()` adds --json; rebuild without it.
+    let mut plain = Command::new(c.get_program());
+    let kept: Vec<_> = c
+        .get_args()
+        .filter(|a| *a != "--json")
+        .map(|a| a.to_owned())
+        .collect();
+    plain.args(kept).args(args);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => plain.env(k, v),
+            None => plain.env_remove(k),
+        };
+    }
+    plain
+}
+
+fn quote(s: &std::ffi::OsStr) -> String {
+    format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// A command running on a tmux pseudo-terminal (its own tmux server, on a
+/// socket of its own), killed with that server when dropped.
+struct Tmux {
+    socket: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// Runs `cmd` in a new tmux session; after it exits the pane shows
+    /// `[exit CODE]` and stays for capture.
+    fn run(cmd: &Command) -> Tmux {
+        let dir = tempfile::tempdir().unwrap();
+        let mut script = String::from("#!/bin/sh\n");
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script += &format!("export {}={}\n", k.to_string_lossy(), quote(v)),
+                None => script += &format!("unset {}\n", k.to_string_lossy()),
+            }
+        }
+        script += &quote(cmd.get_program().as_ref());
+        for a in cmd.get_args() {
+            script += " ";
+            script += &quote(a);
+        }
+        script += "\necho \"[exit $?]\"\nsleep 120\n";
+        let path = dir.path().join("run.sh");
+        std::fs::write(&path, script).unwrap();
+        let socket = format!("jet-cli-ux-{}-{}", std::process::id(), rand_suffix());
+        let st = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", "250", "-y", "50", "sh"])
+            .arg(&path)
+            .status()
+            .expect("running tmux (Debian package tmux)");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { socket, _dir: dir }
+    }
+
+    /// The pane's text, wrapped lines joined.
+    fn pane(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the pane contains `text` (at least `count` times).
+    fn wait_for(&self, text: &str, count: usize, bound: Duration) -> String {
+        let deadline = Instant::now() + bound;
+        loop {
+            let pane = self.pane();
+            if pane.matches(text).count() >= count {
+                return pane;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} (x{count}) on the terminal within {bound:?}; it shows:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+/// The full JID in `online as JID; waiting for offers`.
+fn online_jid(pane: &str) -> String {
+    let line = pane
+        .lines()
+        .find(|l| l.starts_with("online as "))
+        .expect("an `online as` line");
+    line["online as ".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn tmux_present() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Sends `file` from `from` to `to` and returns the finished process.
+fn send(srv: &Server, from: &str, to: &str, file: &Path) -> Proc {
+    let mut cmd = srv.jet("send", from, &["--to", to]);
+    cmd.arg(file);
+    Proc::spawn(cmd)
+}
+
+#[test]
+fn a_stranger_is_asked_about_on_a_terminal() {
+    let Some(srv) = server() else { return };
+    assert!(tmux_present(), "tmux is needed (apt-get install tmux)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    let recv = human(
+        &srv,
+        "receive",
+        "cli2",
+        &[
+            "--dir",
+            dir.to_str().unwrap(),
+            "--once",
+            "--ask-timeout",
+            "3",
+        ],
+    );
+    let term = Tmux::run(&recv);
+    let pane = term.wait_for("waiting for offers", 1, Duration::from_secs(20));
+    let to = online_jid(&pane);
+    let me = srv.jid("cli1");
+
+    // No answer: declined after --ask-timeout.
+    let a = random_file(tmp.path(), "a.bin", 1000);
+    let mut p = send(&srv, "cli1", &to, &a);
+    term.wait_for(
+        &format!("Accept a.bin (1000 B) from {me}/"),
+        1,
+        Duration::from_secs(20),
+    );
+    assert!(!p.wait().success(), "an unanswered offer must be declined");
+    assert!(p.stderr().contains("declined"), "{}", p.stderr());
+    term.wait_for("no answer within 3s", 1, Duration::from_secs(5));
+
+    // "n": declined.
+    let b = random_file(tmp.path(), "b.bin", 2000);
+    let mut p = send(&srv, "cli1", &to, &b);
+    term.wait_for("Accept b.bin (1.95 KiB)", 1, Duration::from_secs(20));
+    term.keys(&["n", "Enter"]);
+    assert!(!p.wait().success(), "an offer answered no must be declined");
+    assert!(p.stderr().contains("declined"), "{}", p.stderr());
+    term.wait_for("you answered no", 1, Duration::from_secs(5));
+
+    // "y": received, and --once ends the receiver with success.
+    let c = random_file(tmp.path(), "c.bin", 300 * 1024);
+    let mut p = send(&srv, "cli1", &to, &c);
+    term.wait_for("Accept c.bin (300.00 KiB)", 1, Duration::from_secs(20));
+    term.keys(&["y", "Enter"]);
+    assert!(p.wait().success(), "sender: {}", p.stderr());
+    let pane = term.wait_for("[exit ", 1, Duration::from_secs(20));
+    assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
+    assert_eq!(sha256_b64(&dir.join("c.bin")), sha256_b64(&c));
+    assert!(!dir.join("a.bin").exists() && !dir.join("b.bin").exists());
+}
+
+#[test]
+fn without_a_terminal_a_stranger_is_declined_with_how_to_allow_it() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    // stdin is /dev/null (not a terminal): no question, as before.
+    let recv = Proc::spawn(srv.jet(
+        "receive",
+        "cli4",
+        &["--dir", dir.to_str().unwrap(), "--timeout", "30"],
+    ));
+    let to = recv.ready_jid();
+    let f = random_file(tmp.path(), "x.bin", 1000);
+    let mut p = send(&srv, "cli3", &to, &f);
+    assert!(!p.wait().success(), "a stranger's offer must be declined");
+    assert!(p.stderr().contains("declined"), "{}", p.stderr());
+    let ev = recv.event("declined", Duration::from_secs(10));
+    assert_eq!(ev["reason"], "not-allowed");
+    assert!(ev["peer"].as_str().unwrap().starts_with(&srv.jid("cli3")));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let want = format!("allow it with --from {} or --yes", srv.jid("cli3"));
+    while !recv.stderr().contains(&want) {
+        assert!(Instant::now() < deadline, "stderr:\n{}", recv.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.join("x.bin").exists());
+}
