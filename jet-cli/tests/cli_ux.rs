@@ -59,7 +59,7 @@ impl Tmux {
                 None => script += &format!("unset {}\n", k.to_string_lossy()),
             }
         }
-        script += &quote(cmd.get_program().as_ref());
+        script += &quote(cmd.get_program());
         for a in cmd.get_args() {
             script += " ";
             script += &quote(a);
