@@ -559,7 +559,7 @@ pub fn notice(json: bool, event: serde_json::Value, line: &str) {
     if json {
         println!("{event}");
     }
-    eprintln!("{line}");
+    crate::progress::eprint_line(line);
 }
 
 fn load_config(path: &Path) -> Result<FileConfig> {
@@ -798,7 +798,7 @@ impl Logged {
                 return;
             }
         }
-        eprintln!("{dir} {}", redacted(stanza));
+        crate::progress::eprint_line(&format!("{dir} {}", redacted(stanza)));
     }
 }
 
@@ -812,7 +812,7 @@ impl StanzaChannel for Logged {
         let r = self.inner.request(iq).await;
         match &r {
             Ok(a) => self.log("←", a),
-            Err(e) => eprintln!("← (no answer: {e})"),
+            Err(e) => crate::progress::eprint_line(&format!("← (no answer: {e})")),
         }
         r
     }
@@ -937,6 +937,20 @@ pub fn cipher_by_name(registry: &CipherRegistry, wanted: &str) -> Result<&'stati
             wanted.trim()
         )
     })
+}
+
+/// The short name [`cipher_by_name`] accepts for a cipher URN (with or
+/// without `:0`), or `None` for another URN.
+pub fn cipher_short_name(urn: &str) -> Option<&'static str> {
+    [
+        (ns::CIPHER_AES_128_GCM, "aes-128-gcm"),
+        (ns::CIPHER_AES_256_GCM, "aes-256-gcm"),
+        (ns::CIPHER_CHACHA20_POLY1305, "chacha20"),
+        (ns::CIPHER_AES_256_GCM_CHUNKED, "chunked"),
+    ]
+    .into_iter()
+    .find(|(u, _)| ns::same_cipher(u, urn))
+    .map(|(_, name)| name)
 }
 
 /// What the initiator offers, chosen from the peer's features.

@@ -206,6 +206,22 @@ fn a_stranger_is_asked_about_on_a_terminal() {
     assert!(p.wait().success(), "sender: {}", p.stderr());
     let pane = term.wait_for("[exit ", 1, Duration::from_secs(20));
     assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
+    // The summary line: size, time, rate, transport, cipher.
+    let summary = pane
+        .lines()
+        .find(|l| l.starts_with("jet: received c.bin: "))
+        .unwrap_or_else(|| panic!("no summary line:\n{pane}"));
+    assert!(
+        summary.starts_with("jet: received c.bin: 300.00 KiB in ")
+            && summary.contains(" s (")
+            && summary.contains("/s) · s5b · aes-128-gcm"),
+        "{summary}"
+    );
+    // No bar is left half-drawn: every line it drew was cleared.
+    assert!(
+        !pane.contains("receiving ["),
+        "a bar stayed on screen:\n{pane}"
+    );
     assert_eq!(sha256_b64(&dir.join("c.bin")), sha256_b64(&c));
     assert!(!dir.join("a.bin").exists() && !dir.join("b.bin").exists());
 }
@@ -236,4 +252,151 @@ fn without_a_terminal_a_stranger_is_declined_with_how_to_allow_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!dir.join("x.bin").exists());
+}
+
+#[test]
+fn the_done_event_says_size_time_rate_transport_and_cipher() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    let recv = Proc::spawn(srv.jet(
+        "receive",
+        "cli4",
+        &[
+            "--dir",
+            dir.to_str().unwrap(),
+            "--from",
+            &srv.jid("cli3"),
+            "--once",
+            "--timeout",
+            "40",
+            "--transport",
+            "ibb",
+        ],
+    ));
+    let to = recv.ready_jid();
+    let f = random_file(tmp.path(), "s.bin", 100 * 1024);
+    let mut cmd = srv.jet(
+        "send",
+        "cli3",
+        &["--to", &to, "--transport", "ibb", "--cipher", "chacha20"],
+    );
+    cmd.arg(&f);
+    let mut p = Proc::spawn(cmd);
+    let sent = p.event("done", Duration::from_secs(30));
+    assert!(p.wait().success(), "{}", p.stderr());
+    let got = recv.event("done", Duration::from_secs(30));
+    for ev in [&sent, &got] {
+        assert_eq!(ev["size"], 100 * 1024, "{ev}");
+        assert_eq!(ev["transport"], "ibb", "{ev}");
+        assert_eq!(ev["cipher"], "chacha20", "{ev}");
+        assert_eq!(ev["resumed_from"], 0, "{ev}");
+        let secs = ev["seconds"].as_f64().unwrap();
+        let rate = ev["bytes_per_second"].as_u64().unwrap();
+        assert!(secs > 0.0, "{ev}");
+        // The rate is the size over the time (rounded).
+        let expect = (100.0 * 1024.0) / secs.max(1e-3);
+        assert!((rate as f64 - expect).abs() <= expect * 0.01 + 1.0, "{ev}");
+    }
+    assert_eq!(sha256_b64(&dir.join("s.bin")), sha256_b64(&f));
+}
+
+/// Empties the OMEMO device lists of `users` (each run's devices are new).
+async fn reset_omemo(srv: &Server, users: &[&str]) {
+    use jet_core::xmpp::XmppChannel;
+    for user in users {
+        let ch = XmppChannel::connect(srv.config(user).resource("reset"))
+            .await
+            .unwrap();
+        let to: jet_core::jid::Jid = srv.bare(user).into();
+        let publish = jet_envelopes::omemo::pep::publish_device_list(&[]);
+        jet_core::channel::StanzaChannel::request(
+            &ch,
+            jet_core::channel::iq("set", "", None, &to, Some(publish)),
+        )
+        .await
+        .unwrap();
+        ch.disconnect().await.unwrap();
+    }
+}
+
+/// A notice printed while the progress bar is drawn (here OMEMO's "new
+/// device" line, printed when the sender's key arrives after the bar
+/// appeared) clears the bar first: no frozen bar stays on the terminal.
+#[test]
+fn a_notice_during_the_bar_leaves_no_half_drawn_bar() {
+    let Some(srv) = server() else { return };
+    assert!(tmux_present(), "tmux is needed (apt-get install tmux)");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        srv.pair("cli5", "cli6").await;
+        reset_omemo(&srv, &["cli5", "cli6"]).await;
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    let (rdata, sdata) = (tmp.path().join("r"), tmp.path().join("s"));
+    let mut recv = human(
+        &srv,
+        "receive",
+        "cli6",
+        &[
+            "--dir",
+            dir.to_str().unwrap(),
+            "--from",
+            &srv.jid("cli5"),
+            "--once",
+            "--timeout",
+            "60",
+            "--data-dir",
+            rdata.to_str().unwrap(),
+        ],
+    );
+    // Replace `--envelope stub` by OMEMO.
+    let args: Vec<_> = recv.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = recv
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    recv = Command::new(recv.get_program());
+    recv.args(args.iter().map(|a| {
+        if a == "stub" {
+            "omemo".as_ref()
+        } else {
+            a.as_os_str()
+        }
+    }));
+    for (k, v) in envs {
+        match v {
+            Some(v) => recv.env(k, v),
+            None => recv.env_remove(k),
+        };
+    }
+    let term = Tmux::run(&recv);
+    let pane = term.wait_for("waiting for offers", 1, Duration::from_secs(30));
+    let to = online_jid(&pane);
+    let f = random_file(tmp.path(), "slow.bin", 1024 * 1024);
+    let mut cmd = srv.jet_env(
+        "send",
+        "cli5",
+        "omemo",
+        &["--to", &to, "--data-dir", sdata.to_str().unwrap()],
+    );
+    cmd.arg(&f).env("JET_TEST_RATE", "400000");
+    let mut p = Proc::spawn(cmd);
+    // The bar is drawn during the transfer...
+    term.wait_for("receiving [", 1, Duration::from_secs(30));
+    assert!(p.wait().success(), "sender: {}", p.stderr());
+    let pane = term.wait_for("[exit ", 1, Duration::from_secs(30));
+    assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
+    assert!(pane.contains("new OMEMO device"), "no notice:\n{pane}");
+    // ... and none of it stays once the transfer is over.
+    assert!(
+        !pane.contains("receiving ["),
+        "a bar stayed on screen:\n{pane}"
+    );
+    assert!(
+        pane.contains("jet: received slow.bin: 1.00 MiB in "),
+        "{pane}"
+    );
+    assert_eq!(sha256_b64(&dir.join("slow.bin")), sha256_b64(&f));
 }

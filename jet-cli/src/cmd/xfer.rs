@@ -29,6 +29,7 @@ use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::account::{self, Account, AccountArgs};
+use crate::cmd::summary::{transport_name, Summary, Used};
 use crate::progress::Progress;
 
 /// Test hook: cut every transport stream after this many bytes written
@@ -245,31 +246,42 @@ impl Events {
     }
 
     /// A finished file. `checked`: for a received file, whether the
-    /// sender's hash was compared with it (`None` for a sent file).
-    fn done(
-        &self,
-        path: &str,
-        size: u64,
-        hash: &FileHash,
-        resumed_from: u64,
-        checked: Option<bool>,
-    ) {
+    /// sender's hash was compared with it (`None` for a sent file). The
+    /// human output is the file line on stdout and the summary line on
+    /// stderr; the JSON `done` event carries the same numbers.
+    fn done(&self, path: &str, hash: &FileHash, checked: Option<bool>, summary: &Summary) {
+        let size = summary.size;
+        let resumed_from = summary.resumed_from;
         let what = match checked {
             None => "sent",
             Some(true) => "authenticated, hash verified",
             Some(false) => "authenticated by the cipher; the sender gave no hash to compare",
         };
-        self.emit(
-            json!({"event": "done", "path": path, "size": size,
+        let mut event = json!({"event": "done", "path": path, "size": size,
                    "hash": format!("{}:{}", hash.algo, hash.value), "resumed_from": resumed_from,
-                   "hash_checked": checked}),
-            || {
-                Some(format!(
-                    "{path}\t{size} bytes\t{}:{} ({what})",
-                    hash.algo, hash.value
-                ))
-            },
-        );
+                   "hash_checked": checked});
+        if let (Some(e), serde_json::Value::Object(extra)) = (event.as_object_mut(), summary.json())
+        {
+            e.extend(extra);
+        }
+        self.emit(event, || {
+            Some(format!(
+                "{path}\t{size} bytes\t{}:{} ({what})",
+                hash.algo, hash.value
+            ))
+        });
+        if !self.json {
+            let verb = if checked.is_none() {
+                "sent"
+            } else {
+                "received"
+            };
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.to_string());
+            crate::progress::eprint_line(&format!("jet: {verb} {name}: {}", summary.line()));
+        }
     }
 
     /// A received file's sender checksums in algorithms jet cannot compute.
@@ -396,6 +408,8 @@ struct Node {
     ch: Arc<XmppChannel>,
     driver: Driver,
     incoming: UnboundedReceiver<Incoming>,
+    /// Which transport carried each session.
+    used: Used,
 }
 
 /// Connects (advertising our envelope's feature) and sets the envelope up
@@ -422,7 +436,8 @@ fn start_driver(
     jet: JetConfig,
     config: DriverConfig,
 ) -> Result<Node> {
-    let transports = with_test_faults(acc.transports())?;
+    let used = Used::default();
+    let transports = used.wrap(with_test_faults(acc.transports())?);
     let json = acc.args.json;
     let refused = jet_core::driver::RefusedHook(Arc::new(move |peer, reason, text| {
         // Offers the engine refused before any application saw them.
@@ -445,6 +460,7 @@ fn start_driver(
         ch,
         driver,
         incoming,
+        used,
     })
 }
 
@@ -472,18 +488,16 @@ impl Initiator {
             .await
     }
 
+    /// `aes-128-gcm` for the summary line (the URN for another cipher).
+    fn short_cipher(&self) -> String {
+        account::cipher_short_name(&self.wire_urn)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.wire_urn.clone())
+    }
+
     /// `AES-128-GCM (urn:...)` for the status line.
     fn cipher(&self) -> String {
         format!("{} ({})", self.cipher_name, self.wire_urn)
-    }
-}
-
-/// The short name of a transport namespace.
-fn transport_name(ns: &str) -> &str {
-    match ns {
-        jet_core::ns::JINGLE_S5B => "s5b",
-        jet_core::ns::JINGLE_IBB => "ibb",
-        other => other,
     }
 }
 
@@ -633,15 +647,21 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                 }
             }
             let offer = Arc::new(FileOffer::new(offered, Some(cb)));
+            let started = Instant::now();
             let r = init.initiate(offer.clone()).await;
             bar.finish();
             match r {
                 Ok(()) => events.done(
                     &local.path.display().to_string(),
-                    size,
                     &local.desc.hashes[0],
-                    0,
                     None,
+                    &Summary {
+                        size,
+                        resumed_from: 0,
+                        elapsed: started.elapsed(),
+                        transport: init.node.used.by_peer(&peer),
+                        cipher: init.short_cipher(),
+                    },
                 ),
                 Err(e) => {
                     result = Err(session_error(&peer, e, &init.node.ch));
@@ -701,6 +721,38 @@ fn carries_omemo_payload(inc: &Incoming) -> bool {
         .filter_map(|c| c.security.as_ref())
         .filter_map(|s| s.envelope.get_child("payload", jet_core::ns::OMEMO_LEGACY))
         .any(|p| !p.text().trim().is_empty())
+}
+
+/// The short name of the offer's cipher (its URN when not ours).
+fn offered_cipher(inc: &Incoming) -> String {
+    let urn = inc
+        .contents
+        .iter()
+        .find_map(|c| c.security.as_ref())
+        .map(|s| s.cipher.clone())
+        .unwrap_or_default();
+    account::cipher_short_name(&urn)
+        .map(str::to_string)
+        .unwrap_or(urn)
+}
+
+/// What a responder knows about a finished session.
+struct Session {
+    elapsed: Duration,
+    transport: Option<&'static str>,
+    cipher: String,
+}
+
+impl Session {
+    fn summary(&self, size: u64, resumed_from: u64) -> Summary {
+        Summary {
+            size,
+            resumed_from,
+            elapsed: self.elapsed,
+            transport: self.transport,
+            cipher: self.cipher.clone(),
+        }
+    }
 }
 
 /// Whom a responder accepts, and for how long it runs.
@@ -789,7 +841,7 @@ async fn serve_loop<A: Application + 'static>(
     gate: Gate<'_>,
     events: &Events,
     mut make: impl FnMut(&Incoming) -> (Arc<A>, Option<Progress>),
-    mut finished: impl FnMut(&A, &Events),
+    mut finished: impl FnMut(&A, &Events, &Session),
 ) -> Result<()> {
     loop {
         let Gate {
@@ -860,12 +912,23 @@ async fn serve_loop<A: Application + 'static>(
             }
         }
         let (app, bar) = make(&inc);
+        let sid = inc.sid.clone();
+        let cipher = offered_cipher(&inc);
+        let started = Instant::now();
         let r = inc.accept(app.clone()).await;
         if let Some(b) = bar {
             b.finish();
         }
         match r {
-            Ok(()) => finished(&app, events),
+            Ok(()) => finished(
+                &app,
+                events,
+                &Session {
+                    elapsed: started.elapsed(),
+                    transport: node.used.by_sid(&sid),
+                    cipher,
+                },
+            ),
             Err(e) => {
                 let ours = matches!(e, jet_core::Error::Refused { .. });
                 let e = match e {
@@ -973,15 +1036,14 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
                 Some(bar),
             )
         },
-        |app: &FileReceiver, ev| {
+        |app: &FileReceiver, ev, session| {
             for f in app.received() {
                 ev.unchecked(&f);
                 ev.done(
                     &f.path.display().to_string(),
-                    f.size,
                     &f.hash,
-                    f.resumed_from,
                     Some(f.hash_checked),
+                    &session.summary(f.size, f.resumed_from),
                 );
             }
         },
@@ -1036,7 +1098,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         },
         &events,
         |_| (Arc::new(FileHost::new(files.clone(), None)), None),
-        |_: &FileHost, ev| {
+        |_: &FileHost, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
     );
@@ -1082,6 +1144,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         &peer,
         "request",
     );
+    let started = Instant::now();
     let r = interruptible(signal, async {
         init.initiate(req.clone())
             .await
@@ -1097,10 +1160,15 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     events.unchecked(&got);
     events.done(
         &got.path.display().to_string(),
-        got.size,
         &got.hash,
-        got.resumed_from,
         Some(got.hash_checked),
+        &Summary {
+            size: got.size,
+            resumed_from: got.resumed_from,
+            elapsed: started.elapsed(),
+            transport: init.node.used.by_peer(&peer),
+            cipher: init.short_cipher(),
+        },
     );
     Ok(())
 }
