@@ -147,6 +147,19 @@ fn tmux_present() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Waits (bounded) until `p`'s stderr contains `text`.
+fn wait_stderr(p: &Proc, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.stderr().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} on stderr:\n{}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Sends `file` from `from` to `to` and returns the finished process.
 fn send(srv: &Server, from: &str, to: &str, file: &Path) -> Proc {
     let mut cmd = srv.jet("send", from, &["--to", to]);
@@ -245,17 +258,15 @@ fn without_a_terminal_a_stranger_is_declined_with_how_to_allow_it() {
     let ev = recv.event("declined", Duration::from_secs(10));
     assert_eq!(ev["reason"], "not-allowed");
     assert!(ev["peer"].as_str().unwrap().starts_with(&srv.jid("cli3")));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let want = format!("allow it with --from {} or --yes", srv.jid("cli3"));
-    while !recv.stderr().contains(&want) {
-        assert!(Instant::now() < deadline, "stderr:\n{}", recv.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_stderr(
+        &recv,
+        &format!("allow it with --from {} or --yes", srv.jid("cli3")),
+    );
     assert!(!dir.join("x.bin").exists());
 }
 
 #[test]
-fn the_done_event_says_size_time_rate_transport_and_cipher() {
+fn the_done_event_says_size_time_rate_transport_and_cipher_and_from_says_the_roster_changes() {
     let Some(srv) = server() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("in");
@@ -274,7 +285,20 @@ fn the_done_event_says_size_time_rate_transport_and_cipher() {
             "ibb",
         ],
     ));
+    // --from changes the roster only with a line that says so.
+    let roster = recv.event("roster", Duration::from_secs(20));
+    assert_eq!(
+        roster["accept_subscription_from"],
+        serde_json::json!([srv.jid("cli3")])
+    );
     let to = recv.ready_jid();
+    wait_stderr(
+        &recv,
+        &format!(
+            "presence subscription requests from {} are accepted",
+            srv.jid("cli3")
+        ),
+    );
     let f = random_file(tmp.path(), "s.bin", 100 * 1024);
     let mut cmd = srv.jet(
         "send",

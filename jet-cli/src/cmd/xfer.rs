@@ -558,8 +558,25 @@ async fn initiator(
 /// Connects and starts the driver as a responder accepting every suite.
 async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
+    let mut peers: Vec<String> = Vec::new();
     for j in allow {
         ch.allow_subscription(j.to_bare());
+        let bare = j.to_bare().to_string();
+        if !peers.contains(&bare) {
+            peers.push(bare);
+        }
+    }
+    if !peers.is_empty() {
+        // The roster changes only with a line on screen.
+        let list = peers.join(", ");
+        account::notice(
+            acc.args.json,
+            json!({"event": "roster", "accept_subscription_from": peers}),
+            &format!(
+                "jet: presence subscription requests from {list} are accepted and returned \
+                 (--from), so that a bare JID finds this client: they join your roster"
+            ),
+        );
     }
     let registry = CipherRegistry::default();
     let mut jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
