@@ -712,10 +712,80 @@ pub fn our_features(
 pub async fn connect(account: &Account, features: Vec<String>) -> Result<Arc<XmppChannel>> {
     let password = account.password()?;
     let config = account.xmpp_config(password, features);
-    let ch = XmppChannel::connect(config)
-        .await
-        .map_err(|e| anyhow!("cannot log in as {}: {e}", account.jid))?;
+    let ch = XmppChannel::connect(config).await.map_err(|e| {
+        anyhow!(
+            "cannot log in as {}: {}",
+            account.jid,
+            explain_login(account, e)
+        )
+    })?;
     Ok(Arc::new(ch))
+}
+
+/// One line for a failed login that says what to do, without the debug
+/// form of a library's error (DNS, certificate).
+fn explain_login(account: &Account, e: jet_core::xmpp::XmppError) -> String {
+    use jet_core::xmpp::XmppError;
+    let server_given = account
+        .args
+        .server
+        .as_ref()
+        .or(account.file.server.as_ref())
+        .is_some();
+    match e {
+        XmppError::Unreachable { server, source } if !server_given => {
+            let dns = source.to_string();
+            // tokio-xmpp's text is the debug form of its DNS error: only
+            // its gist is said.
+            let why = if dns.contains("NoRecordsFound") || dns.contains("NXDomain") {
+                "the domain has no DNS records for an XMPP server"
+            } else if dns.contains("efused") {
+                "connection refused"
+            } else {
+                "the DNS lookup or the connection failed"
+            };
+            format!(
+                "cannot find the XMPP server of {server} ({why}); give its address with \
+                 --server HOST[:PORT] (or `server` in the config)"
+            )
+        }
+        XmppError::Unreachable { server, source } => {
+            let why = match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::TimedOut => "no answer".to_string(),
+                std::io::ErrorKind::NotFound => "no such host".to_string(),
+                _ => first_line(&source.to_string()),
+            };
+            format!(
+                "cannot reach the XMPP server {server} ({why}); check --server and that the \
+                 server is running"
+            )
+        }
+        XmppError::UntrustedCertificate { server, reason } => {
+            let why = if reason.contains("UnknownIssuer") {
+                "signed by a certificate authority this system does not trust"
+            } else if reason.contains("NotValidForName") {
+                "issued for another name"
+            } else if reason.contains("Expired") {
+                "expired"
+            } else if reason.contains("NotValidYet") {
+                "not valid yet"
+            } else {
+                "refused"
+            };
+            format!(
+                "the TLS certificate of {server} is not trusted ({why}); if the server uses \
+                 its own CA (a private or test server), give the CA certificate with --ca FILE \
+                 (or `ca` in the config); jet never logs in over an untrusted connection"
+            )
+        }
+        e => first_line(&e.to_string()),
+    }
+}
+
+/// The first line of a message, without a trailing debug structure.
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
 }
 
 /// Disconnects after the driver's last stanzas went out. The driver hands
@@ -1144,5 +1214,63 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(secret.to_bytes().as_slice())
         };
         assert!(!text.contains(&b64), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod login_messages {
+    use super::*;
+    use jet_core::xmpp::XmppError;
+
+    fn account(server: Option<&str>) -> Account {
+        let mut args = vec!["x", "--jid", "romeo@jet.test"];
+        if let Some(s) = server {
+            args.extend(["--server", s]);
+        }
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            a: AccountArgs,
+        }
+        let p = <P as clap::Parser>::parse_from(args);
+        Account::resolve(&p.a).unwrap()
+    }
+
+    #[test]
+    fn a_dns_failure_without_server_says_to_give_server() {
+        let e = XmppError::Unreachable {
+            server: "jet.test".into(),
+            source: std::io::Error::other(
+                "Dns(NoRecordsFound(NoRecords { query: Query { name: Name(\"jet.test.\") } }))",
+            ),
+        };
+        let m = explain_login(&account(None), e);
+        assert!(m.contains("--server HOST[:PORT]"), "{m}");
+        assert!(m.contains("no DNS records"), "{m}");
+        assert!(!m.contains("Dns(") && !m.contains("Query"), "{m}");
+    }
+
+    #[test]
+    fn an_untrusted_certificate_suggests_ca() {
+        let e = XmppError::UntrustedCertificate {
+            server: "jet.test".into(),
+            reason: "UnknownIssuer".into(),
+        };
+        let m = explain_login(&account(Some("127.0.0.1:5222")), e);
+        assert!(m.contains("--ca FILE"), "{m}");
+        assert!(!m.contains("UnknownIssuer"), "{m}");
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_server_and_what_to_check() {
+        let e = XmppError::Unreachable {
+            server: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let m = explain_login(&account(Some("127.0.0.1:1")), e);
+        assert!(
+            m.contains("127.0.0.1:1 (connection refused)") && m.contains("--server"),
+            "{m}"
+        );
     }
 }

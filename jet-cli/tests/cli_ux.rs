@@ -6,7 +6,7 @@
 //!
 //! Against the loopback test server (`scripts/test-server start`); without
 //! one these tests skip, unless `JET_REQUIRE_SERVER=1`. Accounts `cli1`..
-//! `cli4` are used by this file only. Every process and wait is bounded.
+//! `cli8` are used by this file only. Every process and wait is bounded.
 
 mod common;
 
@@ -272,13 +272,14 @@ fn the_done_event_says_size_time_rate_transport_and_cipher_and_from_says_the_ros
     let dir = tmp.path().join("in");
     let recv = Proc::spawn(srv.jet(
         "receive",
-        "cli4",
+        "cli8",
         &[
             "--dir",
             dir.to_str().unwrap(),
             "--from",
-            &srv.jid("cli3"),
-            "--once",
+            &srv.jid("cli7"),
+            // Not --once: a receiver that leaves right after the
+            // session can race the sender's IBB close (reported apart).
             "--timeout",
             "40",
             "--transport",
@@ -289,20 +290,20 @@ fn the_done_event_says_size_time_rate_transport_and_cipher_and_from_says_the_ros
     let roster = recv.event("roster", Duration::from_secs(20));
     assert_eq!(
         roster["accept_subscription_from"],
-        serde_json::json!([srv.jid("cli3")])
+        serde_json::json!([srv.jid("cli7")])
     );
     let to = recv.ready_jid();
     wait_stderr(
         &recv,
         &format!(
             "presence subscription requests from {} are accepted",
-            srv.jid("cli3")
+            srv.jid("cli7")
         ),
     );
     let f = random_file(tmp.path(), "s.bin", 100 * 1024);
     let mut cmd = srv.jet(
         "send",
-        "cli3",
+        "cli7",
         &["--to", &to, "--transport", "ibb", "--cipher", "chacha20"],
     );
     cmd.arg(&f);
@@ -423,4 +424,139 @@ fn a_notice_during_the_bar_leaves_no_half_drawn_bar() {
         "{pane}"
     );
     assert_eq!(sha256_b64(&dir.join("slow.bin")), sha256_b64(&f));
+}
+
+/// `jet send --json` from `cli1` with exactly `conn` as connection options
+/// (no --server or --ca unless given), bounded.
+fn send_with(conn: &[&str], file: &str, netns: bool) -> (std::process::ExitStatus, String, String) {
+    let jet = env!("CARGO_BIN_EXE_jet");
+    let mut c = if netns {
+        // A network namespace of its own with only a `lo` that is down:
+        // the DNS lookup fails here without any packet leaving the host.
+        let mut c = Command::new("unshare");
+        c.args(["-rn", jet]);
+        c
+    } else {
+        Command::new(jet)
+    };
+    c.args(["send", "--json", "--envelope", "stub", "--wait", "2"])
+        .args(conn)
+        .args(["--to", "cli2@jet.test", file])
+        .env("JET_PASSWORD", "not-used-before-login")
+        .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
+        .env(
+            "XDG_DATA_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-data"),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut p = Proc::spawn(c);
+    let st = p.wait_within(Duration::from_secs(30));
+    let reason = p
+        .all_events()
+        .into_iter()
+        .find(|e| e["event"] == "error")
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .unwrap_or_default();
+    (st, reason, p.stderr())
+}
+
+/// The error is one line (no debug structure, not twice) and says `hint`.
+fn one_line_with(what: &str, st: std::process::ExitStatus, reason: &str, stderr: &str, hint: &str) {
+    assert_eq!(st.code(), Some(1), "{what}: {stderr}");
+    assert!(reason.contains(hint), "{what}: {reason:?}");
+    let line = format!("jet: {reason}");
+    assert_eq!(
+        stderr.lines().filter(|l| *l == line).count(),
+        1,
+        "{what}: the error line once on stderr:\n{stderr}"
+    );
+    for debug in [
+        "Dns(",
+        "NoRecords",
+        "UnknownIssuer",
+        "Custom {",
+        "kind:",
+        "os error 2): No such",
+    ] {
+        assert!(
+            !reason.contains(debug),
+            "{what}: debug output {debug:?} in {reason:?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_is_said_once_before_connecting() {
+    let (st, reason, err) = send_with(
+        &["--jid", "cli1@jet.test", "--server", "127.0.0.1:1"],
+        "/nonexistent/jet-missing.bin",
+        false,
+    );
+    one_line_with(
+        "missing file",
+        st,
+        &reason,
+        &err,
+        "/nonexistent/jet-missing.bin: no such file",
+    );
+    assert_eq!(err.matches("jet-missing.bin").count(), 1, "{err}");
+}
+
+#[test]
+fn a_refused_connection_says_to_check_the_server() {
+    let (st, reason, err) = send_with(
+        &["--jid", "cli1@jet.test", "--server", "127.0.0.1:1"],
+        "Cargo.toml",
+        false,
+    );
+    one_line_with(
+        "refused",
+        st,
+        &reason,
+        &err,
+        "cannot reach the XMPP server 127.0.0.1:1 (connection refused); check --server",
+    );
+}
+
+#[test]
+fn an_untrusted_certificate_suggests_ca() {
+    let Some(srv) = server() else { return };
+    let (st, reason, err) = send_with(
+        &["--jid", &srv.jid("cli1"), "--server", &srv.addr],
+        "Cargo.toml",
+        false,
+    );
+    one_line_with(
+        "untrusted",
+        st,
+        &reason,
+        &err,
+        "give the CA certificate with --ca FILE",
+    );
+    assert!(reason.contains("is not trusted"), "{reason}");
+}
+
+#[test]
+fn without_server_a_failed_lookup_says_to_give_server() {
+    let netns = Command::new("unshare")
+        .args(["-rn", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !netns {
+        eprintln!(
+            "skipped: no network namespace here (unshare -rn); the lookup must not leave the host"
+        );
+        return;
+    }
+    let (st, reason, err) = send_with(&["--jid", "cli1@jet.test"], "Cargo.toml", true);
+    one_line_with(
+        "no --server",
+        st,
+        &reason,
+        &err,
+        "cannot find the XMPP server of jet.test",
+    );
+    assert!(reason.contains("--server HOST[:PORT]"), "{reason}");
 }

@@ -612,6 +612,22 @@ fn session_error(peer: &FullJid, e: jet_core::Error, ch: &XmppChannel) -> anyhow
     }
 }
 
+/// Reads and hashes a file to offer; a failure is one line that names the
+/// file once (not the I/O error twice through its source chain).
+async fn describe(f: &std::path::Path) -> Result<LocalFile> {
+    LocalFile::describe(f).await.map_err(|e| match e {
+        jet_core::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::NotFound => anyhow!("{}: no such file", f.display()),
+            std::io::ErrorKind::PermissionDenied => {
+                anyhow!("{}: permission denied (cannot read it)", f.display())
+            }
+            _ => anyhow!("cannot read {}: {io}", f.display()),
+        },
+        jet_core::Error::Application(text) => anyhow!("{text}"),
+        e => anyhow!("cannot read {}: {e}", f.display()),
+    })
+}
+
 /// `jet send`.
 pub async fn send(args: SendArgs) -> Result<()> {
     let json = args.account.json;
@@ -626,11 +642,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
     // Read the files before connecting: a typo fails fast.
     let mut files = Vec::new();
     for f in &args.files {
-        files.push(
-            LocalFile::describe(f)
-                .await
-                .with_context(|| format!("reading {}", f.display()))?,
-        );
+        files.push(describe(f).await?);
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
     let signal = interrupted()?;
@@ -1083,9 +1095,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     };
     let mut files = Vec::new();
     for f in &args.files {
-        let local = LocalFile::describe(f)
-            .await
-            .with_context(|| format!("reading {}", f.display()))?;
+        let local = describe(f).await?;
         let h = &local.desc.hashes[0];
         eprintln!("jet: serving {} as {}:{}", f.display(), h.algo, h.value);
         files.push(local);
@@ -1150,7 +1160,9 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         );
     }
     let (bar, cb) = events.progress(0, "requesting");
-    let mut req = FileRequest::new(dir, hash, args.name.clone(), Some(cb))?;
+    // `{e}`, not the error chain: jet_core's I/O error already shows its source.
+    let mut req =
+        FileRequest::new(dir, hash, args.name.clone(), Some(cb)).map_err(|e| anyhow!("{e}"))?;
     if let Some(limit) = args.max_size {
         req = req.with_max_size(limit);
     }
