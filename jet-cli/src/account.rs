@@ -915,26 +915,96 @@ pub async fn resolve_peer(ch: &XmppChannel, peer: &str, wait: Duration) -> Resul
     let jid: Jid = peer
         .parse()
         .map_err(|e| anyhow!("{peer:?} is not a JID: {e}"))?;
+    if jid.node().is_none() {
+        // "romeo" parses as a server JID: say what was probably meant.
+        let ours = ch.local_jid().to_bare();
+        let domain = ours.domain();
+        return Err(if jid.domain().as_str().contains('.') {
+            anyhow!("{jid} is a server, not an account: give the peer as NAME@{jid}")
+        } else {
+            anyhow!(
+                "{peer:?} has no domain: give the peer as {}@{domain} (or another NAME@DOMAIN)",
+                jid.domain()
+            )
+        });
+    }
     match jid.try_into_full() {
         Ok(full) => Ok(full),
         Err(bare) => {
-            if ch.available_resources(&bare).is_empty() {
-                // Harmless when already subscribed; needed the first time.
-                ch.subscribe_to_presence(bare.clone())
+            if !ch.available_resources(&bare).is_empty() {
+                return ch
+                    .wait_for_presence(&bare, wait)
                     .await
-                    .map_err(|e| anyhow!("asking {bare} for its presence: {e}"))?;
+                    .map_err(|e| anyhow!("waiting for the presence of {bare}: {e}"));
             }
+            // Harmless when already subscribed; needed the first time.
+            ch.subscribe_to_presence(bare.clone())
+                .await
+                .map_err(|e| anyhow!("asking {bare} for its presence: {e}"))?;
+            // What the server says about the account answers at once when
+            // the domain or the account does not exist.
+            let known = account_known(ch, &bare).await?;
             ch.wait_for_presence(&bare, wait)
                 .await
                 .map_err(|e| match e {
-                    ChannelError::Timeout(_) => anyhow!(
-                        "{bare} is offline (no available resource within {}s; are you \
-                     subscribed to its presence?)",
-                        wait.as_secs()
-                    ),
+                    ChannelError::Timeout(_) => match known {
+                        Some(true) => anyhow!(
+                            "{bare} is offline (its account exists; no available resource \
+                             within {}s)",
+                            wait.as_secs()
+                        ),
+                        _ => anyhow!(
+                            "{bare} is offline or does not share its presence with you (no \
+                             available resource within {}s; the server does not tell whether \
+                             the account exists). If it exists, it must accept your presence \
+                             subscription: run `jet receive --from {}` there once",
+                            wait.as_secs(),
+                            ch.local_jid().to_bare()
+                        ),
+                    },
                     e => anyhow!("waiting for the presence of {bare}: {e}"),
                 })
         }
+    }
+}
+
+/// Asks the server about `bare` (disco#info to the bare JID, bounded):
+/// `Some(true)` when it answered for the account, `None` when it will not
+/// say (`service-unavailable`: no such account, or not subscribed), and an
+/// error at once when the domain cannot be reached or the account does
+/// not exist.
+async fn account_known(ch: &XmppChannel, bare: &BareJid) -> Result<Option<bool>> {
+    let query = Element::builder("query", ns::DISCO_INFO).build();
+    let to: Jid = bare.clone().into();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        StanzaChannel::request(ch, iq("get", "", None, &to, Some(query))),
+    )
+    .await;
+    let domain = bare.domain();
+    let ours = ch.local_jid().domain() == domain;
+    match answer {
+        Ok(Ok(_)) => Ok(Some(true)),
+        Ok(Err(ChannelError::StanzaError {
+            condition, text, ..
+        })) => match condition.as_str() {
+            "remote-server-not-found" => Err(anyhow!(
+                "no such domain: {domain} (your server cannot find it: remote-server-not-found)"
+            )),
+            "remote-server-timeout" => Err(anyhow!(
+                "{domain} cannot be reached: your server got no answer from it \
+                 (remote-server-timeout)"
+            )),
+            "not-allowed" if !ours => Err(anyhow!(
+                "{domain} cannot be reached: your server does not talk to other domains{}",
+                text.map(|t| format!(" ({t})")).unwrap_or_default()
+            )),
+            "item-not-found" => Err(anyhow!(
+                "no such account: {bare} (the server says item-not-found)"
+            )),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! Against the loopback test server (`scripts/test-server start`); without
 //! one these tests skip, unless `JET_REQUIRE_SERVER=1`. Accounts `cli1`..
-//! `cli8` are used by this file only. Every process and wait is bounded.
+//! `cli10` are used by this file only. Every process and wait is bounded.
 
 mod common;
 
@@ -559,4 +559,72 @@ fn without_server_a_failed_lookup_says_to_give_server() {
         "cannot find the XMPP server of jet.test",
     );
     assert!(reason.contains("--server HOST[:PORT]"), "{reason}");
+}
+
+/// `jet send --to PEER` from `user` (bounded); the error event's reason
+/// and how long it took.
+fn send_to(srv: &Server, user: &str, peer: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let mut p = Proc::spawn(srv.jet("send", user, &["--to", peer, "Cargo.toml"]));
+    let st = p.wait_within(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(1), "{}", p.stderr());
+    let reason = p
+        .all_events()
+        .into_iter()
+        .find(|e| e["event"] == "error")
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no error event: {}", p.stderr()));
+    (reason, started.elapsed())
+}
+
+#[test]
+fn a_peer_without_domain_a_server_and_an_unreachable_domain_are_told_at_once() {
+    let Some(srv) = server() else { return };
+    let d = &srv.domain;
+    let (r, took) = send_to(&srv, "cli9", "romeo");
+    assert!(
+        r.contains(&format!(
+            "\"romeo\" has no domain: give the peer as romeo@{d}"
+        )),
+        "{r}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let (r, _) = send_to(&srv, "cli9", d);
+    assert!(
+        r.contains(&format!("{d} is a server, not an account")),
+        "{r}"
+    );
+    // The test server does not talk to other domains: it says so at once
+    // (no packet leaves the host).
+    let (r, took) = send_to(&srv, "cli9", "romeo@nowhere.invalid");
+    assert!(r.starts_with("nowhere.invalid cannot be reached"), "{r}");
+    assert!(
+        took < Duration::from_secs(3),
+        "answered at once, not after --wait: {took:?}"
+    );
+}
+
+#[test]
+fn an_offline_account_is_told_from_one_that_may_not_exist() {
+    let Some(srv) = server() else { return };
+    // cli10 shares its presence with cli9, and is offline.
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(srv.pair("cli9", "cli10"));
+    let (r, _) = send_to(&srv, "cli9", &srv.jid("cli10"));
+    assert!(
+        r.contains(&format!(
+            "{} is offline (its account exists",
+            srv.jid("cli10")
+        )),
+        "{r}"
+    );
+    // An account the server will not tell about (it does not exist, or does
+    // not share its presence): said so, with what to do if it exists.
+    let (r, _) = send_to(&srv, "cli9", &srv.jid("nobody-here"));
+    assert!(
+        r.contains("is offline or does not share its presence with you")
+            && r.contains(&format!("jet receive --from {}", srv.jid("cli9"))),
+        "{r}"
+    );
 }
