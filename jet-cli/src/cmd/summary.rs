@@ -181,7 +181,7 @@ impl Summary {
     /// The same numbers for the JSON `done` event.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "seconds": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "seconds": (self.elapsed.as_secs_f64() * 1e6).round() / 1e6,
             "bytes_per_second": self.rate().round() as u64,
             "transport": self.transport,
             "cipher": self.cipher,
