@@ -806,10 +806,17 @@ struct Asker {
 }
 
 impl Asker {
-    /// An asker when stdin is a terminal and `timeout` is not zero.
-    fn on_terminal(timeout: u64) -> Option<Asker> {
+    /// Whether to ask: stdin is a terminal and `timeout` is not zero.
+    fn wanted(timeout: u64) -> bool {
         use std::io::IsTerminal;
-        if timeout == 0 || !std::io::stdin().is_terminal() {
+        timeout != 0 && std::io::stdin().is_terminal()
+    }
+
+    /// An asker when [`wanted`](Self::wanted). Start it after the login:
+    /// its thread reads stdin from then on (a password prompt must not
+    /// race it).
+    fn on_terminal(timeout: u64) -> Option<Asker> {
+        if !Self::wanted(timeout) {
             return None;
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1032,14 +1039,15 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let asker = Asker::on_terminal(args.ask_timeout);
+    let ask = Asker::wanted(args.ask_timeout);
     let mut node = responder(
         &acc,
         &allow,
         args.limits
-            .driver_config(&allow, args.yes, asker.is_some(), acc.args.json),
+            .driver_config(&allow, args.yes, ask, acc.args.json),
     )
     .await?;
+    let asker = Asker::on_terminal(args.ask_timeout);
     events.ready(&node.ch.local_jid());
     let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
