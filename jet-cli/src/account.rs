@@ -559,7 +559,7 @@ pub fn notice(json: bool, event: serde_json::Value, line: &str) {
     if json {
         println!("{event}");
     }
-    eprintln!("{line}");
+    crate::progress::eprint_line(line);
 }
 
 fn load_config(path: &Path) -> Result<FileConfig> {
@@ -712,10 +712,80 @@ pub fn our_features(
 pub async fn connect(account: &Account, features: Vec<String>) -> Result<Arc<XmppChannel>> {
     let password = account.password()?;
     let config = account.xmpp_config(password, features);
-    let ch = XmppChannel::connect(config)
-        .await
-        .map_err(|e| anyhow!("cannot log in as {}: {e}", account.jid))?;
+    let ch = XmppChannel::connect(config).await.map_err(|e| {
+        anyhow!(
+            "cannot log in as {}: {}",
+            account.jid,
+            explain_login(account, e)
+        )
+    })?;
     Ok(Arc::new(ch))
+}
+
+/// One line for a failed login that says what to do, without the debug
+/// form of a library's error (DNS, certificate).
+fn explain_login(account: &Account, e: jet_core::xmpp::XmppError) -> String {
+    use jet_core::xmpp::XmppError;
+    let server_given = account
+        .args
+        .server
+        .as_ref()
+        .or(account.file.server.as_ref())
+        .is_some();
+    match e {
+        XmppError::Unreachable { server, source } if !server_given => {
+            let dns = source.to_string();
+            // tokio-xmpp's text is the debug form of its DNS error: only
+            // its gist is said.
+            let why = if dns.contains("NoRecordsFound") || dns.contains("NXDomain") {
+                "the domain has no DNS records for an XMPP server"
+            } else if dns.contains("efused") {
+                "connection refused"
+            } else {
+                "the DNS lookup or the connection failed"
+            };
+            format!(
+                "cannot find the XMPP server of {server} ({why}); give its address with \
+                 --server HOST[:PORT] (or `server` in the config)"
+            )
+        }
+        XmppError::Unreachable { server, source } => {
+            let why = match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::TimedOut => "no answer".to_string(),
+                std::io::ErrorKind::NotFound => "no such host".to_string(),
+                _ => first_line(&source.to_string()),
+            };
+            format!(
+                "cannot reach the XMPP server {server} ({why}); check --server and that the \
+                 server is running"
+            )
+        }
+        XmppError::UntrustedCertificate { server, reason } => {
+            let why = if reason.contains("UnknownIssuer") {
+                "signed by a certificate authority this system does not trust"
+            } else if reason.contains("NotValidForName") {
+                "issued for another name"
+            } else if reason.contains("Expired") {
+                "expired"
+            } else if reason.contains("NotValidYet") {
+                "not valid yet"
+            } else {
+                "refused"
+            };
+            format!(
+                "the TLS certificate of {server} is not trusted ({why}); if the server uses \
+                 its own CA (a private or test server), give the CA certificate with --ca FILE \
+                 (or `ca` in the config); jet never logs in over an untrusted connection"
+            )
+        }
+        e => first_line(&e.to_string()),
+    }
+}
+
+/// The first line of a message, without a trailing debug structure.
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
 }
 
 /// Disconnects after the driver's last stanzas went out. The driver hands
@@ -798,7 +868,7 @@ impl Logged {
                 return;
             }
         }
-        eprintln!("{dir} {}", redacted(stanza));
+        crate::progress::eprint_line(&format!("{dir} {}", redacted(stanza)));
     }
 }
 
@@ -812,7 +882,7 @@ impl StanzaChannel for Logged {
         let r = self.inner.request(iq).await;
         match &r {
             Ok(a) => self.log("←", a),
-            Err(e) => eprintln!("← (no answer: {e})"),
+            Err(e) => crate::progress::eprint_line(&format!("← (no answer: {e})")),
         }
         r
     }
@@ -845,26 +915,96 @@ pub async fn resolve_peer(ch: &XmppChannel, peer: &str, wait: Duration) -> Resul
     let jid: Jid = peer
         .parse()
         .map_err(|e| anyhow!("{peer:?} is not a JID: {e}"))?;
+    if jid.node().is_none() {
+        // "romeo" parses as a server JID: say what was probably meant.
+        let ours = ch.local_jid().to_bare();
+        let domain = ours.domain();
+        return Err(if jid.domain().as_str().contains('.') {
+            anyhow!("{jid} is a server, not an account: give the peer as NAME@{jid}")
+        } else {
+            anyhow!(
+                "{peer:?} has no domain: give the peer as {}@{domain} (or another NAME@DOMAIN)",
+                jid.domain()
+            )
+        });
+    }
     match jid.try_into_full() {
         Ok(full) => Ok(full),
         Err(bare) => {
-            if ch.available_resources(&bare).is_empty() {
-                // Harmless when already subscribed; needed the first time.
-                ch.subscribe_to_presence(bare.clone())
+            if !ch.available_resources(&bare).is_empty() {
+                return ch
+                    .wait_for_presence(&bare, wait)
                     .await
-                    .map_err(|e| anyhow!("asking {bare} for its presence: {e}"))?;
+                    .map_err(|e| anyhow!("waiting for the presence of {bare}: {e}"));
             }
+            // Harmless when already subscribed; needed the first time.
+            ch.subscribe_to_presence(bare.clone())
+                .await
+                .map_err(|e| anyhow!("asking {bare} for its presence: {e}"))?;
+            // What the server says about the account answers at once when
+            // the domain or the account does not exist.
+            let known = account_known(ch, &bare).await?;
             ch.wait_for_presence(&bare, wait)
                 .await
                 .map_err(|e| match e {
-                    ChannelError::Timeout(_) => anyhow!(
-                        "{bare} is offline (no available resource within {}s; are you \
-                     subscribed to its presence?)",
-                        wait.as_secs()
-                    ),
+                    ChannelError::Timeout(_) => match known {
+                        Some(true) => anyhow!(
+                            "{bare} is offline (its account exists; no available resource \
+                             within {}s)",
+                            wait.as_secs()
+                        ),
+                        _ => anyhow!(
+                            "{bare} is offline or does not share its presence with you (no \
+                             available resource within {}s; the server does not tell whether \
+                             the account exists). If it exists, it must accept your presence \
+                             subscription: run `jet receive --from {}` there once",
+                            wait.as_secs(),
+                            ch.local_jid().to_bare()
+                        ),
+                    },
                     e => anyhow!("waiting for the presence of {bare}: {e}"),
                 })
         }
+    }
+}
+
+/// Asks the server about `bare` (disco#info to the bare JID, bounded):
+/// `Some(true)` when it answered for the account, `None` when it will not
+/// say (`service-unavailable`: no such account, or not subscribed), and an
+/// error at once when the domain cannot be reached or the account does
+/// not exist.
+async fn account_known(ch: &XmppChannel, bare: &BareJid) -> Result<Option<bool>> {
+    let query = Element::builder("query", ns::DISCO_INFO).build();
+    let to: Jid = bare.clone().into();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        StanzaChannel::request(ch, iq("get", "", None, &to, Some(query))),
+    )
+    .await;
+    let domain = bare.domain();
+    let ours = ch.local_jid().domain() == domain;
+    match answer {
+        Ok(Ok(_)) => Ok(Some(true)),
+        Ok(Err(ChannelError::StanzaError {
+            condition, text, ..
+        })) => match condition.as_str() {
+            "remote-server-not-found" => Err(anyhow!(
+                "no such domain: {domain} (your server cannot find it: remote-server-not-found)"
+            )),
+            "remote-server-timeout" => Err(anyhow!(
+                "{domain} cannot be reached: your server got no answer from it \
+                 (remote-server-timeout)"
+            )),
+            "not-allowed" if !ours => Err(anyhow!(
+                "{domain} cannot be reached: your server does not talk to other domains{}",
+                text.map(|t| format!(" ({t})")).unwrap_or_default()
+            )),
+            "item-not-found" => Err(anyhow!(
+                "no such account: {bare} (the server says item-not-found)"
+            )),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
     }
 }
 
@@ -939,6 +1079,20 @@ pub fn cipher_by_name(registry: &CipherRegistry, wanted: &str) -> Result<&'stati
             known.join(", ")
         )
     })
+}
+
+/// The short name [`cipher_by_name`] accepts for a cipher URN (with or
+/// without `:0`), or `None` for another URN.
+pub fn cipher_short_name(urn: &str) -> Option<&'static str> {
+    [
+        (ns::CIPHER_AES_128_GCM, "aes-128-gcm"),
+        (ns::CIPHER_AES_256_GCM, "aes-256-gcm"),
+        (ns::CIPHER_CHACHA20_POLY1305, "chacha20"),
+        (ns::CIPHER_AES_256_GCM_CHUNKED, "chunked"),
+    ]
+    .into_iter()
+    .find(|(u, _)| ns::same_cipher(u, urn))
+    .map(|(_, name)| name)
 }
 
 /// What the initiator offers, chosen from the peer's features.
@@ -1132,5 +1286,63 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(secret.to_bytes().as_slice())
         };
         assert!(!text.contains(&b64), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod login_messages {
+    use super::*;
+    use jet_core::xmpp::XmppError;
+
+    fn account(server: Option<&str>) -> Account {
+        let mut args = vec!["x", "--jid", "romeo@jet.test"];
+        if let Some(s) = server {
+            args.extend(["--server", s]);
+        }
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            a: AccountArgs,
+        }
+        let p = <P as clap::Parser>::parse_from(args);
+        Account::resolve(&p.a).unwrap()
+    }
+
+    #[test]
+    fn a_dns_failure_without_server_says_to_give_server() {
+        let e = XmppError::Unreachable {
+            server: "jet.test".into(),
+            source: std::io::Error::other(
+                "Dns(NoRecordsFound(NoRecords { query: Query { name: Name(\"jet.test.\") } }))",
+            ),
+        };
+        let m = explain_login(&account(None), e);
+        assert!(m.contains("--server HOST[:PORT]"), "{m}");
+        assert!(m.contains("no DNS records"), "{m}");
+        assert!(!m.contains("Dns(") && !m.contains("Query"), "{m}");
+    }
+
+    #[test]
+    fn an_untrusted_certificate_suggests_ca() {
+        let e = XmppError::UntrustedCertificate {
+            server: "jet.test".into(),
+            reason: "UnknownIssuer".into(),
+        };
+        let m = explain_login(&account(Some("127.0.0.1:5222")), e);
+        assert!(m.contains("--ca FILE"), "{m}");
+        assert!(!m.contains("UnknownIssuer"), "{m}");
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_server_and_what_to_check() {
+        let e = XmppError::Unreachable {
+            server: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let m = explain_login(&account(Some("127.0.0.1:1")), e);
+        assert!(
+            m.contains("127.0.0.1:1 (connection refused)") && m.contains("--server"),
+            "{m}"
+        );
     }
 }

@@ -2,10 +2,24 @@
 //! a terminal, nothing otherwise (scripts get `--json` events instead).
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jet_core::ft_app::ProgressFn;
+
+/// The bars on screen, so that a line printed while one is drawn
+/// ([`eprint_line`]) first clears it and draws it again below the line:
+/// no bar stays half-drawn among other output.
+static SHOWN: Mutex<Vec<ProgressBar>> = Mutex::new(Vec::new());
+
+/// Prints `line` on stderr, suspending the bar on screen (if any) around it.
+pub fn eprint_line(line: &str) {
+    let shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+    match shown.iter().find(|b| !b.is_finished()) {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
+}
 
 /// A progress display for one transfer.
 #[derive(Clone)]
@@ -28,6 +42,9 @@ impl Progress {
             .progress_chars("=> "),
         );
         bar.set_message(label.to_string());
+        let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+        shown.retain(|b| !b.is_finished());
+        shown.push(bar.clone());
         Progress { bar: Some(bar) }
     }
 
@@ -45,6 +62,10 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+            SHOWN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|s| !s.is_finished());
         }
     }
 }

@@ -5,4 +5,5 @@ pub mod crypto;
 pub mod demo;
 pub mod hooks;
 pub mod keys;
+pub mod summary;
 pub mod xfer;

@@ -29,6 +29,7 @@ use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::account::{self, Account, AccountArgs};
+use crate::cmd::summary::{transport_name, Summary, Used};
 use crate::progress::Progress;
 
 /// Test hook: cut every transport stream after this many bytes written
@@ -60,14 +61,28 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     /// The driver's limits; offers from peers `allow` (or `yes`) does not
-    /// admit are declined before the limits count them.
-    fn driver_config(&self, allow: &[Jid], yes: bool) -> DriverConfig {
+    /// admit are declined before the limits count them, with a line that
+    /// says how to allow the peer, unless `ask`: then they go through
+    /// (within the limits) to the question on the terminal.
+    fn driver_config(&self, allow: &[Jid], yes: bool, ask: bool, json: bool) -> DriverConfig {
         let allow = allow.to_vec();
         DriverConfig {
             max_sessions: self.max_sessions as usize,
             max_sessions_per_peer: self.max_sessions_per_peer as usize,
             admit: Some(jet_core::driver::AdmitHook(Arc::new(move |peer| {
-                allowed(peer, &allow, yes)
+                if ask || allowed(peer, &allow, yes) {
+                    return true;
+                }
+                account::notice(
+                    json,
+                    json!({"event": "declined", "peer": peer.to_string(), "reason": "not-allowed"}),
+                    &format!(
+                        "jet: declined an offer from {peer}: not accepted here \
+                         (allow it with --from {} or --yes)",
+                        peer.to_bare()
+                    ),
+                );
+                false
             }))),
             stall_timeout: (self.stall_timeout > 0)
                 .then(|| Duration::from_secs(self.stall_timeout)),
@@ -111,6 +126,12 @@ pub struct ReceiveArgs {
     /// Accept offers from anyone.
     #[arg(long)]
     pub yes: bool,
+    /// On a terminal, an offer from a peer that neither --from nor --yes
+    /// allows is asked about (`Accept NAME (SIZE) from PEER? [y/N]`); no
+    /// answer within this many seconds declines it. 0: never ask, decline
+    /// (as without a terminal).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub ask_timeout: u64,
     /// Stop after the first accepted session (exit status: its outcome).
     #[arg(long)]
     pub once: bool,
@@ -225,31 +246,42 @@ impl Events {
     }
 
     /// A finished file. `checked`: for a received file, whether the
-    /// sender's hash was compared with it (`None` for a sent file).
-    fn done(
-        &self,
-        path: &str,
-        size: u64,
-        hash: &FileHash,
-        resumed_from: u64,
-        checked: Option<bool>,
-    ) {
+    /// sender's hash was compared with it (`None` for a sent file). The
+    /// human output is the file line on stdout and the summary line on
+    /// stderr; the JSON `done` event carries the same numbers.
+    fn done(&self, path: &str, hash: &FileHash, checked: Option<bool>, summary: &Summary) {
+        let size = summary.size;
+        let resumed_from = summary.resumed_from;
         let what = match checked {
             None => "sent",
             Some(true) => "authenticated, hash verified",
             Some(false) => "authenticated by the cipher; the sender gave no hash to compare",
         };
-        self.emit(
-            json!({"event": "done", "path": path, "size": size,
+        let mut event = json!({"event": "done", "path": path, "size": size,
                    "hash": format!("{}:{}", hash.algo, hash.value), "resumed_from": resumed_from,
-                   "hash_checked": checked}),
-            || {
-                Some(format!(
-                    "{path}\t{size} bytes\t{}:{} ({what})",
-                    hash.algo, hash.value
-                ))
-            },
-        );
+                   "hash_checked": checked});
+        if let (Some(e), serde_json::Value::Object(extra)) = (event.as_object_mut(), summary.json())
+        {
+            e.extend(extra);
+        }
+        self.emit(event, || {
+            Some(format!(
+                "{path}\t{size} bytes\t{}:{} ({what})",
+                hash.algo, hash.value
+            ))
+        });
+        if !self.json {
+            let verb = if checked.is_none() {
+                "sent"
+            } else {
+                "received"
+            };
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.to_string());
+            crate::progress::eprint_line(&format!("jet: {verb} {name}: {}", summary.line()));
+        }
     }
 
     /// A received file's sender checksums in algorithms jet cannot compute.
@@ -376,6 +408,8 @@ struct Node {
     ch: Arc<XmppChannel>,
     driver: Driver,
     incoming: UnboundedReceiver<Incoming>,
+    /// Which transport carried each session.
+    used: Used,
 }
 
 /// Connects (advertising our envelope's feature) and sets the envelope up
@@ -402,7 +436,8 @@ fn start_driver(
     jet: JetConfig,
     config: DriverConfig,
 ) -> Result<Node> {
-    let transports = with_test_faults(acc.transports())?;
+    let used = Used::default();
+    let transports = used.wrap(with_test_faults(acc.transports())?);
     let json = acc.args.json;
     let refused = jet_core::driver::RefusedHook(Arc::new(move |peer, reason, text| {
         // Offers the engine refused before any application saw them.
@@ -425,6 +460,7 @@ fn start_driver(
         ch,
         driver,
         incoming,
+        used,
     })
 }
 
@@ -452,18 +488,16 @@ impl Initiator {
             .await
     }
 
+    /// `aes-128-gcm` for the summary line (the URN for another cipher).
+    fn short_cipher(&self) -> String {
+        account::cipher_short_name(&self.wire_urn)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.wire_urn.clone())
+    }
+
     /// `AES-128-GCM (urn:...)` for the status line.
     fn cipher(&self) -> String {
         format!("{} ({})", self.cipher_name, self.wire_urn)
-    }
-}
-
-/// The short name of a transport namespace.
-fn transport_name(ns: &str) -> &str {
-    match ns {
-        jet_core::ns::JINGLE_S5B => "s5b",
-        jet_core::ns::JINGLE_IBB => "ibb",
-        other => other,
     }
 }
 
@@ -524,8 +558,25 @@ async fn initiator(
 /// Connects and starts the driver as a responder accepting every suite.
 async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
+    let mut peers: Vec<String> = Vec::new();
     for j in allow {
         ch.allow_subscription(j.to_bare());
+        let bare = j.to_bare().to_string();
+        if !peers.contains(&bare) {
+            peers.push(bare);
+        }
+    }
+    if !peers.is_empty() {
+        // The roster changes only with a line on screen.
+        let list = peers.join(", ");
+        account::notice(
+            acc.args.json,
+            json!({"event": "roster", "accept_subscription_from": peers}),
+            &format!(
+                "jet: presence subscription requests from {list} are accepted and returned \
+                 (--from), so that a bare JID finds this client: they join your roster"
+            ),
+        );
     }
     let registry = CipherRegistry::default();
     let mut jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
@@ -561,6 +612,22 @@ fn session_error(peer: &FullJid, e: jet_core::Error, ch: &XmppChannel) -> anyhow
     }
 }
 
+/// Reads and hashes a file to offer; a failure is one line that names the
+/// file once (not the I/O error twice through its source chain).
+async fn describe(f: &std::path::Path) -> Result<LocalFile> {
+    LocalFile::describe(f).await.map_err(|e| match e {
+        jet_core::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::NotFound => anyhow!("{}: no such file", f.display()),
+            std::io::ErrorKind::PermissionDenied => {
+                anyhow!("{}: permission denied (cannot read it)", f.display())
+            }
+            _ => anyhow!("cannot read {}: {io}", f.display()),
+        },
+        jet_core::Error::Application(text) => anyhow!("{text}"),
+        e => anyhow!("cannot read {}: {e}", f.display()),
+    })
+}
+
 /// `jet send`.
 pub async fn send(args: SendArgs) -> Result<()> {
     let json = args.account.json;
@@ -575,11 +642,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
     // Read the files before connecting: a typo fails fast.
     let mut files = Vec::new();
     for f in &args.files {
-        files.push(
-            LocalFile::describe(f)
-                .await
-                .with_context(|| format!("reading {}", f.display()))?,
-        );
+        files.push(describe(f).await?);
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
     let signal = interrupted()?;
@@ -613,15 +676,21 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                 }
             }
             let offer = Arc::new(FileOffer::new(offered, Some(cb)));
+            let started = Instant::now();
             let r = init.initiate(offer.clone()).await;
             bar.finish();
             match r {
                 Ok(()) => events.done(
                     &local.path.display().to_string(),
-                    size,
                     &local.desc.hashes[0],
-                    0,
                     None,
+                    &Summary {
+                        size,
+                        resumed_from: 0,
+                        elapsed: started.elapsed(),
+                        transport: init.node.used.by_peer(&peer),
+                        cipher: init.short_cipher(),
+                    },
                 ),
                 Err(e) => {
                     result = Err(session_error(&peer, e, &init.node.ch));
@@ -683,6 +752,38 @@ fn carries_omemo_payload(inc: &Incoming) -> bool {
         .any(|p| !p.text().trim().is_empty())
 }
 
+/// The short name of the offer's cipher (its URN when not ours).
+fn offered_cipher(inc: &Incoming) -> String {
+    let urn = inc
+        .contents
+        .iter()
+        .find_map(|c| c.security.as_ref())
+        .map(|s| s.cipher.clone())
+        .unwrap_or_default();
+    account::cipher_short_name(&urn)
+        .map(str::to_string)
+        .unwrap_or(urn)
+}
+
+/// What a responder knows about a finished session.
+struct Session {
+    elapsed: Duration,
+    transport: Option<&'static str>,
+    cipher: String,
+}
+
+impl Session {
+    fn summary(&self, size: u64, resumed_from: u64) -> Summary {
+        Summary {
+            size,
+            resumed_from,
+            elapsed: self.elapsed,
+            transport: self.transport,
+            cipher: self.cipher.clone(),
+        }
+    }
+}
+
 /// Whom a responder accepts, and for how long it runs.
 #[derive(Clone, Copy)]
 struct Gate<'a> {
@@ -691,6 +792,81 @@ struct Gate<'a> {
     yes: bool,
     once: bool,
     deadline: Option<tokio::time::Instant>,
+    /// Ask on the terminal about offers `allow`/`yes` do not cover
+    /// (`None`: decline them).
+    ask: Option<&'a Asker>,
+}
+
+/// Questions on the terminal: one thread reads stdin's lines for the whole
+/// run, so that a question that timed out leaves no read behind that would
+/// swallow the next answer.
+struct Asker {
+    lines: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    timeout: Duration,
+}
+
+impl Asker {
+    /// Whether to ask: stdin is a terminal and `timeout` is not zero.
+    fn wanted(timeout: u64) -> bool {
+        use std::io::IsTerminal;
+        timeout != 0 && std::io::stdin().is_terminal()
+    }
+
+    /// An asker when [`wanted`](Self::wanted). Start it after the login:
+    /// its thread reads stdin from then on (a password prompt must not
+    /// race it).
+    fn on_terminal(timeout: u64) -> Option<Asker> {
+        if !Self::wanted(timeout) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Asker {
+            lines: tokio::sync::Mutex::new(rx),
+            timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    /// Asks `question [y/N]`; true only for an answer starting with `y`
+    /// within the timeout. Lines typed before the question do not count.
+    async fn ask(&self, question: &str) -> Answer {
+        let mut lines = self.lines.lock().await;
+        while lines.try_recv().is_ok() {}
+        eprint!("{question} [y/N] ");
+        let got = tokio::time::timeout(self.timeout, lines.recv()).await;
+        match got {
+            Ok(Some(l)) => {
+                let l = l.trim().to_ascii_lowercase();
+                if l == "y" || l == "yes" {
+                    Answer::Yes
+                } else {
+                    Answer::No
+                }
+            }
+            Ok(None) => {
+                eprintln!();
+                Answer::No
+            }
+            Err(_) => {
+                eprintln!();
+                Answer::TimedOut
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    TimedOut,
 }
 
 /// Runs a responder loop: declines who is not allowed, accepts the rest
@@ -701,7 +877,7 @@ async fn serve_loop<A: Application + 'static>(
     gate: Gate<'_>,
     events: &Events,
     mut make: impl FnMut(&Incoming) -> (Arc<A>, Option<Progress>),
-    mut finished: impl FnMut(&A, &Events),
+    mut finished: impl FnMut(&A, &Events, &Session),
 ) -> Result<()> {
     loop {
         let Gate {
@@ -710,21 +886,56 @@ async fn serve_loop<A: Application + 'static>(
             yes,
             once,
             deadline,
+            ask,
         } = gate;
         let inc = next_incoming(node, deadline).await?;
         let peer = inc.peer.clone();
-        if !allowed(&peer, allow, yes) {
-            eprintln!(
-                "jet: declined an offer from {peer}: not accepted here (use --from {} or --yes)",
-                peer.to_bare()
-            );
-            let _ = inc.decline().await;
-            continue;
-        }
         let name = offered_desc(&inc)
             .and_then(|d| d.name)
             .unwrap_or_else(|| "(unnamed)".into());
         let size = offered_desc(&inc).and_then(|d| d.size);
+        if !allowed(&peer, allow, yes) {
+            let answer = match ask {
+                Some(asker) => {
+                    let size_text = size
+                        .map(|s| indicatif::HumanBytes(s).to_string())
+                        .unwrap_or_else(|| "size unknown".into());
+                    if events.json {
+                        println!(
+                            "{}",
+                            json!({"event": "ask", "peer": peer.to_string(), "file": name, "size": size})
+                        );
+                    }
+                    asker
+                        .ask(&format!("Accept {name} ({size_text}) from {peer}?"))
+                        .await
+                }
+                None => Answer::No,
+            };
+            if answer != Answer::Yes {
+                let (reason, why) = match (ask, answer) {
+                    (None, _) => (
+                        "not-allowed",
+                        format!(
+                            "not accepted here (allow it with --from {} or --yes)",
+                            peer.to_bare()
+                        ),
+                    ),
+                    (Some(a), Answer::TimedOut) => (
+                        "no-answer",
+                        format!("no answer within {}s (--ask-timeout)", a.timeout.as_secs()),
+                    ),
+                    _ => ("answered-no", "you answered no".to_string()),
+                };
+                account::notice(
+                    events.json,
+                    json!({"event": "declined", "peer": peer.to_string(), "file": name, "reason": reason}),
+                    &format!("jet: declined {name} from {peer}: {why}"),
+                );
+                let _ = inc.decline().await;
+                continue;
+            }
+        }
         events.started(&name, size, &peer, "receive");
         if carries_omemo_payload(&inc) {
             // Libervia's JET sender puts its secret in an OMEMO message
@@ -737,12 +948,23 @@ async fn serve_loop<A: Application + 'static>(
             }
         }
         let (app, bar) = make(&inc);
+        let sid = inc.sid.clone();
+        let cipher = offered_cipher(&inc);
+        let started = Instant::now();
         let r = inc.accept(app.clone()).await;
         if let Some(b) = bar {
             b.finish();
         }
         match r {
-            Ok(()) => finished(&app, events),
+            Ok(()) => finished(
+                &app,
+                events,
+                &Session {
+                    elapsed: started.elapsed(),
+                    transport: node.used.by_sid(&sid),
+                    cipher,
+                },
+            ),
             Err(e) => {
                 let ours = matches!(e, jet_core::Error::Refused { .. });
                 let e = match e {
@@ -817,7 +1039,15 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
+    let ask = Asker::wanted(args.ask_timeout);
+    let mut node = responder(
+        &acc,
+        &allow,
+        args.limits
+            .driver_config(&allow, args.yes, ask, acc.args.json),
+    )
+    .await?;
+    let asker = Asker::on_terminal(args.ask_timeout);
     events.ready(&node.ch.local_jid());
     let defaults = ReceivePolicy::default();
     let policy = ReceivePolicy {
@@ -832,6 +1062,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
             yes: args.yes,
             once: args.once,
             deadline,
+            ask: asker.as_ref(),
         },
         &events,
         |inc| {
@@ -842,15 +1073,14 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
                 Some(bar),
             )
         },
-        |app: &FileReceiver, ev| {
+        |app: &FileReceiver, ev, session| {
             for f in app.received() {
                 ev.unchecked(&f);
                 ev.done(
                     &f.path.display().to_string(),
-                    f.size,
                     &f.hash,
-                    f.resumed_from,
                     Some(f.hash_checked),
+                    &session.summary(f.size, f.resumed_from),
                 );
             }
         },
@@ -873,9 +1103,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
     };
     let mut files = Vec::new();
     for f in &args.files {
-        let local = LocalFile::describe(f)
-            .await
-            .with_context(|| format!("reading {}", f.display()))?;
+        let local = describe(f).await?;
         let h = &local.desc.hashes[0];
         eprintln!("jet: serving {} as {}:{}", f.display(), h.algo, h.value);
         files.push(local);
@@ -885,7 +1113,13 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         .timeout
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let signal = interrupted()?;
-    let mut node = responder(&acc, &allow, args.limits.driver_config(&allow, args.yes)).await?;
+    let mut node = responder(
+        &acc,
+        &allow,
+        args.limits
+            .driver_config(&allow, args.yes, false, acc.args.json),
+    )
+    .await?;
     events.ready(&node.ch.local_jid());
     let work = serve_loop(
         &mut node,
@@ -895,10 +1129,11 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
             yes: args.yes,
             once: args.once,
             deadline,
+            ask: None,
         },
         &events,
         |_| (Arc::new(FileHost::new(files.clone(), None)), None),
-        |_: &FileHost, ev| {
+        |_: &FileHost, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
     );
@@ -933,7 +1168,9 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         );
     }
     let (bar, cb) = events.progress(0, "requesting");
-    let mut req = FileRequest::new(dir, hash, args.name.clone(), Some(cb))?;
+    // `{e}`, not the error chain: jet_core's I/O error already shows its source.
+    let mut req =
+        FileRequest::new(dir, hash, args.name.clone(), Some(cb)).map_err(|e| anyhow!("{e}"))?;
     if let Some(limit) = args.max_size {
         req = req.with_max_size(limit);
     }
@@ -944,6 +1181,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         &peer,
         "request",
     );
+    let started = Instant::now();
     let r = interruptible(signal, async {
         init.initiate(req.clone())
             .await
@@ -959,10 +1197,15 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     events.unchecked(&got);
     events.done(
         &got.path.display().to_string(),
-        got.size,
         &got.hash,
-        got.resumed_from,
         Some(got.hash_checked),
+        &Summary {
+            size: got.size,
+            resumed_from: got.resumed_from,
+            elapsed: started.elapsed(),
+            transport: init.node.used.by_peer(&peer),
+            cipher: init.short_cipher(),
+        },
     );
     Ok(())
 }
