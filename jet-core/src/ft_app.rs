@@ -203,7 +203,7 @@ pub async fn send_file(
 const SOURCE_BUF: usize = 1024 * 1024;
 
 /// How many buffers the file source reads ahead.
-const SOURCE_DEPTH: usize = 4;
+const SOURCE_DEPTH: usize = 2;
 
 /// A file read ahead on its own thread.
 struct ReadAhead {

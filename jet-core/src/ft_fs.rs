@@ -676,7 +676,7 @@ impl Drop for IncomingFile {
 const SINK_BUF: usize = 1024 * 1024;
 
 /// How many full buffers may wait for the writing thread.
-const SINK_DEPTH: usize = 4;
+const SINK_DEPTH: usize = 2;
 
 /// What the writing thread is asked to do, in order.
 enum SinkCmd {
