@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xmpp_parsers::minidom::Element;
 
 use crate::cipher::Framing;
@@ -74,18 +74,28 @@ impl LocalFile {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::Application(format!("{} has no usable name", path.display())))?;
-        let mut f = File::open(path).await?;
-        let mut hasher = Hasher::new(HashAlgo::Sha256);
-        let mut buf = vec![0u8; BUF];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        let f = File::open(path).await?.into_std().await;
+        // Large reads and the hash on the blocking pool, not in tokio's
+        // File (a pool round trip per read).
+        let (hasher, size) = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut f = f;
+            let mut hasher = Hasher::new(HashAlgo::Sha256);
+            let mut buf = vec![0u8; SOURCE_BUF];
+            let mut size = 0u64;
+            loop {
+                let n = match f.read(&mut buf) {
+                    Ok(0) => return Ok::<_, std::io::Error>((hasher, size)),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                hasher.update(&buf[..n]);
+                size += n as u64;
             }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         let mut desc = FileDesc::named(name, size);
         desc.media_type = Some("application/octet-stream".into());
         desc.date = meta.modified().ok().map(xep0082);
@@ -158,7 +168,7 @@ pub async fn send_file(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
 ) -> Result<u64, Error> {
-    let mut f = File::open(path).await?;
+    let f = File::open(path).await?;
     let size = f.metadata().await?.len();
     if range.offset > size {
         return Err(Error::Application(format!(
@@ -166,32 +176,90 @@ pub async fn send_file(
             range.offset
         )));
     }
-    f.seek(std::io::SeekFrom::Start(range.offset)).await?;
     let total = range
         .length
         .unwrap_or(size - range.offset)
         .min(size - range.offset);
-    let mut left = total;
-    let mut buf = vec![0u8; BUF];
+    let mut source = read_ahead(f.into_std().await, path, range.offset, total)?;
     let mut done = 0u64;
-    while left > 0 {
-        let want = (left as usize).min(buf.len());
-        let n = f.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(Error::Application(format!(
-                "{} shrank while being sent",
-                path.display()
-            )));
-        }
-        stream.write_all(&buf[..n]).await.map_err(stream_error)?;
-        left -= n as u64;
-        done += n as u64;
+    while done < total {
+        let buf = match source.data.recv().await {
+            Some(Ok(buf)) => buf,
+            Some(Err(e)) => return Err(e),
+            None => return Err(Error::Application("the file-reading thread stopped".into())),
+        };
+        stream.write_all(&buf).await.map_err(stream_error)?;
+        done += buf.len() as u64;
+        let _ = source.free.send(buf);
         if let Some(p) = progress {
             p(done, Some(total));
         }
     }
     stream.shutdown().await.map_err(stream_error)?;
     Ok(done)
+}
+
+/// Size of the buffers the file source reads.
+const SOURCE_BUF: usize = 1024 * 1024;
+
+/// How many buffers the file source reads ahead.
+const SOURCE_DEPTH: usize = 2;
+
+/// A file read ahead on its own thread.
+struct ReadAhead {
+    /// Full buffers, in file order; an error ends it.
+    data: tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>,
+    /// Buffers given back for reuse.
+    free: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+/// Reads `total` bytes of `f` from `offset` on a dedicated thread, in large
+/// reads, up to [`SOURCE_DEPTH`] buffers ahead of the consumer, so the
+/// socket task never waits for the disk nor for tokio's blocking pool. The
+/// thread ends at the end, on an error (sent), or when the consumer goes.
+fn read_ahead(f: std::fs::File, path: &Path, offset: u64, total: u64) -> Result<ReadAhead, Error> {
+    let (tx, data) = tokio::sync::mpsc::channel(SOURCE_DEPTH);
+    let (free, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let shown = path.display().to_string();
+    std::thread::Builder::new()
+        .name("jet-file-source".into())
+        .spawn(move || {
+            use std::io::{Read, Seek};
+            let mut f = f;
+            if let Err(e) = f.seek(std::io::SeekFrom::Start(offset)) {
+                let _ = tx.blocking_send(Err(Error::Io(e)));
+                return;
+            }
+            let mut left = total;
+            while left > 0 {
+                let mut buf = free_rx.try_recv().unwrap_or_default();
+                buf.resize(SOURCE_BUF, 0);
+                let want = (left as usize).min(SOURCE_BUF);
+                let mut got = 0;
+                while got < want {
+                    match f.read(&mut buf[got..want]) {
+                        Ok(0) => {
+                            let _ = tx.blocking_send(Err(Error::Application(format!(
+                                "{shown} shrank while being sent"
+                            ))));
+                            return;
+                        }
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(Error::Io(e)));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(got);
+                left -= got as u64;
+                if tx.blocking_send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(ReadAhead { data, free })
 }
 
 /// A write or read error of the JET stream: cipher failures come wrapped in
@@ -283,7 +351,7 @@ async fn receive_file_within(
     let reads_authenticated = matches!(framing, Some(Framing::Chunked { .. }));
     let mut buf = vec![0u8; BUF];
     let mut done = 0u64;
-    let result: Result<(), Error> = async {
+    let result: Result<FileHash, Error> = async {
         loop {
             // A cut is told from tampering by the JET layer, which knows
             // the expected wire length (`Application::expected_len`).
@@ -331,19 +399,22 @@ async fn receive_file_within(
                 )));
             }
         }
-        Ok(())
+        // The last writes land (a write error shows here at the latest).
+        file.finish().await
     }
     .await;
-    if let Err(e) = result {
-        let keep = if reads_authenticated {
-            offset + done
-        } else {
-            offset
-        };
-        file.abandon(Some(keep)).await?;
-        return Err(e);
-    }
-    let hash = file.current_hash();
+    let hash = match result {
+        Ok(hash) => hash,
+        Err(e) => {
+            let keep = if reads_authenticated {
+                offset + done
+            } else {
+                offset
+            };
+            file.abandon(Some(keep)).await?;
+            return Err(e);
+        }
+    };
     let mut hash_checked = expected
         .as_ref()
         .is_some_and(|e| e.algorithm() == Some(algo));

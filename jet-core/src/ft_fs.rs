@@ -47,8 +47,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::fs::OpenOptions;
+use tokio::io::AsyncReadExt;
 
 use crate::cipher::Framing;
 use crate::error::Error;
@@ -289,8 +289,15 @@ pub struct IncomingFile {
     /// peer: our directories must not).
     partial_name: String,
     info: PartialInfo,
-    file: Option<File>,
-    hasher: Hasher,
+    /// The partial file while data comes in (written on its own thread).
+    sink: Option<Sink>,
+    /// The partial file once the sink is closed ([`finish`](Self::finish)).
+    closed: Option<std::fs::File>,
+    algo: HashAlgo,
+    /// The hash, back from the sink once it is closed.
+    hasher: Option<Hasher>,
+    /// Bytes handed to the sink (its thread may not have written them yet:
+    /// what is kept after a cancellation is cut to what it wrote).
     written: u64,
     /// The length this session started from (authenticated earlier).
     resumed_from: u64,
@@ -382,14 +389,18 @@ impl IncomingFile {
                     }
                 })?,
         };
+        let file = file.into_std().await;
+        let sink = Sink::start(file, hasher, written)?;
         let mut me = IncomingFile {
             final_path,
             partial,
             state,
             partial_name,
             info,
-            file: Some(file),
-            hasher,
+            sink: Some(sink),
+            closed: None,
+            algo,
+            hasher: None,
             written,
             resumed_from: written,
             // A resumed prefix was authenticated by an earlier session.
@@ -467,9 +478,51 @@ impl IncomingFile {
         {
             return Ok(());
         }
-        let f = self.file.as_mut().ok_or_else(closed)?;
-        f.sync_data().await?;
+        let name = &self.partial_name;
+        let sink = self.sink.as_mut().ok_or_else(closed)?;
+        if let Err(e) = sink.sync().await {
+            return Err(match e {
+                Some(e) => Error::Io(io::Error::new(e.kind(), format!("syncing {name}: {e}"))),
+                None => self.close_sink().await.err().unwrap_or_else(closed),
+            });
+        }
         self.record(keep).await
+    }
+
+    /// Ends the writing thread: the file and the hash come back, `written`
+    /// becomes what it really wrote, and its write error (if any) is
+    /// returned, naming the partial file.
+    async fn close_sink(&mut self) -> Result<(), Error> {
+        let Some(sink) = self.sink.take() else {
+            return Ok(());
+        };
+        let done = sink.close().await?;
+        self.written = self.written.min(done.written);
+        self.authenticated = self.authenticated.min(self.written);
+        self.closed = Some(done.file);
+        self.hasher = Some(done.hasher);
+        match done.error {
+            Some(e) => Err(Error::Io(io::Error::new(
+                e.kind(),
+                format!("writing {}: {e}", self.partial_name),
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until everything queued is written and synced (tests that
+    /// simulate a crash need the bytes on disk first).
+    #[cfg(test)]
+    async fn settle(&mut self) {
+        self.sink.as_mut().unwrap().sync().await.unwrap();
+    }
+
+    /// Ends the writing: everything is in the file (not yet synced). Returns
+    /// the hash of the whole file; a failed write shows here at the latest.
+    pub async fn finish(&mut self) -> Result<FileHash, Error> {
+        self.close_sink().await?;
+        let hasher = self.hasher.as_ref().ok_or_else(closed)?;
+        Ok(hasher.clone().finish())
     }
 
     /// Appends plaintext. A failed write (a full disk, a file-size limit)
@@ -478,15 +531,13 @@ impl IncomingFile {
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         // What earlier calls authenticated is flushed: record it if due.
         self.maybe_record().await?;
-        let f = self.file.as_mut().ok_or_else(closed)?;
-        let name = &self.partial_name;
-        let failed =
-            |e: io::Error| Error::Io(io::Error::new(e.kind(), format!("writing {name}: {e}")));
-        f.write_all(data).await.map_err(failed)?;
-        // tokio's File completes writes in the background; wait for it, so
-        // that what `written` counts is in the file (cancellation safety).
-        f.flush().await.map_err(failed)?;
-        self.hasher.update(data);
+        let sink = self.sink.as_mut().ok_or_else(closed)?;
+        if sink.push(data).await.is_err() {
+            // The thread stopped on an error: that error.
+            return Err(self.close_sink().await.err().unwrap_or_else(closed));
+        }
+        // Queued, not necessarily written yet: whatever ends this file cuts
+        // it to what the thread really wrote.
         self.written += data.len() as u64;
         Ok(())
     }
@@ -500,11 +551,6 @@ impl IncomingFile {
     /// [`write`](Self::write) when due.
     pub fn set_authenticated(&mut self, n: u64) {
         self.authenticated = n.min(self.written);
-    }
-
-    /// The hash of everything written so far.
-    pub fn current_hash(&self) -> FileHash {
-        self.hasher.clone().finish()
     }
 
     /// Removes the partial file and its record.
@@ -524,13 +570,13 @@ impl IncomingFile {
     /// peer gave a hash), syncs, and links the partial file to the final name
     /// without overwriting. On a hash mismatch the partial file is removed.
     pub async fn commit(mut self, expected: Option<&FileHash>) -> Result<PathBuf, Error> {
-        let mut f = self.file.take().ok_or_else(closed)?;
-        f.flush().await?;
-        f.sync_all().await?;
-        drop(f);
-        let got = self.hasher.clone().finish();
+        let got = self.finish().await?;
+        let f = self.closed.take().ok_or_else(closed)?;
+        tokio::task::spawn_blocking(move || f.sync_all())
+            .await
+            .map_err(|e| Error::Io(io::Error::other(e)))??;
         if let Some(exp) = expected {
-            if exp.algorithm() == Some(self.hasher.algo()) && !exp.matches(&got) {
+            if exp.algorithm() == Some(self.algo) && !exp.matches(&got) {
                 self.remove_all().await?;
                 return Err(Error::Application(format!(
                     "the received file's {} does not match the sender's hash: got {}, expected {}",
@@ -565,16 +611,19 @@ impl IncomingFile {
     /// mode to the chunk boundary below), recorded and kept for a resume;
     /// with `None`, or when nothing is left, it is removed with its record.
     pub async fn abandon(mut self, keep_authenticated: Option<u64>) -> Result<(), Error> {
+        // A write error does not matter here: what is kept is cut to what
+        // the thread wrote.
+        let _ = self.close_sink().await;
         let keep = keep_authenticated.map(|n| {
             self.authenticated = n.min(self.written);
             self.keepable()
         });
-        let f = self.file.take();
+        let f = self.closed.take();
         match (keep, f) {
             (Some(n), Some(f)) if n > 0 => {
-                f.set_len(n).await?;
-                f.sync_all().await?;
-                drop(f);
+                tokio::task::spawn_blocking(move || f.set_len(n).and_then(|()| f.sync_all()))
+                    .await
+                    .map_err(|e| Error::Io(io::Error::other(e)))??;
                 self.record(n).await
             }
             (_, f) => {
@@ -590,8 +639,21 @@ impl Drop for IncomingFile {
     /// peer gone, the user's Ctrl-C) keeps only authenticated bytes in the
     /// partial file, and its record says so.
     fn drop(&mut self) {
-        if let Some(f) = self.file.take() {
-            drop(f);
+        let open = match self.sink.take() {
+            Some(sink) => {
+                // Waits for the thread to write what it holds (a few
+                // buffers at most); the rest was never written.
+                if let Some(done) = sink.close_blocking() {
+                    self.written = self.written.min(done.written);
+                } else {
+                    // It panicked: what it wrote is unknown, keep nothing.
+                    self.written = 0;
+                }
+                true
+            }
+            None => self.closed.take().is_some(),
+        };
+        if open {
             let keep = self.keepable();
             if keep == 0 {
                 let _ = remove_if_exists(&self.partial);
@@ -607,6 +669,165 @@ impl Drop for IncomingFile {
                 }
             }
         }
+    }
+}
+
+/// Size of the buffers handed to the writing thread.
+const SINK_BUF: usize = 1024 * 1024;
+
+/// How many full buffers may wait for the writing thread.
+const SINK_DEPTH: usize = 2;
+
+/// What the writing thread is asked to do, in order.
+enum SinkCmd {
+    /// Append and hash.
+    Data(Vec<u8>),
+    /// Sync the data written so far (`sync_data`), then answer.
+    Sync(tokio::sync::oneshot::Sender<io::Result<()>>),
+}
+
+/// What the writing thread hands back when it ends.
+struct SinkDone {
+    file: std::fs::File,
+    hasher: Hasher,
+    /// Bytes really in the file (this session's start included).
+    written: u64,
+    error: Option<io::Error>,
+}
+
+/// The partial file while data comes in: large writes and the hash on a
+/// dedicated thread fed by a bounded queue of buffers, so the task that
+/// reads the socket neither waits for each write nor hashes. Each buffer
+/// is written whole (no flush per piece); [`Sink::sync`] waits until all
+/// earlier data is written and synced.
+struct Sink {
+    tx: Option<tokio::sync::mpsc::Sender<SinkCmd>>,
+    /// Emptied buffers coming back from the thread, for reuse.
+    free: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    buf: Vec<u8>,
+    thread: Option<std::thread::JoinHandle<SinkDone>>,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("buffered", &self.buf.len())
+            .finish()
+    }
+}
+
+impl Sink {
+    fn start(file: std::fs::File, hasher: Hasher, written: u64) -> io::Result<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<SinkCmd>(SINK_DEPTH);
+        let (free_tx, free) = tokio::sync::mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("jet-file-sink".into())
+            .spawn(move || {
+                use std::io::Write;
+                let mut done = SinkDone {
+                    file,
+                    hasher,
+                    written,
+                    error: None,
+                };
+                while let Some(cmd) = rx.blocking_recv() {
+                    match cmd {
+                        SinkCmd::Data(mut b) => {
+                            if let Err(e) = done.file.write_all(&b) {
+                                done.error = Some(e);
+                                break;
+                            }
+                            done.hasher.update(&b);
+                            done.written += b.len() as u64;
+                            b.clear();
+                            let _ = free_tx.send(b);
+                        }
+                        SinkCmd::Sync(reply) => {
+                            let r = done.file.sync_data();
+                            let failed = r.is_err();
+                            let _ = reply.send(r);
+                            if failed {
+                                break;
+                            }
+                        }
+                    }
+                }
+                done
+            })?;
+        Ok(Sink {
+            tx: Some(tx),
+            free,
+            buf: Vec::with_capacity(SINK_BUF),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `data`; full buffers go to the thread. `Err(())` means the
+    /// thread stopped (its error comes with [`close`](Self::close)).
+    async fn push(&mut self, mut data: &[u8]) -> Result<(), ()> {
+        while !data.is_empty() {
+            let n = (SINK_BUF - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == SINK_BUF {
+                self.send_buf().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_buf(&mut self) -> Result<(), ()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(SINK_BUF));
+        let full = std::mem::replace(&mut self.buf, next);
+        let tx = self.tx.as_ref().ok_or(())?;
+        tx.send(SinkCmd::Data(full)).await.map_err(|_| ())
+    }
+
+    /// Writes everything queued and syncs it. `Err(None)`: the thread
+    /// stopped (its error comes with [`close`](Self::close)).
+    async fn sync(&mut self) -> Result<(), Option<io::Error>> {
+        self.send_buf().await.map_err(|()| None)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(None)?;
+        tx.send(SinkCmd::Sync(reply)).await.map_err(|_| None)?;
+        match answer.await {
+            Ok(r) => r.map_err(Some),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Writes what is queued (unless the thread stopped) and ends the
+    /// thread: the file, the hash and the bytes really written.
+    async fn close(mut self) -> Result<SinkDone, Error> {
+        let _ = self.send_buf().await;
+        self.tx = None;
+        let thread = self.thread.take().ok_or_else(closed)?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| Error::Io(io::Error::other(e)))?
+            .map_err(|_| Error::Io(io::Error::other("the file-writing thread panicked")))
+    }
+
+    /// [`close`](Self::close) without an async context (`Drop`): the
+    /// thread writes what it holds and ends, then what is still queued
+    /// here is written on the calling thread.
+    fn close_blocking(mut self) -> Option<SinkDone> {
+        use std::io::Write;
+        self.tx = None;
+        let mut done = self.thread.take()?.join().ok()?;
+        if done.error.is_none() && !self.buf.is_empty() {
+            match done.file.write_all(&self.buf) {
+                Ok(()) => done.written += self.buf.len() as u64,
+                Err(e) => done.error = Some(e),
+            }
+        }
+        Some(done)
     }
 }
 
@@ -772,6 +993,7 @@ mod tests {
             .await
             .unwrap();
         f.write(&bytes[..200_000]).await.unwrap();
+        f.settle().await; // the bytes reached the disk, then:
         std::mem::forget(f); // kill -9
         let part = dir.join("w.bin.jet-part");
         assert_eq!(std::fs::metadata(&part).unwrap().len(), 200_000);
@@ -810,6 +1032,7 @@ mod tests {
         }
         // Released but not yet recorded, and never authenticated: a crash.
         f.write(&bytes[at..at + 5000]).await.unwrap();
+        f.settle().await; // on disk, then:
         std::mem::forget(f);
         let part = dir.join("c.bin.jet-part");
         assert_eq!(std::fs::metadata(&part).unwrap().len(), 136_182);
