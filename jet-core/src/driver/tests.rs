@@ -84,10 +84,21 @@ struct PipeAdapter {
     fail_close: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// A stream whose close is refused after all data went out.
-struct CloseRefused(DuplexStream);
+/// How the offerer's stream ends when its `shutdown` is called.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// It flushes but does not close: what a deployed sender looks like
+    /// from the receiving end.
+    NeverCloses,
+    /// It flushes, then the close is refused (the receiver already ended
+    /// the session and refuses an IBB `<close/>`).
+    CloseRefused,
+}
 
-impl AsyncRead for CloseRefused {
+/// The offerer's half of the pipe with an [`Ending`].
+struct Ends(DuplexStream, Ending);
+
+impl AsyncRead for Ends {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -97,7 +108,7 @@ impl AsyncRead for CloseRefused {
     }
 }
 
-impl AsyncWrite for CloseRefused {
+impl AsyncWrite for Ends {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -110,37 +121,12 @@ impl AsyncWrite for CloseRefused {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(Pin::new(&mut self.0).poll_flush(cx))?;
-        Poll::Ready(Err(io::Error::other("the peer refused IBB close")))
-    }
-}
-
-/// A stream whose `shutdown` flushes but does not close: what a deployed
-/// sender looks like from the receiving end.
-struct NeverCloses(DuplexStream);
-
-impl AsyncRead for NeverCloses {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for NeverCloses {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        match self.1 {
+            Ending::NeverCloses => Poll::Ready(Ok(())),
+            Ending::CloseRefused => {
+                Poll::Ready(Err(io::Error::other("the peer refused IBB close")))
+            }
+        }
     }
 }
 
@@ -163,9 +149,9 @@ impl TransportAdapter for PipeAdapter {
         let (a, b) = tokio::io::duplex(4096);
         self.halves.lock().unwrap().insert(id.clone(), b);
         let half: BoxedStream = if self.keep_open.load(Ordering::Relaxed) {
-            Box::new(NeverCloses(a))
+            Box::new(Ends(a, Ending::NeverCloses))
         } else if self.fail_close.load(Ordering::Relaxed) {
-            Box::new(CloseRefused(a))
+            Box::new(Ends(a, Ending::CloseRefused))
         } else {
             Box::new(a)
         };
