@@ -628,8 +628,8 @@ async fn an_idle_receiver_whose_connection_dies_exits() {
 }
 
 /// `receive --max-size` (human sizes): a larger offer is declined before
-/// any data moves; the receiver says why (the sender learns only that it
-/// was declined: `Error::Declined` carries no text).
+/// any data moves; the receiver says why, and so does the sender (the
+/// decline's text, issue 17).
 #[test]
 fn max_size_declines_a_larger_offer() {
     let Some(srv) = server() else { return };
@@ -648,7 +648,9 @@ fn max_size_declines_a_larger_offer() {
         &mut send,
         "the sender",
         Duration::from_secs(30),
-        &[&format!("{to} declined the transfer")],
+        &[&format!(
+            "{to} declined the transfer: file of 2048 bytes is larger than the limit of 1024 bytes"
+        )],
     );
     // The receiver says why; `--once` means the first *accepted* session,
     // so it goes on waiting (issue 14) and takes the next, smaller file.

@@ -591,7 +591,8 @@ struct Ended {
 
 fn terminated_error(reason: Reason, text: Option<String>) -> Error {
     match reason {
-        Reason::Decline => Error::Declined,
+        // A decline that says why keeps its text for the user.
+        Reason::Decline if text.is_none() => Error::Declined,
         reason => Error::Terminated {
             reason: reason_name(&reason),
             text,

@@ -576,7 +576,14 @@ async fn application_decline_reaches_the_initiator() {
         }
         other => panic!("expected our refusal, got {other:?}"),
     }
-    assert!(matches!(r, Err(Error::Declined)), "{r:?}");
+    // The initiator hears why.
+    match r {
+        Err(Error::Terminated { reason, text }) => {
+            assert_eq!(reason, "decline");
+            assert_eq!(text.as_deref(), Some("too big"));
+        }
+        other => panic!("expected the peer's decline with its text, got {other:?}"),
+    }
     assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
 }
 
