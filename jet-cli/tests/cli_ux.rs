@@ -623,3 +623,146 @@ fn an_offline_account_is_told_from_one_that_may_not_exist() {
         "{r}"
     );
 }
+
+/// An offer of a name that exists: without `--rename` it is declined and
+/// the sender is told why; with `--rename` it is saved as `NAME (1).EXT`
+/// (the existing file untouched), and said so.
+#[test]
+fn a_taken_name_is_declined_with_why_or_saved_under_a_free_name() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("report.pdf"), b"mine").unwrap();
+    let f = random_file(tmp.path(), "report.pdf", 5000);
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "--dir".to_string(),
+            dir.to_str().unwrap().to_string(),
+            "--yes".into(),
+            "--timeout".into(),
+            "40".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let argv = args(&[]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let recv = Proc::spawn(srv.jet("receive", "cli11", &argv));
+    let to = recv.ready_jid();
+    let mut p = send(&srv, "cli12", &to, &f);
+    assert!(
+        !p.wait().success(),
+        "an offer of a taken name must be declined"
+    );
+    assert!(
+        p.stderr().contains(&format!(
+            "{to} declined the transfer: report.pdf already exists there"
+        )),
+        "{}",
+        p.stderr()
+    );
+    // The receiver says so, with the flag that saves under a free name.
+    let err = recv.event("error", Duration::from_secs(10));
+    let reason = err["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("report.pdf already exists there (--rename saves under a free name)"),
+        "{reason}"
+    );
+    drop(recv);
+    assert_eq!(std::fs::read(dir.join("report.pdf")).unwrap(), b"mine");
+
+    let argv = args(&["--rename", "--once"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut recv = Proc::spawn(srv.jet("receive", "cli11", &argv));
+    let to = recv.ready_jid();
+    let mut p = send(&srv, "cli12", &to, &f);
+    assert!(p.wait().success(), "sender: {}", p.stderr());
+    let renamed = recv.event("renamed", Duration::from_secs(30));
+    assert_eq!(renamed["file"], "report.pdf");
+    assert_eq!(renamed["saved_as"], "report (1).pdf");
+    let done = recv.event("done", Duration::from_secs(10));
+    assert!(
+        done["path"].as_str().unwrap().ends_with("report (1).pdf"),
+        "{done}"
+    );
+    assert!(recv.wait_within(Duration::from_secs(20)).success());
+    assert_eq!(std::fs::read(dir.join("report.pdf")).unwrap(), b"mine");
+    assert_eq!(sha256_b64(&dir.join("report (1).pdf")), sha256_b64(&f));
+}
+
+/// On a terminal, an offer of a taken name is asked about: "n" declines
+/// it (the sender hears why), "y" saves it under the free name proposed.
+#[test]
+fn on_a_terminal_a_taken_name_is_asked_about() {
+    let Some(srv) = server() else { return };
+    assert!(tmux_present(), "tmux is needed (apt-get install tmux)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let recv = human(
+        &srv,
+        "receive",
+        "cli13",
+        &[
+            "--dir",
+            dir.to_str().unwrap(),
+            "--from",
+            &srv.jid("cli14"),
+            "--once",
+            "--ask-timeout",
+            "20",
+        ],
+    );
+    let term = Tmux::run(&recv);
+    let pane = term.wait_for("waiting for offers", 1, Duration::from_secs(20));
+    let to = online_jid(&pane);
+    let f = random_file(tmp.path(), "notes.txt", 3000);
+    let question = format!(
+        "notes.txt from {} already exists in {}. Save it as notes (1).txt? [y/N]",
+        srv.jid("cli14"),
+        dir.display()
+    );
+
+    let mut p = send(&srv, "cli14", &to, &f);
+    term.wait_for(
+        &question[question.find(" already").unwrap()..],
+        1,
+        Duration::from_secs(20),
+    );
+    term.keys(&["n", "Enter"]);
+    assert!(!p.wait().success(), "an offer answered no must be declined");
+    assert!(
+        p.stderr()
+            .contains("declined the transfer: notes.txt already exists there"),
+        "{}",
+        p.stderr()
+    );
+    term.wait_for(
+        "it already exists here (--rename",
+        1,
+        Duration::from_secs(5),
+    );
+
+    let mut p = send(&srv, "cli14", &to, &f);
+    term.wait_for(
+        "Save it as notes (1).txt? [y/N]",
+        2,
+        Duration::from_secs(20),
+    );
+    term.keys(&["y", "Enter"]);
+    assert!(p.wait().success(), "sender: {}", p.stderr());
+    let pane = term.wait_for("[exit ", 1, Duration::from_secs(20));
+    assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
+    assert!(
+        pane.contains("jet: notes.txt already exists here: saved as notes (1).txt"),
+        "{pane}"
+    );
+    assert!(
+        pane.contains("jet: received notes (1).txt: 2.93 KiB in "),
+        "{pane}"
+    );
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(sha256_b64(&dir.join("notes (1).txt")), sha256_b64(&f));
+}

@@ -568,6 +568,16 @@ impl Incoming {
             other => other,
         }
     }
+
+    /// Declines the offer with `text` in the reason (said to the peer, so
+    /// it names files, never our directories).
+    pub async fn decline_because(self, text: String) -> Result<(), Error> {
+        let mut live = self.live;
+        match live.end(Reason::Decline, Some(text), Error::Declined).await {
+            Err(Error::Declined) => Ok(()),
+            other => other,
+        }
+    }
 }
 
 /// Who sends and who receives on a content, for us.

@@ -727,9 +727,7 @@ impl Application for FileReceiver {
             let local = desc.name.clone().unwrap_or_default();
             if std::fs::symlink_metadata(self.dir.join(&local)).is_ok() {
                 let free = free_name(&self.dir, &safe, desc.size, desc.best_hash(), false)
-                    .ok_or_else(|| {
-                        Error::Application(format!("{safe} already exists there"))
-                    })?;
+                    .ok_or_else(|| Error::Application(format!("{safe} already exists there")))?;
                 desc.name = Some(free);
             }
         }
@@ -1212,11 +1210,14 @@ mod tests {
                 .create_new(true)
                 .open(&appear);
         });
-        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress))
-            .renaming(true);
+        let recv =
+            FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress)).renaming(true);
         transfer(&offer, &recv).await.unwrap();
         assert_eq!(recv.received()[0].path, dst.join("report (7).pdf"));
-        assert_eq!(std::fs::read(dst.join("report (4).pdf")).unwrap(), b"meanwhile");
+        assert_eq!(
+            std::fs::read(dst.join("report (4).pdf")).unwrap(),
+            b"meanwhile"
+        );
         assert_eq!(std::fs::read(dst.join("report (6).pdf")).unwrap(), b"");
         for n in [5, 7] {
             let p = dst.join(format!("report ({n}).pdf"));

@@ -667,20 +667,20 @@ impl IncomingFile {
             }
         }
         linked.map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    let name = self
-                        .final_path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    Error::Application(format!(
-                        "{name} appeared while receiving; not overwritten (data kept in {})",
-                        self.partial_name
-                    ))
-                } else {
-                    Error::Io(e)
-                }
-            })?;
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                let name = self
+                    .final_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Error::Application(format!(
+                    "{name} appeared while receiving; not overwritten (data kept in {})",
+                    self.partial_name
+                ))
+            } else {
+                Error::Io(e)
+            }
+        })?;
         self.remove_all().await?;
         Ok(self.final_path.clone())
     }

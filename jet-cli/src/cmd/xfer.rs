@@ -139,6 +139,12 @@ pub struct ReceiveArgs {
     /// sender for the rest with `<range offset>`).
     #[arg(long)]
     pub resume: bool,
+    /// When a file of the offered name exists, save under a free name
+    /// (`report (1).pdf`, `report (2).pdf`, ...) instead of declining.
+    /// Without it an offer of an existing name is declined (the sender is
+    /// told why), or on a terminal asked about. Never overwrites.
+    #[arg(long)]
+    pub rename: bool,
     /// Give up after this many seconds without finishing (default: wait forever).
     #[arg(long)]
     pub timeout: Option<u64>,
@@ -281,6 +287,23 @@ impl Events {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.to_string());
             crate::progress::eprint_line(&format!("jet: {verb} {name}: {}", summary.line()));
+        }
+    }
+
+    /// A received file saved under another name than the offered one.
+    fn renamed(&self, f: &jet_core::ft_app::ReceivedFile, offered: &Option<String>) {
+        let saved = f
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(offered) = offered.as_ref().filter(|o| **o != saved) {
+            account::notice(
+                self.json,
+                json!({"event": "renamed", "file": offered, "saved_as": saved,
+                       "path": f.path.display().to_string()}),
+                &format!("jet: {offered} already exists here: saved as {saved}"),
+            );
         }
     }
 
@@ -742,6 +765,16 @@ fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
         .and_then(|d| FileDesc::from_description(d).ok())
 }
 
+/// When the offer's (sanitized) file name is taken in `dir`: that name and
+/// a free one to propose (`None` when none is free).
+fn taken_name(dir: &std::path::Path, inc: &Incoming) -> Option<(String, Option<String>)> {
+    let desc = offered_desc(inc)?;
+    let safe = jet_core::ft::sanitize_file_name(desc.name.as_deref()?).ok()?;
+    std::fs::symlink_metadata(dir.join(&safe)).ok()?;
+    let free = jet_core::ft_fs::free_name(dir, &safe, desc.size, desc.best_hash(), false);
+    Some((safe, free))
+}
+
 /// Whether the offer's envelope is an OMEMO message with a non-blank
 /// `<payload>` (Libervia's or Smack's form, not XEP-0396's key transport).
 fn carries_omemo_payload(inc: &Incoming) -> bool {
@@ -767,6 +800,8 @@ fn offered_cipher(inc: &Incoming) -> String {
 
 /// What a responder knows about a finished session.
 struct Session {
+    /// The file name the peer offered (sanitized), if any.
+    offered: Option<String>,
     elapsed: Duration,
     transport: Option<&'static str>,
     cipher: String,
@@ -795,6 +830,11 @@ struct Gate<'a> {
     /// Ask on the terminal about offers `allow`/`yes` do not cover
     /// (`None`: decline them).
     ask: Option<&'a Asker>,
+    /// Where received files go (`receive`): an offer of a name taken there
+    /// is asked about on the terminal (save under a free name?).
+    dir: Option<&'a std::path::Path>,
+    /// Save under a free name when the offered one is taken (`--rename`).
+    rename: bool,
 }
 
 /// Questions on the terminal: one thread reads stdin's lines for the whole
@@ -876,7 +916,7 @@ async fn serve_loop<A: Application + 'static>(
     node: &mut Node,
     gate: Gate<'_>,
     events: &Events,
-    mut make: impl FnMut(&Incoming) -> (Arc<A>, Option<Progress>),
+    mut make: impl FnMut(&Incoming, bool) -> (Arc<A>, Option<Progress>),
     mut finished: impl FnMut(&A, &Events, &Session),
 ) -> Result<()> {
     loop {
@@ -887,6 +927,8 @@ async fn serve_loop<A: Application + 'static>(
             once,
             deadline,
             ask,
+            dir,
+            rename,
         } = gate;
         let inc = next_incoming(node, deadline).await?;
         let peer = inc.peer.clone();
@@ -936,6 +978,45 @@ async fn serve_loop<A: Application + 'static>(
                 continue;
             }
         }
+        // A name taken here: on a terminal, the question whether to save it
+        // under a free name; else the receiver declines it (with why).
+        let mut rename = rename;
+        if let (Some(dir), Some(asker), false) = (dir, ask, rename) {
+            if let Some(free) = taken_name(dir, &inc) {
+                let (safe, free) = free;
+                let answer = match &free {
+                    Some(free) => {
+                        if events.json {
+                            println!(
+                                "{}",
+                                json!({"event": "ask-rename", "peer": peer.to_string(), "file": safe, "free": free})
+                            );
+                        }
+                        asker
+                            .ask(&format!(
+                                "{safe} from {peer} already exists in {}. Save it as {free}?",
+                                dir.display()
+                            ))
+                            .await
+                    }
+                    None => Answer::No,
+                };
+                if answer != Answer::Yes {
+                    account::notice(
+                        events.json,
+                        json!({"event": "declined", "peer": peer.to_string(), "file": safe, "reason": "exists"}),
+                        &format!(
+                            "jet: declined {safe} from {peer}: it already exists here (--rename saves under a free name)"
+                        ),
+                    );
+                    let _ = inc
+                        .decline_because(format!("{safe} already exists there"))
+                        .await;
+                    continue;
+                }
+                rename = true;
+            }
+        }
         events.started(&name, size, &peer, "receive");
         if carries_omemo_payload(&inc) {
             // Libervia's JET sender puts its secret in an OMEMO message
@@ -947,8 +1028,11 @@ async fn serve_loop<A: Application + 'static>(
                 }
             }
         }
-        let (app, bar) = make(&inc);
+        let (app, bar) = make(&inc, rename);
         let sid = inc.sid.clone();
+        let offered = offered_desc(&inc)
+            .and_then(|d| d.name)
+            .and_then(|n| jet_core::ft::sanitize_file_name(&n).ok());
         let cipher = offered_cipher(&inc);
         let started = Instant::now();
         let r = inc.accept(app.clone()).await;
@@ -960,6 +1044,7 @@ async fn serve_loop<A: Application + 'static>(
                 &app,
                 events,
                 &Session {
+                    offered,
                     elapsed: started.elapsed(),
                     transport: node.used.by_sid(&sid),
                     cipher,
@@ -970,10 +1055,20 @@ async fn serve_loop<A: Application + 'static>(
                 let e = match e {
                     // Our own decision (size limit, existing file): not
                     // "the peer declined".
-                    jet_core::Error::Refused { text, .. } => anyhow!(
-                        "declined the offer from {peer}{}",
-                        text.map(|t| format!(": {t}")).unwrap_or_default()
-                    ),
+                    jet_core::Error::Refused { text, .. } => {
+                        let hint = if text
+                            .as_deref()
+                            .is_some_and(|t| t.ends_with("already exists there"))
+                        {
+                            " (--rename saves under a free name)"
+                        } else {
+                            ""
+                        };
+                        anyhow!(
+                            "declined the offer from {peer}{}{hint}",
+                            text.map(|t| format!(": {t}")).unwrap_or_default()
+                        )
+                    }
                     e => session_error(&peer, e, &node.ch),
                 };
                 if once && !ours {
@@ -1063,18 +1158,21 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
             once: args.once,
             deadline,
             ask: asker.as_ref(),
+            dir: Some(&dir),
+            rename: args.rename,
         },
         &events,
-        |inc| {
+        |inc, rename| {
             let size = offered_desc(inc).and_then(|d| d.size).unwrap_or(0);
             let (bar, cb) = events.progress(size, "receiving");
             (
-                Arc::new(FileReceiver::new(dir.clone(), policy.clone(), Some(cb))),
+                Arc::new(FileReceiver::new(dir.clone(), policy.clone(), Some(cb)).renaming(rename)),
                 Some(bar),
             )
         },
         |app: &FileReceiver, ev, session| {
             for f in app.received() {
+                ev.renamed(&f, &session.offered);
                 ev.unchecked(&f);
                 ev.done(
                     &f.path.display().to_string(),
@@ -1130,9 +1228,11 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
             once: args.once,
             deadline,
             ask: None,
+            dir: None,
+            rename: false,
         },
         &events,
-        |_| (Arc::new(FileHost::new(files.clone(), None)), None),
+        |_, _| (Arc::new(FileHost::new(files.clone(), None)), None),
         |_: &FileHost, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
