@@ -109,8 +109,9 @@ pub struct AccountArgs {
     /// Config file (default: $XDG_CONFIG_HOME/jet/config.toml or ~/.config/jet/config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Envelope carrying the transport secret (default: omemo). `stub`
-    /// gives NO security.
+    /// Envelope carrying the transport secret (default: omemo to send;
+    /// `receive` and `serve` accept omemo and ox unless this restricts
+    /// them to one). `stub` gives NO security.
     #[arg(long, value_enum)]
     pub envelope: Option<EnvelopeChoice>,
     /// Which new OMEMO devices and OX keys to use (default: btbv).
@@ -188,6 +189,9 @@ pub struct Account {
     pub file: FileConfig,
     /// The envelope.
     pub envelope: EnvelopeChoice,
+    /// Whether `--envelope` or the config chose it (else a responder
+    /// accepts every envelope it can open).
+    pub envelope_chosen: bool,
     /// The transports.
     pub transport: TransportChoice,
     /// The OMEMO envelope, once set up (for per-peer compatibility).
@@ -221,6 +225,7 @@ impl Account {
                 args.listen
             );
         }
+        let envelope_chosen = args.envelope.or(file.envelope).is_some();
         let envelope = args
             .envelope
             .or(file.envelope)
@@ -234,6 +239,7 @@ impl Account {
             args: args.clone(),
             file,
             envelope,
+            envelope_chosen,
             transport,
             omemo: std::sync::OnceLock::new(),
         })
@@ -288,15 +294,28 @@ impl Account {
         }
     }
 
-    /// The envelope backend on a connected account. OMEMO and OX open (or
-    /// create) the account's key store in [`Self::data_dir`] and publish our
-    /// keys over PEP before any session starts; the stub is loud.
-    pub async fn envelope_backend(
+    /// The envelopes a responder opens: the chosen one, else (no
+    /// `--envelope`, none in the config) OMEMO and OX, every envelope jet
+    /// can open with a key of its own.
+    pub fn responder_envelopes(&self) -> Vec<EnvelopeChoice> {
+        if self.envelope_chosen {
+            vec![self.envelope]
+        } else {
+            vec![EnvelopeChoice::Omemo, EnvelopeChoice::Ox]
+        }
+    }
+
+    /// The backend of the envelope `which` on a connected account. OMEMO
+    /// and OX open (or create) the account's key store in
+    /// [`Self::data_dir`] and publish our keys over PEP before any session
+    /// starts; the stub is loud.
+    pub async fn envelope_backend_of(
         &self,
         ch: &Arc<XmppChannel>,
+        which: EnvelopeChoice,
     ) -> Result<Arc<dyn EnvelopeBackend>> {
         let pep: Arc<dyn StanzaChannel> = driver_channel(ch, self.args.verbose);
-        match self.envelope {
+        match which {
             EnvelopeChoice::Stub => {
                 eprintln!(
                     "jet: WARNING: --envelope stub sends the transport key in the clear: \

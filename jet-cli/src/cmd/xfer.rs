@@ -440,17 +440,67 @@ struct Node {
 async fn connect_with_envelope(
     acc: &Account,
 ) -> Result<(Arc<XmppChannel>, Arc<dyn EnvelopeBackend>)> {
+    let (ch, mut envelopes) = connect_with_envelopes(acc, &[acc.envelope]).await?;
+    let envelope = envelopes.remove(0);
+    Ok((ch, envelope))
+}
+
+/// [`connect_with_envelope`] for several envelopes (a responder opens
+/// each of them), advertising each one's feature.
+async fn connect_with_envelopes(
+    acc: &Account,
+    which: &[account::EnvelopeChoice],
+) -> Result<(Arc<XmppChannel>, Vec<Arc<dyn EnvelopeBackend>>)> {
     let registry = CipherRegistry::default();
     let suites: Vec<_> = registry.iter().collect();
-    let features = account::our_features(&suites, &[acc.envelope.disco_feature()], acc.transport);
+    let features: Vec<&str> = which.iter().map(|e| e.disco_feature()).collect();
+    let features = account::our_features(&suites, &features, acc.transport);
     let ch = account::connect(acc, features).await?;
-    match acc.envelope_backend(&ch).await {
-        Ok(envelope) => Ok((ch, envelope)),
-        Err(e) => {
-            let _ = ch.disconnect().await;
-            Err(e)
+    let mut envelopes = Vec::new();
+    for &e in which {
+        match acc.envelope_backend_of(&ch, e).await {
+            Ok(envelope) => envelopes.push(envelope),
+            Err(e) => {
+                let _ = ch.disconnect().await;
+                return Err(e);
+            }
         }
     }
+    Ok((ch, envelopes))
+}
+
+/// Refuses, with what either side can do about it, a peer that does JET
+/// but cannot open our envelope.
+fn check_peer_envelope(
+    peer: &FullJid,
+    features: &[String],
+    ours: account::EnvelopeChoice,
+) -> Result<()> {
+    use account::EnvelopeChoice as E;
+    let has = |f: &str| features.iter().any(|x| x == f);
+    if !has(jet_core::ns::JET) || has(ours.disco_feature()) {
+        // Not JET at all is refused by `account::choose`.
+        return Ok(());
+    }
+    let theirs: Vec<&str> = [E::Omemo, E::Ox, E::Stub]
+        .into_iter()
+        .filter(|e| has(e.disco_feature()))
+        .map(|e| e.name())
+        .collect();
+    let name = ours.name();
+    let instead = match theirs.iter().find(|e| **e != "stub") {
+        Some(e) => format!(
+            "; it opens {}: send with --envelope {e}",
+            theirs.join(" and ")
+        ),
+        None => String::new(),
+    };
+    Err(anyhow!(
+        "{peer} cannot open the {name} envelope (no {} in its disco#info){instead}, or have \
+         the receiver run `jet receive` without --envelope (it opens omemo and ox) or with \
+         --envelope {name}; no session started",
+        ours.disco_feature()
+    ))
 }
 
 fn start_driver(
@@ -537,6 +587,7 @@ async fn initiator(
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
+        check_peer_envelope(&peer, &disco.features, acc.envelope)?;
         let registry = CipherRegistry::default();
         let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
         let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
@@ -580,7 +631,7 @@ async fn initiator(
 
 /// Connects and starts the driver as a responder accepting every suite.
 async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
-    let (ch, envelope) = connect_with_envelope(acc).await?;
+    let (ch, envelopes) = connect_with_envelopes(acc, &acc.responder_envelopes()).await?;
     let mut peers: Vec<String> = Vec::new();
     for j in allow {
         ch.allow_subscription(j.to_bare());
@@ -602,7 +653,7 @@ async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result
         );
     }
     let registry = CipherRegistry::default();
-    let mut jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
+    let mut jet = JetConfig::new(registry.iter().collect(), envelopes);
     jet.used_secrets = match acc.used_secrets() {
         Ok(r) => Some(r),
         Err(e) => {
