@@ -412,10 +412,16 @@ impl Account {
         env.publish()
             .await
             .map_err(|e| anyhow!("publishing our OMEMO device and bundle over PEP: {e}"))?;
-        if !json {
+        // Our own fingerprint: when the device is new, or with -v (not
+        // on every run; `jet keys show` has it).
+        if !json && (created || self.args.verbose) {
             eprintln!(
                 "jet: OMEMO device {device}{} · fingerprint {fingerprint}",
-                if created { " (new)" } else { "" }
+                if created {
+                    " (new; `jet keys show --qr` shows it to scan)"
+                } else {
+                    ""
+                }
             );
         }
         let env = Arc::new(env);
@@ -478,7 +484,7 @@ impl Account {
         env.publish_own_key()
             .await
             .map_err(|e| anyhow!("publishing our OpenPGP key over PEP (XEP-0373 §4): {e}"))?;
-        if !self.args.json {
+        if !self.args.json && (created || self.args.verbose) {
             eprintln!("jet: OX key {}", env.own_key().fingerprint());
         }
         Ok(Arc::new(env))

@@ -766,3 +766,64 @@ fn on_a_terminal_a_taken_name_is_asked_about() {
     assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
     assert_eq!(sha256_b64(&dir.join("notes (1).txt")), sha256_b64(&f));
 }
+
+/// Our own OMEMO fingerprint is printed when the device is new and with
+/// -v, not on every run.
+#[test]
+fn our_fingerprint_is_shown_when_new_or_with_v() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("keys");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--timeout",
+            "1",
+            "--dir",
+            tmp.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let mut c = human(&srv, "receive", "cli11", &args);
+        // OMEMO, not the tests' stub.
+        let argv: Vec<_> = c
+            .get_args()
+            .map(|a| {
+                if a == "stub" {
+                    "omemo".into()
+                } else {
+                    a.to_owned()
+                }
+            })
+            .collect();
+        let mut cmd = Command::new(c.get_program());
+        cmd.args(argv).stdin(std::process::Stdio::null());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        c = cmd;
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("--timeout"),
+            "the receiver did not run:\n{err}"
+        );
+        err.lines()
+            .find(|l| l.starts_with("jet: OMEMO device "))
+            .map(str::to_string)
+    };
+    let first = run(&[]).expect("the first run shows the new device");
+    assert!(
+        first.contains("(new;") && first.contains("· fingerprint "),
+        "{first}"
+    );
+    assert_eq!(run(&[]), None, "shown again on a later run");
+    let verbose = run(&["-v"]).expect("-v shows it");
+    assert!(!verbose.contains("new"), "{verbose}");
+    // The same device and fingerprint.
+    let fpr = |l: &str| l.split("fingerprint ").nth(1).unwrap().to_string();
+    assert_eq!(fpr(&verbose), fpr(&first));
+}
