@@ -96,10 +96,10 @@ pub struct AccountArgs {
     #[arg(long)]
     pub jid: Option<String>,
     /// Connect to HOST:PORT instead of looking up the JID's domain.
-    #[arg(long)]
+    #[arg(long, env = "JET_SERVER")]
     pub server: Option<String>,
     /// Trust only the CA certificates in this PEM file (else the system store).
-    #[arg(long)]
+    #[arg(long, env = "JET_CA")]
     pub ca: Option<PathBuf>,
     /// Read the password from this file (first line; only its owner may
     /// read it: chmod 600). Otherwise `JET_PASSWORD`, otherwise a prompt
@@ -107,7 +107,7 @@ pub struct AccountArgs {
     #[arg(long)]
     pub password_file: Option<PathBuf>,
     /// Config file (default: $XDG_CONFIG_HOME/jet/config.toml or ~/.config/jet/config.toml).
-    #[arg(long)]
+    #[arg(long, env = "JET_CONFIG")]
     pub config: Option<PathBuf>,
     /// Envelope carrying the transport secret (default: omemo to send;
     /// `receive` and `serve` accept omemo and ox unless this restricts
@@ -124,7 +124,14 @@ pub struct AccountArgs {
     /// Transports to use.
     #[arg(long, value_enum)]
     pub transport: Option<TransportChoice>,
-    /// Address for direct SOCKS5 candidates.
+    /// Address for direct SOCKS5 candidates (XEP-0260). The default,
+    /// 127.0.0.1, reaches only a peer on the same machine; a peer
+    /// elsewhere then gets the data through the server's proxy
+    /// (XEP-0065), or IBB. For direct transfers across a network give an
+    /// address of this machine the peer can reach (e.g. --listen
+    /// 192.0.2.10, as `ip -brief address` lists it); jet never picks one
+    /// by itself, since a candidate tells the peer and the servers that
+    /// address.
     #[arg(long, default_value = "127.0.0.1")]
     pub listen: std::net::IpAddr,
     /// Offer no direct SOCKS5 candidates (no listener): only the server's

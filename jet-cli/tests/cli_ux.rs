@@ -437,6 +437,10 @@ fn send_with(conn: &[&str], file: &str, netns: bool) -> (std::process::ExitStatu
     c.args(["send", "--json", "--envelope", "stub", "--wait", "2"])
         .args(conn)
         .args(["--to", "cli2@jet.test", file])
+        // Exactly `conn`: nothing from the developer's environment.
+        .env_remove("JET_SERVER")
+        .env_remove("JET_CA")
+        .env_remove("JET_CONFIG")
         .env("JET_PASSWORD", "not-used-before-login")
         .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
         .env(
@@ -826,4 +830,91 @@ fn our_fingerprint_is_shown_when_new_or_with_v() {
     // The same device and fingerprint.
     let fpr = |l: &str| l.split("fingerprint ").nth(1).unwrap().to_string();
     assert_eq!(fpr(&verbose), fpr(&first));
+}
+
+/// The README's send/receive example works as written against the test
+/// server with the environment `scripts/test-server jet-env` prints (no
+/// --server, no --ca), peers given as bare JIDs.
+#[test]
+fn the_readme_example_works_with_the_test_servers_environment() {
+    let Some(srv) = server() else { return };
+    let dir = common::prosody_env::env_file()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let Ok(text) = std::fs::read_to_string(dir.join("jet-env")) else {
+        // Another server's env file (scripts/test-ejabberd writes none).
+        assert!(
+            std::env::var_os("JET_TEST_SERVER_DIR").is_some(),
+            "scripts/test-server start wrote no {}",
+            dir.join("jet-env").display()
+        );
+        return;
+    };
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["JET_SERVER", "JET_CA", "JET_PASSWORD"]);
+    assert_eq!(vars[0].1, srv.addr);
+    // The same two settings as a config file.
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("server = \"{}\"", srv.addr)),
+        "{config}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let jet = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jet"));
+        c.args(args)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+            .env("XDG_DATA_HOME", tmp.path().join("data"))
+            .env_remove("JET_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let (romeo, juliet) = (srv.jid("cli17"), srv.jid("cli18"));
+    let inbox = tmp.path().join("in");
+    let mut recv = Proc::spawn(jet(&[
+        "receive",
+        "--jid",
+        &juliet,
+        "--from",
+        &romeo,
+        "--once",
+        "--dir",
+        inbox.to_str().unwrap(),
+        "--timeout",
+        "60",
+        "--json",
+    ]));
+    recv.ready_jid();
+    let f = random_file(tmp.path(), "report.pdf", 50_000);
+    let mut send = Proc::spawn(jet(&[
+        "send",
+        "--jid",
+        &romeo,
+        "--to",
+        &juliet,
+        "--json",
+        f.to_str().unwrap(),
+    ]));
+    assert!(
+        send.wait_within(Duration::from_secs(60)).success(),
+        "{}",
+        send.stderr()
+    );
+    assert!(
+        recv.wait_within(Duration::from_secs(30)).success(),
+        "{}",
+        recv.stderr()
+    );
+    assert_eq!(sha256_b64(&inbox.join("report.pdf")), sha256_b64(&f));
 }
