@@ -86,9 +86,12 @@ const LOST_TEXT: &str = "the XMPP connection was lost";
 /// Driver settings.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Engine timeouts (its cipher and envelope lists and the encryption
-    /// policy are taken from the [`JetConfig`]).
-    pub engine: EngineConfig,
+    /// How long the initiator waits for `session-accept` (default 120 s;
+    /// [`EngineConfig::accept_timeout`]).
+    pub accept_timeout: Duration,
+    /// How long we wait for the answer to an IQ we sent (default 30 s;
+    /// [`EngineConfig::iq_timeout`]).
+    pub iq_timeout: Duration,
     /// Bound on transport establishment (default 60 s).
     pub establish_timeout: Duration,
     /// Bound on the application's run, if any (default none: big files).
@@ -146,7 +149,8 @@ impl std::fmt::Debug for RefusedHook {
 impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
-            engine: EngineConfig::default(),
+            accept_timeout: EngineConfig::default().accept_timeout,
+            iq_timeout: EngineConfig::default().iq_timeout,
             establish_timeout: Duration::from_secs(60),
             run_timeout: None,
             finish_timeout: Duration::from_secs(30),
@@ -218,6 +222,11 @@ fn now() -> std::time::Instant {
 impl Driver {
     /// Starts the engine task on the current tokio runtime. Returns the
     /// handle and the stream of incoming sessions.
+    ///
+    /// The `jet` configuration is the one source of what the engine
+    /// accepts: its [`EngineConfig`] is [`EngineConfig::from`] it (cipher
+    /// URNs, envelope types, the encryption policy) with the timeouts of
+    /// `config`.
     pub fn start(
         channel: Arc<dyn StanzaChannel>,
         jet: JetConfig,
@@ -225,11 +234,11 @@ impl Driver {
         config: DriverConfig,
     ) -> (Driver, mpsc::UnboundedReceiver<Incoming>) {
         let local = channel.local_jid();
-        let mut engine = config.engine.clone();
-        let from_jet = EngineConfig::from(&jet);
-        engine.supported_ciphers = from_jet.supported_ciphers;
-        engine.supported_envelopes = from_jet.supported_envelopes;
-        engine.require_encryption = from_jet.require_encryption;
+        let engine = EngineConfig {
+            accept_timeout: config.accept_timeout,
+            iq_timeout: config.iq_timeout,
+            ..EngineConfig::from(&jet)
+        };
         let shared = Arc::new(Shared {
             channel: channel.clone(),
             jet,

@@ -124,6 +124,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// The engine config of a JET configuration: its cipher URNs, envelope
+/// types and encryption policy, default timeouts. The tokio `Driver`
+/// builds its engine this way, so the lists exist once, in the
+/// [`JetConfig`].
 impl From<&JetConfig> for EngineConfig {
     fn from(jet: &JetConfig) -> Self {
         EngineConfig {
