@@ -14,20 +14,21 @@
 //!                  └──────────────────────────────────────────────────────┘
 //! ```
 //!
-//! One content per session; its `senders` gives the one direction the JET
-//! layer protects (`senders='both'` with JET is refused: one key and IV in
-//! both directions would reuse the nonce). The side that **receives** ends
-//! the session with `success` once the stream authenticated (as XEP-0234
-//! does); the sender waits for that (bounded by
-//! [`DriverConfig::finish_timeout`]), so it learns when the receiver found
-//! the data tampered (`security-error`).
+//! The rules are the engine's ([`crate::session::rules`]); the driver
+//! executes them. One content per session; its `senders` gives the one
+//! direction the JET layer protects (`senders='both'` with JET is refused:
+//! one key and IV in both directions would reuse the nonce). The side that
+//! **receives** ends the session with `success` once the stream
+//! authenticated (as XEP-0234 does); the sender waits for that verdict
+//! (the engine bounds the wait by [`DriverConfig::finish_timeout`]), so it
+//! learns when the receiver found the data tampered (`security-error`).
 //!
 //! Any failure ends the session with the reason its error maps to
 //! ([`JingleReason`]); there is no plaintext fallback. When the transport
-//! fails, the initiator offers the next configured transport with
+//! fails, the initiator offers the next of its transports with
 //! `transport-replace` (e.g. IBB after S5B) and the responder answers it with
-//! `transport-accept` or `transport-reject`; the JET layer and secret stay
-//! the same.
+//! `transport-accept` or `transport-reject`, as the engine decides; the JET
+//! layer and secret stay the same.
 //!
 //! Faults and limits:
 //! - **Lost connection.** When the stanza channel closes (its subscription
@@ -67,8 +68,8 @@ use crate::layer::{cipher_error_of, Direction, JetStream};
 use crate::ns;
 use crate::secret::TransportSecret;
 use crate::session::{
-    AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig, SessionEvent,
-    SessionNotes,
+    rules, AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig,
+    SessionEvent, SessionNotes,
 };
 use crate::transport::{
     BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
@@ -318,11 +319,8 @@ impl Driver {
         if !jet_on && shared.jet.require_encryption {
             return Err(Error::MissingSecurity(name));
         }
-        if jet_on && offer.senders == Senders::Both {
-            return Err(Error::Protocol(
-                "senders='both' with JET would use one key and IV both ways".into(),
-            ));
-        }
+        // Before any transport or envelope work (the engine refuses it too).
+        rules::check_senders(&offer.senders, jet_on)?;
         let adapter = match transports.first() {
             Some(a) => a.clone(),
             None if shared.transports.is_empty() => {
@@ -424,7 +422,7 @@ impl Driver {
             notes: Arc::new(SessionNotes::default()),
         };
         live.notes = Some(ctx.notes.clone());
-        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
+        live.establish_and_run(negotiation, &tctx, secret, app, ctx)
             .await
     }
 }
@@ -471,15 +469,6 @@ impl Incoming {
             }
             None => None,
         };
-        if secret.is_some() && offered.senders == Senders::Both {
-            return live
-                .end(
-                    Reason::IncompatibleParameters,
-                    Some("senders='both' with JET would reuse the key and IV".into()),
-                    Error::Protocol("senders='both' with JET".into()),
-                )
-                .await;
-        }
         let description = offered
             .description
             .clone()
@@ -565,7 +554,7 @@ impl Incoming {
             notes: Arc::new(SessionNotes::default()),
         };
         live.notes = Some(ctx.notes.clone());
-        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
+        live.establish_and_run(negotiation, &tctx, secret, app, ctx)
             .await
     }
 
@@ -779,7 +768,6 @@ impl Live {
         &mut self,
         mut negotiation: Box<dyn TransportNegotiation>,
         tctx: &TransportContext,
-        mut used: String,
     ) -> Result<BoxedStream, Error> {
         let content = tctx.content_name.clone();
         loop {
@@ -792,14 +780,16 @@ impl Live {
             }
             negotiation = match tctx.role {
                 Role::Initiator => {
-                    // The next transport after the one that failed.
+                    // The engine says which transport follows the one that
+                    // failed (`rules`).
+                    let ours: Vec<&'static str> =
+                        self.transports.iter().map(|a| a.namespace()).collect();
+                    let (sid, c) = (self.sid.clone(), content.clone());
                     let next = self
-                        .transports
-                        .iter()
-                        .skip_while(|a| a.namespace() != used)
-                        .nth(1)
-                        .cloned();
-                    let Some(next) = next else {
+                        .driver
+                        .call(move |st, _| st.endpoint.fallback_transport(&sid, &c, &ours))
+                        .await??;
+                    let Some(next) = next.map(|i| self.transports[i].clone()) else {
                         return Err(error);
                     };
                     let mut neg = next.offer(tctx).await?;
@@ -809,32 +799,32 @@ impl Live {
                         .await??;
                     let remote = self.wait_replace_answer(&content).await?;
                     neg.set_remote(&remote)?;
-                    used = next.namespace().to_string();
                     neg
                 }
                 Role::Responder => {
-                    let offer = self.wait_replace_offer(&content, error).await?;
-                    let adapter = self
-                        .transports
-                        .iter()
-                        .find(|a| a.namespace() == offer.ns())
-                        .cloned();
+                    let offered = self.wait_replace_offer(&content, error).await?;
+                    // The engine accepts an offer we have a transport for
+                    // and rejects any other (`rules`).
+                    let ours: Vec<&'static str> =
+                        self.transports.iter().map(|a| a.namespace()).collect();
                     let (sid, c) = (self.sid.clone(), content.clone());
-                    let Some(adapter) = adapter else {
-                        self.driver
-                            .call(move |st, now| st.endpoint.transport_reject(&sid, &c, now))
-                            .await??;
+                    let answer = self
+                        .driver
+                        .call(move |st, now| st.endpoint.answer_replace(&sid, &c, &ours, now))
+                        .await??;
+                    let Some((i, offer)) = answer else {
                         return Err(Error::Protocol(format!(
                             "the peer replaced the transport with {}, which we lack",
-                            offer.ns()
+                            offered.ns()
                         )));
                     };
+                    let adapter = self.transports[i].clone();
+                    let (sid, c) = (self.sid.clone(), content.clone());
                     let neg = adapter.answer(tctx, &offer).await?;
                     let t = neg.local_transport();
                     self.driver
                         .call(move |st, now| st.endpoint.transport_accept(&sid, &c, t, now))
                         .await??;
-                    used = adapter.namespace().to_string();
                     neg
                 }
             };
@@ -900,13 +890,12 @@ impl Live {
         &mut self,
         negotiation: Box<dyn TransportNegotiation>,
         tctx: &TransportContext,
-        used: &str,
         secret: Option<(&'static dyn CipherSuite, TransportSecret)>,
         app: Arc<dyn Application>,
         ctx: AppContext,
     ) -> Result<(), Error> {
         let cfg = self.driver.shared.config.clone();
-        let stream = match self.establish(negotiation, tctx, used.to_string()).await {
+        let stream = match self.establish(negotiation, tctx).await {
             Ok(s) => s,
             Err(e) => return self.finish(Err(e)).await,
         };
@@ -1030,36 +1019,46 @@ impl Live {
             let _ = self.end(Reason::Success, None, closed()).await;
             return Ok(());
         }
-        // The sender waits for the receiver's verdict.
-        let verdict = tokio::time::timeout(cfg.finish_timeout, async {
-            loop {
-                if let Some(ended) = self.ended.clone() {
-                    return ended;
+        // The sender waits for the receiver's verdict, which the engine
+        // bounds (`rules`: it ends the session with `timeout` without one).
+        let (sid, within) = (self.sid.clone(), cfg.finish_timeout);
+        if self.ended.is_none() {
+            let _ = self
+                .driver
+                .call(move |st, now| st.endpoint.await_verdict(&sid, within, now))
+                .await;
+        }
+        loop {
+            if let Some(ended) = self.ended.clone() {
+                let timed_out = !ended.by_peer
+                    && ended.reason == Reason::Timeout
+                    && ended.text == Some(rules::verdict_timeout_text(within));
+                if timed_out && !self.driver.shared.is_lost() {
+                    return Err(Error::Timeout(rules::verdict_wait(within)));
                 }
-                if self.next_event().await.is_none() && self.ended.is_none() {
-                    return Ended {
-                        reason: Reason::ConnectivityError,
-                        text: Some("engine stopped".into()),
-                        by_peer: false,
-                    };
-                }
+                return self.outcome(ended);
             }
-        })
-        .await;
-        match verdict {
-            Ok(Ended {
-                reason: Reason::Success,
-                ..
-            }) => Ok(()),
-            Ok(ended) => Err(self.error_of(ended)),
-            Err(_) => {
-                let e = Error::Timeout(format!(
-                    "the receiver's verdict: every byte was sent, but no session-terminate \
-                     came within {} s, so whether the file arrived is unknown",
-                    cfg.finish_timeout.as_secs()
-                ));
-                self.finish(Err(e)).await
+            if self.next_event().await.is_none() && self.ended.is_none() {
+                return Err(self.error_of(Ended {
+                    reason: Reason::ConnectivityError,
+                    text: Some("engine stopped".into()),
+                    by_peer: false,
+                }));
             }
+        }
+    }
+
+    /// The result of a session that ended (`rules::verdict`): `Ok` for
+    /// `success`, else the error to report.
+    fn outcome(&self, ended: Ended) -> Result<(), Error> {
+        let event = Event::Terminated {
+            reason: ended.reason,
+            text: ended.text,
+            by_peer: ended.by_peer,
+        };
+        match rules::verdict(&event) {
+            Some(Err(e)) => Err(self.ended_error(e.reason, e.text, e.by_peer)),
+            _ => Ok(()),
         }
     }
 
@@ -1067,10 +1066,8 @@ impl Live {
     /// `success`, else the error to report.
     async fn peer_verdict(&mut self) -> Result<(), Error> {
         loop {
-            match &self.ended {
-                Some(e) if e.reason == Reason::Success => return Ok(()),
-                Some(e) => return Err(self.error_of(e.clone())),
-                None => {}
+            if let Some(ended) = self.ended.clone() {
+                return self.outcome(ended);
             }
             if self.next_event().await.is_none() {
                 std::future::pending::<()>().await;
