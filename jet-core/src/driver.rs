@@ -44,6 +44,193 @@
 //!   (XEP-0166 §7.4), before any envelope or transport work. A peer that
 //!   [`DriverConfig::admit`] refuses is declined before any limit counts
 //!   its offer, so strangers cannot take the slots.
+//!
+//! # Example
+//!
+//! Two drivers over an in-memory router: Romeo offers a greeting, Juliet
+//! accepts it. The cipher suite, envelope and transport here are toys
+//! (hidden lines; **no security**): use jet-ciphers, jet-envelopes and
+//! jet-transports for real ones, and [`crate::xmpp::XmppChannel`] (feature
+//! `tokio-xmpp`) or your own [`StanzaChannel`] for a real account.
+//!
+//! ```
+//! # use std::sync::{Arc, Mutex};
+//! # use async_trait::async_trait;
+//! # use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
+//! # use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
+//! # use jet_core::error::{CipherError, EnvelopeError, TransportError};
+//! # use jet_core::jid::Jid;
+//! # use jet_core::minidom::Element;
+//! # use jet_core::secret::TransportSecret;
+//! # use jet_core::xml::BuilderExt;
+//! # use jet_core::transport::{
+//! #     TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
+//! # };
+//! # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! # /// NOT A CIPHER: XOR with the key, no tag.
+//! # #[derive(Debug)]
+//! # struct Toy;
+//! # struct Xor(Vec<u8>, usize);
+//! # impl Xor {
+//! #     fn apply(&mut self, input: &[u8], out: &mut Vec<u8>) {
+//! #         for b in input {
+//! #             out.push(b ^ self.0[self.1 % self.0.len()]);
+//! #             self.1 += 1;
+//! #         }
+//! #     }
+//! # }
+//! # impl StreamEncryptor for Xor {
+//! #     fn update(&mut self, i: &[u8], o: &mut Vec<u8>) -> Result<(), CipherError> {
+//! #         self.apply(i, o);
+//! #         Ok(())
+//! #     }
+//! #     fn finish(&mut self, _: &mut Vec<u8>) -> Result<(), CipherError> { Ok(()) }
+//! # }
+//! # impl StreamDecryptor for Xor {
+//! #     fn update(&mut self, i: &[u8], o: &mut Vec<u8>) -> Result<(), CipherError> {
+//! #         self.apply(i, o);
+//! #         Ok(())
+//! #     }
+//! #     fn finish(&mut self, _: &mut Vec<u8>) -> Result<(), CipherError> { Ok(()) }
+//! #     fn authenticated_len(&self) -> u64 { self.1 as u64 }
+//! # }
+//! # impl CipherSuite for Toy {
+//! #     fn urn(&self) -> &'static str { "urn:example:xor-not-a-cipher:0" }
+//! #     fn name(&self) -> &'static str { "toy" }
+//! #     fn key_len(&self) -> usize { 16 }
+//! #     fn iv_len(&self) -> usize { 12 }
+//! #     fn accepted_iv_lens(&self) -> &'static [usize] { &[12] }
+//! #     fn tag_len(&self) -> usize { 0 }
+//! #     fn framing(&self) -> Framing { Framing::SingleMessage { max_plaintext: u64::MAX } }
+//! #     fn ciphertext_len(&self, n: u64) -> u64 { n }
+//! #     fn encryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
+//! #         Ok(Box::new(Xor(s.key().to_vec(), 0)))
+//! #     }
+//! #     fn decryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
+//! #         Ok(Box::new(Xor(s.key().to_vec(), 0)))
+//! #     }
+//! # }
+//! # static TOY: Toy = Toy;
+//! # /// NOT AN ENVELOPE: the secret in clear, and who claims to seal it.
+//! # struct Clear(&'static str);
+//! # #[async_trait]
+//! # impl EnvelopeBackend for Clear {
+//! #     fn envelope_type(&self) -> &'static str { "urn:example:clear" }
+//! #     fn disco_feature(&self) -> &'static str { "urn:example:clear" }
+//! #     fn is_secure(&self) -> bool { false }
+//! #     async fn seal(&self, s: &TransportSecret, _: &Jid) -> Result<Element, EnvelopeError> {
+//! #         let hex: String = s.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+//! #         Ok(Element::builder("clear", "urn:example:clear").a("by", self.0).append(hex).build())
+//! #     }
+//! #     async fn open(&self, e: &Element, _: &Jid, suite: &dyn CipherSuite)
+//! #         -> Result<OpenedEnvelope, EnvelopeError> {
+//! #         let t = e.text();
+//! #         let bytes: Vec<u8> = (0..t.len()).step_by(2)
+//! #             .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap()).collect();
+//! #         let secret = TransportSecret::from_bytes(&bytes, suite.key_len(), suite.accepted_iv_lens())?;
+//! #         let sender = e.attr("by").unwrap_or_default().parse()
+//! #             .map_err(|_| EnvelopeError::Malformed("by".into()))?;
+//! #         Ok(OpenedEnvelope { secret, sender, sender_key: None })
+//! #     }
+//! # }
+//! # /// An in-process transport: one duplex pipe, handed from offer to answer.
+//! # #[derive(Default)]
+//! # struct Pipe(Mutex<Option<tokio::io::DuplexStream>>);
+//! # struct End(Option<tokio::io::DuplexStream>);
+//! # #[async_trait]
+//! # impl TransportAdapter for Pipe {
+//! #     fn namespace(&self) -> &'static str { "urn:example:pipe" }
+//! #     async fn offer(&self, _: &TransportContext)
+//! #         -> Result<Box<dyn TransportNegotiation>, TransportError> {
+//! #         let (a, b) = tokio::io::duplex(1 << 16);
+//! #         *self.0.lock().unwrap() = Some(b);
+//! #         Ok(Box::new(End(Some(a))))
+//! #     }
+//! #     async fn answer(&self, _: &TransportContext, _: &Element)
+//! #         -> Result<Box<dyn TransportNegotiation>, TransportError> {
+//! #         Ok(Box::new(End(self.0.lock().unwrap().take())))
+//! #     }
+//! # }
+//! # #[async_trait]
+//! # impl TransportNegotiation for End {
+//! #     fn local_transport(&self) -> Element { Element::builder("transport", "urn:example:pipe").build() }
+//! #     fn set_remote(&mut self, _: &Element) -> Result<(), TransportError> { Ok(()) }
+//! #     async fn establish(mut self: Box<Self>, _: &mut dyn TransportSignals)
+//! #         -> Result<jet_core::transport::BoxedStream, TransportError> {
+//! #         let s = self.0.take().ok_or_else(|| TransportError::Protocol("no pipe".into()))?;
+//! #         Ok(Box::new(s))
+//! #     }
+//! # }
+//! use jet_core::driver::{Driver, DriverConfig};
+//! use jet_core::error::Error;
+//! use jet_core::jid::FullJid;
+//! use jet_core::jingle::Senders;
+//! use jet_core::memory::MemoryRouter;
+//! use jet_core::session::{AppContext, Application, Decision, JetConfig, Offer};
+//! use jet_core::transport::BoxedStream;
+//!
+//! /// The application: the initiator sends a greeting, the responder reads
+//! /// it. It sees plaintext; the driver encrypts and decrypts.
+//! struct Greeting(Mutex<Option<Vec<u8>>>);
+//!
+//! #[async_trait]
+//! impl Application for Greeting {
+//!     fn namespace(&self) -> &'static str {
+//!         "urn:example:greeting"
+//!     }
+//!     fn offer(&self) -> Result<Offer, Error> {
+//!         let description = Element::builder("description", "urn:example:greeting").build();
+//!         Ok(Offer { description, senders: Senders::Initiator })
+//!     }
+//!     fn decide(&self, description: &Element, _: Senders) -> Decision {
+//!         Decision::Accept(description.clone())
+//!     }
+//!     fn expected_len(&self, _: &AppContext) -> Option<u64> {
+//!         Some(26)
+//!     }
+//!     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+//!         if ctx.we_send {
+//!             stream.write_all(b"wherefore art thou, Romeo?").await?;
+//!             stream.shutdown().await?;
+//!         } else {
+//!             let mut got = Vec::new();
+//!             stream.read_to_end(&mut got).await?; // ends once authenticated
+//!             *self.0.lock().unwrap() = Some(got);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let router = MemoryRouter::new();
+//! let romeo: FullJid = "romeo@montague.lit/orchard".parse().unwrap();
+//! let juliet: FullJid = "juliet@capulet.lit/balcony".parse().unwrap();
+//! let pipe = Arc::new(Pipe::default());
+//! // The JetConfig is the one list of what each side speaks.
+//! let jet = |me| JetConfig::new(vec![&TOY], vec![Arc::new(Clear(me))]);
+//! let (romeo_driver, _) = Driver::start(
+//!     router.connect(romeo),
+//!     jet("romeo@montague.lit"),
+//!     vec![pipe.clone()],
+//!     DriverConfig::default(),
+//! );
+//! let (_juliet_driver, mut incoming) = Driver::start(
+//!     router.connect(juliet.clone()),
+//!     jet("juliet@capulet.lit"),
+//!     vec![pipe],
+//!     DriverConfig::default(),
+//! );
+//! // Juliet accepts what comes (her driver checked the envelope's sender).
+//! let got = Arc::new(Greeting(Mutex::new(None)));
+//! let app = got.clone();
+//! let juliet_side = tokio::spawn(async move { incoming.recv().await.unwrap().accept(app).await });
+//! // Romeo offers; `Ok` once Juliet's verdict says everything arrived.
+//! let offer = Arc::new(Greeting(Mutex::new(None)));
+//! romeo_driver.initiate(juliet, offer).await.unwrap();
+//! juliet_side.await.unwrap().unwrap();
+//! assert_eq!(got.0.lock().unwrap().as_deref(), Some(&b"wherefore art thou, Romeo?"[..]));
+//! # });
+//! ```
 
 mod linger;
 mod stall;
