@@ -99,7 +99,8 @@ pub struct SendArgs {
     /// The receiver: a full JID, or a bare JID (its resource is found from presence).
     #[arg(long)]
     pub to: String,
-    /// Cipher URN to use (default: the first of ours the peer advertises).
+    /// Cipher URN or short name (default: the chunked suite for a jet peer that lists it,
+    /// else the first of ours it lists; AES-128-GCM for a peer that lists none).
     #[arg(long)]
     pub cipher: Option<String>,
     /// Seconds to wait after the last byte for the receiver's verdict (its
