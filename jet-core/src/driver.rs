@@ -972,10 +972,13 @@ impl Live {
                     let ours: Vec<&'static str> =
                         self.transports.iter().map(|a| a.namespace()).collect();
                     let (sid, c) = (self.sid.clone(), content.clone());
+                    // A session that ended meanwhile has no fallback: the
+                    // transport's error (or the peer's reason) stands.
                     let next = self
                         .driver
                         .call(move |st, _| st.endpoint.fallback_transport(&sid, &c, &ours))
-                        .await??;
+                        .await?
+                        .unwrap_or(None);
                     let Some(next) = next.map(|i| self.transports[i].clone()) else {
                         return Err(error);
                     };
