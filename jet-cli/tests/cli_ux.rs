@@ -214,7 +214,8 @@ fn a_stranger_is_asked_about_on_a_terminal() {
     assert!(p.wait().success(), "sender: {}", p.stderr());
     let pane = term.wait_for("[exit ", 1, Duration::from_secs(20));
     assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
-    // The summary line: size, time, rate, transport, cipher.
+    // The summary line: size, time, rate, transport, cipher (between two
+    // jets: the chunked suite).
     let summary = pane
         .lines()
         .find(|l| l.starts_with("jet: received c.bin: "))
@@ -222,7 +223,7 @@ fn a_stranger_is_asked_about_on_a_terminal() {
     assert!(
         summary.starts_with("jet: received c.bin: 300.00 KiB in ")
             && summary.contains(" s (")
-            && summary.contains("/s) · s5b · aes-128-gcm"),
+            && summary.contains("/s) · s5b · chunked"),
         "{summary}"
     );
     // No bar is left half-drawn: every line it drew was cleared.

@@ -99,7 +99,8 @@ pub struct SendArgs {
     /// The receiver: a full JID, or a bare JID (its resource is found from presence).
     #[arg(long)]
     pub to: String,
-    /// Cipher URN to use (default: the first of ours the peer advertises).
+    /// Cipher URN or short name (default: the chunked suite for a jet peer that lists it,
+    /// else the first of ours it lists; AES-128-GCM for a peer that lists none).
     #[arg(long)]
     pub cipher: Option<String>,
     /// Seconds to wait after the last byte for the receiver's verdict (its
@@ -589,20 +590,17 @@ async fn initiator(
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
         check_peer_envelope(&peer, &disco.features, acc.envelope)?;
         let registry = CipherRegistry::default();
-        let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
+        let ours = JetConfig::new(registry.iter().collect(), vec![envelope.clone()]);
+        let choice = account::choose(&peer, &disco.features, &ours, &registry, cipher)?;
         let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
         let libervia = account::is_libervia(&disco);
         if libervia {
             acc.libervia_compat(&peer);
         }
-        let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
-        jet.unversioned_cipher_urns = choice.unversioned;
+        // The driver offers the chosen suite alone.
+        let mut jet = ours.offering(&choice);
         jet.used_secrets = Some(acc.used_secrets()?);
-        let wire_urn = if choice.unversioned {
-            jet_core::ns::normalize_cipher_urn(choice.suite.urn()).to_string()
-        } else {
-            choice.suite.urn().to_string()
-        };
+        let wire_urn = choice.wire_urn().to_string();
         Ok::<_, anyhow::Error>((
             peer,
             jet,
