@@ -793,23 +793,14 @@ fn first_line(s: &str) -> String {
 
 /// Disconnects after the driver's last stanzas went out. The driver hands
 /// its final `session-terminate` (or the answer to the peer's) to an outbox
-/// task and returns; closing the stream at once could drop it, and the peer
-/// would wait for its verdict in vain. So: let the outbox run, then one
-/// ping round trip to our server (the channel sends in order, so everything
-/// queued before the ping has reached the server), then the goodbye.
-pub async fn settle_and_disconnect(ch: &XmppChannel) {
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    if let (true, Ok(to)) = (
-        ch.is_connected(),
-        ch.local_jid().domain().as_str().parse::<Jid>(),
-    ) {
-        let ping = Element::builder("ping", "urn:xmpp:ping").build();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(3),
-            ch.request(iq("get", "", None, &to, Some(ping))),
-        )
-        .await;
-    }
+/// task and returns; closing the stream before that task handed it to the
+/// channel would drop it, and the peer would wait for its verdict in vain.
+/// So: [`Driver::flush`](jet_core::driver::Driver::flush) (everything the engine produced is in the
+/// channel's queue), then the channel's close, which writes that queue in
+/// order before the goodbye and waits for the server's end of the stream
+/// (bounded both).
+pub async fn settle_and_disconnect(driver: &jet_core::driver::Driver, ch: &XmppChannel) {
+    let _ = tokio::time::timeout(Duration::from_secs(3), driver.flush()).await;
     let _ = ch.disconnect().await;
 }
 
@@ -1029,6 +1020,13 @@ pub struct PeerDisco {
 /// base64 of the hex digest.
 pub fn is_libervia(disco: &PeerDisco) -> bool {
     disco.names.iter().any(|n| n == "Libervia")
+}
+
+/// Whether the peer is a jet (its disco identity's name, `jet` by
+/// default): it takes a file's hash as a `<checksum/>` after the data, so
+/// the sender need not read the file before offering it.
+pub fn is_jet(disco: &PeerDisco) -> bool {
+    disco.names.iter().any(|n| n == "jet")
 }
 
 /// The peer's disco#info (XEP-0030), bounded in time.

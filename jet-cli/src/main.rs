@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod account;
 mod cmd;
 mod progress;
+mod timing;
 mod used;
 
 /// jet: Jingle Encrypted Transports (XEP-0391) tools.

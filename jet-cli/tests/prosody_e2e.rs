@@ -72,7 +72,12 @@ fn transfer_logs(
     ];
     args.extend_from_slice(opts);
     let mut recv = Proc::spawn(srv.jet_env("receive", to, envelope, &args));
-    let ready = recv.event("ready", Duration::from_secs(20));
+    // Every receiver event up to its done event.
+    let revents = std::cell::RefCell::new(Vec::new());
+    let ready = recv.event_where("ready event", Duration::from_secs(20), |e| {
+        revents.borrow_mut().push(e.clone());
+        e["event"] == "ready"
+    });
     let to_jid = if bare_to {
         srv.jid(to)
     } else {
@@ -88,13 +93,27 @@ fn transfer_logs(
         "send failed: {st}; stderr:\n{}",
         send.stderr()
     );
-    let done = recv.event("done", Duration::from_secs(30));
+    let done = recv.event_where("done event", Duration::from_secs(30), |e| {
+        revents.borrow_mut().push(e.clone());
+        e["event"] == "done"
+    });
     let rst = recv.wait();
     assert!(
         rst.success(),
         "receive failed: {rst}; stderr:\n{}",
         recv.stderr()
     );
+    let mut revents = revents.into_inner();
+    revents.extend(recv.all_events());
+    // Where the time went, phase by phase, in the order they ended.
+    assert_eq!(
+        timing_phases(&revents),
+        ["login", "keys", "envelope", "session", "transfer", "close"],
+        "{revents:?}"
+    );
+    // Between two jets the sender's hash comes after the data, and the
+    // receiver compared it.
+    assert_eq!(done["hash_checked"], true, "{done}");
     let got = PathBuf::from(done["path"].as_str().unwrap());
     assert_eq!(got, out.join("payload.bin"));
     assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&src).unwrap());
@@ -117,7 +136,31 @@ fn transfer_logs(
     assert_eq!(firsts.len(), 1, "{sevents:?}");
     let ms = firsts[0]["ms"].as_f64().expect("first-byte ms");
     assert!(ms > 0.0 && ms < 60_000.0, "set-up took {ms} ms");
+    assert_eq!(
+        timing_phases(&sevents),
+        ["login", "keys", "disco", "envelope", "session", "transfer", "close"],
+        "{sevents:?}"
+    );
+    // The sender's data phase ends with the session, after its first byte.
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| sevents.iter().position(pred);
+    assert!(
+        pos(&|e| e["event"] == "first-byte") < pos(&|e| e["phase"] == "transfer"),
+        "{sevents:?}"
+    );
     (send.stderr(), recv.stderr())
+}
+
+/// The `timing` events' phases, in order; each has a duration in ms.
+fn timing_phases(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "timing")
+        .map(|e| {
+            let ms = e["ms"].as_f64().expect("timing ms");
+            assert!((0.0..60_000.0).contains(&ms), "{e}");
+            e["phase"].as_str().expect("timing phase").to_string()
+        })
+        .collect()
 }
 
 /// The S5B `<candidate/>` elements in a `-v` stanza log, as attribute maps.

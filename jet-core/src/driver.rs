@@ -360,6 +360,15 @@ struct LoopState {
     /// The peers of incoming sessions (for the per-peer limit); entries of
     /// ended sessions are dropped when counted.
     offered_by: HashMap<String, BareJid>,
+    /// The stanzas for the outbox task, in order (and flush marks).
+    outbox: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// What the engine hands the outbox task.
+enum Outgoing {
+    Stanza(Element),
+    /// Answered once every stanza before it was handed to the channel.
+    Flushed(oneshot::Sender<()>),
 }
 
 struct Shared {
@@ -438,10 +447,12 @@ impl Driver {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let requests = channel.subscribe(Arc::new(|iq| is_request_for(iq, "jingle", ns::JINGLE)));
+        let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
         let state = LoopState {
             endpoint: Endpoint::new(local, engine),
             sessions: HashMap::new(),
             offered_by: HashMap::new(),
+            outbox: outbox_tx,
         };
         tokio::spawn(engine_task(
             state,
@@ -450,6 +461,7 @@ impl Driver {
             jobs_rx,
             requests,
             incoming_tx,
+            outbox_rx,
         ));
         (
             Driver {
@@ -472,6 +484,23 @@ impl Driver {
             }))
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())
+    }
+
+    /// Returns once every stanza the engine produced so far (a session's
+    /// final `session-terminate`, the answer to the peer's) was handed to
+    /// the stanza channel, in order. Sessions end by handing their last
+    /// stanza to an outbox task and returning; call this before closing
+    /// the channel, whose close then writes what it was handed first
+    /// (e.g. [`XmppChannel::disconnect`](crate::xmpp::XmppChannel::disconnect)).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let done = self
+            .call(|st, _| {
+                let (tx, rx) = oneshot::channel();
+                let _ = st.outbox.send(Outgoing::Flushed(tx));
+                rx
+            })
+            .await?;
+        done.await.map_err(|_| closed())
     }
 
     /// Offers `app` to `peer` (XEP-0166 §6.2 with XEP-0391 §3): seals a fresh
@@ -1220,6 +1249,15 @@ impl Live {
             let _ = self.end(Reason::Success, None, closed()).await;
             return Ok(());
         }
+        if let Some(info) = info_app.on_sent(&info_ctx) {
+            // After the data (XEP-0234 allows a checksum there): the
+            // receiver holds its verdict until it arrives, briefly.
+            let sid = self.sid.clone();
+            let _ = self
+                .driver
+                .call(move |st, now| st.endpoint.session_info(&sid, Some(info), now))
+                .await;
+        }
         // The sender waits for the receiver's verdict, which the engine
         // bounds (`rules`: it ends the session with `timeout` without one).
         let (sid, within) = (self.sid.clone(), cfg.finish_timeout);
@@ -1390,11 +1428,11 @@ async fn engine_task(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     mut requests: mpsc::UnboundedReceiver<Element>,
     incoming: mpsc::UnboundedSender<Incoming>,
+    outbox_rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     // Dropped when the channel closes: the stream of incoming sessions ends.
     let mut incoming = Some(incoming);
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<Element>();
-    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel::<Element>();
     tokio::spawn(outbox_task(shared.channel.clone(), outbox_rx, answers_tx));
     loop {
         let deadline = st.endpoint.poll_timeout();
@@ -1430,7 +1468,7 @@ async fn engine_task(
             let mut busy = false;
             while let Some(stanza) = st.endpoint.poll_transmit() {
                 busy = true;
-                let _ = outbox_tx.send(stanza);
+                let _ = st.outbox.send(Outgoing::Stanza(stanza));
             }
             while let Some((from, why)) = st.endpoint.poll_refused() {
                 if let (Ok(peer), Some(hook)) = (from.parse::<FullJid>(), &shared.config.on_refused)
@@ -1554,15 +1592,22 @@ fn dispatch(
     }
 }
 
-/// Sends stanzas in order. An IQ request is polled once here (which sends
-/// it) and then awaits its answer on its own task, so a slow answer never
-/// holds up the next stanza.
+/// Sends stanzas in order. An IQ request is polled once here (which hands
+/// it to the channel) and then awaits its answer on its own task, so a slow
+/// answer never holds up the next stanza.
 async fn outbox_task(
     channel: Arc<dyn StanzaChannel>,
-    mut outbox: mpsc::UnboundedReceiver<Element>,
+    mut outbox: mpsc::UnboundedReceiver<Outgoing>,
     answers: mpsc::UnboundedSender<Element>,
 ) {
-    while let Some(stanza) = outbox.recv().await {
+    while let Some(out) = outbox.recv().await {
+        let stanza = match out {
+            Outgoing::Stanza(stanza) => stanza,
+            Outgoing::Flushed(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         if stanza.attr("type") != Some("set") {
             let _ = channel.send(stanza).await;
             continue;

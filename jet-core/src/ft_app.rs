@@ -39,7 +39,9 @@ use crate::ft::{
     parse_checksum, received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher,
     Range,
 };
-use crate::ft_fs::{free_name, partial_path, resumable_offset, IncomingFile, PartialInfo};
+use crate::ft_fs::{
+    free_name, partial_path, resumable_offset, IncomingFile, PartialInfo, RESUME_BY_DATE,
+};
 use crate::jingle::{Reason, Senders};
 use crate::ns;
 use crate::session::{AppContext, Application, Decision, Offer, SessionNotes};
@@ -63,6 +65,15 @@ pub struct LocalFile {
 impl LocalFile {
     /// Reads `path` once to hash it (SHA-256) and describes it.
     pub async fn describe(path: &Path) -> Result<Self, Error> {
+        let mut file = Self::stat(path).await?;
+        file.hash().await?;
+        Ok(file)
+    }
+
+    /// Describes `path` without reading it: no hash. A [`FileOffer`] of
+    /// it announces a SHA-256 `<checksum/>` (`<hash-used/>`), computes it
+    /// while it sends and sends it after the data.
+    pub async fn stat(path: &Path) -> Result<Self, Error> {
         let meta = tokio::fs::metadata(path).await?;
         if !meta.is_file() {
             return Err(Error::Application(format!(
@@ -74,7 +85,21 @@ impl LocalFile {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::Application(format!("{} has no usable name", path.display())))?;
-        let f = File::open(path).await?.into_std().await;
+        let mut desc = FileDesc::named(name, meta.len());
+        desc.media_type = Some("application/octet-stream".into());
+        desc.date = meta.modified().ok().map(xep0082);
+        // An empty <range/> says we support ranged transfers (resume).
+        desc.range = Some(Range::default());
+        Ok(LocalFile {
+            path: path.to_path_buf(),
+            desc,
+        })
+    }
+
+    /// Reads the file once to hash it (SHA-256) and adds the hash to its
+    /// description, whose size becomes what was read.
+    pub async fn hash(&mut self) -> Result<(), Error> {
+        let f = File::open(&self.path).await?.into_std().await;
         // Large reads and the hash on the blocking pool, not in tokio's
         // File (a pool round trip per read).
         let (hasher, size) = tokio::task::spawn_blocking(move || {
@@ -96,16 +121,9 @@ impl LocalFile {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        let mut desc = FileDesc::named(name, size);
-        desc.media_type = Some("application/octet-stream".into());
-        desc.date = meta.modified().ok().map(xep0082);
-        desc.hashes.push(hasher.finish());
-        // An empty <range/> says we support ranged transfers (resume).
-        desc.range = Some(Range::default());
-        Ok(LocalFile {
-            path: path.to_path_buf(),
-            desc,
-        })
+        self.desc.size = Some(size);
+        self.desc.hashes.push(hasher.finish());
+        Ok(())
     }
 }
 
@@ -142,15 +160,47 @@ fn session_len(description: &Element) -> Option<u64> {
     desc.size.map(|s| s.saturating_sub(offset))
 }
 
-/// Whether a description carries no SHA-256 or stronger hash: its sender
-/// (a deployed client) may send a checksum later, possibly over the
-/// ciphertext, which the driver then hashes as it arrives.
+/// Whether a description carries no SHA-256 or stronger hash and
+/// announces none (`<hash-used/>`): its sender (a deployed client) may
+/// send a checksum later, possibly over the ciphertext, which the driver
+/// then hashes as it arrives. A sender that announces a strong hash (jet
+/// hashing while it sends) promises a checksum of the file (XEP-0234).
 fn lacks_strong_hash(description: &Element) -> bool {
     FileDesc::from_description(description).is_ok_and(|d| {
         !d.hashes
             .iter()
             .any(|h| matches!(h.algorithm(), Some(HashAlgo::Sha256 | HashAlgo::Sha512)))
+            && !promises_strong_checksum(&d)
     })
+}
+
+/// Whether the offer announces a SHA-256 or stronger `<checksum/>` to come.
+fn promises_strong_checksum(desc: &FileDesc) -> bool {
+    desc.hash_used.iter().any(|a| {
+        matches!(
+            HashAlgo::from_name(a),
+            Some(HashAlgo::Sha256 | HashAlgo::Sha512)
+        )
+    })
+}
+
+/// What names the whole file for a resume: the offered hash; for an offer
+/// whose hash comes after the data (a strong `<hash-used/>`), its size
+/// (recorded beside) and date: a resumed file from such an offer is
+/// committed only if that checksum then matches the whole file.
+fn resume_key(desc: &FileDesc) -> Option<FileHash> {
+    if let Some(h) = desc.best_hash() {
+        return Some(h.clone());
+    }
+    match (&desc.date, promises_strong_checksum(desc)) {
+        (Some(date), true) if !date.is_empty() && !date.contains(char::is_whitespace) => {
+            Some(FileHash {
+                algo: RESUME_BY_DATE.into(),
+                value: date.clone(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The range the accepted description asks for (offset 0 when none).
@@ -168,8 +218,30 @@ pub async fn send_file(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
 ) -> Result<u64, Error> {
+    Ok(send_file_hashing(path, range, None, stream, progress)
+        .await?
+        .0)
+}
+
+/// [`send_file`], and with `whole` (the file's size when it was offered)
+/// the SHA-256 of those `whole` bytes of the file, computed on the thread
+/// that reads it: the range sent, and before and after it what the range
+/// leaves out (read for the hash only).
+async fn send_file_hashing(
+    path: &Path,
+    range: Range,
+    whole: Option<u64>,
+    stream: &mut BoxedStream,
+    progress: Option<&ProgressFn>,
+) -> Result<(u64, Option<FileHash>), Error> {
     let f = File::open(path).await?;
     let size = f.metadata().await?.len();
+    if whole.is_some_and(|w| w != size) {
+        return Err(Error::Application(format!(
+            "{} changed size since it was offered",
+            path.display()
+        )));
+    }
     if range.offset > size {
         return Err(Error::Application(format!(
             "the peer asked for offset {} of a {size}-byte file",
@@ -180,7 +252,13 @@ pub async fn send_file(
         .length
         .unwrap_or(size - range.offset)
         .min(size - range.offset);
-    let mut source = read_ahead(f.into_std().await, path, range.offset, total)?;
+    let mut source = read_ahead(
+        f.into_std().await,
+        path,
+        range.offset,
+        total,
+        whole.map(|_| size),
+    )?;
     let mut done = 0u64;
     while done < total {
         let buf = match source.data.recv().await {
@@ -195,8 +273,17 @@ pub async fn send_file(
             p(done, Some(total));
         }
     }
+    // The hash is ready once the reader read past the range (at once
+    // without one): before the tag goes out, so that the checksum can
+    // follow the data closely.
+    let hash = match source.hash.take() {
+        Some(rx) => Some(rx.await.map_err(|_| {
+            Error::Application("the file-reading thread stopped before the hash".into())
+        })??),
+        None => None,
+    };
     stream.shutdown().await.map_err(stream_error)?;
-    Ok(done)
+    Ok((done, hash))
 }
 
 /// Size of the buffers the file source reads.
@@ -211,21 +298,47 @@ struct ReadAhead {
     data: tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>,
     /// Buffers given back for reuse.
     free: std::sync::mpsc::Sender<Vec<u8>>,
+    /// The file's hash, when asked for.
+    hash: Option<tokio::sync::oneshot::Receiver<Result<FileHash, Error>>>,
 }
 
 /// Reads `total` bytes of `f` from `offset` on a dedicated thread, in large
 /// reads, up to [`SOURCE_DEPTH`] buffers ahead of the consumer, so the
 /// socket task never waits for the disk nor for tokio's blocking pool. The
 /// thread ends at the end, on an error (sent), or when the consumer goes.
-fn read_ahead(f: std::fs::File, path: &Path, offset: u64, total: u64) -> Result<ReadAhead, Error> {
+/// With `hash_len`, it also hashes (SHA-256) the first `hash_len` bytes of
+/// the file: what precedes `offset` first, then the data as it reads it,
+/// then the rest.
+fn read_ahead(
+    f: std::fs::File,
+    path: &Path,
+    offset: u64,
+    total: u64,
+    hash_len: Option<u64>,
+) -> Result<ReadAhead, Error> {
     let (tx, data) = tokio::sync::mpsc::channel(SOURCE_DEPTH);
     let (free, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (hash_tx, hash_rx) = match hash_len {
+        Some(_) => {
+            let (t, r) = tokio::sync::oneshot::channel();
+            (Some(t), Some(r))
+        }
+        None => (None, None),
+    };
     let shown = path.display().to_string();
     std::thread::Builder::new()
         .name("jet-file-source".into())
         .spawn(move || {
             use std::io::{Read, Seek};
             let mut f = f;
+            let mut hasher = hash_len.map(|_| Hasher::new(HashAlgo::Sha256));
+            if let Some(h) = hasher.as_mut() {
+                // Resuming: what the receiver has is part of the hash.
+                if let Err(e) = hash_part(&mut f, h, 0, offset) {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
             if let Err(e) = f.seek(std::io::SeekFrom::Start(offset)) {
                 let _ = tx.blocking_send(Err(Error::Io(e)));
                 return;
@@ -254,12 +367,54 @@ fn read_ahead(f: std::fs::File, path: &Path, offset: u64, total: u64) -> Result<
                 }
                 buf.truncate(got);
                 left -= got as u64;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&buf);
+                }
                 if tx.blocking_send(Ok(buf)).is_err() {
                     return;
                 }
             }
+            if let (Some(mut h), Some(len), Some(hash_tx)) = (hasher, hash_len, hash_tx) {
+                let end = offset + total;
+                let r =
+                    hash_part(&mut f, &mut h, end, len.saturating_sub(end)).map(|()| h.finish());
+                let _ = hash_tx.send(r);
+            }
         })?;
-    Ok(ReadAhead { data, free })
+    Ok(ReadAhead {
+        data,
+        free,
+        hash: hash_rx,
+    })
+}
+
+/// Hashes `len` bytes of `f` from `from` (for the part of a file's hash
+/// that is not sent).
+fn hash_part(f: &mut std::fs::File, h: &mut Hasher, from: u64, len: u64) -> Result<(), Error> {
+    use std::io::{Read, Seek};
+    if len == 0 {
+        return Ok(());
+    }
+    f.seek(std::io::SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; SOURCE_BUF];
+    let mut left = len;
+    while left > 0 {
+        let want = (left as usize).min(SOURCE_BUF);
+        match f.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(Error::Application(
+                    "the file shrank while being sent".into(),
+                ))
+            }
+            Ok(n) => {
+                h.update(&buf[..n]);
+                left -= n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// A write or read error of the JET stream: cipher failures come wrapped in
@@ -338,7 +493,8 @@ async fn receive_file_within(
         .as_ref()
         .and_then(FileHash::algorithm)
         .unwrap_or(HashAlgo::Sha256);
-    let info = PartialInfo::of(desc, framing);
+    let mut info = PartialInfo::of(desc, framing);
+    info.hash = resume_key(desc);
     let mut file = IncomingFile::create(dir, name, algo, resume || offset > 0, info).await?;
     if let Some(base) = rename_base {
         file.rename_if_taken(base);
@@ -429,8 +585,16 @@ async fn receive_file_within(
         // sender announced one with <hash-used/>: wait for it, briefly.
         if !hash_checked && !desc.hash_used.is_empty() {
             let until = tokio::time::Instant::now() + CHECKSUM_WAIT;
-            while checksums(notes).is_empty() && tokio::time::Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            loop {
+                let added = notes.info_added();
+                let mut added = std::pin::pin!(added);
+                added.as_mut().enable();
+                if !checksums(notes).is_empty() {
+                    break;
+                }
+                if tokio::time::timeout_at(until, added).await.is_err() {
+                    break;
+                }
             }
         }
         match check_checksums(&checksums(notes), &hash, notes, &mut unchecked) {
@@ -440,6 +604,17 @@ async fn receive_file_within(
                 return Err(e);
             }
         }
+    }
+    if offset > 0 && expected.is_none() && !hash_checked {
+        // Resumed on the offer's date and size alone: only the whole
+        // file's checksum says the earlier part belongs to this file. The
+        // bytes stay (all authenticated) for another try.
+        file.abandon(Some(offset + done)).await?;
+        return Err(Error::Application(
+            "resumed without a hash in the offer, and the sender's checksum of the whole file \
+             did not come: the file was not kept under its name"
+                .into(),
+        ));
     }
     let path = file.commit(expected.as_ref()).await?;
     Ok(ReceivedFile {
@@ -507,10 +682,19 @@ fn check_checksums(
 }
 
 /// Initiator sending one file (senders = initiator).
+///
+/// A file described with its hash ([`LocalFile::describe`]) is offered
+/// with it. One described without ([`LocalFile::stat`]) is offered with
+/// `<hash-used algo='sha-256'/>`: its SHA-256 is computed while the file
+/// is sent, on the thread that reads it, and goes to the receiver as a
+/// `<checksum/>` in `session-info` after the data (XEP-0234 §8), so that
+/// the data starts without reading the whole file first.
 pub struct FileOffer {
     file: LocalFile,
     progress: Option<ProgressFn>,
     sent: Mutex<Option<u64>>,
+    /// The hash computed while sending (offers without one).
+    computed: Mutex<Option<FileHash>>,
 }
 
 impl FileOffer {
@@ -520,12 +704,28 @@ impl FileOffer {
             file,
             progress,
             sent: Mutex::new(None),
+            computed: Mutex::new(None),
         }
     }
 
     /// Bytes sent in the finished session, if it ran.
     pub fn sent(&self) -> Option<u64> {
         *self.sent.lock().unwrap()
+    }
+
+    /// The file's SHA-256 (or the offered hash): from the description, or
+    /// computed while sending once the session sent the data.
+    pub fn hash(&self) -> Option<FileHash> {
+        self.file
+            .desc
+            .best_hash()
+            .cloned()
+            .or_else(|| self.computed.lock().unwrap().clone())
+    }
+
+    /// Whether the hash is computed while sending (none in the offer).
+    fn hashes_while_sending(&self) -> bool {
+        self.file.desc.best_hash().is_none()
     }
 }
 
@@ -536,8 +736,12 @@ impl Application for FileOffer {
     }
 
     fn offer(&self) -> Result<Offer, Error> {
+        let mut desc = self.file.desc.clone();
+        if self.hashes_while_sending() && desc.hash_used.is_empty() {
+            desc.hash_used.push(HashAlgo::Sha256.name().to_string());
+        }
         Ok(Offer {
-            description: self.file.desc.to_description(),
+            description: desc.to_description(),
             senders: Senders::Initiator,
         })
     }
@@ -551,9 +755,37 @@ impl Application for FileOffer {
 
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         let range = accepted_range(&ctx.description)?;
-        let n = send_file(&self.file.path, range, &mut stream, self.progress.as_ref()).await?;
+        let whole = if self.hashes_while_sending() {
+            // The size offered: the checksum covers exactly that.
+            Some(self.file.desc.size.unwrap_or(0))
+        } else {
+            None
+        };
+        let (n, hash) = send_file_hashing(
+            &self.file.path,
+            range,
+            whole,
+            &mut stream,
+            self.progress.as_ref(),
+        )
+        .await?;
         *self.sent.lock().unwrap() = Some(n);
+        if let Some(h) = hash {
+            *self.computed.lock().unwrap() = Some(h);
+        }
         Ok(())
+    }
+
+    fn on_sent(&self, ctx: &AppContext) -> Option<Element> {
+        if !self.hashes_while_sending() {
+            return None;
+        }
+        let hash = self.computed.lock().unwrap().clone()?;
+        Some(crate::ft::checksum_element(
+            "initiator",
+            &ctx.content,
+            &hash,
+        ))
     }
 }
 
@@ -701,7 +933,8 @@ impl Application for FileReceiver {
                 }
                 // Only what the partial file's record says is authenticated,
                 // for this very file (see `ft_fs`).
-                let have = resumable_offset(&self.dir, &local, desc.size, desc.best_hash());
+                let key = resume_key(&desc);
+                let have = resumable_offset(&self.dir, &local, desc.size, key.as_ref());
                 let ranged = desc.range.is_some();
                 if self.policy.resume && ranged && have > 0 && desc.size.is_some_and(|s| have <= s)
                 {
@@ -1228,6 +1461,77 @@ mod tests {
         }
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    /// Runs `offer` against `recv` over a pipe; the sender's `on_sent`
+    /// payload (or `replace`, if given) reaches the receiver's notes after
+    /// the data, as a session-info does.
+    async fn offer_with_late_checksum(
+        offer: &FileOffer,
+        recv: &FileReceiver,
+        replace: Option<Element>,
+    ) -> (Result<(), Error>, Result<(), Error>) {
+        let o = offer.offer().unwrap();
+        let answer = accept(recv.decide(&o.description, o.senders.clone()));
+        let sender_ctx = ctx(Role::Initiator, answer.clone(), None);
+        let receiver_ctx = ctx(Role::Responder, answer, None);
+        let notes = receiver_ctx.notes.clone();
+        let (a, b) = tokio::io::duplex(4096);
+        tokio::join!(
+            async {
+                let r = offer.run(sender_ctx.clone(), Box::new(a)).await;
+                if let Some(info) = replace.or_else(|| offer.on_sent(&sender_ctx)) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    notes.add_info(info);
+                }
+                r
+            },
+            recv.run(receiver_ctx, Box::new(b)),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_hash_computed_while_sending_follows_the_data() {
+        let src = tmpdir("src-late");
+        let dst = tmpdir("dst-late");
+        let bytes = data(3_000_017);
+        std::fs::write(src.join("late.bin"), &bytes).unwrap();
+        let local = LocalFile::stat(&src.join("late.bin")).await.unwrap();
+        assert!(local.desc.hashes.is_empty(), "stat reads nothing");
+        let offer = FileOffer::new(local.clone(), None);
+        let o = offer.offer().unwrap();
+        let desc = FileDesc::from_description(&o.description).unwrap();
+        assert!(desc.hashes.is_empty());
+        assert_eq!(desc.hash_used, ["sha-256"]);
+        // No ciphertext hashing for such an offer: the checksum is the file's.
+        assert!(!lacks_strong_hash(&o.description));
+        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None);
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, None).await;
+        ra.unwrap();
+        rb.unwrap();
+        let want = FileHash::of(HashAlgo::Sha256, &bytes);
+        assert_eq!(offer.hash(), Some(want.clone()));
+        let got = recv.received();
+        assert!(got[0].hash_checked, "the late checksum was compared");
+        assert!(got[0].hash.matches(&want));
+        assert_eq!(std::fs::read(dst.join("late.bin")).unwrap(), bytes);
+
+        // A checksum that does not match: nothing under the final name.
+        let dst2 = tmpdir("dst-late-bad");
+        let recv = FileReceiver::new(dst2.clone(), ReceivePolicy::default(), None);
+        let offer = FileOffer::new(local, None);
+        let wrong = crate::ft::checksum_element(
+            "initiator",
+            "c",
+            &FileHash::of(HashAlgo::Sha256, b"another file"),
+        );
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, Some(wrong)).await;
+        ra.unwrap();
+        assert!(rb.is_err(), "a mismatching checksum refuses the file");
+        assert!(!dst2.join("late.bin").exists());
+        for d in [src, dst, dst2] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 
     #[tokio::test]

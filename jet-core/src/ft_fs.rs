@@ -85,6 +85,12 @@ fn state_tmp_path(state: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The "algorithm" of a partial file's key when the offer had no hash but
+/// announced a checksum after the data: the value is the offer's date
+/// (`ft_app`). Never a real hash; it matches only the same key, and such a
+/// resumed file is kept only if that checksum then matches the whole file.
+pub(crate) const RESUME_BY_DATE: &str = "x-jet-date-checksum-to-come";
+
 /// What a partial file is part of, and how this session's stream is
 /// authenticated: what its record says, and what a resume must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -204,7 +210,9 @@ impl State {
     fn resumable(&self, len: u64, size: Option<u64>, hash: Option<&FileHash>) -> u64 {
         let n = self.authenticated;
         let same_file = match (&self.info.hash, hash) {
-            (Some(ours), Some(theirs)) => ours.matches(theirs),
+            (Some(ours), Some(theirs)) => {
+                ours.matches(theirs) || (ours.algo == RESUME_BY_DATE && ours == theirs)
+            }
             _ => false,
         };
         let size_ok = match (self.info.size, size) {

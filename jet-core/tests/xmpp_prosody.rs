@@ -662,3 +662,54 @@ async fn pre_approved_subscription_works_while_the_contact_is_offline() {
     })
     .await;
 }
+
+/// `disconnect` writes every stanza handed to the channel before it (in
+/// order), then closes: a caller can queue its last stanzas and close at
+/// once, without sleeping. Each send is polled once (which hands it over,
+/// as the driver's outbox does) and dropped, then the channel closes.
+#[tokio::test]
+async fn disconnect_writes_what_was_handed_over_first() {
+    use jet_core::xml::BuilderExt;
+    let Some(srv) = server() else { return };
+    bounded(async {
+        let romeo = srv.connect("user6").await;
+        let juliet = srv.connect("user7").await;
+        let mut inbox = juliet.other_stanzas();
+        let to = juliet.local_jid().to_string();
+        let count = 50;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for i in 0..count {
+            let msg = Element::builder("message", ns::JABBER_CLIENT)
+                .a("to", to.as_str())
+                .a("type", "chat")
+                .append(
+                    Element::builder("body", ns::JABBER_CLIENT)
+                        .append(format!("line {i}"))
+                        .build(),
+                )
+                .build();
+            let mut send = std::pin::pin!(romeo.send(msg));
+            assert!(
+                send.as_mut().poll(&mut cx).is_pending(),
+                "a send waits for its write"
+            );
+        }
+        romeo.disconnect().await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < count {
+            let el = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", got.len()))
+                .expect("juliet's channel is open");
+            if el.name() == "message" {
+                if let Some(body) = el.get_child("body", ns::JABBER_CLIENT) {
+                    got.push(body.text());
+                }
+            }
+        }
+        let want: Vec<String> = (0..count).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want, "every message, in order");
+        juliet.disconnect().await.unwrap();
+    })
+    .await;
+}

@@ -31,6 +31,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::account::{self, Account, AccountArgs};
 use crate::cmd::summary::{transport_name, Summary, Used};
 use crate::progress::Progress;
+use crate::timing;
 
 /// Test hook: cut every transport stream after this many bytes written
 /// (simulates a broken connection; used by the resume tests).
@@ -339,9 +340,13 @@ impl Events {
         let last = Mutex::new(Instant::now() - Duration::from_secs(1));
         let started = Instant::now();
         let first = std::sync::atomic::AtomicBool::new(true);
+        let first_json = std::sync::atomic::AtomicBool::new(true);
         let cb: ProgressFn = Arc::new(move |done, t| {
             bar_cb(done, t);
-            if json && done > 0 && first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            if done > 0 && first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                timing::first_byte();
+            }
+            if json && done > 0 && first_json.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 println!(
                     "{}",
@@ -456,17 +461,21 @@ async fn connect_with_envelopes(
     let suites: Vec<_> = registry.iter().collect();
     let features: Vec<&str> = which.iter().map(|e| e.disco_feature()).collect();
     let features = account::our_features(&suites, &features, acc.transport);
+    let login = timing::Phase::start(acc.args.json, "login");
     let ch = account::connect(acc, features).await?;
-    let mut envelopes = Vec::new();
+    login.end();
+    let keys = timing::Phase::start(acc.args.json, "keys");
+    let mut envelopes: Vec<Arc<dyn EnvelopeBackend>> = Vec::new();
     for &e in which {
         match acc.envelope_backend_of(&ch, e).await {
-            Ok(envelope) => envelopes.push(envelope),
+            Ok(envelope) => envelopes.push(Arc::new(timing::TimedEnvelope(envelope))),
             Err(e) => {
                 let _ = ch.disconnect().await;
                 return Err(e);
             }
         }
     }
+    keys.end();
     Ok((ch, envelopes))
 }
 
@@ -549,6 +558,9 @@ struct Initiator {
     cipher_name: &'static str,
     /// The peer is Libervia (its quirks apply).
     libervia: bool,
+    /// The peer is a jet (its disco identity): it takes the file's hash as
+    /// a checksum after the data.
+    jet_peer: bool,
     /// The transports both sides support, in our order.
     transports: Vec<String>,
 }
@@ -585,15 +597,18 @@ async fn initiator(
 ) -> Result<Initiator> {
     let (ch, envelope) = connect_with_envelope(acc).await?;
     let result = async {
+        let disco_phase = timing::Phase::start(acc.args.json, "disco");
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
+        disco_phase.end();
         check_peer_envelope(&peer, &disco.features, acc.envelope)?;
         let registry = CipherRegistry::default();
         let ours = JetConfig::new(registry.iter().collect(), vec![envelope.clone()]);
         let choice = account::choose(&peer, &disco.features, &ours, &registry, cipher)?;
         let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
         let libervia = account::is_libervia(&disco);
+        let jet_peer = account::is_jet(&disco);
         if libervia {
             acc.libervia_compat(&peer);
         }
@@ -607,17 +622,19 @@ async fn initiator(
             wire_urn,
             choice.suite.name(),
             libervia,
+            jet_peer,
             transports,
         ))
     }
     .await;
     match result {
-        Ok((peer, jet, wire_urn, cipher_name, libervia, transports)) => Ok(Initiator {
+        Ok((peer, jet, wire_urn, cipher_name, libervia, jet_peer, transports)) => Ok(Initiator {
             node: start_driver(acc, ch, jet, config)?,
             peer,
             wire_urn,
             cipher_name,
             libervia,
+            jet_peer,
             transports,
         }),
         Err(e) => {
@@ -687,7 +704,18 @@ fn session_error(peer: &FullJid, e: jet_core::Error, ch: &XmppChannel) -> anyhow
 /// Reads and hashes a file to offer; a failure is one line that names the
 /// file once (not the I/O error twice through its source chain).
 async fn describe(f: &std::path::Path) -> Result<LocalFile> {
-    LocalFile::describe(f).await.map_err(|e| match e {
+    LocalFile::describe(f).await.map_err(|e| file_error(f, e))
+}
+
+/// Describes a file to offer without reading it (its hash is computed
+/// while it is sent, or by [`LocalFile::hash`] for a peer that needs it
+/// in the offer).
+async fn stat(f: &std::path::Path) -> Result<LocalFile> {
+    LocalFile::stat(f).await.map_err(|e| file_error(f, e))
+}
+
+fn file_error(f: &std::path::Path, e: jet_core::Error) -> anyhow::Error {
+    match e {
         jet_core::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::NotFound => anyhow!("{}: no such file", f.display()),
             std::io::ErrorKind::PermissionDenied => {
@@ -697,7 +725,7 @@ async fn describe(f: &std::path::Path) -> Result<LocalFile> {
         },
         jet_core::Error::Application(text) => anyhow!("{text}"),
         e => anyhow!("cannot read {}: {e}", f.display()),
-    })
+    }
 }
 
 /// `jet send`.
@@ -711,10 +739,10 @@ async fn send_inner(args: SendArgs) -> Result<()> {
     let events = Events {
         json: acc.args.json,
     };
-    // Read the files before connecting: a typo fails fast.
+    // Look at the files before connecting: a typo fails fast.
     let mut files = Vec::new();
     for f in &args.files {
-        files.push(describe(f).await?);
+        files.push(stat(f).await?);
     }
     let cipher = args.cipher.clone().or(acc.file.cipher.clone());
     let signal = interrupted()?;
@@ -724,6 +752,18 @@ async fn send_inner(args: SendArgs) -> Result<()> {
     };
     let init = initiator(&acc, &args.to, cipher.as_deref(), config).await?;
     let peer = init.peer.clone();
+    if !init.jet_peer {
+        // Another client may need the hash in the offer (Libervia checks
+        // it; jet sends it after the data, as a checksum, to a jet).
+        let phase = timing::Phase::start(acc.args.json, "hash");
+        for (local, path) in files.iter_mut().zip(&args.files) {
+            if let Err(e) = local.hash().await {
+                let _ = init.node.ch.disconnect().await;
+                return Err(file_error(path, e));
+            }
+        }
+        phase.end();
+    }
     if !acc.args.json {
         let transports: Vec<&str> = init.transports.iter().map(|t| transport_name(t)).collect();
         eprintln!(
@@ -749,12 +789,17 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             }
             let offer = Arc::new(FileOffer::new(offered, Some(cb)));
             let started = Instant::now();
+            let clock = timing::SessionClock::start(events.json);
             let r = init.initiate(offer.clone()).await;
+            clock.end();
             bar.finish();
-            match r {
-                Ok(()) => events.done(
+            // The file's own hash (not Libervia's form of it), from the
+            // offer or computed while sending.
+            let hash = local.desc.best_hash().cloned().or_else(|| offer.hash());
+            match (r, hash) {
+                (Ok(()), Some(hash)) => events.done(
                     &local.path.display().to_string(),
-                    &local.desc.hashes[0],
+                    &hash,
                     None,
                     &Summary {
                         size,
@@ -764,7 +809,11 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                         cipher: init.short_cipher(),
                     },
                 ),
-                Err(e) => {
+                (Ok(()), None) => {
+                    result = Err(anyhow!("{name} was sent, but its hash is unknown"));
+                    break;
+                }
+                (Err(e), _) => {
                     result = Err(session_error(&peer, e, &init.node.ch));
                     break;
                 }
@@ -773,7 +822,9 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         result
     };
     let result = interruptible(signal, sessions).await;
-    account::settle_and_disconnect(&init.node.ch).await;
+    let close = timing::Phase::start(acc.args.json, "close");
+    account::settle_and_disconnect(&init.node.driver, &init.node.ch).await;
+    close.end();
     result
 }
 
@@ -1084,7 +1135,9 @@ async fn serve_loop<A: Application + 'static>(
             .and_then(|n| jet_core::ft::sanitize_file_name(&n).ok());
         let cipher = offered_cipher(&inc);
         let started = Instant::now();
+        let clock = timing::SessionClock::start(events.json);
         let r = inc.accept(app.clone()).await;
+        clock.end();
         if let Some(b) = bar {
             b.finish();
         }
@@ -1233,7 +1286,9 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         },
     );
     let r = interruptible(signal, work).await;
-    account::settle_and_disconnect(&node.ch).await;
+    let close = timing::Phase::start(acc.args.json, "close");
+    account::settle_and_disconnect(&node.driver, &node.ch).await;
+    close.end();
     r
 }
 
@@ -1287,7 +1342,9 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         },
     );
     let r = interruptible(signal, work).await;
-    account::settle_and_disconnect(&node.ch).await;
+    let close = timing::Phase::start(acc.args.json, "close");
+    account::settle_and_disconnect(&node.driver, &node.ch).await;
+    close.end();
     r
 }
 
@@ -1338,7 +1395,9 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     })
     .await;
     bar.finish();
-    account::settle_and_disconnect(&init.node.ch).await;
+    let close = timing::Phase::start(acc.args.json, "close");
+    account::settle_and_disconnect(&init.node.driver, &init.node.ch).await;
+    close.end();
     r?;
     let got = req
         .received()

@@ -1017,3 +1017,93 @@ async fn a_sender_without_the_receivers_verdict_ends_with_timeout() {
         .unwrap();
     assert!(j.is_err(), "{j:?}");
 }
+
+/// A stanza channel whose `send` takes a while, as over a slow connection
+/// (its `request` hands the stanza over at once, as `XmppChannel`'s does).
+struct SlowSend {
+    inner: Arc<dyn StanzaChannel>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl StanzaChannel for SlowSend {
+    fn local_jid(&self) -> FullJid {
+        self.inner.local_jid()
+    }
+    async fn request(&self, iq: Element) -> Result<Element, ChannelError> {
+        self.inner.request(iq).await
+    }
+    async fn send(&self, stanza: Element) -> Result<(), ChannelError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.send(stanza).await
+    }
+    fn subscribe(&self, filter: crate::channel::IqFilter) -> mpsc::UnboundedReceiver<Element> {
+        self.inner.subscribe(filter)
+    }
+}
+
+/// A session ends by handing its last stanza (here the sender's answer to
+/// the receiver's session-terminate) to the outbox; `flush` returns only
+/// once the channel took it, so closing the channel after it loses nothing.
+#[tokio::test]
+async fn flush_waits_for_the_last_stanzas() {
+    let router = MemoryRouter::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    router.set_tap(Arc::new(move |_, st| l.lock().unwrap().push(st.clone())));
+    let pipe: Arc<dyn TransportAdapter> = Arc::new(PipeAdapter::default());
+    let config = DriverConfig {
+        establish_timeout: Duration::from_secs(5),
+        finish_timeout: Duration::from_secs(10),
+        ..DriverConfig::default()
+    };
+    let slow = Arc::new(SlowSend {
+        inner: router.connect(romeo()),
+        delay: Duration::from_millis(300),
+    });
+    let (romeo_driver, _romeo_incoming) =
+        Driver::start(slow, jet(&romeo()), vec![pipe.clone()], config.clone());
+    let (_juliet_driver, mut juliet_incoming) =
+        Driver::start(router.connect(juliet()), jet(&juliet()), vec![pipe], config);
+    let (app, received) = sink(b"the last word");
+    let app2 = app.clone();
+    let juliet_side = tokio::spawn(async move {
+        let inc = juliet_incoming.recv().await.expect("an incoming session");
+        inc.accept(app2).await
+    });
+    let both = async {
+        let r = romeo_driver.initiate(juliet(), app).await;
+        (r, juliet_side.await.unwrap())
+    };
+    let (r, j) = tokio::time::timeout(Duration::from_secs(30), both)
+        .await
+        .expect("the session must end by itself");
+    r.unwrap();
+    j.unwrap();
+    assert_eq!(
+        received.lock().unwrap().as_deref(),
+        Some(&b"the last word"[..])
+    );
+    tokio::time::timeout(Duration::from_secs(5), romeo_driver.flush())
+        .await
+        .expect("flush is bounded")
+        .unwrap();
+    // Juliet's session-terminate, and Romeo's answer to it in the log.
+    let log = log.lock().unwrap();
+    let terminate_id = log
+        .iter()
+        .filter(|s| s.attr("from") == Some(juliet().to_string().as_str()))
+        .find(|s| {
+            s.get_child("jingle", ns::JINGLE)
+                .is_some_and(|j| j.attr("action") == Some("session-terminate"))
+        })
+        .and_then(|s| s.attr("id").map(str::to_string))
+        .expect("Juliet ended the session");
+    assert!(
+        log.iter()
+            .any(|s| s.attr("from") == Some(romeo().to_string().as_str())
+                && s.attr("type") == Some("result")
+                && s.attr("id") == Some(terminate_id.as_str())),
+        "Romeo's answer to the session-terminate must be handed over when flush returns"
+    );
+}

@@ -74,6 +74,8 @@ pub struct AppContext {
 pub struct SessionNotes {
     infos: Mutex<Vec<Element>>,
     wire: Mutex<Option<[Hasher; 2]>>,
+    /// Woken when a payload is recorded.
+    added: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for SessionNotes {
@@ -90,6 +92,15 @@ impl SessionNotes {
         if let Ok(mut i) = self.infos.lock() {
             i.push(payload);
         }
+        self.added.notify_waiters();
+    }
+
+    /// Completes at the next [`add_info`](Self::add_info) after the
+    /// future is enabled (`Notified::enable`) or first polled: enable it,
+    /// then look at [`infos`](Self::infos), then await it, and no payload
+    /// is missed.
+    pub fn info_added(&self) -> tokio::sync::futures::Notified<'_> {
+        self.added.notified()
     }
 
     /// The `session-info` payloads so far, oldest first.
@@ -166,6 +177,14 @@ pub trait Application: Send + Sync {
     /// in and authenticated, just before it ends the session with `success`
     /// (XEP-0234 `<received/>`). Default: none.
     fn on_received(&self, _ctx: &AppContext) -> Option<Element> {
+        None
+    }
+
+    /// The `session-info` payload the sending side sends once
+    /// [`run`](Self::run) wrote all its data, before it waits for the
+    /// receiver's verdict (XEP-0234 `<checksum/>` of a file hashed while
+    /// it was sent). Default: none.
+    fn on_sent(&self, _ctx: &AppContext) -> Option<Element> {
         None
     }
 }

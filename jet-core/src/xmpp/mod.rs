@@ -321,8 +321,13 @@ impl XmppChannel {
     }
 
     /// Ends the session cleanly: unavailable presence, stream footer, TLS
-    /// close, and waits (bounded) for the connection task. Pending requests
-    /// fail with [`ChannelError::Closed`]. Calling it again is harmless.
+    /// close, and waits (bounded) for the connection task. Every stanza
+    /// handed to the channel before (a [`send`](StanzaChannel::send) or
+    /// [`request`](StanzaChannel::request) polled once) is written first,
+    /// in order, so a caller closes right after its last stanzas, without
+    /// sleeping (with a [`Driver`](crate::driver::Driver): after its
+    /// `flush`). Pending requests fail with [`ChannelError::Closed`].
+    /// Calling it again is harmless.
     pub async fn disconnect(&self) -> Result<(), XmppError> {
         let (done_tx, done_rx) = oneshot::channel();
         if self.commands.send(Command::Close(done_tx)).is_ok() {
