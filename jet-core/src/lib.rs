@@ -64,33 +64,52 @@
 //! [XEP-0391]: https://xmpp.org/extensions/xep-0391.html
 #![warn(missing_docs)]
 
+// Without features: the words, the secret, the cipher traits, the stream
+// layer and the errors. Feature `xml`: everything that reads or writes XML.
+#[cfg(feature = "xml")]
 pub mod channel;
 pub mod cipher;
 #[cfg(feature = "tokio")]
 pub mod driver;
+#[cfg(feature = "xml")]
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "xml")]
 pub mod ft;
 #[cfg(feature = "tokio")]
 pub mod ft_app;
 #[cfg(feature = "tokio")]
 pub mod ft_fs;
+#[cfg(feature = "xml")]
 pub mod jingle;
 pub mod layer;
+#[cfg(feature = "xml")]
 pub mod memory;
 pub mod ns;
+#[cfg(feature = "xml")]
 pub mod replay;
 pub mod secret;
+#[cfg(feature = "xml")]
 pub mod security;
+#[cfg(feature = "xml")]
 pub mod session;
 pub mod transport;
+pub mod vocab;
+#[cfg(feature = "xml")]
 pub mod xml;
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
 
 pub use error::{Error, JingleReason};
+/// The JID types (jid 0.12, the crate xmpp-parsers 0.23 uses), re-exported so
+/// users need not depend on it.
+#[cfg(feature = "xml")]
+pub use jid;
+/// minidom 0.19 (the one xmpp-parsers 0.23 uses), re-exported so users need
+/// not depend on it.
+#[cfg(feature = "xml")]
+pub use minidom;
 pub use secret::TransportSecret;
-/// Re-exported so users need not depend on xmpp-parsers for the basic types.
+/// Re-exported for users of [`jingle::split_jingle`] and the XMPP binding.
+#[cfg(feature = "xmpp-parsers")]
 pub use xmpp_parsers;
-pub use xmpp_parsers::jid;
-pub use xmpp_parsers::minidom;
