@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use jet_ciphers::CipherRegistry;
 use jet_core::channel::StanzaChannel;
 use jet_core::driver::{Driver, DriverConfig, Incoming};
 use jet_core::envelope::EnvelopeBackend;
@@ -417,7 +416,7 @@ struct Node {
 async fn connect_with_envelope(
     acc: &Account,
 ) -> Result<(Arc<XmppChannel>, Arc<dyn EnvelopeBackend>)> {
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let suites: Vec<_> = registry.iter().collect();
     let features = account::our_features(&suites, &[acc.envelope.disco_feature()], acc.transport);
     let ch = account::connect(acc, features).await?;
@@ -514,7 +513,7 @@ async fn initiator(
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
-        let registry = CipherRegistry::default();
+        let registry = crate::backends::registry();
         let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
         let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
         let libervia = account::is_libervia(&disco);
@@ -578,7 +577,7 @@ async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result
             ),
         );
     }
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let mut jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
     jet.used_secrets = match acc.used_secrets() {
         Ok(r) => Some(r),
@@ -1225,7 +1224,7 @@ async fn disco_inner(args: DiscoArgs) -> Result<()> {
         Some(e) => vec![e.disco_feature()],
         None => Vec::new(),
     };
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let ch = account::connect(
         &acc,
         account::our_features(
