@@ -27,7 +27,8 @@
 //!
 //! Each chunk is one one-shot AES-256-GCM seal or open, so any AEAD library
 //! can do the work. [`ChunkBackend`] lists them: RustCrypto's `aes-gcm`
-//! (always built) and, with the cargo feature `ring` (on by default), ring's
+//! (always built) and, with the cargo feature `ring` (off by default in the
+//! library, on in jet-cli and the benches), ring's
 //! assembly AES-GCM, several times faster on x86-64 and ARMv8. The backend
 //! is a value: [`AES_256_GCM_CHUNKED`] uses the best for this CPU
 //! ([`ChunkBackend::best`]: ring when it is built in and the CPU has AES
