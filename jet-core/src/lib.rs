@@ -38,6 +38,16 @@
 //! JET never falls back to plaintext: every failure here is an error that
 //! ends the session.
 //!
+//! ## Features
+//!
+//! None by default (13 crates): [`ns`], [`TransportSecret`], the cipher
+//! traits, [`layer`], the Jingle words ([`vocab`]) and the errors: enough
+//! for a cipher crate. `xml` (minidom + jid) adds the elements, the other
+//! traits, the session engine, `replay`, `ft` and `memory`; `xmpp-parsers`
+//! adds `jingle::split_jingle`/`join_jingle`; `tokio` (implies `xml`) the
+//! driver, file I/O and the layer's pipelining; `tokio-xmpp` (implies both)
+//! the XMPP binding.
+//!
 //! ```
 //! use jet_core::jingle::JingleMessage;
 //! use jet_core::{ns, Error};
