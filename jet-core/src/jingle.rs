@@ -620,6 +620,20 @@ mod tests {
     }
 
     #[test]
+    fn content_attributes_as_xmpp_parsers_wrote_them() {
+        let both = ContentParts::new(Creator::Initiator, "c").to_element();
+        assert_eq!(both.attr("creator"), Some("initiator"));
+        assert_eq!(both.attr("senders"), None, "senders='both' is left out");
+        let one = ContentParts::new(Creator::Responder, "c")
+            .with_senders(Senders::Initiator)
+            .to_element();
+        assert_eq!(one.attr("creator"), Some("responder"));
+        assert_eq!(one.attr("senders"), Some("initiator"));
+        let m = JingleMessage::new(Action::TransportReplace, "s").to_element();
+        assert_eq!(m.attr("action"), Some("transport-replace"));
+    }
+
+    #[test]
     fn reasons_parse_and_serialize() {
         let mut m = JingleMessage::new(Action::SessionTerminate, "s");
         m.reason = Some(ReasonInfo::new(

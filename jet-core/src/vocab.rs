@@ -29,8 +29,7 @@ impl fmt::Display for UnknownWord {
 
 impl std::error::Error for UnknownWord {}
 
-/// Declares a field-less enum with its wire names, `FromStr`, `Display`, and
-/// (feature `xml`) minidom's `IntoAttributeValue`.
+/// Declares a field-less enum with its wire names, `FromStr` and `Display`.
 macro_rules! words {
     ($(#[$meta:meta])* $name:ident, $kind:literal, { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -61,13 +60,6 @@ macro_rules! words {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
-            }
-        }
-
-        #[cfg(feature = "xml")]
-        impl minidom::IntoAttributeValue for $name {
-            fn into_attribute_value(self) -> Option<String> {
-                Some(self.as_str().to_string())
             }
         }
     };
@@ -134,6 +126,31 @@ words!(
         Responder => "responder",
     }
 );
+
+#[cfg(feature = "xml")]
+impl minidom::IntoAttributeValue for Action {
+    fn into_attribute_value(self) -> Option<String> {
+        Some(self.as_str().to_string())
+    }
+}
+
+#[cfg(feature = "xml")]
+impl minidom::IntoAttributeValue for Creator {
+    fn into_attribute_value(self) -> Option<String> {
+        Some(self.as_str().to_string())
+    }
+}
+
+/// `senders='both'` is the default and, as xmpp-parsers wrote it, left out.
+#[cfg(feature = "xml")]
+impl minidom::IntoAttributeValue for Senders {
+    fn into_attribute_value(self) -> Option<String> {
+        match self {
+            Senders::Both => None,
+            other => Some(other.as_str().to_string()),
+        }
+    }
+}
 
 /// The condition of a Jingle `<reason/>` (XEP-0166 §7.4).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -323,6 +340,21 @@ mod tests {
             Reason::AlternativeSession {
                 sid: Some("s2".into())
             }
+        );
+
+        use minidom::IntoAttributeValue;
+        assert_eq!(Senders::Both.into_attribute_value(), None);
+        assert_eq!(
+            Senders::Initiator.into_attribute_value().as_deref(),
+            Some("initiator")
+        );
+        assert_eq!(
+            Action::SessionAccept.into_attribute_value().as_deref(),
+            Some("session-accept")
+        );
+        assert_eq!(
+            Creator::Initiator.into_attribute_value().as_deref(),
+            Some("initiator")
         );
 
         let foreign = minidom::Element::builder("success", "urn:example").build();
