@@ -19,6 +19,7 @@ use jet_core::error::ChannelError;
 use jet_core::jid::{BareJid, FullJid, Jid};
 use jet_core::minidom::Element;
 use jet_core::ns;
+use jet_core::session::{CipherChoice, JetConfig, PeerUnfit};
 use jet_core::transport::TransportAdapter;
 use jet_core::xml::ElementExt;
 use jet_core::xmpp::{XmppChannel, XmppConfig};
@@ -96,10 +97,10 @@ pub struct AccountArgs {
     #[arg(long)]
     pub jid: Option<String>,
     /// Connect to HOST:PORT instead of looking up the JID's domain.
-    #[arg(long)]
+    #[arg(long, env = "JET_SERVER")]
     pub server: Option<String>,
     /// Trust only the CA certificates in this PEM file (else the system store).
-    #[arg(long)]
+    #[arg(long, env = "JET_CA")]
     pub ca: Option<PathBuf>,
     /// Read the password from this file (first line; only its owner may
     /// read it: chmod 600). Otherwise `JET_PASSWORD`, otherwise a prompt
@@ -107,10 +108,11 @@ pub struct AccountArgs {
     #[arg(long)]
     pub password_file: Option<PathBuf>,
     /// Config file (default: $XDG_CONFIG_HOME/jet/config.toml or ~/.config/jet/config.toml).
-    #[arg(long)]
+    #[arg(long, env = "JET_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Envelope carrying the transport secret (default: omemo). `stub`
-    /// gives NO security.
+    /// Envelope carrying the transport secret (default: omemo to send;
+    /// `receive` and `serve` accept omemo and ox unless this restricts
+    /// them to one). `stub` gives NO security.
     #[arg(long, value_enum)]
     pub envelope: Option<EnvelopeChoice>,
     /// Which new OMEMO devices and OX keys to use (default: btbv).
@@ -123,7 +125,14 @@ pub struct AccountArgs {
     /// Transports to use.
     #[arg(long, value_enum)]
     pub transport: Option<TransportChoice>,
-    /// Address for direct SOCKS5 candidates.
+    /// Address for direct SOCKS5 candidates (XEP-0260). The default,
+    /// 127.0.0.1, reaches only a peer on the same machine; a peer
+    /// elsewhere then gets the data through the server's proxy
+    /// (XEP-0065), or IBB. For direct transfers across a network give an
+    /// address of this machine the peer can reach (e.g. --listen
+    /// 192.0.2.10, as `ip -brief address` lists it); jet never picks one
+    /// by itself, since a candidate tells the peer and the servers that
+    /// address.
     #[arg(long, default_value = "127.0.0.1")]
     pub listen: std::net::IpAddr,
     /// Offer no direct SOCKS5 candidates (no listener): only the server's
@@ -188,6 +197,9 @@ pub struct Account {
     pub file: FileConfig,
     /// The envelope.
     pub envelope: EnvelopeChoice,
+    /// Whether `--envelope` or the config chose it (else a responder
+    /// accepts every envelope it can open).
+    pub envelope_chosen: bool,
     /// The transports.
     pub transport: TransportChoice,
     /// The OMEMO envelope, once set up (for per-peer compatibility).
@@ -221,6 +233,7 @@ impl Account {
                 args.listen
             );
         }
+        let envelope_chosen = args.envelope.or(file.envelope).is_some();
         let envelope = args
             .envelope
             .or(file.envelope)
@@ -234,6 +247,7 @@ impl Account {
             args: args.clone(),
             file,
             envelope,
+            envelope_chosen,
             transport,
             omemo: std::sync::OnceLock::new(),
         })
@@ -288,15 +302,28 @@ impl Account {
         }
     }
 
-    /// The envelope backend on a connected account. OMEMO and OX open (or
-    /// create) the account's key store in [`Self::data_dir`] and publish our
-    /// keys over PEP before any session starts; the stub is loud.
-    pub async fn envelope_backend(
+    /// The envelopes a responder opens: the chosen one, else (no
+    /// `--envelope`, none in the config) OMEMO and OX, every envelope jet
+    /// can open with a key of its own.
+    pub fn responder_envelopes(&self) -> Vec<EnvelopeChoice> {
+        if self.envelope_chosen {
+            vec![self.envelope]
+        } else {
+            vec![EnvelopeChoice::Omemo, EnvelopeChoice::Ox]
+        }
+    }
+
+    /// The backend of the envelope `which` on a connected account. OMEMO
+    /// and OX open (or create) the account's key store in
+    /// [`Self::data_dir`] and publish our keys over PEP before any session
+    /// starts; the stub is loud.
+    pub async fn envelope_backend_of(
         &self,
         ch: &Arc<XmppChannel>,
+        which: EnvelopeChoice,
     ) -> Result<Arc<dyn EnvelopeBackend>> {
         let pep: Arc<dyn StanzaChannel> = driver_channel(ch, self.args.verbose);
-        match self.envelope {
+        match which {
             EnvelopeChoice::Stub => {
                 eprintln!(
                     "jet: WARNING: --envelope stub sends the transport key in the clear: \
@@ -393,10 +420,16 @@ impl Account {
         env.publish()
             .await
             .map_err(|e| anyhow!("publishing our OMEMO device and bundle over PEP: {e}"))?;
-        if !json {
+        // Our own fingerprint: when the device is new, or with -v (not
+        // on every run; `jet keys show` has it).
+        if !json && (created || self.args.verbose) {
             eprintln!(
                 "jet: OMEMO device {device}{} · fingerprint {fingerprint}",
-                if created { " (new)" } else { "" }
+                if created {
+                    " (new; `jet keys show --qr` shows it to scan)"
+                } else {
+                    ""
+                }
             );
         }
         let env = Arc::new(env);
@@ -459,7 +492,7 @@ impl Account {
         env.publish_own_key()
             .await
             .map_err(|e| anyhow!("publishing our OpenPGP key over PEP (XEP-0373 §4): {e}"))?;
-        if !self.args.json {
+        if !self.args.json && (created || self.args.verbose) {
             eprintln!("jet: OX key {}", env.own_key().fingerprint());
         }
         Ok(Arc::new(env))
@@ -666,45 +699,15 @@ pub fn peer_transports(
     Ok(usable)
 }
 
-/// The disco features we advertise: JET, Jingle, file transfer, the
-/// transports we accept (only those of `transport`: a peer must not offer
-/// one we would refuse), the envelope's feature and every cipher URN we
-/// support.
+/// The disco features we advertise ([`jet_core::session::disco_features`]):
+/// the transports of `transport` only (a peer must not offer one we would
+/// refuse), the envelopes' features and every cipher URN of `suites`.
 pub fn our_features(
     suites: &[&'static dyn CipherSuite],
     envelopes: &[&str],
     transport: TransportChoice,
 ) -> Vec<String> {
-    let mut f: Vec<String> = [
-        ns::JINGLE,
-        ns::JET,
-        ns::JINGLE_FT,
-        ns::HASHES,
-        "urn:xmpp:hash-function-text-names:sha-256",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for t in transport.namespaces() {
-        f.push(t.to_string());
-        // The bytestream protocols under the Jingle transports.
-        f.push(
-            match *t {
-                ns::JINGLE_S5B => ns::BYTESTREAMS,
-                _ => ns::IBB,
-            }
-            .to_string(),
-        );
-    }
-    for e in envelopes {
-        f.push(e.to_string());
-    }
-    for s in suites {
-        f.push(s.urn().to_string());
-    }
-    f.sort();
-    f.dedup();
-    f
+    jet_core::session::disco_features(suites, envelopes, transport.namespaces())
 }
 
 /// Connects the account; errors say which of password, server or
@@ -1095,65 +1098,26 @@ pub fn cipher_short_name(urn: &str) -> Option<&'static str> {
     .map(|(_, name)| name)
 }
 
-/// What the initiator offers, chosen from the peer's features.
-pub struct Choice {
-    /// The suite to offer.
-    pub suite: &'static dyn CipherSuite,
-    /// Write the cipher URN without `:0` (deployed clients).
-    pub unversioned: bool,
-}
-
-/// Checks that the peer does JET with our envelope and picks the cipher:
-/// `--cipher` if given, else the first of our suites the peer advertises,
-/// else AES-128-GCM under its unversioned URN when the peer advertises JET
-/// but no cipher URNs (Dino, Conversations). Refuses, never plaintext.
+/// Checks that the peer does JET with our first envelope and picks the
+/// cipher ([`JetConfig::choose_cipher_as`]): `--cipher` (`wanted`, a name
+/// [`cipher_by_name`] knows) if given, else a chunked suite the peer lists,
+/// else the first of `jet`'s suites it lists, else AES-128-GCM under its
+/// unversioned URN when the peer advertises JET but no cipher URNs (Dino,
+/// Conversations). Refuses, never plaintext.
 pub fn choose(
     peer: &FullJid,
     features: &[String],
-    envelope: &dyn EnvelopeBackend,
+    jet: &JetConfig,
     registry: &CipherRegistry,
     wanted: Option<&str>,
-) -> Result<Choice> {
-    let has = |f: &str| features.iter().any(|x| x == f);
-    if !has(ns::JET) {
-        bail!(
-            "{peer} does not support Jingle Encrypted Transports ({} not in its disco#info); \
-             refusing to send anything (jet never falls back to plaintext)",
-            ns::JET
-        );
-    }
-    if !has(envelope.disco_feature()) {
-        bail!(
-            "{peer} does not support the {} envelope ({} not in its disco#info); \
-             no session started",
-            envelope.envelope_type(),
-            envelope.disco_feature()
-        );
-    }
-    let peer_has_suite = |s: &dyn CipherSuite| features.iter().any(|f| ns::same_cipher(f, s.urn()));
-    let peer_lists_ciphers = registry.iter().any(&peer_has_suite);
-    if let Some(w) = wanted {
-        let suite = cipher_by_name(registry, w)?;
-        if peer_lists_ciphers && !peer_has_suite(suite) {
-            bail!("{peer} does not advertise the cipher {}", suite.urn());
+) -> Result<CipherChoice> {
+    let wanted = wanted.map(|w| cipher_by_name(registry, w)).transpose()?;
+    jet.choose_cipher_as(features, wanted).map_err(|e| match e {
+        PeerUnfit::NoJet => {
+            anyhow!("{peer} {e}; refusing to send anything (jet never falls back to plaintext)")
         }
-        return Ok(Choice {
-            suite,
-            unversioned: !peer_lists_ciphers,
-        });
-    }
-    if let Some(suite) = registry.iter().find(|s| peer_has_suite(*s)) {
-        return Ok(Choice {
-            suite,
-            unversioned: false,
-        });
-    }
-    let suite = registry
-        .get(ns::CIPHER_AES_128_GCM)
-        .ok_or_else(|| anyhow!("AES-128-GCM is missing from the registry"))?;
-    Ok(Choice {
-        suite,
-        unversioned: true,
+        PeerUnfit::EnvelopeNotAdvertised { .. } => anyhow!("{peer} {e}; no session started"),
+        e => anyhow!("{peer} {e}"),
     })
 }
 
@@ -1244,33 +1208,44 @@ mod tests {
     #[test]
     fn choice_follows_the_peers_features() {
         let reg = CipherRegistry::default();
-        let stub = jet_envelopes::stub::StubEnvelope::new();
+        let jet = JetConfig::new(
+            reg.iter().collect(),
+            vec![Arc::new(jet_envelopes::stub::StubEnvelope::new())],
+        );
         let base = vec![ns::JET.to_string(), ns::JET_STUB_FEATURE.to_string()];
         // No JET: refused.
-        let err = choose(&peer(), &base[1..], &stub, &reg, None)
-            .err()
-            .unwrap();
+        let err = choose(&peer(), &base[1..], &jet, &reg, None).err().unwrap();
         assert!(err
             .to_string()
             .contains("does not support Jingle Encrypted"));
         // JET but not our envelope: refused.
-        let err = choose(&peer(), &base[..1], &stub, &reg, None)
-            .err()
-            .unwrap();
+        let err = choose(&peer(), &base[..1], &jet, &reg, None).err().unwrap();
         assert!(err.to_string().contains("envelope"));
         // JET without cipher URNs: AES-128-GCM, unversioned.
-        let c = choose(&peer(), &base, &stub, &reg, None).unwrap();
+        let c = choose(&peer(), &base, &jet, &reg, None).unwrap();
         assert_eq!(c.suite.urn(), ns::CIPHER_AES_128_GCM);
         assert!(c.unversioned);
         // The first of ours the peer lists.
         let mut f = base.clone();
         f.push(ns::CIPHER_CHACHA20_POLY1305.into());
         f.push(ns::CIPHER_AES_256_GCM.into());
-        let c = choose(&peer(), &f, &stub, &reg, None).unwrap();
+        let c = choose(&peer(), &f, &jet, &reg, None).unwrap();
         assert_eq!(c.suite.urn(), ns::CIPHER_AES_256_GCM);
         assert!(!c.unversioned);
         // --cipher the peer does not list: refused.
-        assert!(choose(&peer(), &f, &stub, &reg, Some(ns::CIPHER_AES_128_GCM)).is_err());
+        assert!(choose(&peer(), &f, &jet, &reg, Some(ns::CIPHER_AES_128_GCM)).is_err());
+        // Another jet (it lists every suite): the chunked one, unless
+        // --cipher says otherwise (a short name).
+        let all = our_features(
+            &reg.iter().collect::<Vec<_>>(),
+            &[ns::JET_STUB_FEATURE],
+            TransportChoice::Auto,
+        );
+        let c = choose(&peer(), &all, &jet, &reg, None).unwrap();
+        assert_eq!(c.suite.urn(), ns::CIPHER_AES_256_GCM_CHUNKED);
+        let c = choose(&peer(), &all, &jet, &reg, Some("aes-128-gcm")).unwrap();
+        assert_eq!(c.suite.urn(), ns::CIPHER_AES_128_GCM);
+        assert!(choose(&peer(), &all, &jet, &reg, Some("rot13")).is_err());
     }
 
     #[test]

@@ -214,7 +214,8 @@ fn a_stranger_is_asked_about_on_a_terminal() {
     assert!(p.wait().success(), "sender: {}", p.stderr());
     let pane = term.wait_for("[exit ", 1, Duration::from_secs(20));
     assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
-    // The summary line: size, time, rate, transport, cipher.
+    // The summary line: size, time, rate, transport, cipher (between two
+    // jets: the chunked suite).
     let summary = pane
         .lines()
         .find(|l| l.starts_with("jet: received c.bin: "))
@@ -222,7 +223,7 @@ fn a_stranger_is_asked_about_on_a_terminal() {
     assert!(
         summary.starts_with("jet: received c.bin: 300.00 KiB in ")
             && summary.contains(" s (")
-            && summary.contains("/s) · s5b · aes-128-gcm"),
+            && summary.contains("/s) · s5b · chunked"),
         "{summary}"
     );
     // No bar is left half-drawn: every line it drew was cleared.
@@ -437,6 +438,10 @@ fn send_with(conn: &[&str], file: &str, netns: bool) -> (std::process::ExitStatu
     c.args(["send", "--json", "--envelope", "stub", "--wait", "2"])
         .args(conn)
         .args(["--to", "cli2@jet.test", file])
+        // Exactly `conn`: nothing from the developer's environment.
+        .env_remove("JET_SERVER")
+        .env_remove("JET_CA")
+        .env_remove("JET_CONFIG")
         .env("JET_PASSWORD", "not-used-before-login")
         .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
         .env(
@@ -622,4 +627,295 @@ fn an_offline_account_is_told_from_one_that_may_not_exist() {
             && r.contains(&format!("jet receive --from {}", srv.jid("cli9"))),
         "{r}"
     );
+}
+
+/// An offer of a name that exists: without `--rename` it is declined and
+/// the sender is told why; with `--rename` it is saved as `NAME (1).EXT`
+/// (the existing file untouched), and said so.
+#[test]
+fn a_taken_name_is_declined_with_why_or_saved_under_a_free_name() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("report.pdf"), b"mine").unwrap();
+    let f = random_file(tmp.path(), "report.pdf", 5000);
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "--dir".to_string(),
+            dir.to_str().unwrap().to_string(),
+            "--yes".into(),
+            "--timeout".into(),
+            "40".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let argv = args(&[]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let recv = Proc::spawn(srv.jet("receive", "cli11", &argv));
+    let to = recv.ready_jid();
+    let mut p = send(&srv, "cli12", &to, &f);
+    assert!(
+        !p.wait().success(),
+        "an offer of a taken name must be declined"
+    );
+    assert!(
+        p.stderr().contains(&format!(
+            "{to} declined the transfer: report.pdf already exists there"
+        )),
+        "{}",
+        p.stderr()
+    );
+    // The receiver says so, with the flag that saves under a free name.
+    let err = recv.event("error", Duration::from_secs(10));
+    let reason = err["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("report.pdf already exists there (--rename saves under a free name)"),
+        "{reason}"
+    );
+    drop(recv);
+    assert_eq!(std::fs::read(dir.join("report.pdf")).unwrap(), b"mine");
+
+    let argv = args(&["--rename", "--once"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut recv = Proc::spawn(srv.jet("receive", "cli11", &argv));
+    let to = recv.ready_jid();
+    let mut p = send(&srv, "cli12", &to, &f);
+    assert!(p.wait().success(), "sender: {}", p.stderr());
+    let renamed = recv.event("renamed", Duration::from_secs(30));
+    assert_eq!(renamed["file"], "report.pdf");
+    assert_eq!(renamed["saved_as"], "report (1).pdf");
+    let done = recv.event("done", Duration::from_secs(10));
+    assert!(
+        done["path"].as_str().unwrap().ends_with("report (1).pdf"),
+        "{done}"
+    );
+    assert!(recv.wait_within(Duration::from_secs(20)).success());
+    assert_eq!(std::fs::read(dir.join("report.pdf")).unwrap(), b"mine");
+    assert_eq!(sha256_b64(&dir.join("report (1).pdf")), sha256_b64(&f));
+}
+
+/// On a terminal, an offer of a taken name is asked about: "n" declines
+/// it (the sender hears why), "y" saves it under the free name proposed.
+#[test]
+fn on_a_terminal_a_taken_name_is_asked_about() {
+    let Some(srv) = server() else { return };
+    assert!(tmux_present(), "tmux is needed (apt-get install tmux)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let recv = human(
+        &srv,
+        "receive",
+        "cli13",
+        &[
+            "--dir",
+            dir.to_str().unwrap(),
+            "--from",
+            &srv.jid("cli14"),
+            "--once",
+            "--ask-timeout",
+            "20",
+        ],
+    );
+    let term = Tmux::run(&recv);
+    let pane = term.wait_for("waiting for offers", 1, Duration::from_secs(20));
+    let to = online_jid(&pane);
+    let f = random_file(tmp.path(), "notes.txt", 3000);
+    let question = format!(
+        "notes.txt from {} already exists in {}. Save it as notes (1).txt? [y/N]",
+        srv.jid("cli14"),
+        dir.display()
+    );
+
+    let mut p = send(&srv, "cli14", &to, &f);
+    term.wait_for(
+        &question[question.find(" already").unwrap()..],
+        1,
+        Duration::from_secs(20),
+    );
+    term.keys(&["n", "Enter"]);
+    assert!(!p.wait().success(), "an offer answered no must be declined");
+    assert!(
+        p.stderr()
+            .contains("declined the transfer: notes.txt already exists there"),
+        "{}",
+        p.stderr()
+    );
+    term.wait_for(
+        "it already exists here (--rename",
+        1,
+        Duration::from_secs(5),
+    );
+
+    let mut p = send(&srv, "cli14", &to, &f);
+    term.wait_for(
+        "Save it as notes (1).txt? [y/N]",
+        2,
+        Duration::from_secs(20),
+    );
+    term.keys(&["y", "Enter"]);
+    assert!(p.wait().success(), "sender: {}", p.stderr());
+    let pane = term.wait_for("[exit ", 1, Duration::from_secs(20));
+    assert!(pane.contains("[exit 0]"), "receiver failed:\n{pane}");
+    assert!(
+        pane.contains("jet: notes.txt already exists here: saved as notes (1).txt"),
+        "{pane}"
+    );
+    assert!(
+        pane.contains("jet: received notes (1).txt: 2.93 KiB in "),
+        "{pane}"
+    );
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(sha256_b64(&dir.join("notes (1).txt")), sha256_b64(&f));
+}
+
+/// Our own OMEMO fingerprint is printed when the device is new and with
+/// -v, not on every run.
+#[test]
+fn our_fingerprint_is_shown_when_new_or_with_v() {
+    let Some(srv) = server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("keys");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--timeout",
+            "1",
+            "--dir",
+            tmp.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let mut c = human(&srv, "receive", "cli11", &args);
+        // OMEMO, not the tests' stub.
+        let argv: Vec<_> = c
+            .get_args()
+            .map(|a| {
+                if a == "stub" {
+                    "omemo".into()
+                } else {
+                    a.to_owned()
+                }
+            })
+            .collect();
+        let mut cmd = Command::new(c.get_program());
+        cmd.args(argv).stdin(std::process::Stdio::null());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        c = cmd;
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("--timeout"),
+            "the receiver did not run:\n{err}"
+        );
+        err.lines()
+            .find(|l| l.starts_with("jet: OMEMO device "))
+            .map(str::to_string)
+    };
+    let first = run(&[]).expect("the first run shows the new device");
+    assert!(
+        first.contains("(new;") && first.contains("· fingerprint "),
+        "{first}"
+    );
+    assert_eq!(run(&[]), None, "shown again on a later run");
+    let verbose = run(&["-v"]).expect("-v shows it");
+    assert!(!verbose.contains("new"), "{verbose}");
+    // The same device and fingerprint.
+    let fpr = |l: &str| l.split("fingerprint ").nth(1).unwrap().to_string();
+    assert_eq!(fpr(&verbose), fpr(&first));
+}
+
+/// The README's send/receive example works as written against the test
+/// server with the environment `scripts/test-server jet-env` prints (no
+/// --server, no --ca), peers given as bare JIDs.
+#[test]
+fn the_readme_example_works_with_the_test_servers_environment() {
+    let Some(srv) = server() else { return };
+    let dir = common::prosody_env::env_file()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let Ok(text) = std::fs::read_to_string(dir.join("jet-env")) else {
+        // Another server's env file (scripts/test-ejabberd writes none).
+        assert!(
+            std::env::var_os("JET_TEST_SERVER_DIR").is_some(),
+            "scripts/test-server start wrote no {}",
+            dir.join("jet-env").display()
+        );
+        return;
+    };
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["JET_SERVER", "JET_CA", "JET_PASSWORD"]);
+    assert_eq!(vars[0].1, srv.addr);
+    // The same two settings as a config file.
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("server = \"{}\"", srv.addr)),
+        "{config}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let jet = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jet"));
+        c.args(args)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .env("XDG_CONFIG_HOME", tmp.path().join("config"))
+            .env("XDG_DATA_HOME", tmp.path().join("data"))
+            .env_remove("JET_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let (romeo, juliet) = (srv.jid("cli17"), srv.jid("cli18"));
+    let inbox = tmp.path().join("in");
+    let mut recv = Proc::spawn(jet(&[
+        "receive",
+        "--jid",
+        &juliet,
+        "--from",
+        &romeo,
+        "--once",
+        "--dir",
+        inbox.to_str().unwrap(),
+        "--timeout",
+        "60",
+        "--json",
+    ]));
+    recv.ready_jid();
+    let f = random_file(tmp.path(), "report.pdf", 50_000);
+    let mut send = Proc::spawn(jet(&[
+        "send",
+        "--jid",
+        &romeo,
+        "--to",
+        &juliet,
+        "--json",
+        f.to_str().unwrap(),
+    ]));
+    assert!(
+        send.wait_within(Duration::from_secs(60)).success(),
+        "{}",
+        send.stderr()
+    );
+    assert!(
+        recv.wait_within(Duration::from_secs(30)).success(),
+        "{}",
+        recv.stderr()
+    );
+    assert_eq!(sha256_b64(&inbox.join("report.pdf")), sha256_b64(&f));
 }

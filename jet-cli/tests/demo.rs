@@ -194,3 +194,34 @@ fn the_default_demo_uses_jet_omemo() {
         .get_child("payload", "eu.siacs.conversations.axolotl")
         .is_none());
 }
+
+/// Issue 17: without --out the received file's temporary directory is
+/// gone when the demo ends, so no path into it is printed; with --out the
+/// path is printed and exists. Enum names are not printed either.
+#[test]
+fn no_path_of_a_deleted_directory_is_printed() {
+    let out = jet(&["demo", "--size", "10k"]);
+    assert_verified(&out, "default demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("jet-demo-") && !stderr.contains("jet-demo-"),
+        "a temporary path was printed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("keep the file with --out DIR"), "{stdout}");
+    assert!(stderr.contains("transport auto"), "{stderr}");
+
+    let kept = tempfile::tempdir().unwrap();
+    let out = jet(&[
+        "demo",
+        "--size",
+        "10k",
+        "--out",
+        kept.path().to_str().unwrap(),
+    ]);
+    assert_verified(&out, "demo --out");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = kept.path().join("romeo-to-juliet.bin");
+    assert!(stdout.contains(&path.display().to_string()), "{stdout}");
+    assert!(path.exists());
+}

@@ -32,6 +32,9 @@ use tokio::sync::watch;
 const SENDER: &str = "fault1";
 const RECEIVER: &str = "fault2";
 const CHUNKED: &str = "urn:xmpp:ciphers:aes-256-gcm-chunked:jet:0";
+/// The whole-stream suite these tests name where they assert that nothing
+/// is kept before the tag: between two jets the default is the chunked one.
+const WHOLE: &str = "urn:xmpp:ciphers:aes-128-gcm-nopadding:0";
 /// The chunked mode's plaintext chunk length (docs/chunked-format.md).
 const CHUNK_LEN: u64 = 65536;
 
@@ -107,7 +110,7 @@ fn ready_receiver(cmd: Command) -> (Proc, String) {
     (recv, to)
 }
 
-/// `jet send --to TO --transport TRANSPORT FILE` through `addr`, at `rate`
+/// `jet send --to TO --transport TRANSPORT --cipher WHOLE FILE` through `addr`, at `rate`
 /// bytes per second (test hook) if given.
 fn send_via(
     srv: &Server,
@@ -122,7 +125,15 @@ fn send_via(
         addr,
         "send",
         SENDER,
-        &["--to", to, "--transport", transport, file.to_str().unwrap()],
+        &[
+            "--to",
+            to,
+            "--transport",
+            transport,
+            "--cipher",
+            WHOLE,
+            file.to_str().unwrap(),
+        ],
     );
     if let Some(rate) = rate {
         cmd.env("JET_TEST_RATE", rate.to_string());
@@ -628,8 +639,8 @@ async fn an_idle_receiver_whose_connection_dies_exits() {
 }
 
 /// `receive --max-size` (human sizes): a larger offer is declined before
-/// any data moves; the receiver says why (the sender learns only that it
-/// was declined: `Error::Declined` carries no text).
+/// any data moves; the receiver says why, and so does the sender (the
+/// decline's text, issue 17).
 #[test]
 fn max_size_declines_a_larger_offer() {
     let Some(srv) = server() else { return };
@@ -648,7 +659,9 @@ fn max_size_declines_a_larger_offer() {
         &mut send,
         "the sender",
         Duration::from_secs(30),
-        &[&format!("{to} declined the transfer")],
+        &[&format!(
+            "{to} declined the transfer: file of 2048 bytes is larger than the limit of 1024 bytes"
+        )],
     );
     // The receiver says why; `--once` means the first *accepted* session,
     // so it goes on waiting (issue 14) and takes the next, smaller file.
@@ -699,7 +712,15 @@ fn a_stalled_sender_times_out_on_the_receiver() {
         &srv,
         "send",
         SENDER,
-        &["--to", &to, "--transport", "s5b", src.to_str().unwrap()],
+        &[
+            "--to",
+            &to,
+            "--transport",
+            "s5b",
+            "--cipher",
+            WHOLE,
+            src.to_str().unwrap(),
+        ],
     );
     cmd.env("JET_TEST_STALL_AFTER", "300000");
     let mut send = Proc::spawn(cmd);
@@ -803,7 +824,7 @@ fn wait_for_partial(out: &Path, name: &str, at_least: u64, recv: &Proc, send: &P
 #[test]
 fn a_receiver_killed_mid_transfer_resumes_only_authenticated_bytes() {
     let Some(srv) = server() else { return };
-    for (cipher, chunked) in [(None, false), (Some(CHUNKED), true)] {
+    for (cipher, chunked) in [(Some(WHOLE), false), (Some(CHUNKED), true)] {
         let tmp = tempfile::tempdir().unwrap();
         let src = random_file(tmp.path(), "k.bin", 3 << 20);
         let out = tmp.path().join("in");
@@ -858,7 +879,7 @@ fn a_receiver_killed_mid_transfer_resumes_only_authenticated_bytes() {
 #[test]
 fn sigterm_and_sigint_cancel_the_session_and_keep_only_authenticated_bytes() {
     let Some(srv) = server() else { return };
-    for (signal, cipher, chunked) in [("TERM", None, false), ("INT", Some(CHUNKED), true)] {
+    for (signal, cipher, chunked) in [("TERM", Some(WHOLE), false), ("INT", Some(CHUNKED), true)] {
         let tmp = tempfile::tempdir().unwrap();
         let src = random_file(tmp.path(), "sig.bin", 3 << 20);
         let out = tmp.path().join("in");

@@ -190,3 +190,139 @@ fn ox_show_trust_list_export() {
     // Without --ox the export is refused.
     assert!(!jet(dir, &["export"]).status.success());
 }
+
+/// The module rows of a QR code printed with half blocks, light modules
+/// drawn (`jet keys show --qr`): `true` is dark. The last line is a half
+/// line (a QR code with its quiet zone has an odd number of rows).
+fn qr_modules(lines: &[&str]) -> Vec<Vec<bool>> {
+    let mut rows = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in line.chars() {
+            let (t, b) = match c {
+                '█' => (false, false),
+                ' ' => (true, true),
+                '▀' => (false, true),
+                '▄' => (true, false),
+                other => panic!("{other:?} in a QR code line"),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        rows.push(top);
+        if i + 1 < lines.len() {
+            rows.push(bottom);
+        }
+    }
+    rows
+}
+
+/// Decodes the QR code in `jet keys show --qr`'s output.
+fn decode_qr(out: &str) -> String {
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| " █▀▄".contains(c)))
+        .collect();
+    assert!(lines.len() > 10, "no QR code in:\n{out}");
+    let modules = qr_modules(&lines);
+    let scale = 4;
+    let (h, w) = (modules.len(), modules[0].len());
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, h * scale, |x, y| {
+        if modules[y / scale][x / scale] {
+            0
+        } else {
+            255
+        }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code expected in:\n{out}");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+/// `jet keys show --qr` prints our OMEMO identity as an `xmpp:` URI and as
+/// a QR code of it; `jet keys trust URI` on another account's store
+/// trusts exactly the devices it lists, for that JID only, and refuses a
+/// fingerprint that differs from the key seen for the device.
+#[test]
+fn omemo_uri_and_qr_round_trip() {
+    let romeo_dir = tempfile::tempdir().unwrap();
+    let out = ok(&jet(
+        romeo_dir.path(),
+        &["show", "--jid", "romeo@jet.test", "--qr"],
+    ));
+    let store = SqliteStore::open(romeo_dir.path().join("omemo-romeo@jet.test.sqlite")).unwrap();
+    let romeo_key = store.identity_key_pair().unwrap().public;
+    let romeo_device = store.device_id();
+    drop(store);
+    let hex: String = romeo_key.fingerprint().replace(' ', "");
+    let uri = format!("xmpp:romeo@jet.test?omemo-sid-{romeo_device}={hex}");
+    assert!(out.lines().any(|l| l.trim() == uri), "{uri} not in:\n{out}");
+    assert_eq!(decode_qr(&out), uri);
+
+    // Juliet's store: Romeo's device seen (undecided), and Mallory's
+    // device with the same key (the URI is only about romeo@jet.test).
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    ok(&jet(dir, &["show", "--jid", "juliet@jet.test"]));
+    let path = dir.join("omemo-juliet@jet.test.sqlite");
+    {
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.save_remote_identity(
+            &DeviceAddress::new("romeo@jet.test", romeo_device),
+            &romeo_key,
+            Trust::Undecided,
+        )
+        .unwrap();
+        s.save_remote_identity(
+            &DeviceAddress::new("mallory@jet.test", 7),
+            &romeo_key,
+            Trust::Undecided,
+        )
+        .unwrap();
+    }
+    let trust_of = |jid: &str| {
+        let s = SqliteStore::open(&path).unwrap();
+        s.known_devices(jid).unwrap()[0].trust
+    };
+
+    // A fingerprint that is not the device's key: refused, nothing changes.
+    let wrong = KeyPair::generate().unwrap().public;
+    let bad_uri = format!(
+        "xmpp:romeo@jet.test?omemo-sid-{romeo_device}={}",
+        wrong.fingerprint().replace(' ', "")
+    );
+    let o = jet(dir, &["trust", &bad_uri]);
+    assert!(
+        !o.status.success(),
+        "a mismatching fingerprint was accepted"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("REFUSED") && err.contains(&romeo_key.fingerprint()),
+        "{err}"
+    );
+    assert_eq!(trust_of("romeo@jet.test"), Trust::Undecided);
+
+    // The URI Romeo showed: his device is trusted, Mallory's is not.
+    let t = ok(&jet(dir, &["trust", &uri]));
+    assert!(
+        t.contains(&format!("omemo romeo@jet.test device {romeo_device}")) && t.contains("trusted"),
+        "{t}"
+    );
+    assert_eq!(trust_of("romeo@jet.test"), Trust::Trusted);
+    assert_eq!(trust_of("mallory@jet.test"), Trust::Undecided);
+
+    // A device not seen yet is recorded, said so.
+    let other = KeyPair::generate().unwrap().public;
+    let t = ok(&jet(
+        dir,
+        &[
+            "trust",
+            &format!(
+                "xmpp:romeo@jet.test?omemo-sid-99={}",
+                other.fingerprint().replace(' ', "")
+            ),
+        ],
+    ));
+    assert!(t.contains("not seen yet"), "{t}");
+}

@@ -921,6 +921,95 @@ async fn ox_envelope_over_s5b_and_ibb() {
     .unwrap();
 }
 
+/// `cmd` without its `--envelope X` (as a user who does not choose one).
+fn without_envelope(cmd: Command) -> Command {
+    let mut args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let i = args.iter().position(|a| a == "--envelope").unwrap();
+    args.drain(i..i + 2);
+    let mut plain = Command::new(cmd.get_program());
+    plain
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => plain.env(k, v),
+            None => plain.env_remove(k),
+        };
+    }
+    plain
+}
+
+/// Issue 17: `jet receive` without --envelope opens OMEMO and OX, so
+/// `jet send --envelope ox` works against it; a receiver restricted to
+/// OMEMO makes the OX sender say what either side can do.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_receiver_opens_ox_and_a_restricted_one_says_how_to_fix_it() {
+    let Some(srv) = server() else { return };
+    srv.pair("cli15", "cli16").await;
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("keys");
+        let d = d.to_str().unwrap();
+        let out = tmp.path().join("in");
+        let src = random_file(tmp.path(), "ox.bin", 200 << 10);
+        let from = srv.jid("cli15");
+        let recv_args = [
+            "--once",
+            "--from",
+            &from,
+            "--timeout",
+            "50",
+            "--dir",
+            out.to_str().unwrap(),
+            "--data-dir",
+            d,
+        ];
+        let recv = Proc::spawn(without_envelope(
+            srv.jet_env("receive", "cli16", "omemo", &recv_args),
+        ));
+        let to = recv.ready_jid();
+        let mut send = Proc::spawn(srv.jet_env(
+            "send",
+            "cli15",
+            "ox",
+            &["--to", &to, "--data-dir", d, src.to_str().unwrap()],
+        ));
+        assert!(send.wait().success(), "{}", send.stderr());
+        let mut recv = recv;
+        let done = recv.event("done", Duration::from_secs(30));
+        assert!(recv.wait().success(), "{}", recv.stderr());
+        assert_eq!(
+            std::fs::read(done["path"].as_str().unwrap()).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+
+        // --envelope omemo restricts the receiver: the OX sender is told
+        // what to do, and nothing starts.
+        let recv = Proc::spawn(srv.jet_env("receive", "cli16", "omemo", &recv_args));
+        let to = recv.ready_jid();
+        let mut send = Proc::spawn(srv.jet_env(
+            "send",
+            "cli15",
+            "ox",
+            &["--to", &to, "--data-dir", d, src.to_str().unwrap()],
+        ));
+        assert!(!send.wait().success());
+        let err = send.stderr();
+        for part in [
+            &format!("{to} cannot open the ox envelope"),
+            "it opens omemo: send with --envelope omemo",
+            "run `jet receive` without --envelope (it opens omemo and ox) or with --envelope ox",
+        ] {
+            assert!(err.contains(part), "{part:?} not in:\n{err}");
+        }
+        assert!(!out.join("ox (1).bin").exists());
+    })
+    .await
+    .unwrap();
+}
+
 /// Issue 15 item 6: without --dir or a config `dir`, `jet receive` says
 /// where files go, and calls it the home directory when it is $HOME (before
 /// connecting: here to a closed port, no server needed).

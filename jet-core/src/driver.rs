@@ -14,20 +14,21 @@
 //!                  └──────────────────────────────────────────────────────┘
 //! ```
 //!
-//! One content per session; its `senders` gives the one direction the JET
-//! layer protects (`senders='both'` with JET is refused: one key and IV in
-//! both directions would reuse the nonce). The side that **receives** ends
-//! the session with `success` once the stream authenticated (as XEP-0234
-//! does); the sender waits for that (bounded by
-//! [`DriverConfig::finish_timeout`]), so it learns when the receiver found
-//! the data tampered (`security-error`).
+//! The rules are the engine's ([`crate::session::rules`]); the driver
+//! executes them. One content per session; its `senders` gives the one
+//! direction the JET layer protects (`senders='both'` with JET is refused:
+//! one key and IV in both directions would reuse the nonce). The side that
+//! **receives** ends the session with `success` once the stream
+//! authenticated (as XEP-0234 does); the sender waits for that verdict
+//! (the engine bounds the wait by [`DriverConfig::finish_timeout`]), so it
+//! learns when the receiver found the data tampered (`security-error`).
 //!
 //! Any failure ends the session with the reason its error maps to
 //! ([`JingleReason`]); there is no plaintext fallback. When the transport
-//! fails, the initiator offers the next configured transport with
+//! fails, the initiator offers the next of its transports with
 //! `transport-replace` (e.g. IBB after S5B) and the responder answers it with
-//! `transport-accept` or `transport-reject`; the JET layer and secret stay
-//! the same.
+//! `transport-accept` or `transport-reject`, as the engine decides; the JET
+//! layer and secret stay the same.
 //!
 //! Faults and limits:
 //! - **Lost connection.** When the stanza channel closes (its subscription
@@ -43,6 +44,193 @@
 //!   (XEP-0166 §7.4), before any envelope or transport work. A peer that
 //!   [`DriverConfig::admit`] refuses is declined before any limit counts
 //!   its offer, so strangers cannot take the slots.
+//!
+//! # Example
+//!
+//! Two drivers over an in-memory router: Romeo offers a greeting, Juliet
+//! accepts it. The cipher suite, envelope and transport here are toys
+//! (hidden lines; **no security**): use jet-ciphers, jet-envelopes and
+//! jet-transports for real ones, and [`crate::xmpp::XmppChannel`] (feature
+//! `tokio-xmpp`) or your own [`StanzaChannel`] for a real account.
+//!
+//! ```
+//! # use std::sync::{Arc, Mutex};
+//! # use async_trait::async_trait;
+//! # use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
+//! # use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
+//! # use jet_core::error::{CipherError, EnvelopeError, TransportError};
+//! # use jet_core::jid::Jid;
+//! # use jet_core::minidom::Element;
+//! # use jet_core::secret::TransportSecret;
+//! # use jet_core::xml::BuilderExt;
+//! # use jet_core::transport::{
+//! #     TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
+//! # };
+//! # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! # /// NOT A CIPHER: XOR with the key, no tag.
+//! # #[derive(Debug)]
+//! # struct Toy;
+//! # struct Xor(Vec<u8>, usize);
+//! # impl Xor {
+//! #     fn apply(&mut self, input: &[u8], out: &mut Vec<u8>) {
+//! #         for b in input {
+//! #             out.push(b ^ self.0[self.1 % self.0.len()]);
+//! #             self.1 += 1;
+//! #         }
+//! #     }
+//! # }
+//! # impl StreamEncryptor for Xor {
+//! #     fn update(&mut self, i: &[u8], o: &mut Vec<u8>) -> Result<(), CipherError> {
+//! #         self.apply(i, o);
+//! #         Ok(())
+//! #     }
+//! #     fn finish(&mut self, _: &mut Vec<u8>) -> Result<(), CipherError> { Ok(()) }
+//! # }
+//! # impl StreamDecryptor for Xor {
+//! #     fn update(&mut self, i: &[u8], o: &mut Vec<u8>) -> Result<(), CipherError> {
+//! #         self.apply(i, o);
+//! #         Ok(())
+//! #     }
+//! #     fn finish(&mut self, _: &mut Vec<u8>) -> Result<(), CipherError> { Ok(()) }
+//! #     fn authenticated_len(&self) -> u64 { self.1 as u64 }
+//! # }
+//! # impl CipherSuite for Toy {
+//! #     fn urn(&self) -> &'static str { "urn:example:xor-not-a-cipher:0" }
+//! #     fn name(&self) -> &'static str { "toy" }
+//! #     fn key_len(&self) -> usize { 16 }
+//! #     fn iv_len(&self) -> usize { 12 }
+//! #     fn accepted_iv_lens(&self) -> &'static [usize] { &[12] }
+//! #     fn tag_len(&self) -> usize { 0 }
+//! #     fn framing(&self) -> Framing { Framing::SingleMessage { max_plaintext: u64::MAX } }
+//! #     fn ciphertext_len(&self, n: u64) -> u64 { n }
+//! #     fn encryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
+//! #         Ok(Box::new(Xor(s.key().to_vec(), 0)))
+//! #     }
+//! #     fn decryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
+//! #         Ok(Box::new(Xor(s.key().to_vec(), 0)))
+//! #     }
+//! # }
+//! # static TOY: Toy = Toy;
+//! # /// NOT AN ENVELOPE: the secret in clear, and who claims to seal it.
+//! # struct Clear(&'static str);
+//! # #[async_trait]
+//! # impl EnvelopeBackend for Clear {
+//! #     fn envelope_type(&self) -> &'static str { "urn:example:clear" }
+//! #     fn disco_feature(&self) -> &'static str { "urn:example:clear" }
+//! #     fn is_secure(&self) -> bool { false }
+//! #     async fn seal(&self, s: &TransportSecret, _: &Jid) -> Result<Element, EnvelopeError> {
+//! #         let hex: String = s.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+//! #         Ok(Element::builder("clear", "urn:example:clear").a("by", self.0).append(hex).build())
+//! #     }
+//! #     async fn open(&self, e: &Element, _: &Jid, suite: &dyn CipherSuite)
+//! #         -> Result<OpenedEnvelope, EnvelopeError> {
+//! #         let t = e.text();
+//! #         let bytes: Vec<u8> = (0..t.len()).step_by(2)
+//! #             .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap()).collect();
+//! #         let secret = TransportSecret::from_bytes(&bytes, suite.key_len(), suite.accepted_iv_lens())?;
+//! #         let sender = e.attr("by").unwrap_or_default().parse()
+//! #             .map_err(|_| EnvelopeError::Malformed("by".into()))?;
+//! #         Ok(OpenedEnvelope { secret, sender, sender_key: None })
+//! #     }
+//! # }
+//! # /// An in-process transport: one duplex pipe, handed from offer to answer.
+//! # #[derive(Default)]
+//! # struct Pipe(Mutex<Option<tokio::io::DuplexStream>>);
+//! # struct End(Option<tokio::io::DuplexStream>);
+//! # #[async_trait]
+//! # impl TransportAdapter for Pipe {
+//! #     fn namespace(&self) -> &'static str { "urn:example:pipe" }
+//! #     async fn offer(&self, _: &TransportContext)
+//! #         -> Result<Box<dyn TransportNegotiation>, TransportError> {
+//! #         let (a, b) = tokio::io::duplex(1 << 16);
+//! #         *self.0.lock().unwrap() = Some(b);
+//! #         Ok(Box::new(End(Some(a))))
+//! #     }
+//! #     async fn answer(&self, _: &TransportContext, _: &Element)
+//! #         -> Result<Box<dyn TransportNegotiation>, TransportError> {
+//! #         Ok(Box::new(End(self.0.lock().unwrap().take())))
+//! #     }
+//! # }
+//! # #[async_trait]
+//! # impl TransportNegotiation for End {
+//! #     fn local_transport(&self) -> Element { Element::builder("transport", "urn:example:pipe").build() }
+//! #     fn set_remote(&mut self, _: &Element) -> Result<(), TransportError> { Ok(()) }
+//! #     async fn establish(mut self: Box<Self>, _: &mut dyn TransportSignals)
+//! #         -> Result<jet_core::transport::BoxedStream, TransportError> {
+//! #         let s = self.0.take().ok_or_else(|| TransportError::Protocol("no pipe".into()))?;
+//! #         Ok(Box::new(s))
+//! #     }
+//! # }
+//! use jet_core::driver::{Driver, DriverConfig};
+//! use jet_core::error::Error;
+//! use jet_core::jid::FullJid;
+//! use jet_core::jingle::Senders;
+//! use jet_core::memory::MemoryRouter;
+//! use jet_core::session::{AppContext, Application, Decision, JetConfig, Offer};
+//! use jet_core::transport::BoxedStream;
+//!
+//! /// The application: the initiator sends a greeting, the responder reads
+//! /// it. It sees plaintext; the driver encrypts and decrypts.
+//! struct Greeting(Mutex<Option<Vec<u8>>>);
+//!
+//! #[async_trait]
+//! impl Application for Greeting {
+//!     fn namespace(&self) -> &'static str {
+//!         "urn:example:greeting"
+//!     }
+//!     fn offer(&self) -> Result<Offer, Error> {
+//!         let description = Element::builder("description", "urn:example:greeting").build();
+//!         Ok(Offer { description, senders: Senders::Initiator })
+//!     }
+//!     fn decide(&self, description: &Element, _: Senders) -> Decision {
+//!         Decision::Accept(description.clone())
+//!     }
+//!     fn expected_len(&self, _: &AppContext) -> Option<u64> {
+//!         Some(26)
+//!     }
+//!     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+//!         if ctx.we_send {
+//!             stream.write_all(b"wherefore art thou, Romeo?").await?;
+//!             stream.shutdown().await?;
+//!         } else {
+//!             let mut got = Vec::new();
+//!             stream.read_to_end(&mut got).await?; // ends once authenticated
+//!             *self.0.lock().unwrap() = Some(got);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let router = MemoryRouter::new();
+//! let romeo: FullJid = "romeo@montague.lit/orchard".parse().unwrap();
+//! let juliet: FullJid = "juliet@capulet.lit/balcony".parse().unwrap();
+//! let pipe = Arc::new(Pipe::default());
+//! // The JetConfig is the one list of what each side speaks.
+//! let jet = |me| JetConfig::new(vec![&TOY], vec![Arc::new(Clear(me))]);
+//! let (romeo_driver, _) = Driver::start(
+//!     router.connect(romeo),
+//!     jet("romeo@montague.lit"),
+//!     vec![pipe.clone()],
+//!     DriverConfig::default(),
+//! );
+//! let (_juliet_driver, mut incoming) = Driver::start(
+//!     router.connect(juliet.clone()),
+//!     jet("juliet@capulet.lit"),
+//!     vec![pipe],
+//!     DriverConfig::default(),
+//! );
+//! // Juliet accepts what comes (her driver checked the envelope's sender).
+//! let got = Arc::new(Greeting(Mutex::new(None)));
+//! let app = got.clone();
+//! let juliet_side = tokio::spawn(async move { incoming.recv().await.unwrap().accept(app).await });
+//! // Romeo offers; `Ok` once Juliet's verdict says everything arrived.
+//! let offer = Arc::new(Greeting(Mutex::new(None)));
+//! romeo_driver.initiate(juliet, offer).await.unwrap();
+//! juliet_side.await.unwrap().unwrap();
+//! assert_eq!(got.0.lock().unwrap().as_deref(), Some(&b"wherefore art thou, Romeo?"[..]));
+//! # });
+//! ```
 
 mod linger;
 mod stall;
@@ -67,8 +255,8 @@ use crate::layer::{cipher_error_of, Direction, JetStream};
 use crate::ns;
 use crate::secret::TransportSecret;
 use crate::session::{
-    AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig, SessionEvent,
-    SessionNotes,
+    rules, AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig,
+    SessionEvent, SessionNotes,
 };
 use crate::transport::{
     BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
@@ -86,9 +274,12 @@ const LOST_TEXT: &str = "the XMPP connection was lost";
 /// Driver settings.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Engine timeouts (its cipher and envelope lists and the encryption
-    /// policy are taken from the [`JetConfig`]).
-    pub engine: EngineConfig,
+    /// How long the initiator waits for `session-accept` (default 120 s;
+    /// [`EngineConfig::accept_timeout`]).
+    pub accept_timeout: Duration,
+    /// How long we wait for the answer to an IQ we sent (default 30 s;
+    /// [`EngineConfig::iq_timeout`]).
+    pub iq_timeout: Duration,
     /// Bound on transport establishment (default 60 s).
     pub establish_timeout: Duration,
     /// Bound on the application's run, if any (default none: big files).
@@ -146,7 +337,8 @@ impl std::fmt::Debug for RefusedHook {
 impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
-            engine: EngineConfig::default(),
+            accept_timeout: EngineConfig::default().accept_timeout,
+            iq_timeout: EngineConfig::default().iq_timeout,
             establish_timeout: Duration::from_secs(60),
             run_timeout: None,
             finish_timeout: Duration::from_secs(30),
@@ -218,6 +410,11 @@ fn now() -> std::time::Instant {
 impl Driver {
     /// Starts the engine task on the current tokio runtime. Returns the
     /// handle and the stream of incoming sessions.
+    ///
+    /// The `jet` configuration is the one source of what the engine
+    /// accepts: its [`EngineConfig`] is [`EngineConfig::from`] it (cipher
+    /// URNs, envelope types, the encryption policy) with the timeouts of
+    /// `config`.
     pub fn start(
         channel: Arc<dyn StanzaChannel>,
         jet: JetConfig,
@@ -225,11 +422,11 @@ impl Driver {
         config: DriverConfig,
     ) -> (Driver, mpsc::UnboundedReceiver<Incoming>) {
         let local = channel.local_jid();
-        let mut engine = config.engine.clone();
-        let from_jet = EngineConfig::from(&jet);
-        engine.supported_ciphers = from_jet.supported_ciphers;
-        engine.supported_envelopes = from_jet.supported_envelopes;
-        engine.require_encryption = from_jet.require_encryption;
+        let engine = EngineConfig {
+            accept_timeout: config.accept_timeout,
+            iq_timeout: config.iq_timeout,
+            ..EngineConfig::from(&jet)
+        };
         let shared = Arc::new(Shared {
             channel: channel.clone(),
             jet,
@@ -309,11 +506,8 @@ impl Driver {
         if !jet_on && shared.jet.require_encryption {
             return Err(Error::MissingSecurity(name));
         }
-        if jet_on && offer.senders == Senders::Both {
-            return Err(Error::Protocol(
-                "senders='both' with JET would use one key and IV both ways".into(),
-            ));
-        }
+        // Before any transport or envelope work (the engine refuses it too).
+        rules::check_senders(&offer.senders, jet_on)?;
         let adapter = match transports.first() {
             Some(a) => a.clone(),
             None if shared.transports.is_empty() => {
@@ -415,7 +609,7 @@ impl Driver {
             notes: Arc::new(SessionNotes::default()),
         };
         live.notes = Some(ctx.notes.clone());
-        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
+        live.establish_and_run(negotiation, &tctx, secret, app, ctx)
             .await
     }
 }
@@ -462,15 +656,6 @@ impl Incoming {
             }
             None => None,
         };
-        if secret.is_some() && offered.senders == Senders::Both {
-            return live
-                .end(
-                    Reason::IncompatibleParameters,
-                    Some("senders='both' with JET would reuse the key and IV".into()),
-                    Error::Protocol("senders='both' with JET".into()),
-                )
-                .await;
-        }
         let description = offered
             .description
             .clone()
@@ -556,7 +741,7 @@ impl Incoming {
             notes: Arc::new(SessionNotes::default()),
         };
         live.notes = Some(ctx.notes.clone());
-        live.establish_and_run(negotiation, &tctx, adapter.namespace(), secret, app, ctx)
+        live.establish_and_run(negotiation, &tctx, secret, app, ctx)
             .await
     }
 
@@ -564,6 +749,16 @@ impl Incoming {
     pub async fn decline(self) -> Result<(), Error> {
         let mut live = self.live;
         match live.end(Reason::Decline, None, Error::Declined).await {
+            Err(Error::Declined) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Declines the offer with `text` in the reason (said to the peer, so
+    /// it names files, never our directories).
+    pub async fn decline_because(self, text: String) -> Result<(), Error> {
+        let mut live = self.live;
+        match live.end(Reason::Decline, Some(text), Error::Declined).await {
             Err(Error::Declined) => Ok(()),
             other => other,
         }
@@ -591,7 +786,8 @@ struct Ended {
 
 fn terminated_error(reason: Reason, text: Option<String>) -> Error {
     match reason {
-        Reason::Decline => Error::Declined,
+        // A decline that says why keeps its text for the user.
+        Reason::Decline if text.is_none() => Error::Declined,
         reason => Error::Terminated {
             reason: reason_name(&reason),
             text,
@@ -770,7 +966,6 @@ impl Live {
         &mut self,
         mut negotiation: Box<dyn TransportNegotiation>,
         tctx: &TransportContext,
-        mut used: String,
     ) -> Result<BoxedStream, Error> {
         let content = tctx.content_name.clone();
         loop {
@@ -783,14 +978,19 @@ impl Live {
             }
             negotiation = match tctx.role {
                 Role::Initiator => {
-                    // The next transport after the one that failed.
+                    // The engine says which transport follows the one that
+                    // failed (`rules`).
+                    let ours: Vec<&'static str> =
+                        self.transports.iter().map(|a| a.namespace()).collect();
+                    let (sid, c) = (self.sid.clone(), content.clone());
+                    // A session that ended meanwhile has no fallback: the
+                    // transport's error (or the peer's reason) stands.
                     let next = self
-                        .transports
-                        .iter()
-                        .skip_while(|a| a.namespace() != used)
-                        .nth(1)
-                        .cloned();
-                    let Some(next) = next else {
+                        .driver
+                        .call(move |st, _| st.endpoint.fallback_transport(&sid, &c, &ours))
+                        .await?
+                        .unwrap_or(None);
+                    let Some(next) = next.map(|i| self.transports[i].clone()) else {
                         return Err(error);
                     };
                     let mut neg = next.offer(tctx).await?;
@@ -800,32 +1000,32 @@ impl Live {
                         .await??;
                     let remote = self.wait_replace_answer(&content).await?;
                     neg.set_remote(&remote)?;
-                    used = next.namespace().to_string();
                     neg
                 }
                 Role::Responder => {
-                    let offer = self.wait_replace_offer(&content, error).await?;
-                    let adapter = self
-                        .transports
-                        .iter()
-                        .find(|a| a.namespace() == offer.ns())
-                        .cloned();
+                    let offered = self.wait_replace_offer(&content, error).await?;
+                    // The engine accepts an offer we have a transport for
+                    // and rejects any other (`rules`).
+                    let ours: Vec<&'static str> =
+                        self.transports.iter().map(|a| a.namespace()).collect();
                     let (sid, c) = (self.sid.clone(), content.clone());
-                    let Some(adapter) = adapter else {
-                        self.driver
-                            .call(move |st, now| st.endpoint.transport_reject(&sid, &c, now))
-                            .await??;
+                    let answer = self
+                        .driver
+                        .call(move |st, now| st.endpoint.answer_replace(&sid, &c, &ours, now))
+                        .await??;
+                    let Some((i, offer)) = answer else {
                         return Err(Error::Protocol(format!(
                             "the peer replaced the transport with {}, which we lack",
-                            offer.ns()
+                            offered.ns()
                         )));
                     };
+                    let adapter = self.transports[i].clone();
+                    let (sid, c) = (self.sid.clone(), content.clone());
                     let neg = adapter.answer(tctx, &offer).await?;
                     let t = neg.local_transport();
                     self.driver
                         .call(move |st, now| st.endpoint.transport_accept(&sid, &c, t, now))
                         .await??;
-                    used = adapter.namespace().to_string();
                     neg
                 }
             };
@@ -891,13 +1091,12 @@ impl Live {
         &mut self,
         negotiation: Box<dyn TransportNegotiation>,
         tctx: &TransportContext,
-        used: &str,
         secret: Option<(&'static dyn CipherSuite, TransportSecret)>,
         app: Arc<dyn Application>,
         ctx: AppContext,
     ) -> Result<(), Error> {
         let cfg = self.driver.shared.config.clone();
-        let stream = match self.establish(negotiation, tctx, used.to_string()).await {
+        let stream = match self.establish(negotiation, tctx).await {
             Ok(s) => s,
             Err(e) => return self.finish(Err(e)).await,
         };
@@ -1021,36 +1220,46 @@ impl Live {
             let _ = self.end(Reason::Success, None, closed()).await;
             return Ok(());
         }
-        // The sender waits for the receiver's verdict.
-        let verdict = tokio::time::timeout(cfg.finish_timeout, async {
-            loop {
-                if let Some(ended) = self.ended.clone() {
-                    return ended;
+        // The sender waits for the receiver's verdict, which the engine
+        // bounds (`rules`: it ends the session with `timeout` without one).
+        let (sid, within) = (self.sid.clone(), cfg.finish_timeout);
+        if self.ended.is_none() {
+            let _ = self
+                .driver
+                .call(move |st, now| st.endpoint.await_verdict(&sid, within, now))
+                .await;
+        }
+        loop {
+            if let Some(ended) = self.ended.clone() {
+                let timed_out = !ended.by_peer
+                    && ended.reason == Reason::Timeout
+                    && ended.text == Some(rules::verdict_timeout_text(within));
+                if timed_out && !self.driver.shared.is_lost() {
+                    return Err(Error::Timeout(rules::verdict_wait(within)));
                 }
-                if self.next_event().await.is_none() && self.ended.is_none() {
-                    return Ended {
-                        reason: Reason::ConnectivityError,
-                        text: Some("engine stopped".into()),
-                        by_peer: false,
-                    };
-                }
+                return self.outcome(ended);
             }
-        })
-        .await;
-        match verdict {
-            Ok(Ended {
-                reason: Reason::Success,
-                ..
-            }) => Ok(()),
-            Ok(ended) => Err(self.error_of(ended)),
-            Err(_) => {
-                let e = Error::Timeout(format!(
-                    "the receiver's verdict: every byte was sent, but no session-terminate \
-                     came within {} s, so whether the file arrived is unknown",
-                    cfg.finish_timeout.as_secs()
-                ));
-                self.finish(Err(e)).await
+            if self.next_event().await.is_none() && self.ended.is_none() {
+                return Err(self.error_of(Ended {
+                    reason: Reason::ConnectivityError,
+                    text: Some("engine stopped".into()),
+                    by_peer: false,
+                }));
             }
+        }
+    }
+
+    /// The result of a session that ended (`rules::verdict`): `Ok` for
+    /// `success`, else the error to report.
+    fn outcome(&self, ended: Ended) -> Result<(), Error> {
+        let event = Event::Terminated {
+            reason: ended.reason,
+            text: ended.text,
+            by_peer: ended.by_peer,
+        };
+        match rules::verdict(&event) {
+            Some(Err(e)) => Err(self.ended_error(e.reason, e.text, e.by_peer)),
+            _ => Ok(()),
         }
     }
 
@@ -1058,10 +1267,8 @@ impl Live {
     /// `success`, else the error to report.
     async fn peer_verdict(&mut self) -> Result<(), Error> {
         loop {
-            match &self.ended {
-                Some(e) if e.reason == Reason::Success => return Ok(()),
-                Some(e) => return Err(self.error_of(e.clone())),
-                None => {}
+            if let Some(ended) = self.ended.clone() {
+                return self.outcome(ended);
             }
             if self.next_event().await.is_none() {
                 std::future::pending::<()>().await;

@@ -39,7 +39,7 @@ use crate::ft::{
     parse_checksum, received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher,
     Range,
 };
-use crate::ft_fs::{resumable_offset, IncomingFile, PartialInfo};
+use crate::ft_fs::{free_name, partial_path, resumable_offset, IncomingFile, PartialInfo};
 use crate::jingle::{Reason, Senders};
 use crate::ns;
 use crate::session::{AppContext, Application, Decision, Offer, SessionNotes};
@@ -310,6 +310,7 @@ pub async fn receive_file(
         progress,
         None,
         None,
+        None,
     )
     .await
 }
@@ -329,6 +330,7 @@ async fn receive_file_within(
     progress: Option<&ProgressFn>,
     limit: Option<u64>,
     notes: Option<&SessionNotes>,
+    rename_base: Option<&str>,
 ) -> Result<ReceivedFile, Error> {
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
@@ -338,6 +340,9 @@ async fn receive_file_within(
         .unwrap_or(HashAlgo::Sha256);
     let info = PartialInfo::of(desc, framing);
     let mut file = IncomingFile::create(dir, name, algo, resume || offset > 0, info).await?;
+    if let Some(base) = rename_base {
+        file.rename_if_taken(base);
+    }
     if file.offset() != offset {
         let got = file.offset();
         file.abandon(Some(got)).await?;
@@ -577,6 +582,11 @@ pub struct FileReceiver {
     policy: ReceivePolicy,
     progress: Option<ProgressFn>,
     received: Mutex<Vec<ReceivedFile>>,
+    /// Take a free name when the offered one is taken ([`Self::renaming`]).
+    rename: bool,
+    /// The local name chosen for an offered (sanitized) name, when it was
+    /// taken: from `decide` to `run`.
+    renamed: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl FileReceiver {
@@ -587,7 +597,19 @@ impl FileReceiver {
             policy,
             progress,
             received: Mutex::new(Vec::new()),
+            rename: false,
+            renamed: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// With `on`, an offer whose name is taken in the directory (a file,
+    /// or a partial file that is not resumed) is received under a free
+    /// name instead of being declined: `report (1).pdf`, `report (2).pdf`,
+    /// ... ([`crate::ft_fs::free_name`]); a name taken while the data
+    /// comes in gives way to the next one at the commit. Never overwrites.
+    pub fn renaming(mut self, on: bool) -> Self {
+        self.rename = on;
+        self
     }
 
     /// Files received so far.
@@ -595,7 +617,12 @@ impl FileReceiver {
         self.received.lock().unwrap().clone()
     }
 
-    fn check(&self, description: &Element, senders: Senders) -> Result<FileDesc, (Reason, String)> {
+    /// The offer's description and the name to save it under.
+    fn check(
+        &self,
+        description: &Element,
+        senders: Senders,
+    ) -> Result<(FileDesc, String), (Reason, String)> {
         if senders != Senders::Initiator {
             return Err((
                 Reason::UnsupportedApplications,
@@ -621,13 +648,35 @@ impl FileReceiver {
                 ));
             }
         }
-        if self.dir.join(&safe).exists() {
-            return Err((
-                Reason::Decline,
-                format!("{safe} already exists in the target directory"),
-            ));
+        let taken = std::fs::symlink_metadata(self.dir.join(&safe)).is_ok();
+        if !self.rename {
+            if taken {
+                // Said to the sender: the name only, never our directory.
+                return Err((Reason::Decline, format!("{safe} already exists there")));
+            }
+            return Ok((desc, safe));
         }
-        Ok(desc)
+        // A partial file under the name is in the way too, unless it is
+        // resumed.
+        let in_the_way = std::fs::symlink_metadata(partial_path(&self.dir, &safe)).is_ok()
+            && !(self.policy.resume
+                && resumable_offset(&self.dir, &safe, desc.size, desc.best_hash()) > 0);
+        if !taken && !in_the_way {
+            return Ok((desc, safe));
+        }
+        match free_name(
+            &self.dir,
+            &safe,
+            desc.size,
+            desc.best_hash(),
+            self.policy.resume,
+        ) {
+            Some(local) => Ok((desc, local)),
+            None => Err((
+                Reason::Decline,
+                format!("{safe} already exists there, and no free name was found"),
+            )),
+        }
     }
 }
 
@@ -644,12 +693,15 @@ impl Application for FileReceiver {
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
         match self.check(description, senders) {
             Err((reason, text)) => Decision::Reject(reason, Some(text)),
-            Ok(mut desc) => {
+            Ok((mut desc, local)) => {
                 let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())
                     .unwrap_or_default();
+                if local != safe {
+                    self.renamed.lock().unwrap().insert(safe, local.clone());
+                }
                 // Only what the partial file's record says is authenticated,
                 // for this very file (see `ft_fs`).
-                let have = resumable_offset(&self.dir, &safe, desc.size, desc.best_hash());
+                let have = resumable_offset(&self.dir, &local, desc.size, desc.best_hash());
                 let ranged = desc.range.is_some();
                 if self.policy.resume && ranged && have > 0 && desc.size.is_some_and(|s| have <= s)
                 {
@@ -664,8 +716,21 @@ impl Application for FileReceiver {
     }
 
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
-        let desc = FileDesc::from_description(&ctx.description)?;
+        let mut desc = FileDesc::from_description(&ctx.description)?;
         let offset = desc.range.map(|r| r.offset).unwrap_or(0);
+        let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())?;
+        if let Some(local) = self.renamed.lock().unwrap().remove(&safe) {
+            desc.name = Some(local);
+        }
+        if self.rename && offset == 0 {
+            // Taken since `decide` (a file created meanwhile): another.
+            let local = desc.name.clone().unwrap_or_default();
+            if std::fs::symlink_metadata(self.dir.join(&local)).is_ok() {
+                let free = free_name(&self.dir, &safe, desc.size, desc.best_hash(), false)
+                    .ok_or_else(|| Error::Application(format!("{safe} already exists there")))?;
+                desc.name = Some(free);
+            }
+        }
         // The size check in `decide` needs a size; an offer without one is
         // bounded here, as the data arrives.
         let got = receive_file_within(
@@ -678,6 +743,7 @@ impl Application for FileReceiver {
             self.progress.as_ref(),
             Some(self.policy.max_size),
             Some(&ctx.notes),
+            self.rename.then_some(safe.as_str()),
         )
         .await?;
         self.received.lock().unwrap().push(got);
@@ -821,6 +887,7 @@ impl Application for FileRequest {
             self.progress.as_ref(),
             Some(self.max_size),
             Some(&ctx.notes),
+            None,
         )
         .await?;
         *self.received.lock().unwrap() = Some(got);
@@ -990,6 +1057,7 @@ mod tests {
                     None,
                     None,
                     Some(&notes),
+                    None,
                 )
                 .await;
                 let kept = dst.join(format!("{name}.bin")).exists();
@@ -1063,6 +1131,101 @@ mod tests {
             recv.decide(&o.description, o.senders.clone()),
             Decision::Reject(Reason::Decline, _)
         ));
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    /// Sends `offer` to `recv` (decide, then both runs).
+    async fn transfer(offer: &FileOffer, recv: &FileReceiver) -> Result<(), Error> {
+        let o = offer.offer().unwrap();
+        let answer = accept(recv.decide(&o.description, o.senders.clone()));
+        let (a, b) = tokio::io::duplex(4096);
+        let (ra, rb) = tokio::join!(
+            offer.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
+            recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
+        );
+        ra?;
+        rb
+    }
+
+    #[tokio::test]
+    async fn a_taken_name_is_declined_with_why_or_renamed_to_a_free_one() {
+        let src = tmpdir("src-rename");
+        let dst = tmpdir("dst-rename");
+        let bytes = data(10_001);
+        std::fs::write(src.join("report.pdf"), &bytes).unwrap();
+        std::fs::write(dst.join("report.pdf"), b"mine").unwrap();
+        let local = LocalFile::describe(&src.join("report.pdf")).await.unwrap();
+        let offer = FileOffer::new(local, None);
+        let o = offer.offer().unwrap();
+
+        // Without renaming: declined, and the text says why (the name
+        // only, not our directory).
+        let plain = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None);
+        match plain.decide(&o.description, o.senders.clone()) {
+            Decision::Reject(Reason::Decline, Some(text)) => {
+                assert_eq!(text, "report.pdf already exists there");
+            }
+            other => panic!("expected a decline with a text, got {other:?}"),
+        }
+
+        // Renaming: `report (1).pdf`, then `report (2).pdf` (a partial
+        // file that is not resumed is in the way of a name as well).
+        std::fs::write(dst.join("report (2).pdf.jet-part"), b"other").unwrap();
+        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None).renaming(true);
+        transfer(&offer, &recv).await.unwrap();
+        transfer(&offer, &recv).await.unwrap();
+        let got: Vec<_> = recv
+            .received()
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(got, ["report (1).pdf", "report (3).pdf"]);
+        assert_eq!(std::fs::read(dst.join("report.pdf")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(dst.join("report (1).pdf")).unwrap(), bytes);
+        assert_eq!(std::fs::read(dst.join("report (3).pdf")).unwrap(), bytes);
+        assert_eq!(
+            std::fs::read(dst.join("report (2).pdf.jet-part")).unwrap(),
+            b"other"
+        );
+
+        // A name taken after the decision is not overwritten: before the
+        // data comes, another free name is taken...
+        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None).renaming(true);
+        let answer = accept(recv.decide(&o.description, o.senders.clone()));
+        std::fs::write(dst.join("report (4).pdf"), b"meanwhile").unwrap();
+        let (a, b) = tokio::io::duplex(4096);
+        let (ra, rb) = tokio::join!(
+            offer.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
+            recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
+        );
+        ra.unwrap();
+        rb.unwrap();
+        assert_eq!(recv.received()[0].path, dst.join("report (5).pdf"));
+        // ... and while it comes, the commit takes the next one.
+        let appear = dst.join("report (6).pdf");
+        let progress: ProgressFn = Arc::new(move |_, _| {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&appear);
+        });
+        let recv =
+            FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress)).renaming(true);
+        transfer(&offer, &recv).await.unwrap();
+        assert_eq!(recv.received()[0].path, dst.join("report (7).pdf"));
+        assert_eq!(
+            std::fs::read(dst.join("report (4).pdf")).unwrap(),
+            b"meanwhile"
+        );
+        assert_eq!(std::fs::read(dst.join("report (6).pdf")).unwrap(), b"");
+        for n in [5, 7] {
+            let p = dst.join(format!("report ({n}).pdf"));
+            assert_eq!(std::fs::read(p).unwrap(), bytes);
+        }
+        for n in 4..=7 {
+            assert!(!dst.join(format!("report ({n}).pdf.jet-part")).exists());
+        }
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
     }

@@ -279,6 +279,53 @@ pub fn resumable_offset(
     state.resumable(meta.len(), size, hash)
 }
 
+/// `safe_name` with ` (n)` before its extension: `report.pdf` becomes
+/// `report (1).pdf`, `notes` becomes `notes (1)`. `None` when the result
+/// is not a safe file name (too long).
+pub fn numbered_name(safe_name: &str, n: u32) -> Option<String> {
+    let (stem, ext) = match safe_name.rfind('.') {
+        Some(i) if i > 0 => safe_name.split_at(i),
+        _ => (safe_name, ""),
+    };
+    let name = format!("{stem} ({n}){ext}");
+    (sanitize_file_name(&name).ok().as_deref() == Some(name.as_str())).then_some(name)
+}
+
+/// Numbered names tried at most before giving up on a free one.
+pub const MAX_NUMBERED: u32 = 999;
+
+/// A free name for a file whose name `safe_name` is taken in `dir`:
+/// the first `NAME (n).EXT` with neither a file nor a partial file under
+/// it, or, with `resume`, an earlier one whose partial file's record
+/// vouches for bytes of this very file (`size`, `hash`), so that an
+/// interrupted renamed transfer continues where it stopped. `None` when
+/// [`MAX_NUMBERED`] names are all taken. The name is only a proposal:
+/// [`IncomingFile::create`] and [`IncomingFile::commit`] still refuse to
+/// overwrite anything that appears meanwhile.
+pub fn free_name(
+    dir: &Path,
+    safe_name: &str,
+    size: Option<u64>,
+    hash: Option<&FileHash>,
+    resume: bool,
+) -> Option<String> {
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    for n in 1..=MAX_NUMBERED {
+        let name = numbered_name(safe_name, n)?;
+        if taken(&dir.join(&name)) {
+            continue;
+        }
+        if taken(&partial_path(dir, &name)) || taken(&state_path(dir, &name)) {
+            if resume && resumable_offset(dir, &name, size, hash) > 0 {
+                return Some(name);
+            }
+            continue;
+        }
+        return Some(name);
+    }
+    None
+}
+
 /// A file being received.
 #[derive(Debug)]
 pub struct IncomingFile {
@@ -307,6 +354,9 @@ pub struct IncomingFile {
     recorded: u64,
     last_record: Instant,
     record_interval: Duration,
+    /// On commit, a final name taken meanwhile gives way to the next free
+    /// numbered variant of this name ([`rename_if_taken`](Self::rename_if_taken)).
+    rename_base: Option<String>,
 }
 
 impl IncomingFile {
@@ -408,12 +458,21 @@ impl IncomingFile {
             recorded: written,
             last_record: Instant::now(),
             record_interval: RECORD_INTERVAL,
+            rename_base: None,
         };
         // Before any new byte lands: a stale record (of an earlier file of
         // this name) must not vouch for it, and a left-over temporary record
         // goes.
         me.record(written).await?;
         Ok(me)
+    }
+
+    /// When the final name is taken by the time of the commit (a file
+    /// created meanwhile), commit under the next free numbered variant of
+    /// `base` ([`numbered_name`]) instead of failing; never overwriting
+    /// either way.
+    pub fn rename_if_taken(&mut self, base: &str) {
+        self.rename_base = Some(base.to_string());
     }
 
     /// Bytes already in the partial file (the resume offset).
@@ -585,23 +644,43 @@ impl IncomingFile {
             }
         }
         // hard_link fails if the target exists: no overwrite, even in a race.
-        tokio::fs::hard_link(&self.partial, &self.final_path)
-            .await
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    let name = self
-                        .final_path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    Error::Application(format!(
-                        "{name} appeared while receiving; not overwritten (data kept in {})",
-                        self.partial_name
-                    ))
-                } else {
-                    Error::Io(e)
+        let mut linked = tokio::fs::hard_link(&self.partial, &self.final_path).await;
+        if let Some(base) = self.rename_base.clone() {
+            let dir = self.final_path.parent().map(Path::to_path_buf);
+            let mut n = 0;
+            while matches!(&linked, Err(e) if e.kind() == io::ErrorKind::AlreadyExists)
+                && n < MAX_NUMBERED
+            {
+                n += 1;
+                let (Some(dir), Some(name)) = (&dir, numbered_name(&base, n)) else {
+                    break;
+                };
+                // A name another transfer is receiving into is not free.
+                if std::fs::symlink_metadata(partial_path(dir, &name)).is_ok() {
+                    continue;
                 }
-            })?;
+                let candidate = dir.join(name);
+                linked = tokio::fs::hard_link(&self.partial, &candidate).await;
+                if linked.is_ok() {
+                    self.final_path = candidate;
+                }
+            }
+        }
+        linked.map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                let name = self
+                    .final_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Error::Application(format!(
+                    "{name} appeared while receiving; not overwritten (data kept in {})",
+                    self.partial_name
+                ))
+            } else {
+                Error::Io(e)
+            }
+        })?;
         self.remove_all().await?;
         Ok(self.final_path.clone())
     }
@@ -838,6 +917,16 @@ fn closed() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_names_keep_the_extension_and_stay_safe() {
+        assert_eq!(numbered_name("report.pdf", 1).unwrap(), "report (1).pdf");
+        assert_eq!(numbered_name("notes", 2).unwrap(), "notes (2)");
+        assert_eq!(numbered_name("a.tar.gz", 3).unwrap(), "a.tar (3).gz");
+        assert_eq!(numbered_name("_profile", 1).unwrap(), "_profile (1)");
+        // Too long for a file name: no name rather than a cut one.
+        assert!(numbered_name(&"x".repeat(252), 1).is_none());
+    }
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("jet-ftfs-{tag}-{}", std::process::id()));

@@ -956,7 +956,13 @@ async fn huge_size_is_declined() {
     let o = transfer(&mut w).await;
     let j = o.juliet.expect("reached the application");
     assert!(j.is_err(), "{j:?}");
-    assert!(matches!(o.romeo, Err(Error::Declined)), "{:?}", o.romeo);
+    // The sender hears the decline and why.
+    assert!(
+        matches!(&o.romeo, Err(Error::Terminated { reason, text: Some(t) })
+            if reason == "decline" && t.contains("larger than the limit")),
+        "{:?}",
+        o.romeo
+    );
     assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
     assert!(files_under(&w.dir).is_empty());
 }

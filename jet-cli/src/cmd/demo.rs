@@ -278,7 +278,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         local.desc.name.as_deref().unwrap_or("?")
     );
     eprintln!(
-        "  cipher {} · envelope {}{} · transport {:?}",
+        "  cipher {} · envelope {}{} · transport {}",
         suite.urn(),
         romeo_envelope.envelope_type(),
         if romeo_envelope.is_secure() {
@@ -286,7 +286,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         } else {
             " (stub: NO security, demo only)"
         },
-        args.transport
+        clap::ValueEnum::to_possible_value(&args.transport)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     );
 
     let router = MemoryRouter::new();
@@ -395,11 +397,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         size as f64 / (1 << 20) as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     println!("sent     sha-256 {}", want.value);
-    println!(
-        "received sha-256 {}  {}",
-        got.value,
-        received_path.display()
-    );
+    // Without --out the file lies in a temporary directory removed when
+    // the demo ends: no path that no longer exists.
+    let where_ = match &args.out {
+        Some(_) => received_path.display().to_string(),
+        None => "(in a temporary directory, removed now; keep the file with --out DIR)".into(),
+    };
+    println!("received sha-256 {}  {where_}", got.value);
     if !ok {
         bail!("hash mismatch: the received file is NOT the sent file");
     }

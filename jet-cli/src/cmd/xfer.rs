@@ -98,7 +98,8 @@ pub struct SendArgs {
     /// The receiver: a full JID, or a bare JID (its resource is found from presence).
     #[arg(long)]
     pub to: String,
-    /// Cipher URN to use (default: the first of ours the peer advertises).
+    /// Cipher URN or short name (default: the chunked suite for a jet peer that lists it,
+    /// else the first of ours it lists; AES-128-GCM for a peer that lists none).
     #[arg(long)]
     pub cipher: Option<String>,
     /// Seconds to wait after the last byte for the receiver's verdict (its
@@ -138,6 +139,12 @@ pub struct ReceiveArgs {
     /// sender for the rest with `<range offset>`).
     #[arg(long)]
     pub resume: bool,
+    /// When a file of the offered name exists, save under a free name
+    /// (`report (1).pdf`, `report (2).pdf`, ...) instead of declining.
+    /// Without it an offer of an existing name is declined (the sender is
+    /// told why), or on a terminal asked about. Never overwrites.
+    #[arg(long)]
+    pub rename: bool,
     /// Give up after this many seconds without finishing (default: wait forever).
     #[arg(long)]
     pub timeout: Option<u64>,
@@ -283,6 +290,23 @@ impl Events {
         }
     }
 
+    /// A received file saved under another name than the offered one.
+    fn renamed(&self, f: &jet_core::ft_app::ReceivedFile, offered: &Option<String>) {
+        let saved = f
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(offered) = offered.as_ref().filter(|o| **o != saved) {
+            account::notice(
+                self.json,
+                json!({"event": "renamed", "file": offered, "saved_as": saved,
+                       "path": f.path.display().to_string()}),
+                &format!("jet: {offered} already exists here: saved as {saved}"),
+            );
+        }
+    }
+
     /// A received file's sender checksums in algorithms jet cannot compute.
     fn unchecked(&self, f: &jet_core::ft_app::ReceivedFile) {
         for algo in &f.unchecked {
@@ -416,17 +440,67 @@ struct Node {
 async fn connect_with_envelope(
     acc: &Account,
 ) -> Result<(Arc<XmppChannel>, Arc<dyn EnvelopeBackend>)> {
+    let (ch, mut envelopes) = connect_with_envelopes(acc, &[acc.envelope]).await?;
+    let envelope = envelopes.remove(0);
+    Ok((ch, envelope))
+}
+
+/// [`connect_with_envelope`] for several envelopes (a responder opens
+/// each of them), advertising each one's feature.
+async fn connect_with_envelopes(
+    acc: &Account,
+    which: &[account::EnvelopeChoice],
+) -> Result<(Arc<XmppChannel>, Vec<Arc<dyn EnvelopeBackend>>)> {
     let registry = crate::backends::registry();
     let suites: Vec<_> = registry.iter().collect();
-    let features = account::our_features(&suites, &[acc.envelope.disco_feature()], acc.transport);
+    let features: Vec<&str> = which.iter().map(|e| e.disco_feature()).collect();
+    let features = account::our_features(&suites, &features, acc.transport);
     let ch = account::connect(acc, features).await?;
-    match acc.envelope_backend(&ch).await {
-        Ok(envelope) => Ok((ch, envelope)),
-        Err(e) => {
-            let _ = ch.disconnect().await;
-            Err(e)
+    let mut envelopes = Vec::new();
+    for &e in which {
+        match acc.envelope_backend_of(&ch, e).await {
+            Ok(envelope) => envelopes.push(envelope),
+            Err(e) => {
+                let _ = ch.disconnect().await;
+                return Err(e);
+            }
         }
     }
+    Ok((ch, envelopes))
+}
+
+/// Refuses, with what either side can do about it, a peer that does JET
+/// but cannot open our envelope.
+fn check_peer_envelope(
+    peer: &FullJid,
+    features: &[String],
+    ours: account::EnvelopeChoice,
+) -> Result<()> {
+    use account::EnvelopeChoice as E;
+    let has = |f: &str| features.iter().any(|x| x == f);
+    if !has(jet_core::ns::JET) || has(ours.disco_feature()) {
+        // Not JET at all is refused by `account::choose`.
+        return Ok(());
+    }
+    let theirs: Vec<&str> = [E::Omemo, E::Ox, E::Stub]
+        .into_iter()
+        .filter(|e| has(e.disco_feature()))
+        .map(|e| e.name())
+        .collect();
+    let name = ours.name();
+    let instead = match theirs.iter().find(|e| **e != "stub") {
+        Some(e) => format!(
+            "; it opens {}: send with --envelope {e}",
+            theirs.join(" and ")
+        ),
+        None => String::new(),
+    };
+    Err(anyhow!(
+        "{peer} cannot open the {name} envelope (no {} in its disco#info){instead}, or have \
+         the receiver run `jet receive` without --envelope (it opens omemo and ox) or with \
+         --envelope {name}; no session started",
+        ours.disco_feature()
+    ))
 }
 
 fn start_driver(
@@ -513,21 +587,19 @@ async fn initiator(
         let peer = account::resolve_peer(&ch, peer, acc.wait()).await?;
         let dch = account::driver_channel(&ch, acc.args.verbose);
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
+        check_peer_envelope(&peer, &disco.features, acc.envelope)?;
         let registry = crate::backends::registry();
-        let choice = account::choose(&peer, &disco.features, envelope.as_ref(), &registry, cipher)?;
+        let ours = JetConfig::new(registry.iter().collect(), vec![envelope.clone()]);
+        let choice = account::choose(&peer, &disco.features, &ours, &registry, cipher)?;
         let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
         let libervia = account::is_libervia(&disco);
         if libervia {
             acc.libervia_compat(&peer);
         }
-        let mut jet = JetConfig::new(vec![choice.suite], vec![envelope.clone()]);
-        jet.unversioned_cipher_urns = choice.unversioned;
+        // The driver offers the chosen suite alone.
+        let mut jet = ours.offering(&choice);
         jet.used_secrets = Some(acc.used_secrets()?);
-        let wire_urn = if choice.unversioned {
-            jet_core::ns::normalize_cipher_urn(choice.suite.urn()).to_string()
-        } else {
-            choice.suite.urn().to_string()
-        };
+        let wire_urn = choice.wire_urn().to_string();
         Ok::<_, anyhow::Error>((
             peer,
             jet,
@@ -556,7 +628,7 @@ async fn initiator(
 
 /// Connects and starts the driver as a responder accepting every suite.
 async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result<Node> {
-    let (ch, envelope) = connect_with_envelope(acc).await?;
+    let (ch, envelopes) = connect_with_envelopes(acc, &acc.responder_envelopes()).await?;
     let mut peers: Vec<String> = Vec::new();
     for j in allow {
         ch.allow_subscription(j.to_bare());
@@ -578,7 +650,7 @@ async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result
         );
     }
     let registry = crate::backends::registry();
-    let mut jet = JetConfig::new(registry.iter().collect(), vec![envelope]);
+    let mut jet = JetConfig::new(registry.iter().collect(), envelopes);
     jet.used_secrets = match acc.used_secrets() {
         Ok(r) => Some(r),
         Err(e) => {
@@ -741,6 +813,16 @@ fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
         .and_then(|d| FileDesc::from_description(d).ok())
 }
 
+/// When the offer's (sanitized) file name is taken in `dir`: that name and
+/// a free one to propose (`None` when none is free).
+fn taken_name(dir: &std::path::Path, inc: &Incoming) -> Option<(String, Option<String>)> {
+    let desc = offered_desc(inc)?;
+    let safe = jet_core::ft::sanitize_file_name(desc.name.as_deref()?).ok()?;
+    std::fs::symlink_metadata(dir.join(&safe)).ok()?;
+    let free = jet_core::ft_fs::free_name(dir, &safe, desc.size, desc.best_hash(), false);
+    Some((safe, free))
+}
+
 /// Whether the offer's envelope is an OMEMO message with a non-blank
 /// `<payload>` (Libervia's or Smack's form, not XEP-0396's key transport).
 fn carries_omemo_payload(inc: &Incoming) -> bool {
@@ -766,6 +848,8 @@ fn offered_cipher(inc: &Incoming) -> String {
 
 /// What a responder knows about a finished session.
 struct Session {
+    /// The file name the peer offered (sanitized), if any.
+    offered: Option<String>,
     elapsed: Duration,
     transport: Option<&'static str>,
     cipher: String,
@@ -794,6 +878,11 @@ struct Gate<'a> {
     /// Ask on the terminal about offers `allow`/`yes` do not cover
     /// (`None`: decline them).
     ask: Option<&'a Asker>,
+    /// Where received files go (`receive`): an offer of a name taken there
+    /// is asked about on the terminal (save under a free name?).
+    dir: Option<&'a std::path::Path>,
+    /// Save under a free name when the offered one is taken (`--rename`).
+    rename: bool,
 }
 
 /// Questions on the terminal: one thread reads stdin's lines for the whole
@@ -875,7 +964,7 @@ async fn serve_loop<A: Application + 'static>(
     node: &mut Node,
     gate: Gate<'_>,
     events: &Events,
-    mut make: impl FnMut(&Incoming) -> (Arc<A>, Option<Progress>),
+    mut make: impl FnMut(&Incoming, bool) -> (Arc<A>, Option<Progress>),
     mut finished: impl FnMut(&A, &Events, &Session),
 ) -> Result<()> {
     loop {
@@ -886,6 +975,8 @@ async fn serve_loop<A: Application + 'static>(
             once,
             deadline,
             ask,
+            dir,
+            rename,
         } = gate;
         let inc = next_incoming(node, deadline).await?;
         let peer = inc.peer.clone();
@@ -935,6 +1026,45 @@ async fn serve_loop<A: Application + 'static>(
                 continue;
             }
         }
+        // A name taken here: on a terminal, the question whether to save it
+        // under a free name; else the receiver declines it (with why).
+        let mut rename = rename;
+        if let (Some(dir), Some(asker), false) = (dir, ask, rename) {
+            if let Some(free) = taken_name(dir, &inc) {
+                let (safe, free) = free;
+                let answer = match &free {
+                    Some(free) => {
+                        if events.json {
+                            println!(
+                                "{}",
+                                json!({"event": "ask-rename", "peer": peer.to_string(), "file": safe, "free": free})
+                            );
+                        }
+                        asker
+                            .ask(&format!(
+                                "{safe} from {peer} already exists in {}. Save it as {free}?",
+                                dir.display()
+                            ))
+                            .await
+                    }
+                    None => Answer::No,
+                };
+                if answer != Answer::Yes {
+                    account::notice(
+                        events.json,
+                        json!({"event": "declined", "peer": peer.to_string(), "file": safe, "reason": "exists"}),
+                        &format!(
+                            "jet: declined {safe} from {peer}: it already exists here (--rename saves under a free name)"
+                        ),
+                    );
+                    let _ = inc
+                        .decline_because(format!("{safe} already exists there"))
+                        .await;
+                    continue;
+                }
+                rename = true;
+            }
+        }
         events.started(&name, size, &peer, "receive");
         if carries_omemo_payload(&inc) {
             // Libervia's JET sender puts its secret in an OMEMO message
@@ -946,8 +1076,11 @@ async fn serve_loop<A: Application + 'static>(
                 }
             }
         }
-        let (app, bar) = make(&inc);
+        let (app, bar) = make(&inc, rename);
         let sid = inc.sid.clone();
+        let offered = offered_desc(&inc)
+            .and_then(|d| d.name)
+            .and_then(|n| jet_core::ft::sanitize_file_name(&n).ok());
         let cipher = offered_cipher(&inc);
         let started = Instant::now();
         let r = inc.accept(app.clone()).await;
@@ -959,6 +1092,7 @@ async fn serve_loop<A: Application + 'static>(
                 &app,
                 events,
                 &Session {
+                    offered,
                     elapsed: started.elapsed(),
                     transport: node.used.by_sid(&sid),
                     cipher,
@@ -969,10 +1103,20 @@ async fn serve_loop<A: Application + 'static>(
                 let e = match e {
                     // Our own decision (size limit, existing file): not
                     // "the peer declined".
-                    jet_core::Error::Refused { text, .. } => anyhow!(
-                        "declined the offer from {peer}{}",
-                        text.map(|t| format!(": {t}")).unwrap_or_default()
-                    ),
+                    jet_core::Error::Refused { text, .. } => {
+                        let hint = if text
+                            .as_deref()
+                            .is_some_and(|t| t.ends_with("already exists there"))
+                        {
+                            " (--rename saves under a free name)"
+                        } else {
+                            ""
+                        };
+                        anyhow!(
+                            "declined the offer from {peer}{}{hint}",
+                            text.map(|t| format!(": {t}")).unwrap_or_default()
+                        )
+                    }
                     e => session_error(&peer, e, &node.ch),
                 };
                 if once && !ours {
@@ -1062,18 +1206,21 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
             once: args.once,
             deadline,
             ask: asker.as_ref(),
+            dir: Some(&dir),
+            rename: args.rename,
         },
         &events,
-        |inc| {
+        |inc, rename| {
             let size = offered_desc(inc).and_then(|d| d.size).unwrap_or(0);
             let (bar, cb) = events.progress(size, "receiving");
             (
-                Arc::new(FileReceiver::new(dir.clone(), policy.clone(), Some(cb))),
+                Arc::new(FileReceiver::new(dir.clone(), policy.clone(), Some(cb)).renaming(rename)),
                 Some(bar),
             )
         },
         |app: &FileReceiver, ev, session| {
             for f in app.received() {
+                ev.renamed(&f, &session.offered);
                 ev.unchecked(&f);
                 ev.done(
                     &f.path.display().to_string(),
@@ -1129,9 +1276,11 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
             once: args.once,
             deadline,
             ask: None,
+            dir: None,
+            rename: false,
         },
         &events,
-        |_| (Arc::new(FileHost::new(files.clone(), None)), None),
+        |_, _| (Arc::new(FileHost::new(files.clone(), None)), None),
         |_: &FileHost, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },

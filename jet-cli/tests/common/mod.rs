@@ -17,7 +17,7 @@ use jet_core::xmpp::{XmppChannel, XmppConfig};
 const PROCESS_BOUND: Duration = Duration::from_secs(60);
 
 #[path = "../../../test-support/prosody_env.rs"]
-mod prosody_env;
+pub mod prosody_env;
 
 /// The loopback test server, Prosody or ejabberd
 /// (`test-support/prosody_env.rs`).
@@ -64,6 +64,10 @@ impl Server {
             .args(args)
             .env("JET_PASSWORD", &self.password)
             .env_remove(CUT)
+            // `scripts/test-server jet-env` may be in the developer's shell.
+            .env_remove("JET_SERVER")
+            .env_remove("JET_CA")
+            .env_remove("JET_CONFIG")
             .env("XDG_CONFIG_HOME", "/nonexistent-jet-test")
             // Per-account state without --data-dir (the record of used
             // transport secrets, stores) stays out of the user's home.

@@ -576,7 +576,14 @@ async fn application_decline_reaches_the_initiator() {
         }
         other => panic!("expected our refusal, got {other:?}"),
     }
-    assert!(matches!(r, Err(Error::Declined)), "{r:?}");
+    // The initiator hears why.
+    match r {
+        Err(Error::Terminated { reason, text }) => {
+            assert_eq!(reason, "decline");
+            assert_eq!(text.as_deref(), Some("too big"));
+        }
+        other => panic!("expected the peer's decline with its text, got {other:?}"),
+    }
     assert_eq!(terminate_reasons(&w.log, &juliet()), ["decline"]);
 }
 
@@ -956,4 +963,57 @@ async fn offers_beyond_the_session_limit_are_busy() {
     drop(inc);
     drop(held);
     let _ = tokio::time::timeout(Duration::from_secs(5), fourth).await;
+}
+
+/// A receiver that reads everything and then never answers: no verdict.
+struct Mute;
+
+#[async_trait]
+impl Application for Mute {
+    fn namespace(&self) -> &'static str {
+        SINK_NS
+    }
+    fn offer(&self) -> Result<Offer, Error> {
+        Err(Error::Application("Mute only receives".into()))
+    }
+    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
+        Decision::Accept(description.clone())
+    }
+    async fn run(&self, _ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+        let mut all = Vec::new();
+        stream.read_to_end(&mut all).await?;
+        std::future::pending().await
+    }
+}
+
+/// The sender sent everything but the receiver never ends the session:
+/// after `finish_timeout` (5 s here) the sender's engine ends it with
+/// `timeout` (`session::rules`), and the sender reports that whether the
+/// data arrived is unknown.
+#[tokio::test]
+async fn a_sender_without_the_receivers_verdict_ends_with_timeout() {
+    let mut w = world(romeo(), None);
+    let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
+    let juliet_side = tokio::spawn(async move {
+        let inc = incoming.recv().await.expect("an incoming session");
+        inc.accept(Arc::new(Mute)).await
+    });
+    let app = Trickle::new(3, Duration::from_millis(1), false);
+    let r = tokio::time::timeout(Duration::from_secs(20), w.romeo.initiate(juliet(), app))
+        .await
+        .expect("the verdict wait is bounded");
+    match r {
+        Err(Error::Timeout(what)) => assert!(
+            what.contains("no session-terminate came within 5 s"),
+            "{what}"
+        ),
+        other => panic!("expected the verdict timeout, got {other:?}"),
+    }
+    assert_eq!(terminate_reasons(&w.log, &romeo()), ["timeout"]);
+    // The receiver learns it: its session ends too.
+    let j = tokio::time::timeout(Duration::from_secs(10), juliet_side)
+        .await
+        .expect("the receiver's session ends")
+        .unwrap();
+    assert!(j.is_err(), "{j:?}");
 }

@@ -73,6 +73,7 @@
 
 pub mod app;
 pub mod jet;
+pub mod rules;
 
 #[cfg(test)]
 mod pair;
@@ -89,7 +90,7 @@ use jid::{FullJid, Jid};
 use minidom::Element;
 
 pub use app::{AppContext, Application, Decision, Offer, SessionNotes};
-pub use jet::{verify_sender, JetConfig};
+pub use jet::{disco_features, verify_sender, CipherChoice, JetConfig, PeerUnfit};
 
 use crate::channel::{iq, iq_error, iq_result, stanza_error_of};
 use crate::error::{ChannelError, Error, JingleReason};
@@ -124,6 +125,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// The engine config of a JET configuration: its cipher URNs, envelope
+/// types and encryption policy, default timeouts. The tokio `Driver`
+/// builds its engine this way, so the lists exist once, in the
+/// [`JetConfig`].
 impl From<&JetConfig> for EngineConfig {
     fn from(jet: &JetConfig) -> Self {
         EngineConfig {
@@ -249,8 +254,12 @@ struct Session {
     accept_deadline: Option<Instant>,
     /// Contents for which we sent transport-replace and await an answer.
     replace_out: HashSet<String>,
-    /// Contents for which the peer sent transport-replace we have not answered.
-    replace_in: HashSet<String>,
+    /// Contents for which the peer sent transport-replace we have not
+    /// answered, with the offered transport.
+    replace_in: HashMap<String, Element>,
+    /// Sender: when the receiver's verdict is due, and the bound it was
+    /// given ([`Endpoint::await_verdict`]).
+    verdict_deadline: Option<(Instant, Duration)>,
 }
 
 struct PendingIq {
@@ -359,13 +368,30 @@ impl Endpoint {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let accept = self.sessions.values().filter_map(|s| s.accept_deadline);
+        let verdict = self
+            .sessions
+            .values()
+            .filter_map(|s| s.verdict_deadline.map(|(d, _)| d));
         let iqs = self.pending.values().map(|p| p.deadline);
-        accept.chain(iqs).min()
+        accept.chain(verdict).chain(iqs).min()
     }
 
     /// Ends what has run out of time at `now`: sessions without
-    /// `session-accept` and unanswered requests (reason `timeout`).
+    /// `session-accept`, senders without the receiver's verdict and
+    /// unanswered requests (reason `timeout`).
     pub fn handle_timeout(&mut self, now: Instant) {
+        let no_verdict: Vec<(String, Duration)> = self
+            .sessions
+            .iter()
+            .filter_map(|(sid, s)| match s.verdict_deadline {
+                Some((d, within)) if d <= now => Some((sid.clone(), within)),
+                _ => None,
+            })
+            .collect();
+        for (sid, within) in no_verdict {
+            let text = rules::verdict_timeout_text(within);
+            self.end_local(&sid, Reason::Timeout, Some(text), now);
+        }
         let expired: Vec<String> = self
             .sessions
             .iter()
@@ -467,6 +493,7 @@ impl Endpoint {
                 // Never send plaintext when encryption is required.
                 return Err(Error::MissingSecurity(c.name.clone()));
             }
+            rules::check_senders(&c.senders, c.security.is_some())?;
         }
         let mut msg = JingleMessage::new(Action::SessionInitiate, sid.clone());
         msg.initiator = Some(Jid::from(self.local.clone()));
@@ -482,7 +509,8 @@ impl Endpoint {
                 accept_sent: false,
                 accept_deadline: Some(now + self.config.accept_timeout),
                 replace_out: HashSet::new(),
-                replace_in: HashSet::new(),
+                replace_in: HashMap::new(),
+                verdict_deadline: None,
             },
         );
         self.send_request(&sid, msg, now);
@@ -641,7 +669,7 @@ impl Endpoint {
             .sessions
             .get_mut(sid)
             .expect("checked by content_message");
-        if !s.replace_in.remove(content) {
+        if s.replace_in.remove(content).is_none() {
             return Err(Error::Protocol(format!(
                 "no transport-replace for {content:?} to accept"
             )));
@@ -665,7 +693,7 @@ impl Endpoint {
             .sessions
             .get_mut(sid)
             .expect("checked by content_message");
-        if !s.replace_in.remove(content) {
+        if s.replace_in.remove(content).is_none() {
             return Err(Error::Protocol(format!(
                 "no transport-replace for {content:?} to reject"
             )));
@@ -780,7 +808,9 @@ impl Endpoint {
                     && !self.sessions.contains_key(&raw_sid);
                 if is_new {
                     self.ack(req);
-                    self.reject_initiate(&raw_sid, &from, Error::UnreadableSecurity(why), now);
+                    let e = Error::UnreadableSecurity(why);
+                    let (reason, text) = (e.jingle_reason(), e.to_string());
+                    self.reject_initiate(&raw_sid, &from, reason, text, now);
                 } else if known_from_peer {
                     self.ack(req);
                     let e = Error::UnreadableSecurity(why);
@@ -929,13 +959,14 @@ impl Endpoint {
                     }
                     s.replace_out.remove(&name);
                 }
-                s.replace_in.insert(name.clone());
+                let transport = transport.expect("checked");
+                s.replace_in.insert(name.clone(), transport.clone());
                 self.ack(req);
                 self.emit(
                     &sid,
                     Event::TransportReplace {
                         content: name,
-                        transport: transport.expect("checked"),
+                        transport,
                     },
                 );
             }
@@ -1015,7 +1046,17 @@ impl Endpoint {
         // The stanza is valid Jingle: acknowledge it, then apply JET policy.
         self.ack(req);
         if let Err(e) = self.check_jet(&msg.contents) {
-            self.reject_initiate(&sid, &from, e, now);
+            self.reject_initiate(&sid, &from, e.jingle_reason(), e.to_string(), now);
+            return;
+        }
+        // One transport secret protects one direction (see `rules`).
+        if msg
+            .contents
+            .iter()
+            .any(|c| rules::check_senders(&c.senders, c.security.is_some()).is_err())
+        {
+            let (reason, text) = (Reason::IncompatibleParameters, rules::BOTH_WAYS_REFUSED);
+            self.reject_initiate(&sid, &from, reason, text.to_string(), now);
             return;
         }
         self.sessions.insert(
@@ -1029,7 +1070,8 @@ impl Endpoint {
                 accept_sent: false,
                 accept_deadline: None,
                 replace_out: HashSet::new(),
-                replace_in: HashSet::new(),
+                replace_in: HashMap::new(),
+                verdict_deadline: None,
             },
         );
         self.emit(
@@ -1074,9 +1116,14 @@ impl Endpoint {
 
     /// Answers a session-initiate we will not run with session-terminate,
     /// without ever creating the session.
-    fn reject_initiate(&mut self, sid: &str, peer: &FullJid, error: Error, now: Instant) {
-        let reason = error.jingle_reason();
-        let text = error.to_string();
+    fn reject_initiate(
+        &mut self,
+        sid: &str,
+        peer: &FullJid,
+        reason: Reason,
+        text: String,
+        now: Instant,
+    ) {
         let mut msg = JingleMessage::new(Action::SessionTerminate, sid);
         msg.reason = Some(ReasonInfo::new(reason.clone(), Some(text.clone())));
         self.send_to(peer.clone(), sid, msg, now);
