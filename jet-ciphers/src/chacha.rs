@@ -15,8 +15,10 @@
 //! With the cargo feature `openssl` there is a second backend,
 //! [`ChaChaBackend::OpenSsl`]: the system OpenSSL's incremental
 //! `EVP_chacha20_poly1305` (SIMD assembly, several times faster than the
-//! portable crates), preferred when built in; `JET_CHACHA_BACKEND=rustcrypto`
-//! or `openssl` overrides. Both give the same bytes.
+//! portable crates), the best when built in ([`ChaChaBackend::best`]);
+//! [`ChaCha20Poly1305Suite::with_backend`] (or [`crate::Backends`]) picks
+//! another. The library reads no environment variable (the `jet` binary
+//! maps `JET_CHACHA_BACKEND` to this value). Both give the same bytes.
 //!
 //! The 32-bit block counter limits one message to `2^38 - 64` bytes.
 //! For machines without AES instructions this is the fast choice; it is not
@@ -64,16 +66,26 @@ impl ChaChaBackend {
         }
     }
 
-    /// The backend used by [`CipherSuite::encryptor`] and
-    /// [`CipherSuite::decryptor`] (and the `_with_aad` methods), chosen once
-    /// per process: `JET_CHACHA_BACKEND` (`openssl` or `rustcrypto`) if set
-    /// to a built-in backend, else the first of [`all`](Self::all).
-    pub fn preferred() -> ChaChaBackend {
-        static CHOICE: std::sync::OnceLock<ChaChaBackend> = std::sync::OnceLock::new();
-        *CHOICE.get_or_init(|| {
-            crate::backend_named_by_env("JET_CHACHA_BACKEND", Self::all(), Self::name)
-                .unwrap_or(Self::all()[0])
-        })
+    /// The best backend built in: the first of [`all`](Self::all) (OpenSSL
+    /// when built in, else RustCrypto). What [`CHACHA20_POLY1305`] uses.
+    pub fn best() -> ChaChaBackend {
+        Self::all()[0]
+    }
+
+    /// The built-in backend called `name` ([`name`](Self::name); blanks
+    /// around it ignored), or `None`.
+    pub fn from_name(name: &str) -> Option<ChaChaBackend> {
+        Self::all()
+            .iter()
+            .copied()
+            .find(|b| b.name() == name.trim())
+    }
+}
+
+impl Default for ChaChaBackend {
+    /// [`ChaChaBackend::best`].
+    fn default() -> Self {
+        Self::best()
     }
 }
 
@@ -84,17 +96,42 @@ pub const CHACHA_MAX_PLAINTEXT: u64 = (1 << 38) - 64;
 /// The ChaCha20-Poly1305 whole-stream suite. Use [`CHACHA20_POLY1305`].
 #[derive(Debug)]
 pub struct ChaCha20Poly1305Suite {
-    _private: (),
+    /// `None`: the best built in, [`ChaChaBackend::best`].
+    backend: Option<ChaChaBackend>,
 }
 
 /// `urn:xmpp:ciphers:chacha20-poly1305:jet:0` (jet extension): RFC 8439,
-/// 256-bit key, 96-bit nonce, whole stream as one message.
-pub static CHACHA20_POLY1305: ChaCha20Poly1305Suite = ChaCha20Poly1305Suite { _private: () };
+/// 256-bit key, 96-bit nonce, whole stream as one message. On the best
+/// backend built in.
+pub static CHACHA20_POLY1305: ChaCha20Poly1305Suite = ChaCha20Poly1305Suite { backend: None };
+
+static CHACHA20_POLY1305_RUSTCRYPTO: ChaCha20Poly1305Suite = ChaCha20Poly1305Suite {
+    backend: Some(ChaChaBackend::RustCrypto),
+};
+#[cfg(feature = "openssl")]
+static CHACHA20_POLY1305_OPENSSL: ChaCha20Poly1305Suite = ChaCha20Poly1305Suite {
+    backend: Some(ChaChaBackend::OpenSsl),
+};
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 
 impl ChaCha20Poly1305Suite {
+    /// This suite on `backend`: what its [`CipherSuite::encryptor`],
+    /// [`CipherSuite::decryptor`] and `_with_aad` methods then use.
+    pub fn with_backend(&self, backend: ChaChaBackend) -> &'static ChaCha20Poly1305Suite {
+        match backend {
+            ChaChaBackend::RustCrypto => &CHACHA20_POLY1305_RUSTCRYPTO,
+            #[cfg(feature = "openssl")]
+            ChaChaBackend::OpenSsl => &CHACHA20_POLY1305_OPENSSL,
+        }
+    }
+
+    /// The backend this suite's encryptors and decryptors use.
+    pub fn backend(&self) -> ChaChaBackend {
+        self.backend.unwrap_or_else(ChaChaBackend::best)
+    }
+
     fn check(&self, secret: &TransportSecret) -> Result<(), CipherError> {
         if secret.key().len() != KEY_LEN {
             return Err(CipherError::KeyLength {
@@ -144,7 +181,7 @@ impl ChaCha20Poly1305Suite {
         secret: &TransportSecret,
         aad: &[u8],
     ) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        self.encryptor_with(secret, aad, ChaChaBackend::preferred())
+        self.encryptor_with(secret, aad, self.backend())
     }
 
     /// A streaming decryptor with additional authenticated data `aad`.
@@ -153,7 +190,7 @@ impl ChaCha20Poly1305Suite {
         secret: &TransportSecret,
         aad: &[u8],
     ) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        self.decryptor_with(secret, aad, ChaChaBackend::preferred())
+        self.decryptor_with(secret, aad, self.backend())
     }
 
     /// [`encryptor_with_aad`](Self::encryptor_with_aad) on a given backend

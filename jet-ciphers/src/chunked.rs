@@ -27,12 +27,15 @@
 //!
 //! Each chunk is one one-shot AES-256-GCM seal or open, so any AEAD library
 //! can do the work. [`ChunkBackend`] lists them: RustCrypto's `aes-gcm`
-//! (always built) and, with the cargo feature `ring` (on by default), ring's
+//! (always built) and, with the cargo feature `ring` (off by default in the
+//! library, on in jet-cli and the benches), ring's
 //! assembly AES-GCM, several times faster on x86-64 and ARMv8. The backend
-//! is chosen at run time ([`ChunkBackend::preferred`]): ring when it is
-//! built in and the CPU has AES and carry-less multiply instructions,
-//! RustCrypto otherwise. Both produce identical bytes (the known-answer
-//! tests run against every backend).
+//! is a value: [`AES_256_GCM_CHUNKED`] uses the best for this CPU
+//! ([`ChunkBackend::best`]: ring when it is built in and the CPU has AES
+//! and carry-less multiply instructions, RustCrypto otherwise), and
+//! [`ChunkedSuite::with_backend`] (or [`crate::Backends`]) picks another;
+//! the library reads no environment variable. Both produce identical bytes
+//! (the known-answer tests run against every backend).
 //!
 //! The full format, with a test vector, is in `docs/chunked-format.md`.
 //! 64 KiB is the chunk size of age and of Tink's default: the tag overhead is
@@ -64,15 +67,40 @@ const IV_LEN: usize = 12;
 /// The chunked suite. Use [`AES_256_GCM_CHUNKED`].
 #[derive(Debug)]
 pub struct ChunkedSuite {
-    _private: (),
+    /// `None`: the best built in for this CPU, [`ChunkBackend::best`].
+    backend: Option<ChunkBackend>,
 }
 
 /// `urn:xmpp:ciphers:aes-256-gcm-chunked:jet:0` (jet extension): STREAM
 /// over AES-256-GCM with 64 KiB chunks; 256-bit key, 96-bit IV (the IV only
-/// salts the key derivation).
-pub static AES_256_GCM_CHUNKED: ChunkedSuite = ChunkedSuite { _private: () };
+/// salts the key derivation). On the best backend built in for this CPU.
+pub static AES_256_GCM_CHUNKED: ChunkedSuite = ChunkedSuite { backend: None };
+
+static AES_256_GCM_CHUNKED_RUSTCRYPTO: ChunkedSuite = ChunkedSuite {
+    backend: Some(ChunkBackend::RustCrypto),
+};
+#[cfg(feature = "ring")]
+static AES_256_GCM_CHUNKED_RING: ChunkedSuite = ChunkedSuite {
+    backend: Some(ChunkBackend::Ring),
+};
 
 impl ChunkedSuite {
+    /// This suite on `backend`: what [`encryptor_at`](Self::encryptor_at),
+    /// [`decryptor_at`](Self::decryptor_at) and the [`CipherSuite`] methods
+    /// then use.
+    pub fn with_backend(&self, backend: ChunkBackend) -> &'static ChunkedSuite {
+        match backend {
+            ChunkBackend::RustCrypto => &AES_256_GCM_CHUNKED_RUSTCRYPTO,
+            #[cfg(feature = "ring")]
+            ChunkBackend::Ring => &AES_256_GCM_CHUNKED_RING,
+        }
+    }
+
+    /// The backend this suite's encryptors and decryptors use.
+    pub fn backend(&self) -> ChunkBackend {
+        self.backend.unwrap_or_else(ChunkBackend::best)
+    }
+
     /// The stream key: HKDF-SHA256(ikm = TK, salt = IV, info = [`KDF_INFO`]).
     fn aead(
         &self,
@@ -110,7 +138,7 @@ impl ChunkedSuite {
         secret: &TransportSecret,
         chunk_index: u64,
     ) -> Result<ChunkedEncryptor, CipherError> {
-        self.encryptor_with(secret, chunk_index, ChunkBackend::preferred())
+        self.encryptor_with(secret, chunk_index, self.backend())
     }
 
     /// [`encryptor_at`](Self::encryptor_at) on a given backend (benchmarks,
@@ -138,7 +166,7 @@ impl ChunkedSuite {
         secret: &TransportSecret,
         chunk_index: u64,
     ) -> Result<ChunkedDecryptor, CipherError> {
-        self.decryptor_with(secret, chunk_index, ChunkBackend::preferred())
+        self.decryptor_with(secret, chunk_index, self.backend())
     }
 
     /// [`decryptor_at`](Self::decryptor_at) on a given backend.
@@ -246,25 +274,31 @@ impl ChunkBackend {
         }
     }
 
-    /// The backend used by [`ChunkedSuite::encryptor_at`] and
-    /// [`ChunkedSuite::decryptor_at`], chosen once per process: the
-    /// environment variable `JET_CHUNKED_BACKEND` (`ring` or `rustcrypto`)
-    /// if set to a built-in backend, else ring when it is built in and the
-    /// CPU has AES and carry-less multiply instructions, else RustCrypto.
-    pub fn preferred() -> ChunkBackend {
-        static CHOICE: std::sync::OnceLock<ChunkBackend> = std::sync::OnceLock::new();
-        *CHOICE.get_or_init(|| {
-            if let Some(b) =
-                crate::backend_named_by_env("JET_CHUNKED_BACKEND", Self::all(), Self::name)
-            {
-                return b;
-            }
-            #[cfg(feature = "ring")]
-            if cpu_has_aes_clmul() {
-                return ChunkBackend::Ring;
-            }
-            ChunkBackend::RustCrypto
-        })
+    /// The best backend built in for this CPU: ring when it is built in and
+    /// the CPU has AES and carry-less multiply instructions, else
+    /// RustCrypto. What [`AES_256_GCM_CHUNKED`] uses.
+    pub fn best() -> ChunkBackend {
+        #[cfg(feature = "ring")]
+        if cpu_has_aes_clmul() {
+            return ChunkBackend::Ring;
+        }
+        ChunkBackend::RustCrypto
+    }
+
+    /// The built-in backend called `name` ([`name`](Self::name); blanks
+    /// around it ignored), or `None`.
+    pub fn from_name(name: &str) -> Option<ChunkBackend> {
+        Self::all()
+            .iter()
+            .copied()
+            .find(|b| b.name() == name.trim())
+    }
+}
+
+impl Default for ChunkBackend {
+    /// [`ChunkBackend::best`].
+    fn default() -> Self {
+        Self::best()
     }
 }
 

@@ -30,10 +30,13 @@
 //! default) the system OpenSSL's incremental `EVP_CipherUpdate`, whose
 //! stitched AES-NI + PCLMULQDQ assembly is faster (1.3-1.4x here, README
 //! "Performance"; ring and aws-lc-rs only offer one-shot GCM, useless for a
-//! stream that is one message). The backend is chosen at run time ([`GcmBackend::preferred`]):
-//! OpenSSL when built in, unless the environment variable `JET_GCM_BACKEND`
-//! says `rustcrypto`. Both produce identical bytes: the NIST known-answer
-//! tests and cross tests run on every built-in backend.
+//! stream that is one message). The backend is a value: [`AES_128_GCM`] and
+//! [`AES_256_GCM`] use the best one built in ([`GcmBackend::best`]: OpenSSL
+//! when built in), [`AesGcmSuite::with_backend`] gives the suite on another,
+//! and [`crate::Backends`] chooses for a whole registry. The library reads no
+//! environment variable (the `jet` binary maps `JET_GCM_BACKEND` to this
+//! value). Both produce identical bytes: the NIST known-answer tests and
+//! cross tests run on every built-in backend.
 //!
 //! Enabling `openssl` links libssl: building needs the OpenSSL headers and
 //! pkg-config (Debian: `apt-get install libssl-dev pkg-config`), then
@@ -89,17 +92,27 @@ impl GcmBackend {
         }
     }
 
-    /// The backend used by [`CipherSuite::encryptor`] and
-    /// [`CipherSuite::decryptor`] (and the `_with_aad` methods), chosen once
-    /// per process: the environment variable `JET_GCM_BACKEND` (`openssl`
-    /// or `rustcrypto`) if set to a built-in backend, else the first of
-    /// [`all`](Self::all) (OpenSSL when built in).
-    pub fn preferred() -> GcmBackend {
-        static CHOICE: std::sync::OnceLock<GcmBackend> = std::sync::OnceLock::new();
-        *CHOICE.get_or_init(|| {
-            crate::backend_named_by_env("JET_GCM_BACKEND", Self::all(), Self::name)
-                .unwrap_or(Self::all()[0])
-        })
+    /// The best backend built in: the first of [`all`](Self::all) (OpenSSL
+    /// when built in, else RustCrypto). What [`AES_128_GCM`] and
+    /// [`AES_256_GCM`] use.
+    pub fn best() -> GcmBackend {
+        Self::all()[0]
+    }
+
+    /// The built-in backend called `name` ([`name`](Self::name); blanks
+    /// around it ignored), or `None`.
+    pub fn from_name(name: &str) -> Option<GcmBackend> {
+        Self::all()
+            .iter()
+            .copied()
+            .find(|b| b.name() == name.trim())
+    }
+}
+
+impl Default for GcmBackend {
+    /// [`GcmBackend::best`].
+    fn default() -> Self {
+        Self::best()
     }
 }
 
@@ -117,24 +130,69 @@ pub struct AesGcmSuite {
     urn: &'static str,
     name: &'static str,
     key_len: usize,
+    /// `None`: the best built in, [`GcmBackend::best`].
+    backend: Option<GcmBackend>,
+}
+
+impl AesGcmSuite {
+    const fn new(key_len: usize, backend: Option<GcmBackend>) -> AesGcmSuite {
+        let (urn, name) = if key_len == 16 {
+            (ns::CIPHER_AES_128_GCM, "AES-128-GCM")
+        } else {
+            (ns::CIPHER_AES_256_GCM, "AES-256-GCM")
+        };
+        AesGcmSuite {
+            urn,
+            name,
+            key_len,
+            backend,
+        }
+    }
 }
 
 /// `urn:xmpp:ciphers:aes-128-gcm-nopadding:0`: 128-bit key, 96-bit IV. The
-/// cipher Conversations and Dino use.
-pub static AES_128_GCM: AesGcmSuite = AesGcmSuite {
-    urn: ns::CIPHER_AES_128_GCM,
-    name: "AES-128-GCM",
-    key_len: 16,
-};
+/// cipher Conversations and Dino use. On the best backend built in.
+pub static AES_128_GCM: AesGcmSuite = AesGcmSuite::new(16, None);
 
-/// `urn:xmpp:ciphers:aes-256-gcm-nopadding:0`: 256-bit key, 96-bit IV.
-pub static AES_256_GCM: AesGcmSuite = AesGcmSuite {
-    urn: ns::CIPHER_AES_256_GCM,
-    name: "AES-256-GCM",
-    key_len: 32,
-};
+/// `urn:xmpp:ciphers:aes-256-gcm-nopadding:0`: 256-bit key, 96-bit IV. On
+/// the best backend built in.
+pub static AES_256_GCM: AesGcmSuite = AesGcmSuite::new(32, None);
+
+static AES_128_GCM_RUSTCRYPTO: AesGcmSuite = AesGcmSuite::new(16, Some(GcmBackend::RustCrypto));
+static AES_256_GCM_RUSTCRYPTO: AesGcmSuite = AesGcmSuite::new(32, Some(GcmBackend::RustCrypto));
+#[cfg(feature = "openssl")]
+static AES_128_GCM_OPENSSL: AesGcmSuite = AesGcmSuite::new(16, Some(GcmBackend::OpenSsl));
+#[cfg(feature = "openssl")]
+static AES_256_GCM_OPENSSL: AesGcmSuite = AesGcmSuite::new(32, Some(GcmBackend::OpenSsl));
 
 impl AesGcmSuite {
+    /// This suite (same URN and key size) on `backend`: what its
+    /// [`CipherSuite::encryptor`], [`CipherSuite::decryptor`] and `_with_aad`
+    /// methods then use.
+    ///
+    /// ```
+    /// use jet_ciphers::gcm::GcmBackend;
+    /// use jet_ciphers::AES_128_GCM;
+    /// let suite = AES_128_GCM.with_backend(GcmBackend::RustCrypto);
+    /// assert_eq!(suite.backend(), GcmBackend::RustCrypto);
+    /// assert_eq!(AES_128_GCM.backend(), GcmBackend::best());
+    /// ```
+    pub fn with_backend(&self, backend: GcmBackend) -> &'static AesGcmSuite {
+        match (backend, self.key_len) {
+            (GcmBackend::RustCrypto, 16) => &AES_128_GCM_RUSTCRYPTO,
+            (GcmBackend::RustCrypto, _) => &AES_256_GCM_RUSTCRYPTO,
+            #[cfg(feature = "openssl")]
+            (GcmBackend::OpenSsl, 16) => &AES_128_GCM_OPENSSL,
+            #[cfg(feature = "openssl")]
+            (GcmBackend::OpenSsl, _) => &AES_256_GCM_OPENSSL,
+        }
+    }
+
+    /// The backend this suite's encryptors and decryptors use.
+    pub fn backend(&self) -> GcmBackend {
+        self.backend.unwrap_or_else(GcmBackend::best)
+    }
+
     fn check(&self, secret: &TransportSecret) -> Result<(), CipherError> {
         if secret.key().len() != self.key_len {
             return Err(CipherError::KeyLength {
@@ -161,7 +219,7 @@ impl AesGcmSuite {
         secret: &TransportSecret,
         aad: &[u8],
     ) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        self.encryptor_with(secret, aad, GcmBackend::preferred())
+        self.encryptor_with(secret, aad, self.backend())
     }
 
     /// A streaming decryptor with additional authenticated data `aad`
@@ -171,7 +229,7 @@ impl AesGcmSuite {
         secret: &TransportSecret,
         aad: &[u8],
     ) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        self.decryptor_with(secret, aad, GcmBackend::preferred())
+        self.decryptor_with(secret, aad, self.backend())
     }
 
     /// [`encryptor_with_aad`](Self::encryptor_with_aad) on a given backend

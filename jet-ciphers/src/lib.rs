@@ -49,6 +49,11 @@
 //! [`AES_256_GCM`], [`AES_256_GCM_CHUNKED`], [`CHACHA20_POLY1305`]). Lookup
 //! accepts URNs with and without the `:0` suffix, as peers send both.
 //!
+//! Which implementation does the work (RustCrypto, OpenSSL, ring) is a
+//! value too, [`Backends`] (`Default`: the best built in), given to
+//! [`CipherRegistry::with_backends`]; the crate reads no environment
+//! variable.
+//!
 //! ## Example
 //!
 //! Encrypt a buffer through the async adapters and decrypt it again:
@@ -100,19 +105,11 @@ mod mac;
 #[cfg(feature = "openssl")]
 mod ossl;
 
-/// The backend of `all` that the environment variable `var` names (by
-/// `name`, surrounding blanks ignored), if it does.
-fn backend_named_by_env<B: Copy>(
-    var: &str,
-    all: &[B],
-    name: impl Fn(B) -> &'static str,
-) -> Option<B> {
-    let wanted = std::env::var(var).ok()?;
-    all.iter().copied().find(|&b| name(b) == wanted.trim())
-}
+mod backends;
 mod registry;
 mod whole;
 
+pub use backends::Backends;
 pub use chacha::CHACHA20_POLY1305;
 pub use chunked::{ChunkedSuite, AES_256_GCM_CHUNKED};
 pub use error::Error;

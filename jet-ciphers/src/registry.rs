@@ -6,7 +6,7 @@ use jet_core::cipher::{CipherSuite, Framing};
 use jet_core::error::CipherError;
 use jet_core::ns;
 
-use crate::{Error, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305};
+use crate::{Backends, Error, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305};
 
 /// Suites in preference order, looked up by URN.
 ///
@@ -29,6 +29,7 @@ impl Default for CipherRegistry {
     /// leading because it is the one cipher Conversations and Dino accept;
     /// the jet extensions (chunked AES-256-GCM, ChaCha20-Poly1305) follow,
     /// for peers known to run jet.
+    /// Each on the best backend built in ([`Backends::default`]).
     fn default() -> Self {
         CipherRegistry {
             suites: vec![
@@ -47,10 +48,30 @@ impl CipherRegistry {
         CipherRegistry { suites }
     }
 
+    /// The suites of [`default`](Self::default), in the same order, each on
+    /// the backend `backends` names for it.
+    pub fn with_backends(backends: Backends) -> Self {
+        CipherRegistry {
+            suites: vec![
+                backends.aes_128_gcm(),
+                backends.aes_256_gcm(),
+                backends.aes_256_gcm_chunked(),
+                backends.chacha20_poly1305(),
+            ],
+        }
+    }
+
     /// Only the two suites of the XEP-0391 cipher table.
     pub fn xep0391() -> Self {
         CipherRegistry {
             suites: vec![&AES_128_GCM, &AES_256_GCM],
+        }
+    }
+
+    /// [`xep0391`](Self::xep0391) on the GCM backend `backends` names.
+    pub fn xep0391_with_backends(backends: Backends) -> Self {
+        CipherRegistry {
+            suites: vec![backends.aes_128_gcm(), backends.aes_256_gcm()],
         }
     }
 
@@ -162,6 +183,36 @@ mod tests {
             Err(CipherError::UnknownCipher(u)) if u == "urn:x"
         ));
         assert_eq!(CipherRegistry::xep0391().len(), 2);
+    }
+
+    #[test]
+    fn a_registry_on_chosen_backends_lists_the_same_suites() {
+        use crate::chacha::ChaChaBackend;
+        use crate::chunked::ChunkBackend;
+        use crate::gcm::GcmBackend;
+        let rust = Backends {
+            gcm: GcmBackend::RustCrypto,
+            chacha: ChaChaBackend::RustCrypto,
+            chunk: ChunkBackend::RustCrypto,
+        };
+        for (chosen, all) in [
+            (
+                CipherRegistry::with_backends(rust),
+                CipherRegistry::default(),
+            ),
+            (
+                CipherRegistry::xep0391_with_backends(rust),
+                CipherRegistry::xep0391(),
+            ),
+        ] {
+            chosen.consistency_check().unwrap();
+            let urns = |r: &CipherRegistry| r.iter().map(|s| s.urn()).collect::<Vec<_>>();
+            assert_eq!(urns(&chosen), urns(&all));
+        }
+        let gcm = CipherRegistry::with_backends(rust)
+            .get(ns::CIPHER_AES_256_GCM)
+            .unwrap();
+        assert!(std::ptr::addr_eq(gcm, rust.aes_256_gcm()));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod account;
+mod backends;
 mod cmd;
 mod progress;
 mod timing;

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use jid::{FullJid, Jid};
+use minidom::Element;
 use tokio::sync::mpsc;
-use xmpp_parsers::jid::{FullJid, Jid};
-use xmpp_parsers::minidom::Element;
 
 use crate::error::ChannelError;
 use crate::ns;

@@ -241,10 +241,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
-use xmpp_parsers::jid::{BareJid, FullJid, Jid};
-use xmpp_parsers::minidom::Element;
 
 use crate::channel::{is_request_for, StanzaChannel};
 use crate::cipher::CipherSuite;

@@ -8,8 +8,8 @@
 //! initiator.
 
 use async_trait::async_trait;
-use xmpp_parsers::jid::{BareJid, Jid};
-use xmpp_parsers::minidom::Element;
+use jid::{BareJid, Jid};
+use minidom::Element;
 
 use crate::cipher::CipherSuite;
 use crate::error::EnvelopeError;

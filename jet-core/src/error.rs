@@ -5,8 +5,8 @@
 //! deliberately opaque ([`CipherError::Authentication`]): they never say which
 //! byte or which check failed.
 
+pub use crate::vocab::Reason;
 use thiserror::Error;
-pub use xmpp_parsers::jingle::Reason;
 
 /// Maps an error to the Jingle reason sent to the peer when it ends a session.
 pub trait JingleReason {

@@ -23,9 +23,9 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use xmpp_parsers::minidom::Element;
-use xmpp_parsers::sha1::Sha1;
-use xmpp_parsers::sha2::{Digest, Sha256, Sha512};
+use minidom::Element;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::error::ElementError;
 use crate::ns;

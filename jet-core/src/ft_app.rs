@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use minidom::Element;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use xmpp_parsers::minidom::Element;
 
 use crate::cipher::Framing;
 use crate::error::Error;
@@ -1221,7 +1221,7 @@ mod tests {
     use super::*;
     use crate::error::CipherError;
     use crate::transport::Role;
-    use xmpp_parsers::jid::FullJid;
+    use jid::FullJid;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("jet-ftapp-{tag}-{}", std::process::id()));

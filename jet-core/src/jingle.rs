@@ -20,12 +20,12 @@
 //! application and the transport adapter, and each content's JET
 //! [`Security`] is read with a hard rule: a `<security/>` in the JET
 //! namespace that cannot be read is [`Error::UnreadableSecurity`], never
-//! "no security". xmpp-parsers is used where it helps: the [`Action`],
-//! [`Creator`], [`Senders`] and [`Reason`] vocabularies.
+//! "no security". The [`Action`], [`Creator`], [`Senders`] and [`Reason`]
+//! vocabularies are our own ([`crate::vocab`]), with XEP-0166's wire forms.
 //!
-//! For code that wants xmpp-parsers' [`Jingle`] anyway, [`split_jingle`] and
-//! [`join_jingle`] take the JET elements off before parsing and put them back
-//! when serializing.
+//! For code that wants xmpp-parsers' `Jingle` anyway, `split_jingle` and
+//! `join_jingle` (feature `xmpp-parsers`) take the JET elements off before
+//! parsing and put them back when serializing.
 //!
 //! ```
 //! use jet_core::jingle::{Action, JingleMessage};
@@ -54,10 +54,12 @@
 
 use std::str::FromStr;
 
-use xmpp_parsers::jid::Jid;
-use xmpp_parsers::minidom::Element;
+use jid::Jid;
+use minidom::Element;
 
-pub use xmpp_parsers::jingle::{Action, Creator, Jingle, Reason, ReasonElement, Senders};
+pub use crate::vocab::{Action, Creator, Reason, Senders};
+#[cfg(feature = "xmpp-parsers")]
+pub use xmpp_parsers::jingle::{Jingle, ReasonElement};
 
 use crate::error::{ElementError, Error};
 use crate::ns;
@@ -425,6 +427,7 @@ impl From<&JingleMessage> for Element {
 /// off before xmpp-parsers sees them (it would drop them silently); an
 /// unreadable one is [`Error::UnreadableSecurity`]. Note that xmpp-parsers
 /// still rejects S5B hostname candidates; [`JingleMessage`] does not.
+#[cfg(feature = "xmpp-parsers")]
 pub fn split_jingle(el: &Element) -> Result<(Jingle, Vec<(String, Security)>), Error> {
     let mut el = el.clone();
     let mut securities = Vec::new();
@@ -454,6 +457,7 @@ pub fn split_jingle(el: &Element) -> Result<(Jingle, Vec<(String, Security)>), E
 /// into the content of the same name. A security for a content that does not
 /// exist is an error (it would otherwise be lost, and the content sent in
 /// plaintext).
+#[cfg(feature = "xmpp-parsers")]
 pub fn join_jingle(jingle: &Jingle, securities: &[(String, Security)]) -> Result<Element, Error> {
     let mut el = Element::from(jingle.clone());
     for (name, sec) in securities {
@@ -527,6 +531,7 @@ mod tests {
         assert_eq!(back, msg);
     }
 
+    #[cfg(feature = "xmpp-parsers")]
     #[test]
     fn xmpp_parsers_would_drop_security_but_split_keeps_it() {
         let el = iq(LISTING_1);
@@ -554,11 +559,14 @@ mod tests {
         let broken = LISTING_1.replace("cipher='urn:xmpp:ciphers:aes-256-gcm-nopadding' ", "");
         let err = JingleMessage::from_iq(&iq(&broken)).unwrap_err();
         assert!(matches!(err, Error::UnreadableSecurity(_)), "{err:?}");
-        let jingle_el = iq(&broken).get_child("jingle", ns::JINGLE).unwrap().clone();
-        assert!(matches!(
-            split_jingle(&jingle_el),
-            Err(Error::UnreadableSecurity(_))
-        ));
+        #[cfg(feature = "xmpp-parsers")]
+        {
+            let jingle_el = iq(&broken).get_child("jingle", ns::JINGLE).unwrap().clone();
+            assert!(matches!(
+                split_jingle(&jingle_el),
+                Err(Error::UnreadableSecurity(_))
+            ));
+        }
 
         let no_envelope = LISTING_1
             .replace("<encrypted xmlns='urn:xmpp:encryption:stub:0'>", "")
@@ -599,6 +607,7 @@ mod tests {
             .replace("host='192.168.4.1'", "host='proxy.montague.example'");
         let el = iq(&xml);
         // xmpp-parsers fails the whole message on the hostname candidate.
+        #[cfg(feature = "xmpp-parsers")]
         assert!(Jingle::try_from(el.get_child("jingle", ns::JINGLE).unwrap().clone()).is_err());
         let msg = JingleMessage::from_iq(&el).unwrap();
         assert_eq!(
@@ -608,6 +617,20 @@ mod tests {
         let t = msg.contents[0].transport.as_ref().unwrap();
         let cand = t.children().next().unwrap();
         assert_eq!(cand.attr("host"), Some("proxy.montague.example"));
+    }
+
+    #[test]
+    fn content_attributes_as_xmpp_parsers_wrote_them() {
+        let both = ContentParts::new(Creator::Initiator, "c").to_element();
+        assert_eq!(both.attr("creator"), Some("initiator"));
+        assert_eq!(both.attr("senders"), None, "senders='both' is left out");
+        let one = ContentParts::new(Creator::Responder, "c")
+            .with_senders(Senders::Initiator)
+            .to_element();
+        assert_eq!(one.attr("creator"), Some("responder"));
+        assert_eq!(one.attr("senders"), Some("initiator"));
+        let m = JingleMessage::new(Action::TransportReplace, "s").to_element();
+        assert_eq!(m.attr("action"), Some("transport-replace"));
     }
 
     #[test]

@@ -162,6 +162,8 @@ impl Engine {
 
     /// The batch that was away, once done.
     fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Job>> {
+        #[cfg(not(feature = "tokio"))]
+        let _ = cx;
         match self {
             #[cfg(feature = "tokio")]
             Engine::Away(handle) => {

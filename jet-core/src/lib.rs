@@ -38,6 +38,16 @@
 //! JET never falls back to plaintext: every failure here is an error that
 //! ends the session.
 //!
+//! ## Features
+//!
+//! None by default (13 crates): [`ns`], [`TransportSecret`], the cipher
+//! traits, [`layer`], the Jingle words ([`vocab`]) and the errors: enough
+//! for a cipher crate. `xml` (minidom + jid) adds the elements, the other
+//! traits, the session engine, `replay`, `ft` and `memory`; `xmpp-parsers`
+//! adds `jingle::split_jingle`/`join_jingle`; `tokio` (implies `xml`) the
+//! driver, file I/O and the layer's pipelining; `tokio-xmpp` (implies both)
+//! the XMPP binding.
+//!
 //! ```
 //! use jet_core::jingle::JingleMessage;
 //! use jet_core::{ns, Error};
@@ -64,33 +74,52 @@
 //! [XEP-0391]: https://xmpp.org/extensions/xep-0391.html
 #![warn(missing_docs)]
 
+// Without features: the words, the secret, the cipher traits, the stream
+// layer and the errors. Feature `xml`: everything that reads or writes XML.
+#[cfg(feature = "xml")]
 pub mod channel;
 pub mod cipher;
 #[cfg(feature = "tokio")]
 pub mod driver;
+#[cfg(feature = "xml")]
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "xml")]
 pub mod ft;
 #[cfg(feature = "tokio")]
 pub mod ft_app;
 #[cfg(feature = "tokio")]
 pub mod ft_fs;
+#[cfg(feature = "xml")]
 pub mod jingle;
 pub mod layer;
+#[cfg(feature = "xml")]
 pub mod memory;
 pub mod ns;
+#[cfg(feature = "xml")]
 pub mod replay;
 pub mod secret;
+#[cfg(feature = "xml")]
 pub mod security;
+#[cfg(feature = "xml")]
 pub mod session;
 pub mod transport;
+pub mod vocab;
+#[cfg(feature = "xml")]
 pub mod xml;
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
 
 pub use error::{Error, JingleReason};
+/// The JID types (jid 0.12, the crate xmpp-parsers 0.23 uses), re-exported so
+/// users need not depend on it.
+#[cfg(feature = "xml")]
+pub use jid;
+/// minidom 0.19 (the one xmpp-parsers 0.23 uses), re-exported so users need
+/// not depend on it.
+#[cfg(feature = "xml")]
+pub use minidom;
 pub use secret::TransportSecret;
-/// Re-exported so users need not depend on xmpp-parsers for the basic types.
+/// Re-exported for users of [`jingle::split_jingle`] and the XMPP binding.
+#[cfg(feature = "xmpp-parsers")]
 pub use xmpp_parsers;
-pub use xmpp_parsers::jid;
-pub use xmpp_parsers::minidom;

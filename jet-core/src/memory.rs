@@ -11,7 +11,7 @@
 //! use std::sync::Arc;
 //! use jet_core::channel::{iq, iq_result, is_request_for, StanzaChannel};
 //! use jet_core::memory::MemoryRouter;
-//! use xmpp_parsers::minidom::Element;
+//! use minidom::Element;
 //!
 //! let router = MemoryRouter::new();
 //! let romeo = router.connect("romeo@montague.lit/orchard".parse().unwrap());
@@ -33,9 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use jid::{FullJid, Jid};
+use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
-use xmpp_parsers::jid::{FullJid, Jid};
-use xmpp_parsers::minidom::Element;
 
 use crate::channel::{iq_error, stanza_error_of, IqFilter, StanzaChannel};
 use crate::error::ChannelError;

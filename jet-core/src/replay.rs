@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use xmpp_parsers::sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256};
 
 use crate::secret::TransportSecret;
 

@@ -39,7 +39,7 @@
 //! assert_eq!(sec.envelope.name(), "encrypted");
 //! ```
 
-use xmpp_parsers::minidom::{Element, Node};
+use minidom::{Element, Node};
 
 use crate::error::ElementError;
 use crate::ns;

@@ -16,14 +16,20 @@
 //! [`TransportSignals`] (S5B `candidate-used`, `activated`, ...) and may use
 //! the [`StanzaChannel`] directly (IBB data, proxy activation).
 
+#[cfg(feature = "xml")]
 use std::sync::Arc;
 
+#[cfg(feature = "xml")]
 use async_trait::async_trait;
+#[cfg(feature = "xml")]
+use jid::FullJid;
+#[cfg(feature = "xml")]
+use minidom::Element;
 use tokio::io::{AsyncRead, AsyncWrite};
-use xmpp_parsers::jid::FullJid;
-use xmpp_parsers::minidom::Element;
 
+#[cfg(feature = "xml")]
 use crate::channel::StanzaChannel;
+#[cfg(feature = "xml")]
 use crate::error::TransportError;
 
 /// A bidirectional byte stream handed over by a transport.
@@ -42,6 +48,7 @@ pub enum Role {
     Responder,
 }
 
+#[cfg(feature = "xml")]
 /// What an adapter needs to know about the session it serves.
 #[derive(Clone)]
 pub struct TransportContext {
@@ -61,6 +68,7 @@ pub struct TransportContext {
     pub we_send: bool,
 }
 
+#[cfg(feature = "xml")]
 /// The signalling path of one transport during `establish`.
 #[async_trait]
 pub trait TransportSignals: Send {
@@ -70,6 +78,7 @@ pub trait TransportSignals: Send {
     async fn recv_info(&mut self) -> Result<Element, TransportError>;
 }
 
+#[cfg(feature = "xml")]
 /// A transport method, e.g. S5B or IBB.
 #[async_trait]
 pub trait TransportAdapter: Send + Sync {
@@ -88,6 +97,7 @@ pub trait TransportAdapter: Send + Sync {
     ) -> Result<Box<dyn TransportNegotiation>, TransportError>;
 }
 
+#[cfg(feature = "xml")]
 /// One transport being negotiated.
 #[async_trait]
 pub trait TransportNegotiation: Send {

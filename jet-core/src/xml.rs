@@ -2,9 +2,9 @@
 //! `NcName`s: `builder.a("type", "set")` instead of
 //! `builder.attr(NcName::try_from("type").unwrap(), "set")`.
 
-use xmpp_parsers::minidom::convert::IntoAttributeValue;
-use xmpp_parsers::minidom::rxml::{Namespace, NcName};
-use xmpp_parsers::minidom::{Element, ElementBuilder};
+use minidom::convert::IntoAttributeValue;
+use minidom::rxml::{Namespace, NcName};
+use minidom::{Element, ElementBuilder};
 
 /// An attribute name. Panics on names that are not XML NCNames, which only
 /// happens with a programming error (all our names are literals).
@@ -47,6 +47,6 @@ impl ElementExt for Element {
 }
 
 /// Parses one element from a string.
-pub fn parse(xml: &str) -> Result<Element, xmpp_parsers::minidom::Error> {
+pub fn parse(xml: &str) -> Result<Element, minidom::Error> {
     xml.parse()
 }

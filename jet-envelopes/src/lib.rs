@@ -9,7 +9,7 @@
 //! | module  | `type` / EE namespace              | disco feature                 | secure? | status |
 //! |---------|------------------------------------|-------------------------------|---------|--------|
 //! | [`stub`]| `urn:xmpp:encryption:stub:0`       | `urn:xmpp:jingle:jet-stub:0`  | **no**  | here, always built |
-//! | `omemo` | `eu.siacs.conversations.axolotl`   | `urn:xmpp:jingle:jet-omemo:0` | yes     | feature `omemo` (default): X3DH, Double Ratchet, key transport |
+//! | `omemo` | `eu.siacs.conversations.axolotl`   | `urn:xmpp:jingle:jet-omemo:0` | yes     | feature `omemo` (default): X3DH, Double Ratchet, key transport; its SQLite store is feature `omemo-sqlite` (default) |
 //! | `ox`    | `urn:xmpp:openpgp:0`               | `urn:xmpp:jingle:jet-ox:0`    | yes     | feature `ox` (default) |
 //!
 //! `ox` (feature `ox`) is our JET-OX profile (`docs/jet-ox.md`): TS in an

@@ -11,9 +11,7 @@ use clap::Args;
 use jet_ciphers::chacha::ChaChaBackend;
 use jet_ciphers::chunked::{ChunkBackend, CHUNK_LEN};
 use jet_ciphers::gcm::{AesGcmSuite, GcmBackend};
-use jet_ciphers::{
-    CipherRegistry, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305,
-};
+use jet_ciphers::{AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305};
 use jet_core::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use jet_core::layer::{Direction, JetStream};
 use jet_core::memory::connected_pair;
@@ -142,7 +140,7 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
             });
         }
     };
-    for suite in &CipherRegistry::default() {
+    for suite in &crate::backends::registry() {
         if !selected(filters, suite.name()) {
             continue;
         }
@@ -166,7 +164,8 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                     },
                     secs,
                 )?;
-                let name = backend_label(backend.name(), backend == ChunkBackend::preferred());
+                let name =
+                    backend_label(backend.name(), backend == crate::backends::chosen().chunk);
                 push(suite.name(), &name, r);
             }
         } else if let Some(gcm) = whole_stream_gcm(suite) {
@@ -176,7 +175,7 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                     || gcm.decryptor_with(&secret, &[], backend).expect("key"),
                     secs,
                 )?;
-                let name = backend_label(backend.name(), backend == GcmBackend::preferred());
+                let name = backend_label(backend.name(), backend == crate::backends::chosen().gcm);
                 push(suite.name(), &name, r);
             }
         } else if suite.urn() == CHACHA20_POLY1305.urn() {
@@ -194,7 +193,8 @@ fn cipher_rows(secs: f64, filters: &[String]) -> Result<Vec<Row>> {
                     },
                     secs,
                 )?;
-                let name = backend_label(backend.name(), backend == ChaChaBackend::preferred());
+                let name =
+                    backend_label(backend.name(), backend == crate::backends::chosen().chacha);
                 push(suite.name(), &name, r);
             }
         } else {
@@ -334,7 +334,7 @@ fn median(mut runs: Vec<Transfer>) -> Transfer {
 }
 
 async fn transfer_rows(size: u64, runs: u32, filters: &[String]) -> Result<Vec<Row>> {
-    let suites: Vec<_> = CipherRegistry::default()
+    let suites: Vec<_> = crate::backends::registry()
         .iter()
         .filter(|s| selected(filters, s.name()))
         .collect();
@@ -501,7 +501,7 @@ mod tests {
         let rows = cipher_rows(0.001, &[]).unwrap();
         // Chunked on each chunk backend, the two whole-stream GCM suites on
         // each GCM backend, ChaCha20 on each of its backends, the rest once.
-        let suites = CipherRegistry::default().len() - 4
+        let suites = crate::backends::registry().len() - 4
             + ChunkBackend::all().len()
             + 2 * GcmBackend::all().len()
             + ChaChaBackend::all().len();

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use jet_ciphers::{decrypt_stream, encrypt_stream, CipherRegistry};
+use jet_ciphers::{decrypt_stream, encrypt_stream};
 use jet_core::cipher::{CipherSuite, Framing};
 use jet_core::TransportSecret;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -78,7 +78,7 @@ fn is_dash(p: &Path) -> bool {
 
 /// `jet ciphers`: one line per suite, `URN<TAB>key bits<TAB>IV bits<TAB>name [note]`.
 pub fn ciphers() -> Result<()> {
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     registry.consistency_check()?;
     for suite in &registry {
         println!("{}", cipher_line(suite));
@@ -120,7 +120,7 @@ fn cipher_line(suite: &dyn CipherSuite) -> String {
 
 /// The suite and secret of the arguments, with clear errors.
 fn suite_and_secret(args: &CryptArgs) -> Result<(&'static dyn CipherSuite, TransportSecret)> {
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let suite = crate::account::cipher_by_name(&registry, &args.cipher)?;
     let key = hex::decode(args.key.trim()).context("--key is not valid hex")?;
     let iv = hex::decode(args.iv.trim()).context("--iv is not valid hex")?;
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn cipher_lines_are_tab_separated_and_machine_readable() {
-        let registry = CipherRegistry::default();
+        let registry = jet_ciphers::CipherRegistry::default();
         for suite in &registry {
             let line = cipher_line(suite);
             let cols: Vec<&str> = line.split('\t').collect();

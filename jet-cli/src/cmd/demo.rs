@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use jet_ciphers::CipherRegistry;
 use jet_core::driver::{Driver, DriverConfig, Incoming};
 use jet_core::envelope::EnvelopeBackend;
 use jet_core::ft::{FileHash, HashAlgo};
@@ -254,7 +253,7 @@ async fn one_session(
 
 /// `jet demo`.
 pub async fn run(args: DemoArgs) -> Result<()> {
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let suite = crate::account::cipher_by_name(&registry, &args.cipher)?;
     let (romeo_envelope, juliet_envelope) = demo_envelopes(args.envelope).await?;
     let tmp = tempfile::Builder::new().prefix("jet-demo-").tempdir()?;

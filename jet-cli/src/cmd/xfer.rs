@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use jet_ciphers::CipherRegistry;
 use jet_core::channel::StanzaChannel;
 use jet_core::driver::{Driver, DriverConfig, Incoming};
 use jet_core::envelope::EnvelopeBackend;
@@ -457,7 +456,7 @@ async fn connect_with_envelopes(
     acc: &Account,
     which: &[account::EnvelopeChoice],
 ) -> Result<(Arc<XmppChannel>, Vec<Arc<dyn EnvelopeBackend>>)> {
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let suites: Vec<_> = registry.iter().collect();
     let features: Vec<&str> = which.iter().map(|e| e.disco_feature()).collect();
     let features = account::our_features(&suites, &features, acc.transport);
@@ -603,7 +602,7 @@ async fn initiator(
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
         disco_phase.end();
         check_peer_envelope(&peer, &disco.features, acc.envelope)?;
-        let registry = CipherRegistry::default();
+        let registry = crate::backends::registry();
         let ours = JetConfig::new(registry.iter().collect(), vec![envelope.clone()]);
         let choice = account::choose(&peer, &disco.features, &ours, &registry, cipher)?;
         let transports = account::peer_transports(&peer, &disco.features, acc.transport)?;
@@ -667,7 +666,7 @@ async fn responder(acc: &Account, allow: &[Jid], config: DriverConfig) -> Result
             ),
         );
     }
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let mut jet = JetConfig::new(registry.iter().collect(), envelopes);
     jet.used_secrets = match acc.used_secrets() {
         Ok(r) => Some(r),
@@ -1433,7 +1432,7 @@ async fn disco_inner(args: DiscoArgs) -> Result<()> {
         Some(e) => vec![e.disco_feature()],
         None => Vec::new(),
     };
-    let registry = CipherRegistry::default();
+    let registry = crate::backends::registry();
     let ch = account::connect(
         &acc,
         account::our_features(

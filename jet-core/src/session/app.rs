@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use xmpp_parsers::jid::FullJid;
-use xmpp_parsers::minidom::Element;
+use jid::FullJid;
+use minidom::Element;
 
 use crate::error::Error;
 use crate::ft::{FileHash, HashAlgo, Hasher};

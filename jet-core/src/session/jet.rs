@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use xmpp_parsers::jid::Jid;
+use jid::Jid;
 
 use crate::cipher::{CipherSuite, Framing};
 use crate::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};

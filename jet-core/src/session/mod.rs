@@ -86,8 +86,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use xmpp_parsers::jid::{FullJid, Jid};
-use xmpp_parsers::minidom::Element;
+use jid::{FullJid, Jid};
+use minidom::Element;
 
 pub use app::{AppContext, Application, Decision, Offer, SessionNotes};
 pub use jet::{disco_features, verify_sender, CipherChoice, JetConfig, PeerUnfit};

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use xmpp_parsers::jid::FullJid;
-use xmpp_parsers::minidom::Element;
+use jid::FullJid;
+use minidom::Element;
 
 use super::{Endpoint, EngineConfig, SessionEvent};
 use crate::channel::iq_error;

@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use xmpp_parsers::minidom::Element;
+use minidom::Element;
 
 use super::{Endpoint, Event};
 use crate::error::Error;

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use xmpp_parsers::jid::{BareJid, Jid};
-use xmpp_parsers::minidom::Element;
+use jid::{BareJid, Jid};
+use minidom::Element;
 
 use crate::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
 use crate::envelope::{EnvelopeBackend, OpenedEnvelope};

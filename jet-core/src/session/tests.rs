@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jid::{FullJid, Jid};
+use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use xmpp_parsers::jid::{FullJid, Jid};
-use xmpp_parsers::minidom::Element;
 
 use super::pair::{juliet_jid, romeo_jid, Pair};
 use super::testkit::{TestEnvelope, TEST_ENVELOPE, TEST_XOR, TEST_XOR_URN};

@@ -7,8 +7,8 @@
 //! support without asking.
 
 use base64::Engine;
+use minidom::Element;
 use sha1::{Digest, Sha1};
-use xmpp_parsers::minidom::Element;
 
 use crate::ns;
 use crate::xml::BuilderExt;
@@ -113,7 +113,7 @@ impl DiscoInfo {
             let mut el = b.build();
             if let Some(lang) = &i.lang {
                 el.set_attr(
-                    xmpp_parsers::minidom::rxml::Namespace::XML,
+                    minidom::rxml::Namespace::XML,
                     crate::xml::nc("lang"),
                     lang.as_str(),
                 );

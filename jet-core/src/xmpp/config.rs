@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use xmpp_parsers::jid::BareJid;
+use jid::BareJid;
 use zeroize::Zeroizing;
 
 use super::caps::{DiscoInfo, Identity};

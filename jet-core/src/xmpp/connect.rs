@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
+use jid::FullJid;
+use minidom::Element;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
@@ -22,8 +24,6 @@ use tokio_xmpp::xmlstream::{
     initiate_stream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmlStream,
     XmppStreamElement,
 };
-use xmpp_parsers::jid::FullJid;
-use xmpp_parsers::minidom::Element;
 use xmpp_parsers::starttls;
 
 use super::config::{Security, TlsTrust, XmppConfig};

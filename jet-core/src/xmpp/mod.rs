@@ -73,11 +73,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_xmpp::xmlstream::ReadError;
-use xmpp_parsers::jid::{BareJid, FullJid, Jid};
-use xmpp_parsers::minidom::Element;
 
 pub use caps::{DiscoInfo, Identity, PeerCaps, CAPS, PING};
 pub use config::{Security, TlsTrust, XmppConfig};

@@ -57,7 +57,7 @@
 //!   real Prosody, and whole JET file transfers with this envelope over S5B
 //!   and IBB (`scripts/test-server`; `JET_REQUIRE_SERVER=1` makes a missing
 //!   server a failure).
-//! * [`sqlite`]: persistence across drops, atomic session + prekey commit.
+//! * `sqlite` (feature `omemo-sqlite`): persistence across drops, atomic session + prekey commit.
 //!
 //! # Not done yet
 //! PEP notifications and device-list
@@ -98,6 +98,7 @@ pub mod manager;
 pub mod pep;
 pub mod proto;
 pub mod ratchet;
+#[cfg(feature = "omemo-sqlite")]
 pub mod sqlite;
 pub mod store;
 pub mod x3dh;
@@ -108,6 +109,7 @@ pub use error::{OmemoError, Result};
 pub use keys::{KeyPair, PrivateKey, PublicKey};
 pub use manager::{DecryptedMessage, OmemoManager, Recipient};
 pub use manager::{TrustEvent, TrustPolicy};
+#[cfg(feature = "omemo-sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{DeviceAddress, InMemoryStore, OmemoStore, Trust};
 pub use x3dh::PreKeyBundle;
