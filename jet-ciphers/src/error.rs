@@ -5,7 +5,7 @@ use jet_core::JingleReason;
 use thiserror::Error;
 
 /// Errors of jet-ciphers: the cipher errors of jet-core plus I/O (from the
-/// async adapters) and registry problems.
+/// stream layer) and registry problems.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -23,9 +23,10 @@ pub enum Error {
 
 impl From<std::io::Error> for Error {
     /// Unwraps a [`CipherError`] carried inside an `io::Error` (as the
-    /// adapters in [`crate::io`] produce) so it is not mistaken for I/O.
+    /// stream layer, [`crate::JetStream`], produces) so it is not mistaken
+    /// for I/O.
     fn from(e: std::io::Error) -> Self {
-        match crate::io::cipher_error(&e) {
+        match jet_core::layer::cipher_error_of(&e) {
             Some(c) => Error::Cipher(c.clone()),
             None => Error::Io(e),
         }
