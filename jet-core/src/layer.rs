@@ -912,7 +912,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::testkit::TEST_XOR;
+    use crate::testkit::TEST_XOR;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn secret() -> TransportSecret {

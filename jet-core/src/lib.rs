@@ -83,13 +83,15 @@ pub mod replay;
 pub mod secret;
 pub mod security;
 pub mod session;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod transport;
 pub mod xml;
 #[cfg(feature = "tokio-xmpp")]
 pub mod xmpp;
 
 pub use error::{Error, JingleReason};
-pub use secret::TransportSecret;
+pub use secret::{SecretShape, TransportSecret};
 /// Re-exported so users need not depend on xmpp-parsers for the basic types.
 pub use xmpp_parsers;
 pub use xmpp_parsers::jid;

@@ -159,7 +159,12 @@ impl JetConfig {
             .envelope(&security.envelope_type)
             .ok_or_else(|| Error::UnsupportedEnvelope(security.envelope_type.clone()))?;
         let opened = envelope
-            .open_for(&security.envelope, stanza_sender, suite, context)
+            .open_for(
+                &security.envelope,
+                stanza_sender,
+                suite.secret_shape(),
+                context,
+            )
             .await?;
         verify_sender(initiator, &opened)?;
         self.record_use(&opened.secret)?;

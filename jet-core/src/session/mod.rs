@@ -77,7 +77,6 @@ pub mod jet;
 #[cfg(test)]
 mod pair;
 #[cfg(test)]
-pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
