@@ -137,7 +137,7 @@ pub use chacha::CHACHA20_POLY1305;
 pub use chunked::{ChunkedSuite, AES_256_GCM_CHUNKED};
 pub use error::Error;
 pub use gcm::{AES_128_GCM, AES_256_GCM};
-pub use jet_core::error::CipherError;
+pub use jet_core::error::{CipherError, SecretError};
 pub use jet_core::layer::{
     appended_of, cipher_error_of, decrypt_stream, encrypt_stream, Direction, JetStream,
 };
