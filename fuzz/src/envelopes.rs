@@ -286,7 +286,10 @@ fn omemo_world() -> OmemoWorld {
             secret(1),
             romeo.seal(&secret(1), &to_juliet).await.expect("seal"),
         );
-        let opened = juliet.open(&e1, &to_romeo, TOY.secret_shape()).await.expect("open e1");
+        let opened = juliet
+            .open(&e1, &to_romeo, TOY.secret_shape())
+            .await
+            .expect("open e1");
         assert_eq!(opened.secret, s1);
         cases.push(OmemoCase {
             store: fresh,
@@ -616,7 +619,8 @@ fn ox_world() -> OxWorld {
     // The harness is live: the genuine envelope opens (once).
     let j = ox_juliet(&world);
     let from: Jid = "romeo@montague.lit/orchard".parse().unwrap();
-    let opened = block_on(j.open(&world.element, &from, TOY.secret_shape())).expect("the genuine envelope opens");
+    let opened = block_on(j.open(&world.element, &from, TOY.secret_shape()))
+        .expect("the genuine envelope opens");
     assert_eq!(opened.secret, world.secret);
     assert!(
         block_on(j.open(&world.element, &from, TOY.secret_shape())).is_err(),

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use jet_core::channel::{iq, StanzaChannel};
-use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
-use jet_core::error::{CipherError, TransportError};
+use jet_core::cipher::CipherSuite;
+use jet_core::error::TransportError;
 use jet_core::ft::{sanitize_file_name, FileDesc};
 use jet_core::jid::{FullJid, Jid};
 use jet_core::jingle::{split_jingle, JingleMessage};
@@ -28,8 +28,8 @@ use jet_core::memory::MemoryRouter;
 use jet_core::minidom::Element;
 use jet_core::security::Security;
 use jet_core::session::{Endpoint, EngineConfig};
-use jet_core::transport::{Role, TransportAdapter, TransportContext, TransportSignals};
 use jet_core::testkit::ToySuite;
+use jet_core::transport::{Role, TransportAdapter, TransportContext, TransportSignals};
 use jet_core::xml::BuilderExt;
 use jet_core::{ns, TransportSecret};
 use jet_envelopes::StubEnvelope;
@@ -158,8 +158,11 @@ pub fn stub_envelope(data: &[u8]) {
         assert_eq!(secret.key().len(), 32);
         assert!([12, 16].contains(&secret.iv().len()));
         // Sealing it again gives the same secret back.
-        let again = StubEnvelope::secret_of(&reparse(&StubEnvelope::envelope_for(&secret)), TOY.secret_shape())
-            .expect("a stub envelope we wrote must open");
+        let again = StubEnvelope::secret_of(
+            &reparse(&StubEnvelope::envelope_for(&secret)),
+            TOY.secret_shape(),
+        )
+        .expect("a stub envelope we wrote must open");
         assert_eq!(again.key(), secret.key());
         assert_eq!(again.iv(), secret.iv());
         // No key bytes in Debug.
