@@ -41,6 +41,7 @@ use jet_envelopes::ox::elements::{jet_secret_element, jet_secret_of, openpgp_ele
 use jet_envelopes::ox::{MemoryKeyStore, OxConfig, OxEnvelope, OxKeyStore, OxSecretKey, Signcrypt};
 
 use crate::{block_on, deep, reparse, xml, TOY};
+use jet_core::cipher::CipherSuite;
 
 // ---------------------------------------------------------------------------
 // byte-level edits chosen by the input
@@ -285,7 +286,10 @@ fn omemo_world() -> OmemoWorld {
             secret(1),
             romeo.seal(&secret(1), &to_juliet).await.expect("seal"),
         );
-        let opened = juliet.open(&e1, &to_romeo, &TOY).await.expect("open e1");
+        let opened = juliet
+            .open(&e1, &to_romeo, TOY.secret_shape())
+            .await
+            .expect("open e1");
         assert_eq!(opened.secret, s1);
         cases.push(OmemoCase {
             store: fresh,
@@ -296,7 +300,7 @@ fn omemo_world() -> OmemoWorld {
         // Juliet answers: Romeo stops sending prekey messages.
         let back = juliet.seal(&secret(9), &to_romeo).await.expect("seal back");
         romeo
-            .open(&back, &to_juliet, &TOY)
+            .open(&back, &to_juliet, TOY.secret_shape())
             .await
             .expect("open back");
         let established = juliet.with_store(|s| s.clone());
@@ -498,7 +502,7 @@ pub fn omemo_open(data: &[u8]) {
         },
     };
     let juliet = juliet_envelope(case.store.clone(), &world.romeo_bundle);
-    let r = block_on(juliet.open(&envelope, &from, &TOY));
+    let r = block_on(juliet.open(&envelope, &from, TOY.secret_shape()));
     outcome(usize::from(mode), r.is_ok());
     let untouched = envelope == case.element && from.to_bare() == bare(ROMEO);
     if !untouched && past_parser(&r) {
@@ -615,10 +619,11 @@ fn ox_world() -> OxWorld {
     // The harness is live: the genuine envelope opens (once).
     let j = ox_juliet(&world);
     let from: Jid = "romeo@montague.lit/orchard".parse().unwrap();
-    let opened = block_on(j.open(&world.element, &from, &TOY)).expect("the genuine envelope opens");
+    let opened = block_on(j.open(&world.element, &from, TOY.secret_shape()))
+        .expect("the genuine envelope opens");
     assert_eq!(opened.secret, world.secret);
     assert!(
-        block_on(j.open(&world.element, &from, &TOY)).is_err(),
+        block_on(j.open(&world.element, &from, TOY.secret_shape())).is_err(),
         "replay"
     );
     world
@@ -725,7 +730,7 @@ pub fn ox_open(data: &[u8]) {
         }
     };
     let juliet = ox_juliet(&w);
-    let r = block_on(juliet.open(&envelope, &from, &TOY));
+    let r = block_on(juliet.open(&envelope, &from, TOY.secret_shape()));
     outcome(6 + usize::from(mode), r.is_ok());
     let untouched = (envelope == w.element && from_bare == ROMEO)
         || (envelope == w.by_mallory && from_bare == "mallory@evil.example");

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use jet_core::channel::{iq, StanzaChannel};
-use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
-use jet_core::error::{CipherError, TransportError};
+use jet_core::cipher::CipherSuite;
+use jet_core::error::TransportError;
 use jet_core::ft::{sanitize_file_name, FileDesc};
 use jet_core::jid::{FullJid, Jid};
 use jet_core::jingle::{split_jingle, JingleMessage};
@@ -28,6 +28,7 @@ use jet_core::memory::MemoryRouter;
 use jet_core::minidom::Element;
 use jet_core::security::Security;
 use jet_core::session::{Endpoint, EngineConfig};
+use jet_core::testkit::ToySuite;
 use jet_core::transport::{Role, TransportAdapter, TransportContext, TransportSignals};
 use jet_core::xml::BuilderExt;
 use jet_core::{ns, TransportSecret};
@@ -84,146 +85,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     })
 }
 
-/// A descriptor-and-toy-stream suite (AES-256-GCM sizes, 12- or 16-byte IVs)
-/// standing in for the real suites: XOR with the key plus a 4-byte running
-/// checksum tag, so that tampering and truncation are detectable. NOT a
-/// cipher. The layer target is written against `&dyn CipherSuite`; add the
-/// jet-ciphers suites to [`suites`] once that crate is merged.
-#[derive(Debug)]
-pub struct ToySuite;
-
-pub static TOY: ToySuite = ToySuite;
-
-const TOY_TAG: usize = 4;
-
-fn toy_sum(sum: u32, b: u8) -> u32 {
-    sum.rotate_left(5).wrapping_add(u32::from(b)) ^ 0x9e37_79b9
-}
-
-impl CipherSuite for ToySuite {
-    fn urn(&self) -> &'static str {
-        "urn:xmpp:ciphers:aes-256-gcm-nopadding:0"
-    }
-    fn name(&self) -> &'static str {
-        "fuzz toy (not a cipher)"
-    }
-    fn key_len(&self) -> usize {
-        32
-    }
-    fn iv_len(&self) -> usize {
-        12
-    }
-    fn accepted_iv_lens(&self) -> &'static [usize] {
-        &[12, 16]
-    }
-    fn tag_len(&self) -> usize {
-        TOY_TAG
-    }
-    fn framing(&self) -> Framing {
-        Framing::SingleMessage {
-            max_plaintext: 1 << 32,
-        }
-    }
-    fn ciphertext_len(&self, n: u64) -> u64 {
-        n + TOY_TAG as u64
-    }
-    fn encryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        Ok(Box::new(ToyEnc {
-            key: s.key().to_vec(),
-            pos: 0,
-            sum: 0,
-            done: false,
-        }))
-    }
-    fn decryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        Ok(Box::new(ToyDec {
-            key: s.key().to_vec(),
-            pos: 0,
-            sum: 0,
-            held: Vec::new(),
-            done: false,
-            ok: false,
-        }))
-    }
-}
-
-struct ToyEnc {
-    key: Vec<u8>,
-    pos: usize,
-    sum: u32,
-    done: bool,
-}
-
-impl StreamEncryptor for ToyEnc {
-    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
-        if self.done {
-            return Err(CipherError::Finished);
-        }
-        for &b in input {
-            self.sum = toy_sum(self.sum, b);
-            out.push(b ^ self.key[self.pos % self.key.len()]);
-            self.pos += 1;
-        }
-        Ok(())
-    }
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CipherError> {
-        if self.done {
-            return Err(CipherError::Finished);
-        }
-        self.done = true;
-        out.extend_from_slice(&self.sum.to_be_bytes());
-        Ok(())
-    }
-}
-
-struct ToyDec {
-    key: Vec<u8>,
-    pos: usize,
-    sum: u32,
-    held: Vec<u8>,
-    done: bool,
-    ok: bool,
-}
-
-impl StreamDecryptor for ToyDec {
-    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
-        if self.done {
-            return Err(CipherError::Finished);
-        }
-        self.held.extend_from_slice(input);
-        if self.held.len() > TOY_TAG {
-            let n = self.held.len() - TOY_TAG;
-            for b in self.held.drain(..n) {
-                let p = b ^ self.key[self.pos % self.key.len()];
-                self.pos += 1;
-                self.sum = toy_sum(self.sum, p);
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), CipherError> {
-        if self.done {
-            return Err(CipherError::Finished);
-        }
-        self.done = true;
-        if self.held.len() < TOY_TAG {
-            return Err(CipherError::Truncated);
-        }
-        if self.held[..] != self.sum.to_be_bytes() {
-            return Err(CipherError::Authentication);
-        }
-        self.ok = true;
-        Ok(())
-    }
-    fn authenticated_len(&self) -> u64 {
-        if self.ok {
-            self.pos as u64
-        } else {
-            0
-        }
-    }
-}
+/// jet-core's toy suite (testkit) under AES-256-GCM's URN and sizes (12-
+/// or 16-byte IVs), standing in for the real suites: XOR with the key plus
+/// a 4-byte running checksum tag, so that tampering and truncation are
+/// detectable. NOT a cipher.
+pub static TOY: ToySuite = ToySuite::new("urn:xmpp:ciphers:aes-256-gcm-nopadding:0", 32, &[12, 16]);
 
 /// The suites the layer target runs: every suite of jet-ciphers' registry
 /// (the streaming and chunked decryptors), plus the toy suite.
@@ -287,13 +153,16 @@ pub fn stub_envelope(data: &[u8]) {
         .get_child("encrypted", ns::ENCRYPTION_STUB)
         .cloned()
         .unwrap_or(el);
-    if let Ok(secret) = StubEnvelope::secret_of(&env, &TOY) {
+    if let Ok(secret) = StubEnvelope::secret_of(&env, TOY.secret_shape()) {
         deep();
         assert_eq!(secret.key().len(), 32);
         assert!([12, 16].contains(&secret.iv().len()));
         // Sealing it again gives the same secret back.
-        let again = StubEnvelope::secret_of(&reparse(&StubEnvelope::envelope_for(&secret)), &TOY)
-            .expect("a stub envelope we wrote must open");
+        let again = StubEnvelope::secret_of(
+            &reparse(&StubEnvelope::envelope_for(&secret)),
+            TOY.secret_shape(),
+        )
+        .expect("a stub envelope we wrote must open");
         assert_eq!(again.key(), secret.key());
         assert_eq!(again.iv(), secret.iv());
         // No key bytes in Debug.

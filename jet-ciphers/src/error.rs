@@ -1,11 +1,11 @@
 //! The crate's error type.
 
-use jet_core::error::{CipherError, Reason};
+use jet_core::error::{CipherError, Reason, SecretError};
 use jet_core::JingleReason;
 use thiserror::Error;
 
-/// Errors of jet-ciphers: the cipher errors of jet-core plus I/O (from the
-/// async adapters) and registry problems.
+/// Errors of jet-ciphers: the cipher and secret errors of jet-core plus
+/// I/O (from the stream layer) and registry problems.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -13,6 +13,10 @@ pub enum Error {
     /// lengths, unknown URN.
     #[error(transparent)]
     Cipher(#[from] CipherError),
+    /// A transport secret could not be made or read (lengths, IV equal to
+    /// the key, no randomness).
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// Reading or writing the underlying stream failed.
     #[error("I/O error: {0}")]
     Io(std::io::Error),
@@ -23,9 +27,10 @@ pub enum Error {
 
 impl From<std::io::Error> for Error {
     /// Unwraps a [`CipherError`] carried inside an `io::Error` (as the
-    /// adapters in [`crate::io`] produce) so it is not mistaken for I/O.
+    /// stream layer, [`crate::JetStream`], produces) so it is not mistaken
+    /// for I/O.
     fn from(e: std::io::Error) -> Self {
-        match crate::io::cipher_error(&e) {
+        match jet_core::layer::cipher_error_of(&e) {
             Some(c) => Error::Cipher(c.clone()),
             None => Error::Io(e),
         }
@@ -39,6 +44,7 @@ impl JingleReason for Error {
     fn jingle_reason(&self) -> Reason {
         match self {
             Error::Cipher(e) => e.jingle_reason(),
+            Error::Secret(e) => e.jingle_reason(),
             Error::Io(_) => Reason::FailedTransport,
             Error::Registry(_) => Reason::FailedApplication,
         }

@@ -4,12 +4,13 @@
 //! (a file transfer over SOCKS5 or IBB) with a symmetric cipher whose key and
 //! IV travel end-to-end encrypted. This crate is that cipher layer: it
 //! implements [`jet_core::cipher::CipherSuite`] for each supported cipher,
-//! keeps them in a [`CipherRegistry`], and wraps any tokio byte stream with
-//! [`EncryptingWriter`] / [`DecryptingReader`]. It depends on `jet-core`
-//! only, so it is usable on its own.
+//! keeps them in a [`CipherRegistry`], and re-exports jet-core's stream
+//! layer ([`JetStream`], [`encrypt_stream`], [`decrypt_stream`]) that puts
+//! a suite on any tokio byte stream. It depends on `jet-core` only, so it
+//! is usable on its own.
 //!
 //! ```text
-//!  plaintext ─▶ EncryptingWriter ─▶ transport ─▶ DecryptingReader ─▶ plaintext
+//!  plaintext ─▶ JetStream (Send) ─▶ transport ─▶ JetStream (Receive) ─▶ plaintext
 //!                    │                                  │
 //!             StreamEncryptor                    StreamDecryptor
 //!                    └──────── CipherSuite (from the registry) ┘
@@ -54,14 +55,37 @@
 //! [`CipherRegistry::with_backends`]; the crate reads no environment
 //! variable.
 //!
-//! ## Example
+//! ## Encrypting a stream
 //!
-//! Encrypt a buffer through the async adapters and decrypt it again:
+//! The stream layer is jet-core's [`JetStream`], re-exported here with
+//! its copy helpers, the [`TransportSecret`] and the cipher error, so this
+//! crate alone (plus a tokio runtime) encrypts a stream, with one error
+//! type, [`Error`]:
+//!
+//! ```
+//! use jet_ciphers::{decrypt_stream, encrypt_stream, Error, TransportSecret, AES_256_GCM};
+//!
+//! async fn round_trip(plain: &[u8]) -> Result<Vec<u8>, Error> {
+//!     let secret = TransportSecret::generate(&AES_256_GCM)?;
+//!     let mut wire = Vec::new();
+//!     encrypt_stream(&AES_256_GCM, &secret, plain, &mut wire).await?;
+//!     let mut back = Vec::new();
+//!     decrypt_stream(&AES_256_GCM, &secret, &wire[..], &mut back).await?;
+//!     Ok(back)
+//! }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let back = round_trip(b"Romeo, Romeo, wherefore art thou Romeo?").await.unwrap();
+//! assert_eq!(back, b"Romeo, Romeo, wherefore art thou Romeo?");
+//! # });
+//! ```
+//!
+//! [`JetStream`] wraps a socket (or any `AsyncRead`/`AsyncWrite`) one way;
+//! the receiving side reports end of stream only after the final tag
+//! checked, and a failure is an `io::Error` carrying the [`CipherError`]:
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! use jet_ciphers::{CipherRegistry, DecryptingReader, EncryptingWriter};
-//! use jet_core::TransportSecret;
+//! use jet_ciphers::{cipher_error_of, CipherError, CipherRegistry, Direction, JetStream, TransportSecret};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! let registry = CipherRegistry::default();
@@ -69,27 +93,24 @@
 //! let secret = TransportSecret::generate(suite).unwrap();
 //!
 //! // Sender: everything written is encrypted; shutdown() appends the tag.
-//! let mut writer = EncryptingWriter::new(suite, &secret, Vec::new()).unwrap();
-//! writer.write_all(b"Romeo, Romeo, wherefore art thou Romeo?").await.unwrap();
-//! writer.shutdown().await.unwrap();
-//! let wire = writer.into_inner();
+//! let mut tx = JetStream::new(Vec::new(), suite, &secret, Direction::Send).unwrap();
+//! tx.write_all(b"Romeo, Romeo, wherefore art thou Romeo?").await.unwrap();
+//! tx.shutdown().await.unwrap();
+//! let wire = tx.into_inner();
 //! assert_eq!(wire.len(), 39 + 16);
 //!
 //! // Receiver: reaching EOF without error means the stream authenticated.
-//! let mut reader = DecryptingReader::new(suite, &secret, &wire[..]).unwrap();
+//! let mut rx = JetStream::new(&wire[..], suite, &secret, Direction::Receive).unwrap();
 //! let mut plain = Vec::new();
-//! reader.read_to_end(&mut plain).await.unwrap();
+//! rx.read_to_end(&mut plain).await.unwrap();
 //! assert_eq!(plain, b"Romeo, Romeo, wherefore art thou Romeo?");
 //!
 //! // One flipped bit and the read fails at the end.
 //! let mut bad = wire.clone();
 //! bad[3] ^= 1;
-//! let mut reader = DecryptingReader::new(suite, &secret, &bad[..]).unwrap();
-//! let err = reader.read_to_end(&mut Vec::new()).await.unwrap_err();
-//! assert_eq!(
-//!     jet_ciphers::io::cipher_error(&err),
-//!     Some(&jet_core::error::CipherError::Authentication)
-//! );
+//! let mut rx = JetStream::new(&bad[..], suite, &secret, Direction::Receive).unwrap();
+//! let err = rx.read_to_end(&mut Vec::new()).await.unwrap_err();
+//! assert_eq!(cipher_error_of(&err), Some(&CipherError::Authentication));
 //! # });
 //! ```
 //!
@@ -100,7 +121,6 @@ pub mod chacha;
 pub mod chunked;
 mod error;
 pub mod gcm;
-pub mod io;
 mod mac;
 #[cfg(feature = "openssl")]
 mod ossl;
@@ -114,5 +134,9 @@ pub use chacha::CHACHA20_POLY1305;
 pub use chunked::{ChunkedSuite, AES_256_GCM_CHUNKED};
 pub use error::Error;
 pub use gcm::{AES_128_GCM, AES_256_GCM};
-pub use io::{decrypt_stream, encrypt_stream, DecryptingReader, EncryptingWriter};
+pub use jet_core::error::{CipherError, SecretError};
+pub use jet_core::layer::{
+    appended_of, cipher_error_of, decrypt_stream, encrypt_stream, Direction, JetStream,
+};
+pub use jet_core::TransportSecret;
 pub use registry::CipherRegistry;

@@ -1,12 +1,13 @@
-//! The async adapters over `tokio::io::duplex` pipes with small buffers:
+//! The stream layer (jet-core's `JetStream`, re-exported) and its copy
+//! helpers over `tokio::io::duplex` pipes with small buffers:
 //! round trips for every suite, failures surface as `io::Error`s carrying the
 //! `CipherError`, and `Ok(0)` only after authentication.
 
 mod common;
 
 use common::{one_shot, secret, suites, Rng};
-use jet_ciphers::io::cipher_error;
-use jet_ciphers::{decrypt_stream, encrypt_stream, DecryptingReader, EncryptingWriter, Error};
+use jet_ciphers::cipher_error_of as cipher_error;
+use jet_ciphers::{decrypt_stream, encrypt_stream, Direction, Error, JetStream};
 use jet_core::error::CipherError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -29,14 +30,14 @@ fn writer_and_reader_round_trip_over_a_small_duplex() {
                     let data = data.clone();
                     let ts = ts.clone();
                     tokio::spawn(async move {
-                        let mut w = EncryptingWriter::new(suite, &ts, a).unwrap();
+                        let mut w = JetStream::new(a, suite, &ts, Direction::Send).unwrap();
                         for piece in data.chunks(3001) {
                             w.write_all(piece).await.unwrap();
                         }
                         w.shutdown().await.unwrap();
                     })
                 };
-                let mut r = DecryptingReader::new(suite, &ts, b).unwrap();
+                let mut r = JetStream::new(b, suite, &ts, Direction::Receive).unwrap();
                 let mut got = Vec::new();
                 let mut buf = [0u8; 777];
                 loop {
@@ -61,7 +62,7 @@ fn writer_output_equals_one_shot() {
         for suite in suites() {
             let ts = secret(suite, 5);
             let data = Rng(5).bytes(200_000);
-            let mut w = EncryptingWriter::new(suite, &ts, Vec::new()).unwrap();
+            let mut w = JetStream::new(Vec::new(), suite, &ts, Direction::Send).unwrap();
             w.write_all(&data).await.unwrap();
             w.shutdown().await.unwrap();
             assert!(
@@ -96,7 +97,7 @@ fn reader_fails_on_tampering_and_truncation_and_stays_failed() {
                     let _ = a.write_all(&bad).await;
                     let _ = a.shutdown().await;
                 });
-                let mut r = DecryptingReader::new(suite, &ts, b).unwrap();
+                let mut r = JetStream::new(b, suite, &ts, Direction::Receive).unwrap();
                 let mut sink = Vec::new();
                 let err = r.read_to_end(&mut sink).await.unwrap_err();
                 let c = cipher_error(&err).cloned();
@@ -146,9 +147,10 @@ fn stream_helpers_round_trip_and_report_cipher_errors() {
 
             let mut bad = ct.clone();
             bad[500_000] ^= 0x10;
-            let err = decrypt_stream(suite, &ts, &bad[..], &mut Vec::new())
+            let err: Error = decrypt_stream(suite, &ts, &bad[..], &mut Vec::new())
                 .await
-                .unwrap_err();
+                .unwrap_err()
+                .into();
             assert!(
                 matches!(err, Error::Cipher(CipherError::Authentication)),
                 "{}: {err}",
@@ -159,12 +161,13 @@ fn stream_helpers_round_trip_and_report_cipher_errors() {
                 jet_core::error::Reason::SecurityError
             );
 
-            // A DecryptingReader inside encrypt_stream: its CipherError is
+            // A receiving JetStream inside encrypt_stream: its CipherError is
             // unwrapped from the io::Error, not reported as I/O.
-            let reader = DecryptingReader::new(suite, &ts, &bad[..]).unwrap();
-            let err = encrypt_stream(suite, &ts, reader, &mut Vec::new())
+            let reader = JetStream::new(&bad[..], suite, &ts, Direction::Receive).unwrap();
+            let err: Error = encrypt_stream(suite, &ts, reader, &mut Vec::new())
                 .await
-                .unwrap_err();
+                .unwrap_err()
+                .into();
             assert!(
                 matches!(err, Error::Cipher(CipherError::Authentication)),
                 "{err}"
@@ -178,11 +181,11 @@ fn dropped_writer_without_shutdown_leaves_an_unauthenticatable_stream() {
     rt().block_on(async {
         for suite in suites() {
             let ts = secret(suite, 10);
-            let mut w = EncryptingWriter::new(suite, &ts, Vec::new()).unwrap();
+            let mut w = JetStream::new(Vec::new(), suite, &ts, Direction::Send).unwrap();
             w.write_all(&[1u8; 70_000]).await.unwrap();
             w.flush().await.unwrap();
             let wire = w.into_inner();
-            let mut r = DecryptingReader::new(suite, &ts, &wire[..]).unwrap();
+            let mut r = JetStream::new(&wire[..], suite, &ts, Direction::Receive).unwrap();
             assert!(
                 r.read_to_end(&mut Vec::new()).await.is_err(),
                 "{}",

@@ -24,12 +24,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use jet_core::cipher::CipherSuite;
 use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::EnvelopeError;
 use jet_core::jid::Jid;
 use jet_core::minidom::Element;
-use jet_core::secret::TransportSecret;
+use jet_core::secret::{SecretShape, TransportSecret};
 use serde_json::json;
 
 /// The running session's first data byte and envelope time.
@@ -155,10 +154,10 @@ impl EnvelopeBackend for TimedEnvelope {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let t = Instant::now();
-        let r = self.0.open(envelope, stanza_sender, suite).await;
+        let r = self.0.open(envelope, stanza_sender, shape).await;
         count(t);
         r
     }
@@ -177,13 +176,13 @@ impl EnvelopeBackend for TimedEnvelope {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
         context: &EnvelopeContext,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let t = Instant::now();
         let r = self
             .0
-            .open_for(envelope, stanza_sender, suite, context)
+            .open_for(envelope, stanza_sender, shape, context)
             .await;
         count(t);
         r

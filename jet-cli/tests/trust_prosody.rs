@@ -341,7 +341,7 @@ impl jet_core::envelope::EnvelopeBackend for ReplayingStub {
         &self,
         _: &jet_core::minidom::Element,
         _: &jet_core::jid::Jid,
-        _: &dyn jet_core::cipher::CipherSuite,
+        _: jet_core::SecretShape,
     ) -> Result<jet_core::envelope::OpenedEnvelope, jet_core::error::EnvelopeError> {
         Err(jet_core::error::EnvelopeError::Open(
             "requester only".into(),

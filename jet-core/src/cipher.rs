@@ -14,7 +14,7 @@
 use std::fmt;
 
 use crate::error::CipherError;
-use crate::secret::TransportSecret;
+use crate::secret::{SecretShape, TransportSecret};
 
 /// How a suite lays out its ciphertext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,11 @@ pub trait CipherSuite: Send + Sync + fmt::Debug {
     fn iv_len(&self) -> usize;
     /// IV lengths we accept from peers (default: only [`iv_len`](Self::iv_len)).
     fn accepted_iv_lens(&self) -> &'static [usize];
+    /// The sizes of its transport secret, what an envelope needs to read
+    /// one ([`crate::envelope::EnvelopeBackend::open`]).
+    fn secret_shape(&self) -> SecretShape {
+        SecretShape::new(self.key_len(), self.iv_len(), self.accepted_iv_lens())
+    }
     /// Tag length in bytes.
     fn tag_len(&self) -> usize;
     /// The ciphertext layout.

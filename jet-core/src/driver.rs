@@ -61,7 +61,7 @@
 //! # use jet_core::error::{CipherError, EnvelopeError, TransportError};
 //! # use jet_core::jid::Jid;
 //! # use jet_core::minidom::Element;
-//! # use jet_core::secret::TransportSecret;
+//! # use jet_core::secret::{SecretShape, TransportSecret};
 //! # use jet_core::xml::BuilderExt;
 //! # use jet_core::transport::{
 //! #     TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
@@ -122,12 +122,12 @@
 //! #         let hex: String = s.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
 //! #         Ok(Element::builder("clear", "urn:example:clear").a("by", self.0).append(hex).build())
 //! #     }
-//! #     async fn open(&self, e: &Element, _: &Jid, suite: &dyn CipherSuite)
+//! #     async fn open(&self, e: &Element, _: &Jid, shape: SecretShape)
 //! #         -> Result<OpenedEnvelope, EnvelopeError> {
 //! #         let t = e.text();
 //! #         let bytes: Vec<u8> = (0..t.len()).step_by(2)
 //! #             .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap()).collect();
-//! #         let secret = TransportSecret::from_bytes(&bytes, suite.key_len(), suite.accepted_iv_lens())?;
+//! #         let secret = shape.from_bytes(&bytes)?;
 //! #         let sender = e.attr("by").unwrap_or_default().parse()
 //! #             .map_err(|_| EnvelopeError::Malformed("by".into()))?;
 //! #         Ok(OpenedEnvelope { secret, sender, sender_key: None })

@@ -11,9 +11,8 @@ use async_trait::async_trait;
 use jid::{BareJid, Jid};
 use minidom::Element;
 
-use crate::cipher::CipherSuite;
 use crate::error::EnvelopeError;
-use crate::secret::TransportSecret;
+use crate::secret::{SecretShape, TransportSecret};
 
 /// What opening an envelope yields.
 #[derive(Debug)]
@@ -71,13 +70,14 @@ pub trait EnvelopeBackend: Send + Sync {
         secret: &TransportSecret,
         recipient: &Jid,
     ) -> Result<Element, EnvelopeError>;
-    /// Opens EE received in a stanza from `stanza_sender`, for a session using
-    /// `suite` (whose key and IV lengths say how to read the secret).
+    /// Opens EE received in a stanza from `stanza_sender`, for a session
+    /// whose cipher's secret has `shape` (its key and IV lengths say how to
+    /// read the secret; [`crate::cipher::CipherSuite::secret_shape`]).
     async fn open(
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<OpenedEnvelope, EnvelopeError>;
     /// Seals `secret` for `recipient` in the session `context`; what a
     /// session uses. The default ignores the context ([`Self::seal`]).
@@ -96,10 +96,10 @@ pub trait EnvelopeBackend: Send + Sync {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
         context: &EnvelopeContext,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let _ = context;
-        self.open(envelope, stanza_sender, suite).await
+        self.open(envelope, stanza_sender, shape).await
     }
 }

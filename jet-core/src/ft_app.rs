@@ -1712,7 +1712,7 @@ mod tests {
     async fn cut_or_tampered(size: usize) {
         use crate::layer::{Direction, JetStream};
         use crate::secret::TransportSecret;
-        use crate::session::testkit::TEST_XOR;
+        use crate::testkit::TEST_XOR;
         let dst = tmpdir(&format!("trunc{size}"));
         let plain = data(size);
         let mut desc = FileDesc::named("t.bin", plain.len() as u64);

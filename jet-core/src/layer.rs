@@ -1,5 +1,11 @@
 //! The JET layer on a byte stream: any `AsyncRead + AsyncWrite` in, the
-//! same out, encrypted (in the shape of a libp2p transport upgrade).
+//! same out, encrypted (in the shape of a libp2p transport upgrade). It is
+//! the one stream layer over the [`StreamEncryptor`] / [`StreamDecryptor`]
+//! traits: the sessions, `jet encrypt` / `jet decrypt` and jet-ciphers
+//! (which re-exports it) all use it. A sending stream needs only an
+//! `AsyncWrite` inside (a file, a `Vec<u8>`), a receiving one only an
+//! `AsyncRead`; [`encrypt_stream`] and [`decrypt_stream`] copy a whole
+//! stream through it.
 //!
 //! XEP-0391 gives one transport secret per content and the content's
 //! `senders` one direction, so a [`JetStream`] works one way:
@@ -44,7 +50,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::cipher::{CipherSuite, StreamDecryptor, StreamEncryptor};
 use crate::error::CipherError;
 use crate::secret::TransportSecret;
-use crate::transport::ByteStream;
 
 /// Which way the protected data flows for us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +336,7 @@ fn cipher_io(e: CipherError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-impl<S: ByteStream> JetStream<S> {
+impl<S> JetStream<S> {
     /// Wraps `inner` with `suite` under `secret`, for `direction`.
     pub fn new(
         inner: S,
@@ -432,6 +437,20 @@ impl<S: ByteStream> JetStream<S> {
         }
     }
 
+    /// Receiving: whether end of stream was reached and the whole stream
+    /// authenticated (the final tag checked).
+    pub fn is_authenticated(&self) -> bool {
+        match &self.side {
+            Side::Receive(r) => matches!(r.end, Some(Ok(()))) && r.ready.is_empty(),
+            Side::Send(_) => false,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// The wrapped stream. A batch still being worked on is dropped.
     pub fn into_inner(self) -> S {
         self.inner
@@ -458,7 +477,9 @@ impl<S: ByteStream> JetStream<S> {
             }
         }
     }
+}
 
+impl<S: AsyncWrite + Unpin> JetStream<S> {
     /// Takes back a finished encryption batch.
     fn sent_batch(&mut self, job: Job) -> io::Result<()> {
         let Side::Send(s) = &mut self.side else {
@@ -540,7 +561,9 @@ impl<S: ByteStream> JetStream<S> {
             }
         }
     }
+}
 
+impl<S: AsyncRead + Unpin> JetStream<S> {
     /// Takes back a finished decryption batch.
     fn received_batch(&mut self, job: Job) {
         let Side::Receive(r) = &mut self.side else {
@@ -662,7 +685,7 @@ impl<S: ByteStream> JetStream<S> {
     }
 }
 
-impl<S: ByteStream> AsyncWrite for JetStream<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for JetStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -733,7 +756,7 @@ impl<S: ByteStream> AsyncWrite for JetStream<S> {
     }
 }
 
-impl<S: ByteStream> AsyncRead for JetStream<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for JetStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -796,10 +819,102 @@ impl<S: ByteStream> AsyncRead for JetStream<S> {
     }
 }
 
+/// Read and write size of [`encrypt_stream`] and [`decrypt_stream`]: one
+/// [`BATCH`], so that each read of a tokio file (a hop to the blocking
+/// pool) feeds a whole batch to the cipher.
+pub const COPY_BUF_LEN: usize = BATCH;
+
+/// A writer whose `shutdown` only flushes: [`encrypt_stream`] finishes the
+/// cipher stream without closing the caller's writer.
+struct KeepOpen<W>(W);
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for KeepOpen<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+}
+
+/// Encrypts everything `reader` yields into `writer` with `suite` under
+/// `secret` through a pipelined [`JetStream`], writes the final tag(s) and
+/// flushes (`writer` is not shut down). Returns the number of plaintext
+/// bytes. A [`CipherError`] comes back inside the `io::Error`
+/// ([`cipher_error_of`]).
+pub async fn encrypt_stream<R, W>(
+    suite: &dyn CipherSuite,
+    secret: &TransportSecret,
+    mut reader: R,
+    writer: W,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tx =
+        JetStream::new(KeepOpen(writer), suite, secret, Direction::Send).map_err(cipher_io)?;
+    let mut buf = vec![0u8; COPY_BUF_LEN];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        tx.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+    tx.shutdown().await?;
+    Ok(total)
+}
+
+/// Decrypts everything `reader` yields into `writer` with `suite` under
+/// `secret` through a pipelined [`JetStream`] and flushes. Returns the
+/// number of plaintext bytes once the whole stream authenticated.
+///
+/// On an error, `writer` may already hold plaintext that did **not**
+/// authenticate (single-message suites release plaintext before the tag):
+/// write into a temporary file and give it its final name only after `Ok`.
+pub async fn decrypt_stream<R, W>(
+    suite: &dyn CipherSuite,
+    secret: &TransportSecret,
+    reader: R,
+    mut writer: W,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut rx = JetStream::new(reader, suite, secret, Direction::Receive).map_err(cipher_io)?;
+    let mut buf = vec![0u8; COPY_BUF_LEN];
+    let mut total = 0u64;
+    loop {
+        let n = rx.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        writer.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+    writer.flush().await?;
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::testkit::TEST_XOR;
+    use crate::testkit::TEST_XOR;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn secret() -> TransportSecret {

@@ -27,10 +27,13 @@
 //!   a Jingle reader that never loses it;
 //! - [`session`]: the Jingle session engine with JET, without I/O, and the
 //!   [`session::Application`] trait;
-//! - [`layer::JetStream`], the cipher layer over any byte stream;
+//! - [`layer::JetStream`], the one cipher layer over any byte stream (the
+//!   sessions, `jet encrypt` and jet-ciphers' re-export all use it);
 //! - with feature `tokio`, `driver`: the session engine over a
 //!   [`channel::StanzaChannel`], with envelopes, transports and applications;
 //! - [`memory::MemoryRouter`], an in-memory stanza router for tests and the demo;
+//! - with feature `testkit`, `testkit`: TEST-ONLY stand-ins (a toy suite,
+//!   a test envelope, a pipe transport, a wiretap) for other crates' tests;
 //! - the errors, each mapped to the Jingle reason a peer sees ([`error`]);
 //! - with the `tokio-xmpp` feature, [`xmpp`]: the stanza channel over a real
 //!   XMPP connection (StartTLS, IQ routing, disco/caps, presence).
@@ -103,6 +106,8 @@ pub mod secret;
 pub mod security;
 #[cfg(feature = "xml")]
 pub mod session;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod transport;
 pub mod vocab;
 #[cfg(feature = "xml")]
@@ -119,7 +124,7 @@ pub use jid;
 /// not depend on it.
 #[cfg(feature = "xml")]
 pub use minidom;
-pub use secret::TransportSecret;
+pub use secret::{SecretShape, TransportSecret};
 /// Re-exported for users of [`jingle::split_jingle`] and the XMPP binding.
 #[cfg(feature = "xmpp-parsers")]
 pub use xmpp_parsers;

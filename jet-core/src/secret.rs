@@ -11,6 +11,55 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::cipher::CipherSuite;
 use crate::error::SecretError;
 
+/// The sizes of a suite's transport secret: all an envelope needs to know
+/// of the cipher to read a secret out of its payload
+/// ([`crate::envelope::EnvelopeBackend::open`]).
+/// [`CipherSuite::secret_shape`] gives a suite's.
+///
+/// ```
+/// use jet_core::SecretShape;
+/// const AES_256: SecretShape = SecretShape::new(32, 12, &[12]);
+/// let ts = AES_256.generate().unwrap();
+/// assert!(AES_256.accepts(&ts));
+/// assert_eq!(AES_256.from_bytes(&ts.to_bytes()).unwrap(), ts);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretShape {
+    /// Key length in bytes.
+    pub key_len: usize,
+    /// IV length in bytes that we generate.
+    pub iv_len: usize,
+    /// IV lengths accepted from peers.
+    pub accepted_iv_lens: &'static [usize],
+}
+
+impl SecretShape {
+    /// A shape of `key_len` key bytes and `iv_len` IV bytes, accepting IVs
+    /// of `accepted_iv_lens` bytes from peers.
+    pub const fn new(key_len: usize, iv_len: usize, accepted_iv_lens: &'static [usize]) -> Self {
+        SecretShape {
+            key_len,
+            iv_len,
+            accepted_iv_lens,
+        }
+    }
+
+    /// A fresh secret of this shape ([`TransportSecret::generate_with`]).
+    pub fn generate(&self) -> Result<TransportSecret, SecretError> {
+        TransportSecret::generate_with(self.key_len, self.iv_len)
+    }
+
+    /// Reads `key || iv` of this shape ([`TransportSecret::from_bytes`]).
+    pub fn from_bytes(&self, bytes: &[u8]) -> Result<TransportSecret, SecretError> {
+        TransportSecret::from_bytes(bytes, self.key_len, self.accepted_iv_lens)
+    }
+
+    /// Whether `secret` has this shape's key length and an accepted IV length.
+    pub fn accepts(&self, secret: &TransportSecret) -> bool {
+        secret.key().len() == self.key_len && self.accepted_iv_lens.contains(&secret.iv().len())
+    }
+}
+
 /// Transport key and IV for one session. Zeroized on drop; `Debug` shows only
 /// the lengths.
 ///

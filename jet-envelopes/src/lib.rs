@@ -29,39 +29,20 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use jet_core::envelope::EnvelopeBackend;
-//! use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
-//! use jet_core::error::CipherError;
-//! use jet_core::TransportSecret;
+//! use jet_core::SecretShape;
 //! use jet_envelopes::stub::StubEnvelope;
 //!
-//! // The stub needs only the suite's sizes to read the secret back; a real
-//! // suite comes from jet-ciphers.
-//! #[derive(Debug)]
-//! struct Aes256Sizes;
-//! impl CipherSuite for Aes256Sizes {
-//!     fn urn(&self) -> &'static str { jet_core::ns::CIPHER_AES_256_GCM }
-//!     fn name(&self) -> &'static str { "AES-256-GCM (sizes only)" }
-//!     fn key_len(&self) -> usize { 32 }
-//!     fn iv_len(&self) -> usize { 12 }
-//!     fn accepted_iv_lens(&self) -> &'static [usize] { &[12] }
-//!     fn tag_len(&self) -> usize { 16 }
-//!     fn framing(&self) -> Framing { Framing::SingleMessage { max_plaintext: 0 } }
-//!     fn ciphertext_len(&self, p: u64) -> u64 { p + 16 }
-//!     fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-//!         Err(CipherError::UnknownCipher("sizes only".into()))
-//!     }
-//!     fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-//!         Err(CipherError::UnknownCipher("sizes only".into()))
-//!     }
-//! }
+//! // The stub needs only the cipher's key and IV sizes to read the secret
+//! // back (a real suite's `secret_shape()`).
+//! const AES256_SIZES: SecretShape = SecretShape::new(32, 12, &[12]);
 //!
 //! let stub = StubEnvelope::new();
-//! let secret = TransportSecret::generate(&Aes256Sizes).unwrap();
+//! let secret = AES256_SIZES.generate().unwrap();
 //! let juliet = "juliet@capulet.lit/balcony".parse().unwrap();
 //! let ee = stub.seal(&secret, &juliet).await.unwrap();
 //!
 //! let romeo = "romeo@montague.lit/orchard".parse().unwrap();
-//! let opened = stub.open(&ee, &romeo, &Aes256Sizes).await.unwrap();
+//! let opened = stub.open(&ee, &romeo, AES256_SIZES).await.unwrap();
 //! assert_eq!(opened.secret, secret);
 //! assert_eq!(opened.sender.to_string(), "romeo@montague.lit");
 //! assert!(!stub.is_secure());

@@ -33,12 +33,11 @@
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use jet_core::cipher::CipherSuite;
 use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
 use jet_core::error::EnvelopeError;
 use jet_core::jid::Jid;
 use jet_core::minidom::{Element, Node};
-use jet_core::{ns, TransportSecret};
+use jet_core::{ns, SecretShape, TransportSecret};
 
 /// The stub envelope: the transport secret in base64, in the clear.
 /// **Provides no security**; tests and the demo only.
@@ -63,10 +62,10 @@ impl StubEnvelope {
             .build()
     }
 
-    /// Reads the secret out of a stub envelope element for `suite`.
+    /// Reads the secret of `shape` out of a stub envelope element.
     pub fn secret_of(
         envelope: &Element,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<TransportSecret, EnvelopeError> {
         if !envelope.is("encrypted", ns::ENCRYPTION_STUB) {
             return Err(EnvelopeError::Malformed(format!(
@@ -105,11 +104,7 @@ impl StubEnvelope {
                 .decode(text.as_bytes())
                 .map_err(|e| EnvelopeError::Malformed(format!("payload is not base64: {e}")))?,
         );
-        Ok(TransportSecret::from_bytes(
-            &bytes,
-            suite.key_len(),
-            suite.accepted_iv_lens(),
-        )?)
+        Ok(shape.from_bytes(&bytes)?)
     }
 }
 
@@ -140,9 +135,9 @@ impl EnvelopeBackend for StubEnvelope {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
-        let secret = Self::secret_of(envelope, suite)?;
+        let secret = Self::secret_of(envelope, shape)?;
         Ok(OpenedEnvelope {
             secret,
             sender: stanza_sender.to_bare(),
@@ -154,45 +149,11 @@ impl EnvelopeBackend for StubEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jet_core::cipher::{Framing, StreamDecryptor, StreamEncryptor};
-    use jet_core::error::{CipherError, SecretError};
 
-    /// A descriptor-only suite for these tests (AES-256-GCM sizes); it
-    /// cannot encrypt.
-    #[derive(Debug)]
-    struct Sizes;
-    impl CipherSuite for Sizes {
-        fn urn(&self) -> &'static str {
-            ns::CIPHER_AES_256_GCM
-        }
-        fn name(&self) -> &'static str {
-            "sizes-only"
-        }
-        fn key_len(&self) -> usize {
-            32
-        }
-        fn iv_len(&self) -> usize {
-            12
-        }
-        fn accepted_iv_lens(&self) -> &'static [usize] {
-            &[12, 16]
-        }
-        fn tag_len(&self) -> usize {
-            16
-        }
-        fn framing(&self) -> Framing {
-            Framing::SingleMessage { max_plaintext: 0 }
-        }
-        fn ciphertext_len(&self, p: u64) -> u64 {
-            p + 16
-        }
-        fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-            Err(CipherError::UnknownCipher("sizes-only".into()))
-        }
-        fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-            Err(CipherError::UnknownCipher("sizes-only".into()))
-        }
-    }
+    use jet_core::error::SecretError;
+
+    /// AES-256-GCM's secret sizes, with 16-byte IVs accepted.
+    const SIZES: SecretShape = SecretShape::new(32, 12, &[12, 16]);
 
     fn romeo() -> Jid {
         "romeo@montague.lit/orchard".parse().unwrap()
@@ -210,13 +171,13 @@ mod tests {
         assert!(!stub.is_secure());
         assert_eq!(stub.envelope_type(), "urn:xmpp:encryption:stub:0");
         assert_eq!(stub.disco_feature(), "urn:xmpp:jingle:jet-stub:0");
-        let ts = TransportSecret::generate(&Sizes).unwrap();
+        let ts = SIZES.generate().unwrap();
         let juliet: Jid = "juliet@capulet.lit/balcony".parse().unwrap();
         let ee = stub.seal(&ts, &juliet).await.unwrap();
         assert!(ee.is("encrypted", ns::ENCRYPTION_STUB));
         let b64 = ee.get_child("payload", ns::ENCRYPTION_STUB).unwrap().text();
         assert_eq!(STANDARD.decode(b64).unwrap(), ts.to_bytes().as_slice());
-        let opened = stub.open(&ee, &romeo(), &Sizes).await.unwrap();
+        let opened = stub.open(&ee, &romeo(), SIZES).await.unwrap();
         assert_eq!(opened.secret, ts);
         assert_eq!(opened.sender.to_string(), "romeo@montague.lit");
         assert_eq!(opened.sender_key, None);
@@ -228,7 +189,7 @@ mod tests {
         let b64 = STANDARD.encode(ts.to_bytes().as_slice());
         let folded = format!("\n  {}\n  {}\n", &b64[..20], &b64[20..]);
         let opened = StubEnvelope
-            .open(&stub_with(&folded), &romeo(), &Sizes)
+            .open(&stub_with(&folded), &romeo(), SIZES)
             .await
             .unwrap();
         assert_eq!(opened.secret, ts);
@@ -240,18 +201,18 @@ mod tests {
         let r = romeo();
         // Not base64.
         assert!(matches!(
-            s.open(&stub_with("!!not base64!!"), &r, &Sizes).await,
+            s.open(&stub_with("!!not base64!!"), &r, SIZES).await,
             Err(EnvelopeError::Malformed(_))
         ));
         // Wrong length (43 bytes).
         assert!(matches!(
-            s.open(&stub_with(&STANDARD.encode([1u8; 43])), &r, &Sizes)
+            s.open(&stub_with(&STANDARD.encode([1u8; 43])), &r, SIZES)
                 .await,
             Err(EnvelopeError::Secret(SecretError::Length { got: 43, .. }))
         ));
         // Empty payload.
         assert!(matches!(
-            s.open(&stub_with(""), &r, &Sizes).await,
+            s.open(&stub_with(""), &r, SIZES).await,
             Err(EnvelopeError::Secret(SecretError::Length { got: 0, .. }))
         ));
         // No payload, wrong element, extra children.
@@ -263,7 +224,7 @@ mod tests {
         ] {
             let el: Element = xml.parse().unwrap();
             assert!(
-                matches!(s.open(&el, &r, &Sizes).await, Err(EnvelopeError::Malformed(_))),
+                matches!(s.open(&el, &r, SIZES).await, Err(EnvelopeError::Malformed(_))),
                 "{xml}"
             );
         }
@@ -275,7 +236,7 @@ mod tests {
         bytes.extend_from_slice(&[0x42u8; 12]);
         assert!(matches!(
             StubEnvelope
-                .open(&stub_with(&STANDARD.encode(&bytes)), &romeo(), &Sizes)
+                .open(&stub_with(&STANDARD.encode(&bytes)), &romeo(), SIZES)
                 .await,
             Err(EnvelopeError::Secret(SecretError::IvEqualsKey))
         ));

@@ -15,314 +15,36 @@
 //! no panic, bounded time, nothing written outside the target directory and
 //! no file under a final name unless it authenticated.
 
-use std::collections::HashMap;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
 use jet_core::driver::{Driver, DriverConfig, Incoming};
-use jet_core::error::{CipherError, TransportError};
+use jet_core::error::CipherError;
 use jet_core::ft_app::{FileOffer, FileReceiver, LocalFile, ReceivePolicy};
 use jet_core::jid::FullJid;
 use jet_core::memory::MemoryRouter;
 use jet_core::minidom::{Element, Node};
 use jet_core::session::JetConfig;
-use jet_core::transport::{
-    BoxedStream, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
-};
+use jet_core::testkit::{PipeAdapter, ToySuite, Wire, PIPE_NS};
+use jet_core::transport::TransportAdapter;
 use jet_core::xml::{BuilderExt, ElementExt};
 use jet_core::{ns, Error, TransportSecret};
 use jet_envelopes::StubEnvelope;
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 
 // ---------------------------------------------------------------------------
-// TEST-ONLY cipher
+// TEST-ONLY cipher and transport (jet-core's testkit)
 
-#[derive(Debug)]
-struct Toy;
-static TOY: Toy = Toy;
+/// The toy suite under AES-256-GCM's URN and sizes.
 const TOY_URN: &str = "urn:xmpp:ciphers:aes-256-gcm-nopadding:0";
-const TAG: usize = 4;
+static TOY: ToySuite = ToySuite::new(TOY_URN, 32, &[12]);
 
-fn sum(s: u32, b: u8) -> u32 {
-    s.rotate_left(5).wrapping_add(u32::from(b)) ^ 0x9e37_79b9
-}
-
-impl CipherSuite for Toy {
-    fn urn(&self) -> &'static str {
-        TOY_URN
-    }
-    fn name(&self) -> &'static str {
-        "toy (tests only)"
-    }
-    fn key_len(&self) -> usize {
-        32
-    }
-    fn iv_len(&self) -> usize {
-        12
-    }
-    fn accepted_iv_lens(&self) -> &'static [usize] {
-        &[12]
-    }
-    fn tag_len(&self) -> usize {
-        TAG
-    }
-    fn framing(&self) -> Framing {
-        Framing::SingleMessage {
-            max_plaintext: 1 << 40,
-        }
-    }
-    fn ciphertext_len(&self, n: u64) -> u64 {
-        n + TAG as u64
-    }
-    fn encryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        Ok(Box::new(ToyCipher::new(s)))
-    }
-    fn decryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        Ok(Box::new(ToyCipher::new(s)))
-    }
-}
-
-struct ToyCipher {
-    key: Vec<u8>,
-    pos: usize,
-    sum: u32,
-    held: Vec<u8>,
-    done: bool,
-    ok: bool,
-}
-
-impl ToyCipher {
-    fn new(s: &TransportSecret) -> Self {
-        ToyCipher {
-            key: s.key().to_vec(),
-            pos: 0,
-            sum: 0,
-            held: Vec::new(),
-            done: false,
-            ok: false,
-        }
-    }
-}
-
-impl StreamEncryptor for ToyCipher {
-    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
-        for &b in input {
-            self.sum = sum(self.sum, b);
-            out.push(b ^ self.key[self.pos % self.key.len()]);
-            self.pos += 1;
-        }
-        Ok(())
-    }
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CipherError> {
-        if std::mem::replace(&mut self.done, true) {
-            return Err(CipherError::Finished);
-        }
-        out.extend_from_slice(&self.sum.to_be_bytes());
-        Ok(())
-    }
-}
-
-impl StreamDecryptor for ToyCipher {
-    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CipherError> {
-        self.held.extend_from_slice(input);
-        if self.held.len() > TAG {
-            let n = self.held.len() - TAG;
-            for b in self.held.drain(..n) {
-                let p = b ^ self.key[self.pos % self.key.len()];
-                self.pos += 1;
-                self.sum = sum(self.sum, p);
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), CipherError> {
-        if std::mem::replace(&mut self.done, true) {
-            return Err(CipherError::Finished);
-        }
-        if self.held.len() < TAG {
-            return Err(CipherError::Truncated);
-        }
-        if self.held[..] != self.sum.to_be_bytes() {
-            return Err(CipherError::Authentication);
-        }
-        self.ok = true;
-        Ok(())
-    }
-    fn authenticated_len(&self) -> u64 {
-        if self.ok {
-            self.pos as u64
-        } else {
-            0
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// TEST-ONLY transport with a hostile wire
-
-const PIPE_NS: &str = "urn:jet:test:pipe-transport";
-
-/// What the man in the middle does to the bytes the receiver reads.
-#[derive(Clone, Copy, Debug, Default)]
-enum Wire {
-    #[default]
-    Honest,
-    /// Flip one bit of byte `n`.
-    Flip(usize),
-    /// End the stream after `n` bytes.
-    Truncate(usize),
-    /// Add bytes after the sender's end.
-    Append(usize),
-}
-
-struct Hostile {
-    inner: DuplexStream,
-    wire: Wire,
-    pos: usize,
-    appended: bool,
-}
-
-impl AsyncRead for Hostile {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if let Wire::Truncate(n) = self.wire {
-            if self.pos >= n {
-                return Poll::Ready(Ok(()));
-            }
-        }
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let got = buf.filled().len() - before;
-            let start = self.pos;
-            match self.wire {
-                Wire::Flip(at) if at >= start && at < start + got => {
-                    buf.filled_mut()[before + at - start] ^= 0x01;
-                }
-                Wire::Truncate(n) if start + got > n => {
-                    buf.set_filled(before + (n - start));
-                }
-                Wire::Append(extra) if got == 0 && !self.appended => {
-                    self.appended = true;
-                    buf.put_slice(&vec![0x42; extra]);
-                }
-                _ => {}
-            }
-            self.pos += buf.filled().len() - before;
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Hostile {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-#[derive(Clone, Default)]
-struct Pipe {
-    halves: Arc<Mutex<HashMap<String, DuplexStream>>>,
-    next: Arc<AtomicU64>,
-    wire: Wire,
-}
-
-struct PipeNeg {
-    id: String,
-    half: Option<BoxedStream>,
-    offerer: bool,
-}
-
-#[async_trait]
-impl TransportAdapter for Pipe {
-    fn namespace(&self) -> &'static str {
-        PIPE_NS
-    }
-    async fn offer(
-        &self,
-        _ctx: &TransportContext,
-    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
-        let id = format!("p{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let (a, b) = tokio::io::duplex(1 << 16);
-        self.halves.lock().unwrap().insert(id.clone(), b);
-        Ok(Box::new(PipeNeg {
-            id,
-            half: Some(Box::new(a)),
-            offerer: true,
-        }))
-    }
-    async fn answer(
-        &self,
-        _ctx: &TransportContext,
-        offer: &Element,
-    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
-        let id = offer.attr("id").unwrap_or_default().to_string();
-        let half = self.halves.lock().unwrap().remove(&id);
-        let half = half.ok_or_else(|| TransportError::Protocol(format!("no pipe {id}")))?;
-        Ok(Box::new(PipeNeg {
-            id,
-            half: Some(Box::new(Hostile {
-                inner: half,
-                wire: self.wire,
-                pos: 0,
-                appended: false,
-            })),
-            offerer: false,
-        }))
-    }
-}
-
-#[async_trait]
-impl TransportNegotiation for PipeNeg {
-    fn local_transport(&self) -> Element {
-        Element::builder("transport", PIPE_NS)
-            .a("id", self.id.as_str())
-            .build()
-    }
-    fn set_remote(&mut self, _remote: &Element) -> Result<(), TransportError> {
-        Ok(())
-    }
-    async fn establish(
-        mut self: Box<Self>,
-        signals: &mut dyn TransportSignals,
-    ) -> Result<BoxedStream, TransportError> {
-        if self.offerer {
-            signals.recv_info().await?;
-        } else {
-            let ready = Element::builder("transport", PIPE_NS)
-                .a("id", self.id.as_str())
-                .append(Element::builder("ready", PIPE_NS).build())
-                .build();
-            signals.send_info(ready).await?;
-        }
-        self.half
-            .take()
-            .ok_or_else(|| TransportError::Protocol("used twice".into()))
-    }
+/// The pipe transport, 64 KiB buffered.
+fn pipe() -> PipeAdapter {
+    PipeAdapter::new().with_capacity(1 << 16)
 }
 
 // ---------------------------------------------------------------------------
@@ -369,10 +91,7 @@ fn world_with(wire: Wire, edit: Option<Edit>, juliet_jet: JetConfig) -> World {
     if let Some(edit) = edit {
         router.set_interceptor(edit);
     }
-    let pipe = Pipe {
-        wire,
-        ..Pipe::default()
-    };
+    let pipe = pipe().with_wire(wire);
     let config = DriverConfig {
         establish_timeout: Duration::from_secs(5),
         finish_timeout: Duration::from_secs(5),
@@ -790,7 +509,7 @@ async fn replayed_stub_envelope_is_accepted_by_design() {
     let (_d, mut inc2) = Driver::start(
         w.router.connect(j2.clone()),
         jet(),
-        vec![Arc::new(Pipe::default()) as Arc<dyn TransportAdapter>],
+        vec![Arc::new(pipe()) as Arc<dyn TransportAdapter>],
         DriverConfig::default(),
     );
     use jet_core::channel::StanzaChannel;
@@ -850,7 +569,7 @@ async fn a_replayed_transport_secret_is_refused_with_a_record() {
         let (_d, mut inc2) = Driver::start(
             w.router.connect(j2.clone()),
             juliet_jet(),
-            vec![Arc::new(Pipe::default()) as Arc<dyn TransportAdapter>],
+            vec![Arc::new(pipe()) as Arc<dyn TransportAdapter>],
             DriverConfig::default(),
         );
         use jet_core::channel::StanzaChannel;

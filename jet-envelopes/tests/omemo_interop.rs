@@ -428,53 +428,10 @@ fn late_delivery_from_python_across_ratchet_steps() {
     assert!(rust.decrypt(PY_JID, &p2).is_err());
 }
 
-/// Only the sizes of a suite matter to an envelope.
-#[derive(Debug)]
-struct Sizes(usize);
-
-impl jet_core::cipher::CipherSuite for Sizes {
-    fn urn(&self) -> &'static str {
-        "urn:test:sizes"
-    }
-    fn name(&self) -> &'static str {
-        "sizes only"
-    }
-    fn key_len(&self) -> usize {
-        self.0
-    }
-    fn iv_len(&self) -> usize {
-        12
-    }
-    fn accepted_iv_lens(&self) -> &'static [usize] {
-        &[12, 16]
-    }
-    fn tag_len(&self) -> usize {
-        16
-    }
-    fn framing(&self) -> jet_core::cipher::Framing {
-        jet_core::cipher::Framing::SingleMessage {
-            max_plaintext: (1 << 36) - 32,
-        }
-    }
-    fn ciphertext_len(&self, plaintext_len: u64) -> u64 {
-        plaintext_len + 16
-    }
-    fn encryptor(
-        &self,
-        _: &jet_core::TransportSecret,
-    ) -> Result<Box<dyn jet_core::cipher::StreamEncryptor>, jet_core::error::CipherError> {
-        Err(jet_core::error::CipherError::UnknownCipher(
-            "sizes only".into(),
-        ))
-    }
-    fn decryptor(
-        &self,
-        _: &jet_core::TransportSecret,
-    ) -> Result<Box<dyn jet_core::cipher::StreamDecryptor>, jet_core::error::CipherError> {
-        Err(jet_core::error::CipherError::UnknownCipher(
-            "sizes only".into(),
-        ))
-    }
+/// Only the sizes of a suite matter to an envelope: a `key_len`-byte key,
+/// 12- or 16-byte IVs.
+fn sizes(key_len: usize) -> jet_core::SecretShape {
+    jet_core::SecretShape::new(key_len, 12, &[12, 16])
 }
 
 /// The JET-OMEMO EnvelopeBackend against python-omemo: it opens python's
@@ -524,7 +481,7 @@ async fn envelope_backend_with_python() {
         .get_child("payload", "eu.siacs.conversations.axolotl")
         .is_none());
     let opened = env
-        .open(&el, &from, &Sizes(32))
+        .open(&el, &from, sizes(32))
         .await
         .expect("open python's session start");
     assert_eq!(opened.secret.key(), &b64(&m["key_material"])[..]);
@@ -540,7 +497,7 @@ async fn envelope_backend_with_python() {
     );
     let el: Element = kt["xml"].as_str().unwrap().parse().unwrap();
     let opened = env
-        .open(&el, &from, &Sizes(16))
+        .open(&el, &from, sizes(16))
         .await
         .expect("open python's key transport");
     assert_eq!(opened.secret.key(), &tk);
@@ -551,7 +508,7 @@ async fn envelope_backend_with_python() {
                             "key": B64.encode(tk), "iv": B64.encode(iv)}),
     );
     let el: Element = kt["xml"].as_str().unwrap().parse().unwrap();
-    assert!(env.open(&el, &from, &Sizes(32)).await.is_err());
+    assert!(env.open(&el, &from, sizes(32)).await.is_err());
 
     // And the other way: we seal, python opens.
     let ts = jet_core::TransportSecret::generate_with(16, 12).unwrap();

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jet_core::channel::StanzaChannel;
-use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
 use jet_core::envelope::EnvelopeBackend;
-use jet_core::error::{CipherError, EnvelopeError};
+use jet_core::error::EnvelopeError;
 use jet_core::jid::{BareJid, Jid};
 use jet_core::xmpp::{XmppChannel, XmppConfig};
-use jet_core::{ns, TransportSecret};
+use jet_core::{ns, SecretShape, TransportSecret};
 use jet_envelopes::omemo::{
     InMemoryStore, OmemoDirectory, OmemoEnvelope, OmemoStore, PepDirectory, SqliteStore, Trust,
     TrustPolicy,
@@ -56,42 +55,7 @@ impl Server {
 }
 
 /// Sizes of an AES-128-GCM suite, for `open` (no cipher is run here).
-#[derive(Debug)]
-struct Aes128Sizes;
-impl CipherSuite for Aes128Sizes {
-    fn urn(&self) -> &'static str {
-        ns::CIPHER_AES_128_GCM
-    }
-    fn name(&self) -> &'static str {
-        "AES-128-GCM (sizes only)"
-    }
-    fn key_len(&self) -> usize {
-        16
-    }
-    fn iv_len(&self) -> usize {
-        12
-    }
-    fn accepted_iv_lens(&self) -> &'static [usize] {
-        &[12, 16]
-    }
-    fn tag_len(&self) -> usize {
-        16
-    }
-    fn framing(&self) -> Framing {
-        Framing::SingleMessage {
-            max_plaintext: (1 << 36) - 32,
-        }
-    }
-    fn ciphertext_len(&self, plaintext_len: u64) -> u64 {
-        plaintext_len + 16
-    }
-    fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        Err(CipherError::UnknownCipher("sizes only".into()))
-    }
-    fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        Err(CipherError::UnknownCipher("sizes only".into()))
-    }
-}
+const AES128_SIZES: SecretShape = SecretShape::new(16, 12, &[12, 16]);
 
 /// user5 (SQLite store, reopened between steps) and user6 (in memory)
 /// publish over PEP, find each other's device and bundle there, and
@@ -143,7 +107,7 @@ async fn pep_publish_fetch_seal_open() {
         let a_full: Jid = a_ch.local_jid().clone().into();
         let sealed = alice.seal(&ts, &b_full).await.unwrap();
         assert_eq!(seen.lock().unwrap().len(), 1, "TOFU event for bob's device");
-        let opened = bob.open(&sealed, &a_full, &Aes128Sizes).await.unwrap();
+        let opened = bob.open(&sealed, &a_full, AES128_SIZES).await.unwrap();
         assert_eq!(opened.secret, ts);
         assert_eq!(opened.sender, a_jid);
         assert_eq!(
@@ -158,7 +122,7 @@ async fn pep_publish_fetch_seal_open() {
         // Another account claiming to be the sender is refused.
         let mallory: Jid = format!("user7@{}/x", srv.domain).parse().unwrap();
         let again = alice.seal(&ts, &b_full).await.unwrap();
-        assert!(bob.open(&again, &mallory, &Aes128Sizes).await.is_err());
+        assert!(bob.open(&again, &mallory, AES128_SIZES).await.is_err());
 
         // Alice's process "dies" (store dropped) and comes back from disk;
         // Bob answers on the existing session.
@@ -169,7 +133,7 @@ async fn pep_publish_fetch_seal_open() {
         let back = bob.seal(&ts2, &a_full).await.unwrap();
         assert_eq!(
             alice
-                .open(&back, &b_full, &Aes128Sizes)
+                .open(&back, &b_full, AES128_SIZES)
                 .await
                 .unwrap()
                 .secret,
@@ -188,7 +152,7 @@ async fn pep_publish_fetch_seal_open() {
             .unwrap();
         let sealed = alice.seal(&ts, &b_full).await.unwrap();
         assert_eq!(
-            bob.open(&sealed, &a_full, &Aes128Sizes)
+            bob.open(&sealed, &a_full, AES128_SIZES)
                 .await
                 .unwrap()
                 .secret,

@@ -53,7 +53,7 @@ async fn seal_open_round_trip_between_two_parties() {
     assert_eq!(romeo.env.disco_feature(), "urn:xmpp:jingle:jet-ox:0");
     assert!(romeo.env.is_secure());
 
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     assert!(ee.is("openpgp", ns::OX));
     // The secret is not visible in the envelope.
@@ -62,7 +62,7 @@ async fn seal_open_round_trip_between_two_parties() {
 
     let opened = juliet
         .env
-        .open(&ee, &jid(ROMEO_FULL), &Aes256Sizes)
+        .open(&ee, &jid(ROMEO_FULL), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(opened.secret, ts);
@@ -70,11 +70,11 @@ async fn seal_open_round_trip_between_two_parties() {
     assert_eq!(opened.sender_key.as_deref(), Some(romeo.key.fingerprint()));
 
     // And back the other way.
-    let ts2 = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts2 = AES256_SIZES.generate().unwrap();
     let ee2 = juliet.env.seal(&ts2, &jid(ROMEO_FULL)).await.unwrap();
     let opened2 = romeo
         .env
-        .open(&ee2, &jid(JULIET_FULL), &Aes256Sizes)
+        .open(&ee2, &jid(JULIET_FULL), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(opened2.secret, ts2);
@@ -84,12 +84,12 @@ async fn seal_open_round_trip_between_two_parties() {
 #[tokio::test]
 async fn sender_can_read_its_own_envelope_it_is_encrypted_to_self() {
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     // Romeo's other device (same key) can decrypt; the content says "to juliet",
     // so the envelope check refuses it for Romeo, after decryption worked.
     romeo.knows(&romeo);
-    let (_, text) = err_text(romeo.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (_, text) = err_text(romeo.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(text.contains("addressed to juliet@capulet.lit"), "{text}");
     let _ = juliet;
 }
@@ -174,9 +174,9 @@ async fn wrong_signer_is_refused() {
     let mallory = Party::new("mallory@evil.lit");
     mallory.knows(&juliet);
     juliet.knows(&mallory);
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = mallory.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
-    let (e, _) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (e, _) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     match e {
         EnvelopeError::WrongSender { expected, got } => {
             assert_eq!(expected, ROMEO);
@@ -187,7 +187,7 @@ async fn wrong_signer_is_refused() {
     // From Mallory's own JID, the same envelope is fine.
     let opened = juliet
         .env
-        .open(&ee, &jid("mallory@evil.lit/x"), &Aes256Sizes)
+        .open(&ee, &jid("mallory@evil.lit/x"), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(opened.sender, bare("mallory@evil.lit"));
@@ -199,10 +199,10 @@ async fn unknown_sender_key_is_refused() {
     // Eve has Juliet's public key, but Juliet knows nothing of Eve.
     let eve = Party::new("eve@evil.lit");
     eve.knows(&juliet);
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = eve.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     // Claiming to be Romeo: Romeo's key did not sign it.
-    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(matches!(e, EnvelopeError::Untrusted(_)), "{e:?}");
     assert!(
         text.contains("not signed by a key known for romeo@montague.lit"),
@@ -212,7 +212,7 @@ async fn unknown_sender_key_is_refused() {
     let (e, text) = err_text(
         juliet
             .env
-            .open(&ee, &jid("eve@evil.lit/x"), &Aes256Sizes)
+            .open(&ee, &jid("eve@evil.lit/x"), AES256_SIZES)
             .await,
     );
     assert!(matches!(e, EnvelopeError::Untrusted(_)), "{e:?}");
@@ -229,14 +229,14 @@ async fn unknown_sender_key_is_refused() {
         .unwrap();
     let new_romeo = OxEnvelope::new(new_romeo_key, store);
     let ee = new_romeo.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
-    let (e, _) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (e, _) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(matches!(e, EnvelopeError::Untrusted(_)), "{e:?}");
 }
 
 #[tokio::test]
 async fn signcrypt_to_someone_else_is_refused() {
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     // Encrypted to Juliet, but the signed content names the nurse
     // (a surreptitious forward: the nurse re-encrypting Romeo's signcrypt
     // for Juliet looks exactly like this).
@@ -246,7 +246,7 @@ async fn signcrypt_to_someone_else_is_refused() {
         .seal_signcrypt(&content, &bare(JULIET))
         .await
         .unwrap();
-    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(matches!(e, EnvelopeError::Open(_)), "{e:?}");
     assert!(
         text.contains("addressed to nurse@capulet.lit, not to us (juliet@capulet.lit)"),
@@ -257,7 +257,7 @@ async fn signcrypt_to_someone_else_is_refused() {
 #[tokio::test]
 async fn stale_and_future_timestamps_are_refused() {
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let now = unix_now();
     for offset in [-11 * 60, 11 * 60, -86_400 * 365] {
         let content = signcrypt_for(JULIET, now + offset, &ts);
@@ -266,7 +266,7 @@ async fn stale_and_future_timestamps_are_refused() {
             .seal_signcrypt(&content, &bare(JULIET))
             .await
             .unwrap();
-        let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+        let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
         assert!(matches!(e, EnvelopeError::Open(_)), "{e:?}");
         assert!(
             text.contains("outside the allowed window of ±600 s"),
@@ -283,7 +283,7 @@ async fn stale_and_future_timestamps_are_refused() {
     assert_eq!(
         juliet
             .env
-            .open(&ee, &jid(ROMEO_FULL), &Aes256Sizes)
+            .open(&ee, &jid(ROMEO_FULL), AES256_SIZES)
             .await
             .unwrap()
             .secret,
@@ -300,21 +300,21 @@ async fn stale_and_future_timestamps_are_refused() {
         .seal_signcrypt(&content, &bare(JULIET))
         .await
         .unwrap();
-    let (_, text) = err_text(strict.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (_, text) = err_text(strict.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(text.contains("±60 s"), "{text}");
 }
 
 #[tokio::test]
 async fn replayed_envelope_is_refused() {
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     juliet
         .env
-        .open(&ee, &jid(ROMEO_FULL), &Aes256Sizes)
+        .open(&ee, &jid(ROMEO_FULL), AES256_SIZES)
         .await
         .unwrap();
-    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(matches!(e, EnvelopeError::Open(_)), "{e:?}");
     assert!(text.contains("replayed"), "{text}");
     // The same signcrypt re-encrypted (a new OpenPGP message, same content)
@@ -333,16 +333,16 @@ async fn replayed_envelope_is_refused() {
     assert_ne!(a, b, "two encryptions differ");
     juliet
         .env
-        .open(&a, &jid(ROMEO_FULL), &Aes256Sizes)
+        .open(&a, &jid(ROMEO_FULL), AES256_SIZES)
         .await
         .unwrap();
-    let (_, text) = err_text(juliet.env.open(&b, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (_, text) = err_text(juliet.env.open(&b, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(text.contains("replayed"), "{text}");
     // A fresh seal of the same secret has new time/rpad: accepted.
     let c = romeo.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     juliet
         .env
-        .open(&c, &jid(ROMEO_FULL), &Aes256Sizes)
+        .open(&c, &jid(ROMEO_FULL), AES256_SIZES)
         .await
         .unwrap();
 }
@@ -401,7 +401,7 @@ fn packets(msg: &[u8]) -> Vec<(u8, usize, usize)> {
 async fn tampered_message_is_refused() {
     use pgp::types::KeyDetails;
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     let bytes = openpgp_message(&ee).unwrap();
     let n = bytes.len();
@@ -431,7 +431,7 @@ async fn tampered_message_is_refused() {
         // tampering itself, never from having seen the content before.
         let fresh = OxEnvelope::new(juliet.key.clone(), juliet.store.clone());
         let res = fresh
-            .open(&openpgp_element(&t), &jid(ROMEO_FULL), &Aes256Sizes)
+            .open(&openpgp_element(&t), &jid(ROMEO_FULL), AES256_SIZES)
             .await;
         match res {
             Err(e @ (EnvelopeError::Open(_) | EnvelopeError::Malformed(_))) => {
@@ -462,7 +462,7 @@ async fn tampered_message_is_refused() {
     ] {
         let fresh = OxEnvelope::new(juliet.key.clone(), juliet.store.clone());
         assert!(fresh
-            .open(&openpgp_element(&t), &jid(ROMEO_FULL), &Aes256Sizes)
+            .open(&openpgp_element(&t), &jid(ROMEO_FULL), AES256_SIZES)
             .await
             .is_err());
     }
@@ -470,7 +470,7 @@ async fn tampered_message_is_refused() {
     let fresh = OxEnvelope::new(juliet.key.clone(), juliet.store.clone());
     assert_eq!(
         fresh
-            .open(&ee, &jid(ROMEO_FULL), &Aes256Sizes)
+            .open(&ee, &jid(ROMEO_FULL), AES256_SIZES)
             .await
             .unwrap()
             .secret,
@@ -482,7 +482,7 @@ async fn tampered_message_is_refused() {
 async fn random_mutations_and_garbage_never_open_or_panic() {
     use rand::{Rng, SeedableRng};
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo.env.seal(&ts, &jid(JULIET_FULL)).await.unwrap();
     let bytes = openpgp_message(&ee).unwrap();
     let (_, seipd_start, _) = packets(&bytes)[2];
@@ -496,7 +496,7 @@ async fn random_mutations_and_garbage_never_open_or_panic() {
         let touched_seipd = t[seipd_start..] != bytes[seipd_start..];
         let fresh = OxEnvelope::new(juliet.key.clone(), juliet.store.clone());
         let res = fresh
-            .open(&openpgp_element(&t), &jid(ROMEO_FULL), &Aes256Sizes)
+            .open(&openpgp_element(&t), &jid(ROMEO_FULL), AES256_SIZES)
             .await;
         match res {
             Err(_) => {}
@@ -510,7 +510,7 @@ async fn random_mutations_and_garbage_never_open_or_panic() {
         let garbage: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         assert!(juliet
             .env
-            .open(&openpgp_element(&garbage), &jid(ROMEO_FULL), &Aes256Sizes)
+            .open(&openpgp_element(&garbage), &jid(ROMEO_FULL), AES256_SIZES)
             .await
             .is_err());
     }
@@ -519,7 +519,7 @@ async fn random_mutations_and_garbage_never_open_or_panic() {
 #[tokio::test]
 async fn unsigned_or_not_for_us_messages_are_refused() {
     let (romeo, juliet) = couple();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     // Encrypted for the nurse only: Juliet cannot decrypt.
     let nurse = Party::new("nurse@capulet.lit");
     romeo.knows(&nurse);
@@ -528,7 +528,7 @@ async fn unsigned_or_not_for_us_messages_are_refused() {
         .seal(&ts, &jid("nurse@capulet.lit/x"))
         .await
         .unwrap();
-    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await);
+    let (e, text) = err_text(juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await);
     assert!(matches!(e, EnvelopeError::Open(_)), "{e:?}");
     assert!(text.contains("cannot decrypt"), "{text}");
     // Wrong element.
@@ -536,14 +536,14 @@ async fn unsigned_or_not_for_us_messages_are_refused() {
         .parse()
         .unwrap();
     assert!(matches!(
-        juliet.env.open(&stub, &jid(ROMEO_FULL), &Aes256Sizes).await,
+        juliet.env.open(&stub, &jid(ROMEO_FULL), AES256_SIZES).await,
         Err(EnvelopeError::Malformed(_))
     ));
     // Garbage base64 content.
     let junk = openpgp_element(b"this is not an OpenPGP message");
     assert!(juliet
         .env
-        .open(&junk, &jid(ROMEO_FULL), &Aes256Sizes)
+        .open(&junk, &jid(ROMEO_FULL), AES256_SIZES)
         .await
         .is_err());
 }
@@ -554,7 +554,7 @@ async fn secret_of_the_wrong_size_is_refused() {
     let short = TransportSecret::generate_with(16, 12).unwrap();
     let ee = romeo.env.seal(&short, &jid(JULIET_FULL)).await.unwrap();
     assert!(matches!(
-        juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await,
+        juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await,
         Err(EnvelopeError::Secret(SecretError::Length { got: 28, .. }))
     ));
     // A payload that is not a <jet-secret/>.
@@ -570,7 +570,7 @@ async fn secret_of_the_wrong_size_is_refused() {
         .await
         .unwrap();
     assert!(matches!(
-        juliet.env.open(&ee, &jid(ROMEO_FULL), &Aes256Sizes).await,
+        juliet.env.open(&ee, &jid(ROMEO_FULL), AES256_SIZES).await,
         Err(EnvelopeError::Malformed(_))
     ));
 }
@@ -578,7 +578,7 @@ async fn secret_of_the_wrong_size_is_refused() {
 #[tokio::test]
 async fn sealing_for_an_unknown_recipient_fails() {
     let romeo = Party::new(ROMEO);
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     assert!(matches!(
         romeo.env.seal(&ts, &jid(JULIET_FULL)).await,
         Err(EnvelopeError::NoKey(_))

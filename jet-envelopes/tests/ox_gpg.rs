@@ -13,7 +13,6 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use jet_core::envelope::EnvelopeBackend;
-use jet_core::TransportSecret;
 use jet_envelopes::ox::elements::{
     jet_secret_element, jet_secret_of, openpgp_element, openpgp_message, random_rpad, unix_now,
 };
@@ -125,7 +124,7 @@ async fn gpg_decrypts_and_verifies_what_we_seal() {
     assert!(listing.contains("xmpp\\x3aromeo@montague.lit"), "{listing}");
     assert!(listing.contains(romeo.key.fingerprint()), "{listing}");
 
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo
         .env
         .seal(&ts, &JULIET_FULL.parse().unwrap())
@@ -199,7 +198,7 @@ async fn our_envelope_opens_what_gpg_signs_and_encrypts() {
     export_armored(&juliet_key, &gpg.path("juliet.pub.asc"), None).unwrap();
     gpg.import(&gpg.path("juliet.pub.asc"));
 
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let content = Signcrypt {
         to: vec![bare(JULIET)],
         time: unix_now(),
@@ -225,7 +224,7 @@ async fn our_envelope_opens_what_gpg_signs_and_encrypts() {
     let ee = openpgp_element(&message);
 
     let opened = juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(opened.secret, ts);
@@ -240,7 +239,7 @@ async fn our_envelope_opens_what_gpg_signs_and_encrypts() {
         .unwrap();
     let juliet2 = OxEnvelope::new(juliet_key, juliet.store().clone());
     let err = juliet2
-        .open(&ee, &"nurse@capulet.lit/x".parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &"nurse@capulet.lit/x".parse().unwrap(), AES256_SIZES)
         .await
         .unwrap_err();
     assert!(

@@ -13,11 +13,13 @@ use jet_core::jid::{FullJid, Jid};
 use jet_core::jingle::{ContentParts, Creator, Senders};
 use jet_core::minidom::Element;
 use jet_core::session::{Endpoint, EngineConfig, Event, JetConfig};
+use jet_core::testkit::ToySuite;
 use jet_core::{ns, JingleReason};
 use jet_envelopes::ox::elements::openpgp_message;
 use ox_support::*;
 
-static AES256: Aes256Sizes = Aes256Sizes;
+/// A toy suite under AES-256-GCM's URN and sizes (no cipher runs here).
+static AES256: ToySuite = ToySuite::new(ns::CIPHER_AES_256_GCM, 32, &[12]);
 
 fn full(s: &str) -> FullJid {
     s.parse().unwrap()

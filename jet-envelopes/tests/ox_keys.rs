@@ -14,7 +14,6 @@ use jet_core::error::EnvelopeError;
 use jet_core::jid::{FullJid, Jid};
 use jet_core::memory::MemoryRouter;
 use jet_core::minidom::Element;
-use jet_core::TransportSecret;
 use jet_envelopes::ox::elements::{self, PUBSUB};
 use jet_envelopes::ox::keys::xmpp_user_id;
 use jet_envelopes::ox::pep::{fetch_public_keys, is_ox_pep_request, publish_public_key};
@@ -330,13 +329,13 @@ async fn envelope_fetches_the_senders_key_over_pep_and_caches_it() {
 
     // Juliet knows nothing of Romeo: opening fetches his key over PEP.
     assert!(juliet_store.peer_keys(&bare(ROMEO)).unwrap().is_empty());
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = romeo
         .seal(&ts, &JULIET_FULL.parse().unwrap())
         .await
         .unwrap();
     let opened = juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(opened.secret, ts);
@@ -355,7 +354,7 @@ async fn envelope_fetches_the_senders_key_over_pep_and_caches_it() {
         .await
         .unwrap();
     juliet
-        .open(&ee2, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee2, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap();
 }
@@ -397,10 +396,10 @@ async fn a_new_key_of_the_sender_is_refused_until_trusted() {
     };
     let old = romeo_with(OxSecretKey::generate(&bare(ROMEO)).unwrap());
     old.publish_own_key().await.unwrap();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let ee = old.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
     juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(
@@ -419,7 +418,7 @@ async fn a_new_key_of_the_sender_is_refused_until_trusted() {
     let new_fpr = new.own_key().fingerprint().to_string();
     let ee = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
     let err = juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap_err();
     assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
@@ -447,7 +446,7 @@ async fn a_new_key_of_the_sender_is_refused_until_trusted() {
     let ee2 = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
     assert!(matches!(
         juliet
-            .open(&ee2, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+            .open(&ee2, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
             .await,
         Err(EnvelopeError::Untrusted(_))
     ));
@@ -458,9 +457,9 @@ async fn a_new_key_of_the_sender_is_refused_until_trusted() {
         .await
         .unwrap();
     let juliet_full: Jid = JULIET_FULL.parse().unwrap();
-    assert!(new.open(&reply, &juliet_full, &Aes256Sizes).await.is_err());
+    assert!(new.open(&reply, &juliet_full, AES256_SIZES).await.is_err());
     assert_eq!(
-        old.open(&reply, &juliet_full, &Aes256Sizes)
+        old.open(&reply, &juliet_full, AES256_SIZES)
             .await
             .unwrap()
             .secret,
@@ -473,7 +472,7 @@ async fn a_new_key_of_the_sender_is_refused_until_trusted() {
         .unwrap());
     let ee = new.seal(&ts, &JULIET_FULL.parse().unwrap()).await.unwrap();
     let opened = juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap();
     assert_eq!(opened.sender_key.as_deref(), Some(new_fpr.as_str()));
@@ -487,7 +486,7 @@ async fn a_new_key_of_the_sender_is_refused_until_trusted() {
         .await
         .unwrap();
     let err = juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap_err();
     assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
@@ -523,7 +522,7 @@ async fn manual_trust_refuses_even_the_first_key() {
         .with_config(config);
     romeo.publish_own_key().await.unwrap();
     let romeo_fpr = romeo.own_key().fingerprint().to_string();
-    let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+    let ts = AES256_SIZES.generate().unwrap();
     let err = juliet
         .seal(&ts, &ROMEO_FULL.parse().unwrap())
         .await
@@ -536,7 +535,7 @@ async fn manual_trust_refuses_even_the_first_key() {
         .await
         .unwrap();
     let err = juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap_err();
     assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err:?}");
@@ -553,7 +552,7 @@ async fn manual_trust_refuses_even_the_first_key() {
         .await
         .unwrap();
     juliet
-        .open(&ee, &ROMEO_FULL.parse().unwrap(), &Aes256Sizes)
+        .open(&ee, &ROMEO_FULL.parse().unwrap(), AES256_SIZES)
         .await
         .unwrap();
     task.abort();

@@ -7,56 +7,17 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
-use jet_core::error::CipherError;
 use jet_core::jid::{FullJid, Jid};
 use jet_core::jingle::{ContentParts, Creator, Senders};
 use jet_core::minidom::Element;
 use jet_core::session::{Endpoint, EngineConfig, Event, JetConfig};
+use jet_core::testkit::ToySuite;
 use jet_core::{ns, TransportSecret};
 use jet_envelopes::StubEnvelope;
 
-/// AES-128-GCM's sizes only (the real suite lives in jet-ciphers); cannot
-/// encrypt. Accepts 12- and 16-byte IVs like the registry does for Dino.
-#[derive(Debug)]
-struct Aes128Sizes;
-
-static AES128: Aes128Sizes = Aes128Sizes;
-
-impl CipherSuite for Aes128Sizes {
-    fn urn(&self) -> &'static str {
-        ns::CIPHER_AES_128_GCM
-    }
-    fn name(&self) -> &'static str {
-        "AES-128-GCM (sizes only)"
-    }
-    fn key_len(&self) -> usize {
-        16
-    }
-    fn iv_len(&self) -> usize {
-        12
-    }
-    fn accepted_iv_lens(&self) -> &'static [usize] {
-        &[12, 16]
-    }
-    fn tag_len(&self) -> usize {
-        16
-    }
-    fn framing(&self) -> Framing {
-        Framing::SingleMessage {
-            max_plaintext: (1 << 36) - 32,
-        }
-    }
-    fn ciphertext_len(&self, p: u64) -> u64 {
-        p + 16
-    }
-    fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-        Err(CipherError::UnknownCipher("sizes only".into()))
-    }
-    fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-        Err(CipherError::UnknownCipher("sizes only".into()))
-    }
-}
+/// A toy suite under AES-128-GCM's URN and sizes (the real suite lives in
+/// jet-ciphers). Accepts 12- and 16-byte IVs like the registry does for Dino.
+static AES128: ToySuite = ToySuite::new(ns::CIPHER_AES_128_GCM, 16, &[12, 16]);
 
 fn romeo() -> FullJid {
     "romeo@montague.lit/orchard".parse().unwrap()

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use jet_ciphers::{decrypt_stream, encrypt_stream};
+use jet_ciphers::{cipher_error_of, decrypt_stream, encrypt_stream};
 use jet_core::cipher::{CipherSuite, Framing};
 use jet_core::TransportSecret;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -263,12 +263,12 @@ pub async fn decrypt(args: CryptArgs) -> Result<()> {
     // On failure `tmp` is dropped, which deletes it: nothing reaches OUT.
     decrypt_stream(suite, &secret, input, &mut f)
         .await
-        .map_err(|e| match e {
-            jet_ciphers::Error::Cipher(c) => anyhow!(
+        .map_err(|e| match cipher_error_of(&e) {
+            Some(c) => anyhow!(
                 "decryption failed: {c}; nothing was written to {}",
                 args.output.display()
             ),
-            other => anyhow!(other).context("decryption failed"),
+            None => anyhow!(e).context("decryption failed"),
         })?;
     match sink {
         Sink::Regular(p) => persist(f, tmp, &p).await?,

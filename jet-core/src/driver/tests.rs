@@ -1,224 +1,19 @@
 //! Driver tests over the in-memory router, with a TEST-ONLY transport
 //! (an in-process pipe) and the test-only cipher and envelope of
-//! `session::testkit`.
+//! `testkit`.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 use crate::memory::MemoryRouter;
-use crate::session::testkit::{TestEnvelope, TEST_XOR};
 use crate::session::Offer;
+use crate::testkit::{Ending, PipeAdapter, TestEnvelope, Wire, PIPE_NS, TEST_XOR};
 use crate::xml::BuilderExt;
 
-const PIPE_NS: &str = "urn:jet:test:pipe-transport";
 const SINK_NS: &str = "urn:jet:test:sink";
-
-/// Records what the receiving end reads off the wire, and can flip one
-/// byte (a man in the middle).
-struct Wiretap {
-    inner: DuplexStream,
-    seen: Arc<Mutex<Vec<u8>>>,
-    flip_at: Option<usize>,
-}
-
-impl AsyncRead for Wiretap {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let start = self.seen.lock().unwrap().len();
-            let flip = self.flip_at;
-            let filled = &mut buf.filled_mut()[before..];
-            if let Some(at) = flip {
-                if at >= start && at < start + filled.len() {
-                    filled[at - start] ^= 0x01;
-                }
-            }
-            self.seen.lock().unwrap().extend_from_slice(filled);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Wiretap {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// TEST-ONLY transport: an in-process pipe shared by both drivers. The
-/// answerer signals readiness with a transport-info, so the signalling path
-/// is exercised.
-#[derive(Clone, Default)]
-struct PipeAdapter {
-    halves: Arc<Mutex<HashMap<String, DuplexStream>>>,
-    next: Arc<AtomicU64>,
-    seen: Arc<Mutex<Vec<u8>>>,
-    flip_at: Option<usize>,
-    /// The offerer's half never closes (a deployed sender: Dino and
-    /// Conversations keep the stream open until the receiver ends the
-    /// session).
-    keep_open: Arc<std::sync::atomic::AtomicBool>,
-    /// The offerer's `shutdown` writes everything, then fails (the
-    /// receiver already ended the session and refuses an IBB `<close/>`).
-    fail_close: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// How the offerer's stream ends when its `shutdown` is called.
-#[derive(Clone, Copy)]
-enum Ending {
-    /// It flushes but does not close: what a deployed sender looks like
-    /// from the receiving end.
-    NeverCloses,
-    /// It flushes, then the close is refused (the receiver already ended
-    /// the session and refuses an IBB `<close/>`).
-    CloseRefused,
-}
-
-/// The offerer's half of the pipe with an [`Ending`].
-struct Ends(DuplexStream, Ending);
-
-impl AsyncRead for Ends {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Ends {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(Pin::new(&mut self.0).poll_flush(cx))?;
-        match self.1 {
-            Ending::NeverCloses => Poll::Ready(Ok(())),
-            Ending::CloseRefused => {
-                Poll::Ready(Err(io::Error::other("the peer refused IBB close")))
-            }
-        }
-    }
-}
-
-struct PipeNegotiation {
-    id: String,
-    half: Option<BoxedStream>,
-    offerer: bool,
-}
-
-#[async_trait]
-impl TransportAdapter for PipeAdapter {
-    fn namespace(&self) -> &'static str {
-        PIPE_NS
-    }
-    async fn offer(
-        &self,
-        _ctx: &TransportContext,
-    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
-        let id = format!("pipe{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let (a, b) = tokio::io::duplex(4096);
-        self.halves.lock().unwrap().insert(id.clone(), b);
-        let half: BoxedStream = if self.keep_open.load(Ordering::Relaxed) {
-            Box::new(Ends(a, Ending::NeverCloses))
-        } else if self.fail_close.load(Ordering::Relaxed) {
-            Box::new(Ends(a, Ending::CloseRefused))
-        } else {
-            Box::new(a)
-        };
-        Ok(Box::new(PipeNegotiation {
-            id,
-            half: Some(half),
-            offerer: true,
-        }))
-    }
-    async fn answer(
-        &self,
-        _ctx: &TransportContext,
-        offer: &Element,
-    ) -> Result<Box<dyn TransportNegotiation>, TransportError> {
-        let id = offer.attr("id").unwrap_or_default().to_string();
-        let half = self
-            .halves
-            .lock()
-            .unwrap()
-            .remove(&id)
-            .ok_or_else(|| TransportError::Protocol(format!("no pipe {id}")))?;
-        Ok(Box::new(PipeNegotiation {
-            id,
-            half: Some(Box::new(Wiretap {
-                inner: half,
-                seen: self.seen.clone(),
-                flip_at: self.flip_at,
-            })),
-            offerer: false,
-        }))
-    }
-}
-
-#[async_trait]
-impl TransportNegotiation for PipeNegotiation {
-    fn local_transport(&self) -> Element {
-        Element::builder("transport", PIPE_NS)
-            .a("id", self.id.as_str())
-            .build()
-    }
-    fn set_remote(&mut self, remote: &Element) -> Result<(), TransportError> {
-        if remote.attr("id") != Some(self.id.as_str()) {
-            return Err(TransportError::Protocol("wrong pipe".into()));
-        }
-        Ok(())
-    }
-    async fn establish(
-        mut self: Box<Self>,
-        signals: &mut dyn TransportSignals,
-    ) -> Result<BoxedStream, TransportError> {
-        if self.offerer {
-            let info = signals.recv_info().await?;
-            if info.get_child("ready", PIPE_NS).is_none() {
-                return Err(TransportError::Protocol("expected <ready/>".into()));
-            }
-        } else {
-            let ready = Element::builder("transport", PIPE_NS)
-                .a("id", self.id.as_str())
-                .append(Element::builder("ready", PIPE_NS).build())
-                .build();
-            signals.send_info(ready).await?;
-        }
-        self.half
-            .take()
-            .ok_or_else(|| TransportError::Protocol("used twice".into()))
-    }
-}
 
 /// TEST-ONLY transport that never connects (like S5B when both sides
 /// report candidate-error), to exercise the transport-replace fallback.
@@ -371,10 +166,7 @@ fn world_configured(
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
     router.set_tap(Arc::new(move |_, st| l.lock().unwrap().push(st.clone())));
-    let adapter = PipeAdapter {
-        flip_at,
-        ..PipeAdapter::default()
-    };
+    let adapter = PipeAdapter::new().with_wire(flip_at.map_or(Wire::Honest, Wire::Flip));
     let config = DriverConfig {
         establish_timeout: Duration::from_secs(5),
         finish_timeout: Duration::from_secs(5),
@@ -501,7 +293,7 @@ async fn encrypted_transfer_end_to_end() {
 #[tokio::test]
 async fn a_sender_that_keeps_the_stream_open_still_finishes() {
     let mut w = world(romeo(), None);
-    w.adapter.keep_open.store(true, Ordering::Relaxed);
+    w.adapter.set_ending(Ending::NeverCloses);
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 256) as u8).collect();
     let (app, received) = sink(&payload);
     let (r, j) = run_both(&mut w, app).await;
@@ -517,7 +309,7 @@ async fn a_sender_that_keeps_the_stream_open_still_finishes() {
 #[tokio::test]
 async fn a_refused_close_after_the_receivers_success_is_success() {
     let mut w = world(romeo(), None);
-    w.adapter.fail_close.store(true, Ordering::Relaxed);
+    w.adapter.set_ending(Ending::CloseRefused);
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 17 % 256) as u8).collect();
     let (app, received) = sink(&payload);
     let (r, j) = run_both(&mut w, app).await;

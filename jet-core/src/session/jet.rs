@@ -240,7 +240,12 @@ impl JetConfig {
             .envelope(&security.envelope_type)
             .ok_or_else(|| Error::UnsupportedEnvelope(security.envelope_type.clone()))?;
         let opened = envelope
-            .open_for(&security.envelope, stanza_sender, suite, context)
+            .open_for(
+                &security.envelope,
+                stanza_sender,
+                suite.secret_shape(),
+                context,
+            )
             .await?;
         verify_sender(initiator, &opened)?;
         self.record_use(&opened.secret)?;
@@ -385,7 +390,7 @@ pub enum PeerUnfit {
 mod tests {
     use super::*;
     use crate::error::CipherError;
-    use crate::session::testkit::TestEnvelope;
+    use crate::testkit::TestEnvelope;
 
     /// A suite with a URN and a framing, never used to encrypt.
     #[derive(Debug)]

@@ -78,7 +78,6 @@ pub mod rules;
 #[cfg(test)]
 mod pair;
 #[cfg(test)]
-pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

@@ -12,11 +12,11 @@ use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pair::{juliet_jid, romeo_jid, Pair};
-use super::testkit::{TestEnvelope, TEST_ENVELOPE, TEST_XOR, TEST_XOR_URN};
 use super::*;
 use crate::channel::iq;
 use crate::jingle::{Creator, Senders};
 use crate::security::Security;
+use crate::testkit::{TestEnvelope, TEST_ENVELOPE, TEST_XOR, TEST_XOR_URN};
 use crate::transport::BoxedStream;
 use crate::xml::{BuilderExt, ElementExt};
 

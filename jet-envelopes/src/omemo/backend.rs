@@ -29,12 +29,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jet_core::channel::{iq, StanzaChannel};
-use jet_core::cipher::CipherSuite;
 use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::{ChannelError, EnvelopeError};
 use jet_core::jid::{BareJid, Jid};
 use jet_core::minidom::Element;
-use jet_core::{ns, TransportSecret};
+use jet_core::{ns, SecretShape, TransportSecret};
 
 use super::error::OmemoError;
 use super::manager::{OmemoManager, Recipient, TrustEvent};
@@ -492,19 +491,19 @@ impl<S: OmemoStore + 'static> EnvelopeBackend for OmemoEnvelope<S> {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
-        self.open_in(envelope, stanza_sender, suite, false).await
+        self.open_in(envelope, stanza_sender, shape, false).await
     }
 
     async fn open_for(
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
         context: &EnvelopeContext,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
-        self.open_in(envelope, stanza_sender, suite, context.we_encrypt)
+        self.open_in(envelope, stanza_sender, shape, context.we_encrypt)
             .await
     }
 }
@@ -516,7 +515,7 @@ impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
         we_encrypt: bool,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let ee = EncryptedElement::from_element(envelope).map_err(to_envelope_error)?;
@@ -544,30 +543,28 @@ impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
         let secret = match &d.payload {
             // XEP-0396: a key transport element; the key material is TK.
             None => {
-                if d.key_material.len() != suite.key_len() {
+                if d.key_material.len() != shape.key_len {
                     return Err(EnvelopeError::Malformed(format!(
-                        "transport key of {} bytes, {} needs {}",
+                        "transport key of {} bytes, the cipher needs {}",
                         d.key_material.len(),
-                        suite.urn(),
-                        suite.key_len()
+                        shape.key_len
                     )));
                 }
                 d.key_transport_secret().map_err(to_envelope_error)?
             }
-            Some(payload) => match payload_form_secret(payload, suite) {
+            Some(payload) => match payload_form_secret(payload, shape) {
                 // Smack: the (authenticated) payload carries TK || IV,
                 // independent of the message's own key and IV.
                 Some(secret) => secret,
                 // Libervia: the message's own key and IV. Only for a suite
                 // whose key is the OMEMO 0.3 message key (AES-128).
                 None => {
-                    if suite.key_len() != 16 {
+                    if shape.key_len != 16 {
                         return Err(EnvelopeError::Malformed(format!(
                             "an OMEMO message with a payload that holds no transport \
-                             secret, and {} needs a {}-byte key, not the message's \
-                             16-byte key",
-                            suite.urn(),
-                            suite.key_len()
+                             secret, and the cipher needs a {}-byte key, not the \
+                             message's 16-byte key",
+                            shape.key_len
                         )));
                     }
                     let libervia = self
@@ -600,12 +597,11 @@ impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
                 }
             },
         };
-        if !suite.accepted_iv_lens().contains(&secret.iv().len()) {
+        if !shape.accepted_iv_lens.contains(&secret.iv().len()) {
             return Err(EnvelopeError::Malformed(format!(
-                "IV of {} bytes, {} accepts {:?}",
+                "IV of {} bytes, the cipher accepts {:?}",
                 secret.iv().len(),
-                suite.urn(),
-                suite.accepted_iv_lens()
+                shape.accepted_iv_lens
             )));
         }
         Ok(OpenedEnvelope {
@@ -617,12 +613,10 @@ impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
 }
 
 /// The transport secret of Smack's form, if `payload` holds one: TK || IV
-/// for `suite`, raw or in base64 (XEP-0391 v0.1 serialization).
-fn payload_form_secret(payload: &[u8], suite: &dyn CipherSuite) -> Option<TransportSecret> {
+/// of `shape`, raw or in base64 (XEP-0391 v0.1 serialization).
+fn payload_form_secret(payload: &[u8], shape: SecretShape) -> Option<TransportSecret> {
     use base64::Engine;
-    let parse = |bytes: &[u8]| {
-        TransportSecret::from_bytes(bytes, suite.key_len(), suite.accepted_iv_lens()).ok()
-    };
+    let parse = |bytes: &[u8]| shape.from_bytes(bytes).ok();
     let text = std::str::from_utf8(payload).ok().map(str::trim);
     let decoded = text.and_then(|t| {
         base64::engine::general_purpose::STANDARD
@@ -640,46 +634,9 @@ fn payload_form_secret(payload: &[u8], suite: &dyn CipherSuite) -> Option<Transp
 mod tests {
     use super::*;
     use crate::omemo::store::InMemoryStore;
-    use jet_core::cipher::{Framing, StreamDecryptor, StreamEncryptor};
-    use jet_core::error::CipherError;
 
     /// Only the sizes matter to an envelope.
-    #[derive(Debug)]
-    struct Aes128Sizes;
-    impl CipherSuite for Aes128Sizes {
-        fn urn(&self) -> &'static str {
-            ns::CIPHER_AES_128_GCM
-        }
-        fn name(&self) -> &'static str {
-            "AES-128-GCM (sizes only)"
-        }
-        fn key_len(&self) -> usize {
-            16
-        }
-        fn iv_len(&self) -> usize {
-            12
-        }
-        fn accepted_iv_lens(&self) -> &'static [usize] {
-            &[12, 16]
-        }
-        fn tag_len(&self) -> usize {
-            16
-        }
-        fn framing(&self) -> Framing {
-            Framing::SingleMessage {
-                max_plaintext: (1 << 36) - 32,
-            }
-        }
-        fn ciphertext_len(&self, plaintext_len: u64) -> u64 {
-            plaintext_len + 16
-        }
-        fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-            Err(CipherError::UnknownCipher("sizes only".into()))
-        }
-        fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-            Err(CipherError::UnknownCipher("sizes only".into()))
-        }
-    }
+    const AES128_SIZES: SecretShape = SecretShape::new(16, 12, &[12, 16]);
 
     fn bare(s: &str) -> BareJid {
         s.parse().unwrap()
@@ -718,7 +675,7 @@ mod tests {
         let from: Jid = "romeo@montague.lit/orchard".parse().unwrap();
         for (who, dev) in [(&juliet, 201), (&juliet_tablet, 202), (&romeo_phone, 102)] {
             let before = dir.bundle(&opened_account(dev), dev).await.unwrap();
-            let opened = who.open(&ee, &from, &Aes128Sizes).await.unwrap();
+            let opened = who.open(&ee, &from, AES128_SIZES).await.unwrap();
             assert_eq!(opened.secret, ts, "device {dev}");
             // The used one-time prekey was replaced and the bundle republished.
             let after = dir.bundle(&opened_account(dev), dev).await.unwrap();
@@ -731,11 +688,11 @@ mod tests {
         // Claiming another sender JID fails: the session is per account.
         let mallory: Jid = "mallory@evil.example/x".parse().unwrap();
         let ee2 = romeo.seal(&ts, &to).await.unwrap();
-        assert!(juliet.open(&ee2, &mallory, &Aes128Sizes).await.is_err());
+        assert!(juliet.open(&ee2, &mallory, AES128_SIZES).await.is_err());
         // The answer direction works on the same sessions.
         let back = juliet.seal(&ts, &from).await.unwrap();
         assert_eq!(
-            romeo.open(&back, &to, &Aes128Sizes).await.unwrap().secret,
+            romeo.open(&back, &to, AES128_SIZES).await.unwrap().secret,
             ts
         );
     }
@@ -772,7 +729,7 @@ mod tests {
             .encrypt_message(b64.as_bytes(), &to)
             .unwrap();
         let opened = juliet
-            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .open(&ee.to_element(), &from, AES128_SIZES)
             .await
             .unwrap();
         assert_eq!(opened.secret, ts);
@@ -786,7 +743,7 @@ mod tests {
         let to = romeo.recipients(&bare("juliet@capulet.lit")).await.unwrap();
         let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
         let err = juliet
-            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .open(&ee.to_element(), &from, AES128_SIZES)
             .await
             .unwrap_err();
         assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
@@ -798,7 +755,7 @@ mod tests {
         let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
         let serving = EnvelopeContext::new("s1", "c1", true);
         let err = juliet
-            .open_for(&ee.to_element(), &from, &Aes128Sizes, &serving)
+            .open_for(&ee.to_element(), &from, AES128_SIZES, &serving)
             .await
             .unwrap_err();
         assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
@@ -808,7 +765,7 @@ mod tests {
         let ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
         let receiving = EnvelopeContext::new("s1", "c1", false);
         let opened = juliet
-            .open_for(&ee.to_element(), &from, &Aes128Sizes, &receiving)
+            .open_for(&ee.to_element(), &from, AES128_SIZES, &receiving)
             .await
             .unwrap();
         assert_eq!(opened.secret.iv(), &ee.iv[..]);
@@ -832,7 +789,7 @@ mod tests {
         let mut ee = romeo.manager().encrypt_message(b" ", &to).unwrap();
         ee.payload.as_mut().unwrap()[0] ^= 1;
         assert!(juliet
-            .open(&ee.to_element(), &from, &Aes128Sizes)
+            .open(&ee.to_element(), &from, AES128_SIZES)
             .await
             .is_err());
     }
@@ -858,8 +815,8 @@ mod tests {
         assert_eq!(p.text(), " ");
         // Over the wire and back.
         let el: Element = String::from(&el).parse().unwrap();
-        juliet.open(&plain, &from, &Aes128Sizes).await.unwrap();
-        let opened = juliet.open(&el, &from, &Aes128Sizes).await.unwrap();
+        juliet.open(&plain, &from, AES128_SIZES).await.unwrap();
+        let opened = juliet.open(&el, &from, AES128_SIZES).await.unwrap();
         assert_eq!(opened.secret, ts);
     }
 
@@ -912,7 +869,7 @@ mod tests {
         romeo.set_trust_policy(TrustPolicy::TrustOnFirstUse);
         let ee = romeo.seal(&ts, &to).await.unwrap();
         assert!(matches!(
-            juliet.open(&ee, &from, &Aes128Sizes).await,
+            juliet.open(&ee, &from, AES128_SIZES).await,
             Err(EnvelopeError::Untrusted(_))
         ));
         // After trusting, the same message opens.
@@ -920,7 +877,7 @@ mod tests {
         let romeo_key = romeo.manager().bundle().unwrap().identity_key;
         juliet.with_store(|s| s.set_trust(&romeo_addr, &romeo_key, Trust::Trusted));
         assert_eq!(
-            juliet.open(&ee, &from, &Aes128Sizes).await.unwrap().secret,
+            juliet.open(&ee, &from, AES128_SIZES).await.unwrap().secret,
             ts
         );
 
@@ -928,7 +885,7 @@ mod tests {
         let reborn = device(&dir, "romeo@montague.lit", 101).await;
         let new_key = reborn.manager().bundle().unwrap().identity_key;
         let ee = reborn.seal(&ts, &to).await.unwrap();
-        let err = juliet.open(&ee, &from, &Aes128Sizes).await.unwrap_err();
+        let err = juliet.open(&ee, &from, AES128_SIZES).await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, EnvelopeError::Untrusted(_)), "{msg}");
         assert!(msg.contains("IDENTITY KEY CHANGED"), "{msg}");
@@ -941,7 +898,7 @@ mod tests {
         // Also under TOFU.
         juliet.set_trust_policy(TrustPolicy::TrustOnFirstUse);
         assert!(matches!(
-            juliet.open(&ee, &from, &Aes128Sizes).await,
+            juliet.open(&ee, &from, AES128_SIZES).await,
             Err(EnvelopeError::Untrusted(_))
         ));
     }
@@ -1012,10 +969,10 @@ mod tests {
         seen.lock().unwrap().clear();
         let ee = romeo.seal(&ts, &to).await.unwrap();
         assert_eq!(rids(&ee), vec![102, 201], "sealed to a rogue device");
-        assert!(rogue.open(&ee, &me, &Aes128Sizes).await.is_err());
-        assert!(own_rogue.open(&ee, &me, &Aes128Sizes).await.is_err());
+        assert!(rogue.open(&ee, &me, AES128_SIZES).await.is_err());
+        assert!(own_rogue.open(&ee, &me, AES128_SIZES).await.is_err());
         assert_eq!(
-            juliet.open(&ee, &me, &Aes128Sizes).await.unwrap().secret,
+            juliet.open(&ee, &me, AES128_SIZES).await.unwrap().secret,
             ts
         );
         {
@@ -1065,7 +1022,7 @@ mod tests {
         // Nor accepted from: the rogue devices' envelopes are refused.
         let forged = rogue.seal(&ts, &me).await.unwrap();
         let err = romeo
-            .open(&forged, &from_juliet, &Aes128Sizes)
+            .open(&forged, &from_juliet, AES128_SIZES)
             .await
             .unwrap_err();
         assert!(matches!(err, EnvelopeError::Untrusted(_)), "{err}");
@@ -1074,7 +1031,7 @@ mod tests {
         assert!(msg.contains("jet keys trust juliet@capulet.lit"), "{msg}");
         let own_forged = own_rogue.seal(&ts, &to).await.unwrap();
         assert!(matches!(
-            romeo.open(&own_forged, &me, &Aes128Sizes).await,
+            romeo.open(&own_forged, &me, AES128_SIZES).await,
             Err(EnvelopeError::Untrusted(_))
         ));
 
@@ -1112,7 +1069,7 @@ mod tests {
                 .open(
                     &rogue.seal(&ts, &me).await.unwrap(),
                     &from_juliet,
-                    &Aes128Sizes
+                    AES128_SIZES
                 )
                 .await
                 .unwrap()
@@ -1146,7 +1103,7 @@ mod tests {
         let from: Jid = "romeo@montague.lit/x".parse().unwrap();
         let forged = impostor.seal(&ts, &to).await.unwrap();
         assert!(matches!(
-            juliet.open(&forged, &from, &Aes128Sizes).await,
+            juliet.open(&forged, &from, AES128_SIZES).await,
             Err(EnvelopeError::Untrusted(_))
         ));
         // A device id with no bundle at all.
@@ -1157,7 +1114,7 @@ mod tests {
         );
         let ee = ghost.seal(&ts, &to).await.unwrap();
         assert!(matches!(
-            juliet.open(&ee, &from, &Aes128Sizes).await,
+            juliet.open(&ee, &from, AES128_SIZES).await,
             Err(EnvelopeError::Untrusted(_))
         ));
     }
@@ -1175,7 +1132,7 @@ mod tests {
             parsed.keys.iter().map(|k| k.rid).collect::<Vec<_>>(),
             vec![102]
         );
-        assert_eq!(phone.open(&ee, &me, &Aes128Sizes).await.unwrap().secret, ts);
+        assert_eq!(phone.open(&ee, &me, AES128_SIZES).await.unwrap().secret, ts);
     }
 
     #[tokio::test]
@@ -1189,7 +1146,7 @@ mod tests {
         let big = TransportSecret::generate_with(32, 12).unwrap();
         let ee = romeo.seal(&big, &to).await.unwrap();
         assert!(matches!(
-            juliet.open(&ee, &from, &Aes128Sizes).await,
+            juliet.open(&ee, &from, AES128_SIZES).await,
             Err(EnvelopeError::Malformed(_))
         ));
         let nobody: Jid = "nobody@example.org".parse().unwrap();
@@ -1200,7 +1157,7 @@ mod tests {
         let junk: Element = "<encrypted xmlns='eu.siacs.conversations.axolotl'/>"
             .parse()
             .unwrap();
-        assert!(juliet.open(&junk, &from, &Aes128Sizes).await.is_err());
+        assert!(juliet.open(&junk, &from, AES128_SIZES).await.is_err());
     }
 
     /// A PEP service in a stanza channel: stores what is published under
@@ -1300,7 +1257,7 @@ mod tests {
         let ee = romeo.seal(&ts, &to).await.unwrap();
         let from: Jid = "romeo@montague.lit/orchard".parse().unwrap();
         assert_eq!(
-            juliet.open(&ee, &from, &Aes128Sizes).await.unwrap().secret,
+            juliet.open(&ee, &from, AES128_SIZES).await.unwrap().secret,
             ts
         );
         // Bundles and lists were fetched from the peer's bare JID.

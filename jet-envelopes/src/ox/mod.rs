@@ -38,23 +38,10 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use jet_core::envelope::EnvelopeBackend;
-//! use jet_core::TransportSecret;
+//! use jet_core::SecretShape;
 //! use jet_envelopes::ox::{MemoryKeyStore, OxEnvelope, OxKeyStore, OxSecretKey};
-//! # use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
-//! # use jet_core::error::CipherError;
-//! # #[derive(Debug)] struct Aes256Sizes;
-//! # impl CipherSuite for Aes256Sizes {
-//! #     fn urn(&self) -> &'static str { jet_core::ns::CIPHER_AES_256_GCM }
-//! #     fn name(&self) -> &'static str { "sizes" }
-//! #     fn key_len(&self) -> usize { 32 }
-//! #     fn iv_len(&self) -> usize { 12 }
-//! #     fn accepted_iv_lens(&self) -> &'static [usize] { &[12] }
-//! #     fn tag_len(&self) -> usize { 16 }
-//! #     fn framing(&self) -> Framing { Framing::SingleMessage { max_plaintext: 0 } }
-//! #     fn ciphertext_len(&self, p: u64) -> u64 { p + 16 }
-//! #     fn encryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> { Err(CipherError::UnknownCipher("sizes only".into())) }
-//! #     fn decryptor(&self, _: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> { Err(CipherError::UnknownCipher("sizes only".into())) }
-//! # }
+//! // AES-256-GCM's key and IV sizes: all `open` needs of the cipher.
+//! const AES256_SIZES: SecretShape = SecretShape::new(32, 12, &[12]);
 //!
 //! let romeo_jid = "romeo@montague.lit".parse().unwrap();
 //! let juliet_jid = "juliet@capulet.lit".parse().unwrap();
@@ -69,15 +56,15 @@
 //! let romeo = OxEnvelope::new(romeo_key.clone(), romeo_store);
 //! let juliet = OxEnvelope::new(juliet_key, juliet_store);
 //!
-//! let ts = TransportSecret::generate(&Aes256Sizes).unwrap();
+//! let ts = AES256_SIZES.generate().unwrap();
 //! let ee = romeo.seal(&ts, &"juliet@capulet.lit/balcony".parse().unwrap()).await.unwrap();
 //! let from = "romeo@montague.lit/orchard".parse().unwrap();
-//! let opened = juliet.open(&ee, &from, &Aes256Sizes).await.unwrap();
+//! let opened = juliet.open(&ee, &from, AES256_SIZES).await.unwrap();
 //! assert_eq!(opened.secret, ts);
 //! assert_eq!(opened.sender, romeo_jid);
 //! assert_eq!(opened.sender_key.as_deref(), Some(romeo_key.fingerprint()));
 //! // The same envelope a second time is a replay.
-//! assert!(juliet.open(&ee, &from, &Aes256Sizes).await.is_err());
+//! assert!(juliet.open(&ee, &from, AES256_SIZES).await.is_err());
 //! # });
 //! ```
 
@@ -93,12 +80,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jet_core::channel::StanzaChannel;
-use jet_core::cipher::CipherSuite;
 use jet_core::envelope::{EnvelopeBackend, EnvelopeContext, OpenedEnvelope};
 use jet_core::error::EnvelopeError;
 use jet_core::jid::{BareJid, Jid};
 use jet_core::minidom::Element;
-use jet_core::{ns, TransportSecret};
+use jet_core::{ns, SecretShape, TransportSecret};
 use pgp::composed::{Message, MessageBuilder};
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
@@ -708,10 +694,10 @@ impl EnvelopeBackend for OxEnvelope {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let checked = self.open_signcrypt(envelope, stanza_sender).await?;
-        self.opened(checked, suite)
+        self.opened(checked, shape)
     }
 
     /// Binds the secret to the session: `<jet-secret sid content>`.
@@ -742,13 +728,13 @@ impl EnvelopeBackend for OxEnvelope {
         &self,
         envelope: &Element,
         stanza_sender: &Jid,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
         context: &EnvelopeContext,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let checked = self
             .open_signcrypt_in(envelope, stanza_sender, Some(context))
             .await?;
-        self.opened(checked, suite)
+        self.opened(checked, shape)
     }
 }
 
@@ -773,11 +759,10 @@ impl OxEnvelope {
     fn opened(
         &self,
         checked: CheckedSigncrypt,
-        suite: &dyn CipherSuite,
+        shape: SecretShape,
     ) -> Result<OpenedEnvelope, EnvelopeError> {
         let bytes = jet_secret_of(&checked.content.payload)?;
-        let secret =
-            TransportSecret::from_bytes(&bytes, suite.key_len(), suite.accepted_iv_lens())?;
+        let secret = shape.from_bytes(&bytes)?;
         Ok(OpenedEnvelope {
             secret,
             sender: checked.signer,
