@@ -331,7 +331,18 @@ async fn ibb_behind_the_servers_shaper_is_slow_not_stalled() {
         let mut send = Proc::spawn(shaped.jet(
             "send",
             "shaped1",
-            &["--to", &to, "--transport", "ibb", src.to_str().unwrap()],
+            // A whole-stream cipher: the receiver sees the plaintext as
+            // it comes (the chunked suite, the default between two jets,
+            // hands it out per 64 KiB chunk, two steps for this file).
+            &[
+                "--to",
+                &to,
+                "--transport",
+                "ibb",
+                "--cipher",
+                "aes-128-gcm",
+                src.to_str().unwrap(),
+            ],
         ));
         let st = send.wait_within(Duration::from_secs(150));
         assert!(
