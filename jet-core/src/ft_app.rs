@@ -9,6 +9,11 @@
 //! | [`FileRequest`] | initiator | responder | asks for a file by hash (listing 2, and resume: listing 3) |
 //! | [`FileHost`] | responder | responder | serves requested files |
 //!
+//! Each implements the half it plays: [`FileOffer`] and [`FileRequest`] are
+//! [`Initiator`]s, [`FileReceiver`] and [`FileHost`] [`Acceptor`]s. What
+//! their `run` returns (bytes sent, or the [`ReceivedFile`]) comes back
+//! from `Driver::initiate` or `Incoming::accept` once the session ended well.
+//!
 //! The stream handed to [`Application::run`] is already the JET layer: the
 //! applications read and write plaintext. They never see the cipher, but they
 //! know from [`AppContext::framing`] whether what they read is authenticated
@@ -42,7 +47,7 @@ use crate::ft::{
 use crate::ft_fs::{free_name, partial_path, resumable_offset, IncomingFile, PartialInfo};
 use crate::jingle::{Reason, Senders};
 use crate::ns;
-use crate::session::{AppContext, Application, Decision, Offer, SessionNotes};
+use crate::session::{Acceptor, AppContext, Application, Decision, Initiator, Offer, SessionNotes};
 use crate::transport::BoxedStream;
 
 /// Called as data moves: `(bytes done in this session, bytes expected)`.
@@ -510,50 +515,32 @@ fn check_checksums(
 pub struct FileOffer {
     file: LocalFile,
     progress: Option<ProgressFn>,
-    sent: Mutex<Option<u64>>,
 }
 
 impl FileOffer {
     /// Offers `file`.
     pub fn new(file: LocalFile, progress: Option<ProgressFn>) -> Self {
-        FileOffer {
-            file,
-            progress,
-            sent: Mutex::new(None),
-        }
-    }
-
-    /// Bytes sent in the finished session, if it ran.
-    pub fn sent(&self) -> Option<u64> {
-        *self.sent.lock().unwrap()
+        FileOffer { file, progress }
     }
 }
 
 #[async_trait]
 impl Application for FileOffer {
-    fn namespace(&self) -> &'static str {
-        ns::JINGLE_FT
-    }
+    /// Bytes sent in the session.
+    type Output = u64;
 
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<u64, Error> {
+        let range = accepted_range(&ctx.description)?;
+        send_file(&self.file.path, range, &mut stream, self.progress.as_ref()).await
+    }
+}
+
+impl Initiator for FileOffer {
     fn offer(&self) -> Result<Offer, Error> {
         Ok(Offer {
             description: self.file.desc.to_description(),
             senders: Senders::Initiator,
         })
-    }
-
-    fn decide(&self, _description: &Element, _senders: Senders) -> Decision {
-        Decision::Reject(
-            Reason::UnsupportedApplications,
-            Some("this endpoint only sends its own offer".into()),
-        )
-    }
-
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
-        let range = accepted_range(&ctx.description)?;
-        let n = send_file(&self.file.path, range, &mut stream, self.progress.as_ref()).await?;
-        *self.sent.lock().unwrap() = Some(n);
-        Ok(())
     }
 }
 
@@ -581,7 +568,6 @@ pub struct FileReceiver {
     dir: PathBuf,
     policy: ReceivePolicy,
     progress: Option<ProgressFn>,
-    received: Mutex<Vec<ReceivedFile>>,
     /// Take a free name when the offered one is taken ([`Self::renaming`]).
     rename: bool,
     /// The local name chosen for an offered (sanitized) name, when it was
@@ -596,7 +582,6 @@ impl FileReceiver {
             dir,
             policy,
             progress,
-            received: Mutex::new(Vec::new()),
             rename: false,
             renamed: Mutex::new(std::collections::HashMap::new()),
         }
@@ -610,11 +595,6 @@ impl FileReceiver {
     pub fn renaming(mut self, on: bool) -> Self {
         self.rename = on;
         self
-    }
-
-    /// Files received so far.
-    pub fn received(&self) -> Vec<ReceivedFile> {
-        self.received.lock().unwrap().clone()
     }
 
     /// The offer's description and the name to save it under.
@@ -680,14 +660,9 @@ impl FileReceiver {
     }
 }
 
-#[async_trait]
-impl Application for FileReceiver {
+impl Acceptor for FileReceiver {
     fn namespace(&self) -> &'static str {
         ns::JINGLE_FT
-    }
-
-    fn offer(&self) -> Result<Offer, Error> {
-        Err(Error::Application("a receiver makes no offers".into()))
     }
 
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
@@ -714,8 +689,14 @@ impl Application for FileReceiver {
             }
         }
     }
+}
 
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+#[async_trait]
+impl Application for FileReceiver {
+    /// The file received in the session.
+    type Output = ReceivedFile;
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<ReceivedFile, Error> {
         let mut desc = FileDesc::from_description(&ctx.description)?;
         let offset = desc.range.map(|r| r.offset).unwrap_or(0);
         let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())?;
@@ -733,7 +714,7 @@ impl Application for FileReceiver {
         }
         // The size check in `decide` needs a size; an offer without one is
         // bounded here, as the data arrives.
-        let got = receive_file_within(
+        receive_file_within(
             &self.dir,
             &desc,
             offset,
@@ -745,9 +726,7 @@ impl Application for FileReceiver {
             Some(&ctx.notes),
             self.rename.then_some(safe.as_str()),
         )
-        .await?;
-        self.received.lock().unwrap().push(got);
-        Ok(())
+        .await
     }
 
     fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
@@ -770,7 +749,6 @@ pub struct FileRequest {
     dir: PathBuf,
     desc: FileDesc,
     progress: Option<ProgressFn>,
-    received: Mutex<Option<ReceivedFile>>,
     max_size: u64,
 }
 
@@ -802,7 +780,6 @@ impl FileRequest {
             dir,
             desc,
             progress,
-            received: Mutex::new(None),
             max_size: ReceivePolicy::default().max_size,
         })
     }
@@ -816,35 +793,27 @@ impl FileRequest {
         self
     }
 
-    /// The file, once received.
-    pub fn received(&self) -> Option<ReceivedFile> {
-        self.received.lock().unwrap().clone()
-    }
-
     /// The range offset this request asks for.
     pub fn offset(&self) -> u64 {
         self.desc.range.map(|r| r.offset).unwrap_or(0)
     }
 }
 
-#[async_trait]
-impl Application for FileRequest {
-    fn namespace(&self) -> &'static str {
-        ns::JINGLE_FT
-    }
-
+impl Initiator for FileRequest {
     fn offer(&self) -> Result<Offer, Error> {
         Ok(Offer {
             description: self.desc.to_description(),
             senders: Senders::Responder,
         })
     }
+}
 
-    fn decide(&self, _description: &Element, _senders: Senders) -> Decision {
-        Decision::Reject(Reason::UnsupportedApplications, None)
-    }
+#[async_trait]
+impl Application for FileRequest {
+    /// The file received in the session.
+    type Output = ReceivedFile;
 
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<ReceivedFile, Error> {
         // The host answers with the full description; the hash we asked for
         // must be among its hashes, and it must honour our range.
         let answer = FileDesc::from_description(&ctx.description)?;
@@ -877,7 +846,7 @@ impl Application for FileRequest {
         }
         // Verify against the hash we asked for, not only what the host says.
         desc.hashes = vec![asked.clone()];
-        let got = receive_file_within(
+        receive_file_within(
             &self.dir,
             &desc,
             offset,
@@ -889,9 +858,7 @@ impl Application for FileRequest {
             Some(&ctx.notes),
             None,
         )
-        .await?;
-        *self.received.lock().unwrap() = Some(got);
-        Ok(())
+        .await
     }
 
     fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
@@ -930,14 +897,9 @@ impl FileHost {
     }
 }
 
-#[async_trait]
-impl Application for FileHost {
+impl Acceptor for FileHost {
     fn namespace(&self) -> &'static str {
         ns::JINGLE_FT
-    }
-
-    fn offer(&self) -> Result<Offer, Error> {
-        Err(Error::Application("a host makes no offers".into()))
     }
 
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
@@ -966,8 +928,14 @@ impl Application for FileHost {
         }
         Decision::Accept(desc.to_description())
     }
+}
 
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+#[async_trait]
+impl Application for FileHost {
+    /// Bytes sent in the session.
+    type Output = u64;
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<u64, Error> {
         let wanted = FileDesc::from_description(&ctx.description)?;
         let file = self
             .find(&wanted)
@@ -978,8 +946,7 @@ impl Application for FileHost {
             &mut stream,
             self.progress.as_ref(),
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 
@@ -1121,10 +1088,9 @@ mod tests {
             recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
         );
         ra.unwrap();
-        rb.unwrap();
+        let got = rb.unwrap();
         assert_eq!(std::fs::read(dst.join("f.bin")).unwrap(), bytes);
-        let got = recv.received();
-        assert!(got[0].hash_checked);
+        assert!(got.hash_checked);
         assert_eq!(*seen.lock().unwrap(), bytes.len() as u64);
         // A second offer of the same name is declined: never overwrite.
         assert!(matches!(
@@ -1136,7 +1102,7 @@ mod tests {
     }
 
     /// Sends `offer` to `recv` (decide, then both runs).
-    async fn transfer(offer: &FileOffer, recv: &FileReceiver) -> Result<(), Error> {
+    async fn transfer(offer: &FileOffer, recv: &FileReceiver) -> Result<ReceivedFile, Error> {
         let o = offer.offer().unwrap();
         let answer = accept(recv.decide(&o.description, o.senders.clone()));
         let (a, b) = tokio::io::duplex(4096);
@@ -1173,10 +1139,11 @@ mod tests {
         // file that is not resumed is in the way of a name as well).
         std::fs::write(dst.join("report (2).pdf.jet-part"), b"other").unwrap();
         let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None).renaming(true);
-        transfer(&offer, &recv).await.unwrap();
-        transfer(&offer, &recv).await.unwrap();
-        let got: Vec<_> = recv
-            .received()
+        let received = [
+            transfer(&offer, &recv).await.unwrap(),
+            transfer(&offer, &recv).await.unwrap(),
+        ];
+        let got: Vec<_> = received
             .iter()
             .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
@@ -1200,8 +1167,7 @@ mod tests {
             recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
         );
         ra.unwrap();
-        rb.unwrap();
-        assert_eq!(recv.received()[0].path, dst.join("report (5).pdf"));
+        assert_eq!(rb.unwrap().path, dst.join("report (5).pdf"));
         // ... and while it comes, the commit takes the next one.
         let appear = dst.join("report (6).pdf");
         let progress: ProgressFn = Arc::new(move |_, _| {
@@ -1212,8 +1178,8 @@ mod tests {
         });
         let recv =
             FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress)).renaming(true);
-        transfer(&offer, &recv).await.unwrap();
-        assert_eq!(recv.received()[0].path, dst.join("report (7).pdf"));
+        let got = transfer(&offer, &recv).await.unwrap();
+        assert_eq!(got.path, dst.join("report (7).pdf"));
         assert_eq!(
             std::fs::read(dst.join("report (4).pdf")).unwrap(),
             b"meanwhile"
@@ -1302,10 +1268,10 @@ mod tests {
             req.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
             host.run(ctx(Role::Responder, answer, None), Box::new(b)),
         );
-        ra.unwrap();
+        let got = ra.unwrap();
         rb.unwrap();
         assert_eq!(std::fs::read(dst.join("r.bin")).unwrap(), bytes);
-        assert_eq!(req.received().unwrap().resumed_from, 131_072);
+        assert_eq!(got.resumed_from, 131_072);
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
     }
@@ -1557,9 +1523,9 @@ mod tests {
                 recv.run(ctx(Role::Responder, answer, framing), Box::new(b)),
             );
             ra.unwrap();
-            rb.unwrap();
+            let got = rb.unwrap();
             assert_eq!(std::fs::read(dst.join("k.bin")).unwrap(), bytes);
-            assert_eq!(recv.received()[0].resumed_from, want);
+            assert_eq!(got.resumed_from, want);
             let left: Vec<_> = std::fs::read_dir(&dst)
                 .unwrap()
                 .map(|e| e.unwrap().file_name())

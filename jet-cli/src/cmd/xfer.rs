@@ -22,7 +22,7 @@ use jet_core::ft_app::{
     FileHost, FileOffer, FileReceiver, FileRequest, LocalFile, ProgressFn, ReceivePolicy,
 };
 use jet_core::jid::{FullJid, Jid};
-use jet_core::session::{Application, JetConfig};
+use jet_core::session::{Acceptor, JetConfig};
 use jet_core::transport::TransportAdapter;
 use jet_core::xmpp::XmppChannel;
 use serde_json::json;
@@ -554,8 +554,12 @@ struct Initiator {
 }
 
 impl Initiator {
-    /// Offers `app` over the transports the peer supports.
-    async fn initiate(&self, app: Arc<dyn Application>) -> Result<(), jet_core::Error> {
+    /// Offers `app` over the transports the peer supports; what its `run`
+    /// returned once the session ended well.
+    async fn initiate<A: jet_core::session::Initiator>(
+        &self,
+        app: Arc<A>,
+    ) -> Result<A::Output, jet_core::Error> {
         self.node
             .driver
             .initiate_over(self.peer.clone(), app, Some(&self.transports))
@@ -749,10 +753,10 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             }
             let offer = Arc::new(FileOffer::new(offered, Some(cb)));
             let started = Instant::now();
-            let r = init.initiate(offer.clone()).await;
+            let r = init.initiate(offer).await;
             bar.finish();
             match r {
-                Ok(()) => events.done(
+                Ok(_sent) => events.done(
                     &local.path.display().to_string(),
                     &local.desc.hashes[0],
                     None,
@@ -961,12 +965,12 @@ enum Answer {
 /// Runs a responder loop: declines who is not allowed, accepts the rest
 /// with the application `make` builds. Returns after the first accepted
 /// session with `--once`, else on the deadline.
-async fn serve_loop<A: Application + 'static>(
+async fn serve_loop<A: Acceptor>(
     node: &mut Node,
     gate: Gate<'_>,
     events: &Events,
     mut make: impl FnMut(&Incoming, bool) -> (Arc<A>, Option<Progress>),
-    mut finished: impl FnMut(&A, &Events, &Session),
+    mut finished: impl FnMut(A::Output, &Events, &Session),
 ) -> Result<()> {
     loop {
         let Gate {
@@ -1084,13 +1088,13 @@ async fn serve_loop<A: Application + 'static>(
             .and_then(|n| jet_core::ft::sanitize_file_name(&n).ok());
         let cipher = offered_cipher(&inc);
         let started = Instant::now();
-        let r = inc.accept(app.clone()).await;
+        let r = inc.accept(app).await;
         if let Some(b) = bar {
             b.finish();
         }
         match r {
-            Ok(()) => finished(
-                &app,
+            Ok(output) => finished(
+                output,
                 events,
                 &Session {
                     offered,
@@ -1219,17 +1223,15 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
                 Some(bar),
             )
         },
-        |app: &FileReceiver, ev, session| {
-            for f in app.received() {
-                ev.renamed(&f, &session.offered);
-                ev.unchecked(&f);
-                ev.done(
-                    &f.path.display().to_string(),
-                    &f.hash,
-                    Some(f.hash_checked),
-                    &session.summary(f.size, f.resumed_from),
-                );
-            }
+        |f, ev, session| {
+            ev.renamed(&f, &session.offered);
+            ev.unchecked(&f);
+            ev.done(
+                &f.path.display().to_string(),
+                &f.hash,
+                Some(f.hash_checked),
+                &session.summary(f.size, f.resumed_from),
+            );
         },
     );
     let r = interruptible(signal, work).await;
@@ -1282,7 +1284,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         },
         &events,
         |_, _| (Arc::new(FileHost::new(files.clone(), None)), None),
-        |_: &FileHost, ev, _| {
+        |_sent, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
     );
@@ -1332,17 +1334,14 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     );
     let started = Instant::now();
     let r = interruptible(signal, async {
-        init.initiate(req.clone())
+        init.initiate(req)
             .await
             .map_err(|e| session_error(&peer, e, &init.node.ch))
     })
     .await;
     bar.finish();
     account::settle_and_disconnect(&init.node.ch).await;
-    r?;
-    let got = req
-        .received()
-        .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
+    let got = r?;
     events.unchecked(&got);
     events.done(
         &got.path.display().to_string(),
