@@ -105,7 +105,7 @@ fn files_under(root: &Path) -> Vec<String> {
 
 struct Outcome {
     /// The attacker's session result.
-    attacker: Result<(), jet_core::Error>,
+    attacker: Result<u64, jet_core::Error>,
     /// The victim's JSON events and stderr.
     events: Vec<serde_json::Value>,
     stderr: String,
@@ -201,11 +201,11 @@ fn assert_refused_and_told(o: &Outcome, reason: &str) {
     );
 }
 
-fn reason_of(r: &Result<(), jet_core::Error>) -> String {
+fn reason_of<T>(r: &Result<T, jet_core::Error>) -> String {
     match r {
         Err(jet_core::Error::Terminated { reason, .. }) => reason.clone(),
         Err(e) => format!("{e}"),
-        Ok(()) => "success".into(),
+        Ok(_) => "success".into(),
     }
 }
 

@@ -166,38 +166,49 @@
 //! use jet_core::jid::FullJid;
 //! use jet_core::jingle::Senders;
 //! use jet_core::memory::MemoryRouter;
-//! use jet_core::session::{AppContext, Application, Decision, JetConfig, Offer};
+//! use jet_core::session::{
+//!     Acceptor, AppContext, Application, Decision, Initiator, JetConfig, Offer,
+//! };
 //! use jet_core::transport::BoxedStream;
 //!
 //! /// The application: the initiator sends a greeting, the responder reads
 //! /// it. It sees plaintext; the driver encrypts and decrypts.
-//! struct Greeting(Mutex<Option<Vec<u8>>>);
+//! struct Greeting;
 //!
 //! #[async_trait]
 //! impl Application for Greeting {
-//!     fn namespace(&self) -> &'static str {
-//!         "urn:example:greeting"
-//!     }
-//!     fn offer(&self) -> Result<Offer, Error> {
-//!         let description = Element::builder("description", "urn:example:greeting").build();
-//!         Ok(Offer { description, senders: Senders::Initiator })
-//!     }
-//!     fn decide(&self, description: &Element, _: Senders) -> Decision {
-//!         Decision::Accept(description.clone())
-//!     }
+//!     /// What was read (nothing, for the sender).
+//!     type Output = Vec<u8>;
 //!     fn expected_len(&self, _: &AppContext) -> Option<u64> {
 //!         Some(26)
 //!     }
-//!     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+//!     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<Vec<u8>, Error> {
+//!         let mut got = Vec::new();
 //!         if ctx.we_send {
 //!             stream.write_all(b"wherefore art thou, Romeo?").await?;
 //!             stream.shutdown().await?;
 //!         } else {
-//!             let mut got = Vec::new();
 //!             stream.read_to_end(&mut got).await?; // ends once authenticated
-//!             *self.0.lock().unwrap() = Some(got);
 //!         }
-//!         Ok(())
+//!         Ok(got)
+//!     }
+//! }
+//!
+//! // Romeo offers it...
+//! impl Initiator for Greeting {
+//!     fn offer(&self) -> Result<Offer, Error> {
+//!         let description = Element::builder("description", "urn:example:greeting").build();
+//!         Ok(Offer { description, senders: Senders::Initiator })
+//!     }
+//! }
+//!
+//! // ... and Juliet accepts it.
+//! impl Acceptor for Greeting {
+//!     fn namespace(&self) -> &'static str {
+//!         "urn:example:greeting"
+//!     }
+//!     fn decide(&self, description: &Element, _: Senders) -> Decision {
+//!         Decision::Accept(description.clone())
 //!     }
 //! }
 //!
@@ -220,15 +231,16 @@
 //!     vec![pipe],
 //!     DriverConfig::default(),
 //! );
-//! // Juliet accepts what comes (her driver checked the envelope's sender).
-//! let got = Arc::new(Greeting(Mutex::new(None)));
-//! let app = got.clone();
-//! let juliet_side = tokio::spawn(async move { incoming.recv().await.unwrap().accept(app).await });
+//! // Juliet accepts what comes (her driver checked the envelope's sender);
+//! // `accept` returns what her `run` read, once it authenticated.
+//! let juliet_side = tokio::spawn(async move {
+//!     incoming.recv().await.unwrap().accept(Arc::new(Greeting)).await
+//! });
 //! // Romeo offers; `Ok` once Juliet's verdict says everything arrived.
-//! let offer = Arc::new(Greeting(Mutex::new(None)));
-//! romeo_driver.initiate(juliet, offer).await.unwrap();
-//! juliet_side.await.unwrap().unwrap();
-//! assert_eq!(got.0.lock().unwrap().as_deref(), Some(&b"wherefore art thou, Romeo?"[..]));
+//! let sent = romeo_driver.initiate(juliet, Arc::new(Greeting)).await.unwrap();
+//! assert!(sent.is_empty());
+//! let got = juliet_side.await.unwrap().unwrap();
+//! assert_eq!(got, b"wherefore art thou, Romeo?");
 //! # });
 //! ```
 
@@ -255,8 +267,8 @@ use crate::layer::{cipher_error_of, Direction, JetStream};
 use crate::ns;
 use crate::secret::TransportSecret;
 use crate::session::{
-    rules, AppContext, Application, Decision, Endpoint, EngineConfig, Event, JetConfig,
-    SessionEvent, SessionNotes,
+    rules, Acceptor, AppContext, Application, Decision, Endpoint, EngineConfig, Event, Initiator,
+    JetConfig, SessionEvent, SessionNotes,
 };
 use crate::transport::{
     BoxedStream, Role, TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
@@ -506,8 +518,13 @@ impl Driver {
     /// Offers `app` to `peer` (XEP-0166 §6.2 with XEP-0391 §3): seals a fresh
     /// transport secret for the preferred suite, offers the first transport,
     /// waits for `session-accept`, establishes the transport, wraps it in the
-    /// cipher and runs the application. `Ok` once the session ended well.
-    pub async fn initiate(&self, peer: FullJid, app: Arc<dyn Application>) -> Result<(), Error> {
+    /// cipher and runs the application. Once the session ended well,
+    /// returns what the application's `run` returned.
+    pub async fn initiate<A: Initiator>(
+        &self,
+        peer: FullJid,
+        app: Arc<A>,
+    ) -> Result<A::Output, Error> {
         self.initiate_over(peer, app, None).await
     }
 
@@ -516,12 +533,12 @@ impl Driver {
     /// disco#info lists, e.g. IBB alone for a peer without S5B), in our
     /// order of preference; the fallback with `transport-replace` stays
     /// within them too. `None`: every configured transport.
-    pub async fn initiate_over(
+    pub async fn initiate_over<A: Initiator>(
         &self,
         peer: FullJid,
-        app: Arc<dyn Application>,
+        app: Arc<A>,
         peer_transports: Option<&[String]>,
-    ) -> Result<(), Error> {
+    ) -> Result<A::Output, Error> {
         let shared = self.shared.clone();
         let transports: Vec<Arc<dyn TransportAdapter>> = shared
             .transports
@@ -649,8 +666,9 @@ impl Incoming {
     /// answers the transport, sends `session-accept`, establishes the
     /// transport, wraps it in the cipher and runs the application.
     /// A refusal by the application ends the session with its reason and
-    /// returns [`Error::Refused`] with it.
-    pub async fn accept(self, app: Arc<dyn Application>) -> Result<(), Error> {
+    /// returns [`Error::Refused`] with it. Once the session ended well,
+    /// returns what the application's `run` returned.
+    pub async fn accept<A: Acceptor>(self, app: Arc<A>) -> Result<A::Output, Error> {
         let Incoming {
             sid,
             peer,
@@ -933,12 +951,12 @@ impl Live {
     }
 
     /// Ends the session with `reason` (if still live) and returns `error`.
-    async fn end(
+    async fn end<T>(
         &mut self,
         reason: Reason,
         text: Option<String>,
         error: Error,
-    ) -> Result<(), Error> {
+    ) -> Result<T, Error> {
         if self.ended.is_none() {
             let sid = self.sid.clone();
             let _ = self
@@ -951,9 +969,9 @@ impl Live {
 
     /// Ends the session according to `result`: an error ends it with its
     /// reason, unless the peer already ended it.
-    async fn finish(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+    async fn finish<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
         match result {
-            Ok(()) => Ok(()),
+            Ok(v) => Ok(v),
             Err(e) => {
                 let e = classify(e);
                 if let Some(ended) = self.ended.clone() {
@@ -1116,14 +1134,14 @@ impl Live {
         waited.unwrap_or(Err(error))
     }
 
-    async fn establish_and_run(
+    async fn establish_and_run<A: Application>(
         &mut self,
         negotiation: Box<dyn TransportNegotiation>,
         tctx: &TransportContext,
         secret: Option<(&'static dyn CipherSuite, TransportSecret)>,
-        app: Arc<dyn Application>,
+        app: Arc<A>,
         ctx: AppContext,
-    ) -> Result<(), Error> {
+    ) -> Result<A::Output, Error> {
         let cfg = self.driver.shared.config.clone();
         let stream = match self.establish(negotiation, tctx).await {
             Ok(s) => s,
@@ -1174,6 +1192,18 @@ impl Live {
             }
             None => stream,
         };
+        // A sender's close that fails (a receiver with everything may drop
+        // its side first) is held back from the application, so that `run`
+        // returns its value; the receiver's verdict decides below.
+        let held = Arc::new(std::sync::Mutex::new(None));
+        let stream: BoxedStream = if we_send {
+            Box::new(HoldClose {
+                inner: stream,
+                held: held.clone(),
+            })
+        } else {
+            stream
+        };
         // Run, abort if the peer ends the session with anything but success.
         let info_ctx = ctx.clone();
         let info_app = app.clone();
@@ -1207,18 +1237,33 @@ impl Live {
         // A receiver that has everything may also end the session and drop
         // its side before our last transport step (an IBB <close/> it no
         // longer knows): its `success` is the verdict that counts.
+        // The close error held back counts only once `run` has its value.
         let result = match result {
-            Err(Error::Io(e)) if we_send => {
+            Ok(value) => match held.lock().ok().and_then(|mut h| h.take()) {
+                // As the file applications report a failed close.
+                Some(e) => match cipher_error_of(&e) {
+                    Some(c) => Err((Some(value), Error::Cipher(c.clone()))),
+                    None => Err((Some(value), Error::Transport(TransportError::Io(e)))),
+                },
+                None => Ok(value),
+            },
+            Err(e) => Err((None, e)),
+        };
+        let result = match result {
+            Ok(value) => Ok(value),
+            Err((value, Error::Io(e))) if we_send => {
                 let grace = cfg.finish_timeout.min(Duration::from_secs(2));
                 match tokio::time::timeout(grace, self.peer_verdict()).await {
-                    Ok(verdict) => verdict,
+                    Ok(verdict) => verdict.and_then(|()| value.ok_or(Error::Io(e))),
                     Err(_) => Err(Error::Io(e)),
                 }
             }
-            Err(Error::Transport(TransportError::Io(e))) if we_send => {
+            Err((value, Error::Transport(TransportError::Io(e)))) if we_send => {
                 let grace = cfg.finish_timeout.min(Duration::from_secs(2));
                 match tokio::time::timeout(grace, self.peer_verdict()).await {
-                    Ok(verdict) => verdict,
+                    Ok(verdict) => {
+                        verdict.and_then(|()| value.ok_or(Error::Transport(TransportError::Io(e))))
+                    }
                     // No word from the receiver: its signalling is gone too
                     // (offline), or it never sent one.
                     Err(_) if stalled_of(&e).is_none() && cipher_error_of(&e).is_none() => {
@@ -1231,11 +1276,12 @@ impl Live {
                     Err(_) => Err(TransportError::Io(e).into()),
                 }
             }
-            other => other,
+            Err((_, e)) => Err(e),
         };
-        if let Err(e) = result {
-            return self.finish(Err(e)).await;
-        }
+        let value = match result {
+            Ok(value) => value,
+            Err(e) => return self.finish(Err(e)).await,
+        };
         if we_receive {
             // The receiver has authenticated everything: it says so to the
             // application's liking (XEP-0234 <received/>) and ends the session.
@@ -1246,8 +1292,8 @@ impl Live {
                     .call(move |st, now| st.endpoint.session_info(&sid, Some(info), now))
                     .await;
             }
-            let _ = self.end(Reason::Success, None, closed()).await;
-            return Ok(());
+            let _ = self.end::<()>(Reason::Success, None, closed()).await;
+            return Ok(value);
         }
         if let Some(info) = info_app.on_sent(&info_ctx) {
             // After the data (XEP-0234 allows a checksum there): the
@@ -1275,7 +1321,7 @@ impl Live {
                 if timed_out && !self.driver.shared.is_lost() {
                     return Err(Error::Timeout(rules::verdict_wait(within)));
                 }
-                return self.outcome(ended);
+                return self.outcome(ended).map(|()| value);
             }
             if self.next_event().await.is_none() && self.ended.is_none() {
                 return Err(self.error_of(Ended {
@@ -1325,6 +1371,54 @@ impl Live {
             if self.next_event().await.is_none() {
                 std::future::pending::<()>().await;
             }
+        }
+    }
+}
+
+/// A sender's stream whose failed `shutdown` is kept in `held` and
+/// reported to the application as done (see `establish_and_run`).
+struct HoldClose {
+    inner: BoxedStream,
+    held: Arc<std::sync::Mutex<Option<std::io::Error>>>,
+}
+
+impl tokio::io::AsyncRead for HoldClose {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for HoldClose {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_shutdown(cx) {
+            std::task::Poll::Ready(Err(e)) => {
+                if let Ok(mut h) = this.held.lock() {
+                    h.get_or_insert(e);
+                }
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
         }
     }
 }

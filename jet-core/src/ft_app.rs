@@ -9,6 +9,11 @@
 //! | [`FileRequest`] | initiator | responder | asks for a file by hash (listing 2, and resume: listing 3) |
 //! | [`FileHost`] | responder | responder | serves requested files |
 //!
+//! Each implements the half it plays: [`FileOffer`] and [`FileRequest`] are
+//! [`Initiator`]s, [`FileReceiver`] and [`FileHost`] [`Acceptor`]s. What
+//! their `run` returns (bytes sent, or the [`ReceivedFile`]) comes back
+//! from `Driver::initiate` or `Incoming::accept` once the session ended well.
+//!
 //! The stream handed to [`Application::run`] is already the JET layer: the
 //! applications read and write plaintext. They never see the cipher, but they
 //! know from [`AppContext::framing`] whether what they read is authenticated
@@ -44,7 +49,7 @@ use crate::ft_fs::{
 };
 use crate::jingle::{Reason, Senders};
 use crate::ns;
-use crate::session::{AppContext, Application, Decision, Offer, SessionNotes};
+use crate::session::{Acceptor, AppContext, Application, Decision, Initiator, Offer, SessionNotes};
 use crate::transport::BoxedStream;
 
 /// Called as data moves: `(bytes done in this session, bytes expected)`.
@@ -692,8 +697,8 @@ fn check_checksums(
 pub struct FileOffer {
     file: LocalFile,
     progress: Option<ProgressFn>,
-    sent: Mutex<Option<u64>>,
-    /// The hash computed while sending (offers without one).
+    /// The hash computed while sending (offers without one), for the
+    /// checksum sent after the data (`on_sent`) and [`FileOffer::hash`].
     computed: Mutex<Option<FileHash>>,
 }
 
@@ -703,14 +708,8 @@ impl FileOffer {
         FileOffer {
             file,
             progress,
-            sent: Mutex::new(None),
             computed: Mutex::new(None),
         }
-    }
-
-    /// Bytes sent in the finished session, if it ran.
-    pub fn sent(&self) -> Option<u64> {
-        *self.sent.lock().unwrap()
     }
 
     /// The file's SHA-256 (or the offered hash): from the description, or
@@ -731,29 +730,10 @@ impl FileOffer {
 
 #[async_trait]
 impl Application for FileOffer {
-    fn namespace(&self) -> &'static str {
-        ns::JINGLE_FT
-    }
+    /// Bytes sent in the session.
+    type Output = u64;
 
-    fn offer(&self) -> Result<Offer, Error> {
-        let mut desc = self.file.desc.clone();
-        if self.hashes_while_sending() && desc.hash_used.is_empty() {
-            desc.hash_used.push(HashAlgo::Sha256.name().to_string());
-        }
-        Ok(Offer {
-            description: desc.to_description(),
-            senders: Senders::Initiator,
-        })
-    }
-
-    fn decide(&self, _description: &Element, _senders: Senders) -> Decision {
-        Decision::Reject(
-            Reason::UnsupportedApplications,
-            Some("this endpoint only sends its own offer".into()),
-        )
-    }
-
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<u64, Error> {
         let range = accepted_range(&ctx.description)?;
         let whole = if self.hashes_while_sending() {
             // The size offered: the checksum covers exactly that.
@@ -769,11 +749,10 @@ impl Application for FileOffer {
             self.progress.as_ref(),
         )
         .await?;
-        *self.sent.lock().unwrap() = Some(n);
         if let Some(h) = hash {
             *self.computed.lock().unwrap() = Some(h);
         }
-        Ok(())
+        Ok(n)
     }
 
     fn on_sent(&self, ctx: &AppContext) -> Option<Element> {
@@ -786,6 +765,19 @@ impl Application for FileOffer {
             &ctx.content,
             &hash,
         ))
+    }
+}
+
+impl Initiator for FileOffer {
+    fn offer(&self) -> Result<Offer, Error> {
+        let mut desc = self.file.desc.clone();
+        if self.hashes_while_sending() && desc.hash_used.is_empty() {
+            desc.hash_used.push(HashAlgo::Sha256.name().to_string());
+        }
+        Ok(Offer {
+            description: desc.to_description(),
+            senders: Senders::Initiator,
+        })
     }
 }
 
@@ -813,7 +805,6 @@ pub struct FileReceiver {
     dir: PathBuf,
     policy: ReceivePolicy,
     progress: Option<ProgressFn>,
-    received: Mutex<Vec<ReceivedFile>>,
     /// Take a free name when the offered one is taken ([`Self::renaming`]).
     rename: bool,
     /// The local name chosen for an offered (sanitized) name, when it was
@@ -828,7 +819,6 @@ impl FileReceiver {
             dir,
             policy,
             progress,
-            received: Mutex::new(Vec::new()),
             rename: false,
             renamed: Mutex::new(std::collections::HashMap::new()),
         }
@@ -842,11 +832,6 @@ impl FileReceiver {
     pub fn renaming(mut self, on: bool) -> Self {
         self.rename = on;
         self
-    }
-
-    /// Files received so far.
-    pub fn received(&self) -> Vec<ReceivedFile> {
-        self.received.lock().unwrap().clone()
     }
 
     /// The offer's description and the name to save it under.
@@ -912,14 +897,9 @@ impl FileReceiver {
     }
 }
 
-#[async_trait]
-impl Application for FileReceiver {
+impl Acceptor for FileReceiver {
     fn namespace(&self) -> &'static str {
         ns::JINGLE_FT
-    }
-
-    fn offer(&self) -> Result<Offer, Error> {
-        Err(Error::Application("a receiver makes no offers".into()))
     }
 
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
@@ -947,8 +927,14 @@ impl Application for FileReceiver {
             }
         }
     }
+}
 
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+#[async_trait]
+impl Application for FileReceiver {
+    /// The file received in the session.
+    type Output = ReceivedFile;
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<ReceivedFile, Error> {
         let mut desc = FileDesc::from_description(&ctx.description)?;
         let offset = desc.range.map(|r| r.offset).unwrap_or(0);
         let safe = sanitize_file_name(desc.name.as_deref().unwrap_or_default())?;
@@ -966,7 +952,7 @@ impl Application for FileReceiver {
         }
         // The size check in `decide` needs a size; an offer without one is
         // bounded here, as the data arrives.
-        let got = receive_file_within(
+        receive_file_within(
             &self.dir,
             &desc,
             offset,
@@ -978,9 +964,7 @@ impl Application for FileReceiver {
             Some(&ctx.notes),
             self.rename.then_some(safe.as_str()),
         )
-        .await?;
-        self.received.lock().unwrap().push(got);
-        Ok(())
+        .await
     }
 
     fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
@@ -1003,7 +987,6 @@ pub struct FileRequest {
     dir: PathBuf,
     desc: FileDesc,
     progress: Option<ProgressFn>,
-    received: Mutex<Option<ReceivedFile>>,
     max_size: u64,
 }
 
@@ -1035,7 +1018,6 @@ impl FileRequest {
             dir,
             desc,
             progress,
-            received: Mutex::new(None),
             max_size: ReceivePolicy::default().max_size,
         })
     }
@@ -1049,35 +1031,27 @@ impl FileRequest {
         self
     }
 
-    /// The file, once received.
-    pub fn received(&self) -> Option<ReceivedFile> {
-        self.received.lock().unwrap().clone()
-    }
-
     /// The range offset this request asks for.
     pub fn offset(&self) -> u64 {
         self.desc.range.map(|r| r.offset).unwrap_or(0)
     }
 }
 
-#[async_trait]
-impl Application for FileRequest {
-    fn namespace(&self) -> &'static str {
-        ns::JINGLE_FT
-    }
-
+impl Initiator for FileRequest {
     fn offer(&self) -> Result<Offer, Error> {
         Ok(Offer {
             description: self.desc.to_description(),
             senders: Senders::Responder,
         })
     }
+}
 
-    fn decide(&self, _description: &Element, _senders: Senders) -> Decision {
-        Decision::Reject(Reason::UnsupportedApplications, None)
-    }
+#[async_trait]
+impl Application for FileRequest {
+    /// The file received in the session.
+    type Output = ReceivedFile;
 
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<ReceivedFile, Error> {
         // The host answers with the full description; the hash we asked for
         // must be among its hashes, and it must honour our range.
         let answer = FileDesc::from_description(&ctx.description)?;
@@ -1110,7 +1084,7 @@ impl Application for FileRequest {
         }
         // Verify against the hash we asked for, not only what the host says.
         desc.hashes = vec![asked.clone()];
-        let got = receive_file_within(
+        receive_file_within(
             &self.dir,
             &desc,
             offset,
@@ -1122,9 +1096,7 @@ impl Application for FileRequest {
             Some(&ctx.notes),
             None,
         )
-        .await?;
-        *self.received.lock().unwrap() = Some(got);
-        Ok(())
+        .await
     }
 
     fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
@@ -1163,14 +1135,9 @@ impl FileHost {
     }
 }
 
-#[async_trait]
-impl Application for FileHost {
+impl Acceptor for FileHost {
     fn namespace(&self) -> &'static str {
         ns::JINGLE_FT
-    }
-
-    fn offer(&self) -> Result<Offer, Error> {
-        Err(Error::Application("a host makes no offers".into()))
     }
 
     fn decide(&self, description: &Element, senders: Senders) -> Decision {
@@ -1199,8 +1166,14 @@ impl Application for FileHost {
         }
         Decision::Accept(desc.to_description())
     }
+}
 
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
+#[async_trait]
+impl Application for FileHost {
+    /// Bytes sent in the session.
+    type Output = u64;
+
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<u64, Error> {
         let wanted = FileDesc::from_description(&ctx.description)?;
         let file = self
             .find(&wanted)
@@ -1211,8 +1184,7 @@ impl Application for FileHost {
             &mut stream,
             self.progress.as_ref(),
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 
@@ -1354,10 +1326,9 @@ mod tests {
             recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
         );
         ra.unwrap();
-        rb.unwrap();
+        let got = rb.unwrap();
         assert_eq!(std::fs::read(dst.join("f.bin")).unwrap(), bytes);
-        let got = recv.received();
-        assert!(got[0].hash_checked);
+        assert!(got.hash_checked);
         assert_eq!(*seen.lock().unwrap(), bytes.len() as u64);
         // A second offer of the same name is declined: never overwrite.
         assert!(matches!(
@@ -1369,7 +1340,7 @@ mod tests {
     }
 
     /// Sends `offer` to `recv` (decide, then both runs).
-    async fn transfer(offer: &FileOffer, recv: &FileReceiver) -> Result<(), Error> {
+    async fn transfer(offer: &FileOffer, recv: &FileReceiver) -> Result<ReceivedFile, Error> {
         let o = offer.offer().unwrap();
         let answer = accept(recv.decide(&o.description, o.senders.clone()));
         let (a, b) = tokio::io::duplex(4096);
@@ -1406,10 +1377,11 @@ mod tests {
         // file that is not resumed is in the way of a name as well).
         std::fs::write(dst.join("report (2).pdf.jet-part"), b"other").unwrap();
         let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None).renaming(true);
-        transfer(&offer, &recv).await.unwrap();
-        transfer(&offer, &recv).await.unwrap();
-        let got: Vec<_> = recv
-            .received()
+        let received = [
+            transfer(&offer, &recv).await.unwrap(),
+            transfer(&offer, &recv).await.unwrap(),
+        ];
+        let got: Vec<_> = received
             .iter()
             .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
@@ -1433,8 +1405,7 @@ mod tests {
             recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
         );
         ra.unwrap();
-        rb.unwrap();
-        assert_eq!(recv.received()[0].path, dst.join("report (5).pdf"));
+        assert_eq!(rb.unwrap().path, dst.join("report (5).pdf"));
         // ... and while it comes, the commit takes the next one.
         let appear = dst.join("report (6).pdf");
         let progress: ProgressFn = Arc::new(move |_, _| {
@@ -1445,8 +1416,8 @@ mod tests {
         });
         let recv =
             FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress)).renaming(true);
-        transfer(&offer, &recv).await.unwrap();
-        assert_eq!(recv.received()[0].path, dst.join("report (7).pdf"));
+        let got = transfer(&offer, &recv).await.unwrap();
+        assert_eq!(got.path, dst.join("report (7).pdf"));
         assert_eq!(
             std::fs::read(dst.join("report (4).pdf")).unwrap(),
             b"meanwhile"
@@ -1470,7 +1441,7 @@ mod tests {
         offer: &FileOffer,
         recv: &FileReceiver,
         replace: Option<Element>,
-    ) -> (Result<(), Error>, Result<(), Error>) {
+    ) -> (Result<u64, Error>, Result<ReceivedFile, Error>) {
         let o = offer.offer().unwrap();
         let answer = accept(recv.decide(&o.description, o.senders.clone()));
         let sender_ctx = ctx(Role::Initiator, answer.clone(), None);
@@ -1507,13 +1478,12 @@ mod tests {
         assert!(!lacks_strong_hash(&o.description));
         let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None);
         let (ra, rb) = offer_with_late_checksum(&offer, &recv, None).await;
-        ra.unwrap();
-        rb.unwrap();
+        assert_eq!(ra.unwrap(), bytes.len() as u64);
+        let got = rb.unwrap();
         let want = FileHash::of(HashAlgo::Sha256, &bytes);
         assert_eq!(offer.hash(), Some(want.clone()));
-        let got = recv.received();
-        assert!(got[0].hash_checked, "the late checksum was compared");
-        assert!(got[0].hash.matches(&want));
+        assert!(got.hash_checked, "the late checksum was compared");
+        assert!(got.hash.matches(&want));
         assert_eq!(std::fs::read(dst.join("late.bin")).unwrap(), bytes);
 
         // A checksum that does not match: nothing under the final name.
@@ -1606,10 +1576,10 @@ mod tests {
             req.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
             host.run(ctx(Role::Responder, answer, None), Box::new(b)),
         );
-        ra.unwrap();
+        let got = ra.unwrap();
         rb.unwrap();
         assert_eq!(std::fs::read(dst.join("r.bin")).unwrap(), bytes);
-        assert_eq!(req.received().unwrap().resumed_from, 131_072);
+        assert_eq!(got.resumed_from, 131_072);
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
     }
@@ -1861,9 +1831,9 @@ mod tests {
                 recv.run(ctx(Role::Responder, answer, framing), Box::new(b)),
             );
             ra.unwrap();
-            rb.unwrap();
+            let got = rb.unwrap();
             assert_eq!(std::fs::read(dst.join("k.bin")).unwrap(), bytes);
-            assert_eq!(recv.received()[0].resumed_from, want);
+            assert_eq!(got.resumed_from, want);
             let left: Vec<_> = std::fs::read_dir(&dst)
                 .unwrap()
                 .map(|e| e.unwrap().file_name())

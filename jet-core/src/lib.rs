@@ -26,7 +26,8 @@
 //! - the JET [`security::Security`] element and [`jingle::JingleMessage`],
 //!   a Jingle reader that never loses it;
 //! - [`session`]: the Jingle session engine with JET, without I/O, and the
-//!   [`session::Application`] trait;
+//!   [`session::Application`] trait with its halves [`session::Initiator`]
+//!   and [`session::Acceptor`];
 //! - [`layer::JetStream`], the one cipher layer over any byte stream (the
 //!   sessions, `jet encrypt` and jet-ciphers' re-export all use it);
 //! - with feature `tokio`, `driver`: the session engine over a

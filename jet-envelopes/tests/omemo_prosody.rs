@@ -249,20 +249,18 @@ async fn jet_file_transfer_with_omemo_over_s5b_and_ibb() {
                 ReceivePolicy::default(),
                 None,
             ));
-            let recv2 = recv.clone();
             let accept = async move {
                 match tokio::time::timeout(Duration::from_secs(30), in_r.recv()).await {
-                    Ok(Some(inc)) => inc.accept(recv2).await,
+                    Ok(Some(inc)) => inc.accept(recv).await,
                     _ => Err(jet_core::Error::Timeout("the incoming session".into())),
                 }
             };
             let peer = r_ch.local_jid().clone();
             let (rs, rr) = tokio::join!(sender.initiate(peer, offer), accept);
             rs.unwrap_or_else(|e| panic!("sender (ibb={use_ibb}): {e}"));
-            rr.unwrap_or_else(|e| panic!("receiver (ibb={use_ibb}): {e}"));
-            let got = recv.received();
-            assert_eq!(got.len(), 1);
-            assert_eq!(std::fs::read(&got[0].path).unwrap(), data, "ibb={use_ibb}");
+            // One session, one file: `accept` returns it.
+            let got = rr.unwrap_or_else(|e| panic!("receiver (ibb={use_ibb}): {e}"));
+            assert_eq!(std::fs::read(&got.path).unwrap(), data, "ibb={use_ibb}");
             s_ch.disconnect().await.unwrap();
             r_ch.disconnect().await.unwrap();
         }

@@ -21,7 +21,7 @@ use jet_core::ft_app::{
 use jet_core::jid::FullJid;
 use jet_core::memory::MemoryRouter;
 use jet_core::minidom::Element;
-use jet_core::session::{Application, JetConfig};
+use jet_core::session::{Acceptor, Initiator, JetConfig};
 use jet_core::transport::TransportAdapter;
 use jet_core::xml::ElementExt;
 use jet_transports::{IbbConfig, IbbTransport, S5bConfig, S5bTransport};
@@ -234,13 +234,16 @@ fn party(
 
 /// Runs one session: `initiator` starts `app_i`, the other side accepts the
 /// first incoming session with `app_r`. Returns both results.
-async fn one_session(
+async fn one_session<I: Initiator, R: Acceptor>(
     initiator: &Party,
     responder: &mut Party,
     peer: &str,
-    app_i: Arc<dyn Application>,
-    app_r: Arc<dyn Application>,
-) -> (Result<(), jet_core::Error>, Result<(), jet_core::Error>) {
+    app_i: Arc<I>,
+    app_r: Arc<R>,
+) -> (
+    Result<I::Output, jet_core::Error>,
+    Result<R::Output, jet_core::Error>,
+) {
     let peer: FullJid = peer.parse().expect("demo JID");
     let accept = async {
         match tokio::time::timeout(Duration::from_secs(30), responder.incoming.recv()).await {
@@ -320,10 +323,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             Some(pfn.clone()),
         )?);
         let host = Arc::new(FileHost::new(vec![local.clone()], None));
-        let (rj, rr) = one_session(&juliet, &mut romeo, ROMEO, req.clone(), host).await;
+        let (rj, rr) = one_session(&juliet, &mut romeo, ROMEO, req, host).await;
         report_session("Juliet (requester)", &rj);
         report_session("Romeo (host)", &rr);
-        received_path = req.received().map(|r| r.path);
+        received_path = rj.ok().map(|r| r.path);
     } else {
         let offer = Arc::new(FileOffer::new(local.clone(), None));
         let recv = Arc::new(FileReceiver::new(
@@ -331,10 +334,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             ReceivePolicy::default(),
             Some(pfn.clone()),
         ));
-        let (rr, rj) = one_session(&romeo, &mut juliet, JULIET, offer, recv.clone()).await;
+        let (rr, rj) = one_session(&romeo, &mut juliet, JULIET, offer, recv).await;
         report_session("Romeo (sender)", &rr);
         report_session("Juliet (receiver)", &rj);
-        received_path = recv.received().first().map(|r| r.path.clone());
+        received_path = rj.ok().map(|r| r.path);
     }
     progress.finish();
 
@@ -376,11 +379,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 Some(progress.callback()),
             )?);
             let host = Arc::new(FileHost::new(vec![local.clone()], None));
-            let (rj, rr) = one_session(&juliet, &mut romeo, ROMEO, req.clone(), host).await;
+            let (rj, rr) = one_session(&juliet, &mut romeo, ROMEO, req, host).await;
             progress.finish();
             report_session("Juliet (resume request)", &rj);
             report_session("Romeo (host)", &rr);
-            req.received()
+            rj.ok()
                 .map(|r| r.path)
                 .ok_or_else(|| anyhow!("the resumed transfer failed"))?
         }
@@ -411,9 +414,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-fn report_session(who: &str, r: &Result<(), jet_core::Error>) {
+fn report_session<T>(who: &str, r: &Result<T, jet_core::Error>) {
     match r {
-        Ok(()) => eprintln!("  {who}: session ended well"),
+        Ok(_) => eprintln!("  {who}: session ended well"),
         Err(e) => eprintln!(
             "  {who}: session ended: {e} (reason sent: {})",
             jet_core::jingle::reason_name(&jet_core::JingleReason::jingle_reason(e))

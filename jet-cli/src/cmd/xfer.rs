@@ -21,7 +21,7 @@ use jet_core::ft_app::{
     FileHost, FileOffer, FileReceiver, FileRequest, LocalFile, ProgressFn, ReceivePolicy,
 };
 use jet_core::jid::{FullJid, Jid};
-use jet_core::session::{Application, JetConfig};
+use jet_core::session::{Acceptor, JetConfig};
 use jet_core::transport::TransportAdapter;
 use jet_core::xmpp::XmppChannel;
 use serde_json::json;
@@ -565,8 +565,12 @@ struct Initiator {
 }
 
 impl Initiator {
-    /// Offers `app` over the transports the peer supports.
-    async fn initiate(&self, app: Arc<dyn Application>) -> Result<(), jet_core::Error> {
+    /// Offers `app` over the transports the peer supports; what its `run`
+    /// returned once the session ended well.
+    async fn initiate<A: jet_core::session::Initiator>(
+        &self,
+        app: Arc<A>,
+    ) -> Result<A::Output, jet_core::Error> {
         self.node
             .driver
             .initiate_over(self.peer.clone(), app, Some(&self.transports))
@@ -796,7 +800,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             // offer or computed while sending.
             let hash = local.desc.best_hash().cloned().or_else(|| offer.hash());
             match (r, hash) {
-                (Ok(()), Some(hash)) => events.done(
+                (Ok(_sent), Some(hash)) => events.done(
                     &local.path.display().to_string(),
                     &hash,
                     None,
@@ -808,7 +812,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                         cipher: init.short_cipher(),
                     },
                 ),
-                (Ok(()), None) => {
+                (Ok(_sent), None) => {
                     result = Err(anyhow!("{name} was sent, but its hash is unknown"));
                     break;
                 }
@@ -1011,12 +1015,12 @@ enum Answer {
 /// Runs a responder loop: declines who is not allowed, accepts the rest
 /// with the application `make` builds. Returns after the first accepted
 /// session with `--once`, else on the deadline.
-async fn serve_loop<A: Application + 'static>(
+async fn serve_loop<A: Acceptor>(
     node: &mut Node,
     gate: Gate<'_>,
     events: &Events,
     mut make: impl FnMut(&Incoming, bool) -> (Arc<A>, Option<Progress>),
-    mut finished: impl FnMut(&A, &Events, &Session),
+    mut finished: impl FnMut(A::Output, &Events, &Session),
 ) -> Result<()> {
     loop {
         let Gate {
@@ -1135,14 +1139,14 @@ async fn serve_loop<A: Application + 'static>(
         let cipher = offered_cipher(&inc);
         let started = Instant::now();
         let clock = timing::SessionClock::start(events.json);
-        let r = inc.accept(app.clone()).await;
+        let r = inc.accept(app).await;
         clock.end();
         if let Some(b) = bar {
             b.finish();
         }
         match r {
-            Ok(()) => finished(
-                &app,
+            Ok(output) => finished(
+                output,
                 events,
                 &Session {
                     offered,
@@ -1271,17 +1275,15 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
                 Some(bar),
             )
         },
-        |app: &FileReceiver, ev, session| {
-            for f in app.received() {
-                ev.renamed(&f, &session.offered);
-                ev.unchecked(&f);
-                ev.done(
-                    &f.path.display().to_string(),
-                    &f.hash,
-                    Some(f.hash_checked),
-                    &session.summary(f.size, f.resumed_from),
-                );
-            }
+        |f, ev, session| {
+            ev.renamed(&f, &session.offered);
+            ev.unchecked(&f);
+            ev.done(
+                &f.path.display().to_string(),
+                &f.hash,
+                Some(f.hash_checked),
+                &session.summary(f.size, f.resumed_from),
+            );
         },
     );
     let r = interruptible(signal, work).await;
@@ -1336,7 +1338,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         },
         &events,
         |_, _| (Arc::new(FileHost::new(files.clone(), None)), None),
-        |_: &FileHost, ev, _| {
+        |_sent, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
     );
@@ -1388,7 +1390,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     );
     let started = Instant::now();
     let r = interruptible(signal, async {
-        init.initiate(req.clone())
+        init.initiate(req)
             .await
             .map_err(|e| session_error(&peer, e, &init.node.ch))
     })
@@ -1397,10 +1399,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     let close = timing::Phase::start(acc.args.json, "close");
     account::settle_and_disconnect(&init.node.driver, &init.node.ch).await;
     close.end();
-    r?;
-    let got = req
-        .received()
-        .ok_or_else(|| anyhow!("the session ended but no file was received"))?;
+    let got = r?;
     events.unchecked(&got);
     events.done(
         &got.path.display().to_string(),

@@ -69,9 +69,28 @@ struct Sink {
 
 #[async_trait]
 impl Application for Sink {
-    fn namespace(&self) -> &'static str {
-        SINK_NS
+    /// The bytes it sent or read.
+    type Output = usize;
+
+    fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
+        ctx.description.attr("size").and_then(|s| s.parse().ok())
     }
+    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<usize, Error> {
+        if ctx.we_send {
+            stream.write_all(&self.payload).await?;
+            stream.shutdown().await?;
+            Ok(self.payload.len())
+        } else {
+            let mut got = Vec::new();
+            // Ends only once the stream authenticated.
+            let n = stream.read_to_end(&mut got).await?;
+            *self.received.lock().unwrap() = Some(got);
+            Ok(n)
+        }
+    }
+}
+
+impl Initiator for Sink {
     fn offer(&self) -> Result<Offer, Error> {
         Ok(Offer {
             description: Element::builder("description", SINK_NS)
@@ -80,6 +99,13 @@ impl Application for Sink {
             senders: Senders::Initiator,
         })
     }
+}
+
+impl Acceptor for Sink {
+    fn namespace(&self) -> &'static str {
+        SINK_NS
+    }
+
     fn decide(&self, description: &Element, _senders: Senders) -> Decision {
         match description
             .attr("size")
@@ -88,21 +114,6 @@ impl Application for Sink {
             Some(n) if n <= 1 << 20 => Decision::Accept(description.clone()),
             _ => Decision::Reject(Reason::Decline, Some("too big".into())),
         }
-    }
-    fn expected_len(&self, ctx: &AppContext) -> Option<u64> {
-        ctx.description.attr("size").and_then(|s| s.parse().ok())
-    }
-    async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
-        if ctx.we_send {
-            stream.write_all(&self.payload).await?;
-            stream.shutdown().await?;
-        } else {
-            let mut got = Vec::new();
-            // Ends only once the stream authenticated.
-            stream.read_to_end(&mut got).await?;
-            *self.received.lock().unwrap() = Some(got);
-        }
-        Ok(())
     }
 }
 
@@ -224,7 +235,7 @@ fn sink(payload: &[u8]) -> (Arc<Sink>, Received) {
 }
 
 /// Runs both sides, bounded in time.
-async fn run_both(w: &mut World, app: Arc<Sink>) -> (Result<(), Error>, Result<(), Error>) {
+async fn run_both(w: &mut World, app: Arc<Sink>) -> (Result<usize, Error>, Result<usize, Error>) {
     let mut incoming = std::mem::replace(&mut w.juliet_incoming, mpsc::unbounded_channel().1);
     let app2 = app.clone();
     let juliet_side = tokio::spawn(async move {
@@ -314,7 +325,9 @@ async fn a_refused_close_after_the_receivers_success_is_success() {
     let (app, received) = sink(&payload);
     let (r, j) = run_both(&mut w, app).await;
     j.unwrap();
-    r.unwrap();
+    // The close error was held back: `run` returned its value, and the
+    // driver returns it on the receiver's `success`.
+    assert_eq!(r.unwrap(), payload.len());
     assert_eq!(received.lock().unwrap().as_deref(), Some(&payload[..]));
 }
 
@@ -563,18 +576,8 @@ impl Trickle {
 
 #[async_trait]
 impl Application for Trickle {
-    fn namespace(&self) -> &'static str {
-        SINK_NS
-    }
-    fn offer(&self) -> Result<Offer, Error> {
-        Ok(Offer {
-            description: Element::builder("description", SINK_NS).build(),
-            senders: Senders::Initiator,
-        })
-    }
-    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
-        Decision::Accept(description.clone())
-    }
+    type Output = ();
+
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         if ctx.we_send {
             for _ in 0..self.pieces {
@@ -597,6 +600,25 @@ impl Application for Trickle {
             }
         }
         Ok(())
+    }
+}
+
+impl Initiator for Trickle {
+    fn offer(&self) -> Result<Offer, Error> {
+        Ok(Offer {
+            description: Element::builder("description", SINK_NS).build(),
+            senders: Senders::Initiator,
+        })
+    }
+}
+
+impl Acceptor for Trickle {
+    fn namespace(&self) -> &'static str {
+        SINK_NS
+    }
+
+    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
+        Decision::Accept(description.clone())
     }
 }
 
@@ -762,19 +784,22 @@ struct Mute;
 
 #[async_trait]
 impl Application for Mute {
-    fn namespace(&self) -> &'static str {
-        SINK_NS
-    }
-    fn offer(&self) -> Result<Offer, Error> {
-        Err(Error::Application("Mute only receives".into()))
-    }
-    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
-        Decision::Accept(description.clone())
-    }
+    type Output = ();
+
     async fn run(&self, _ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         let mut all = Vec::new();
         stream.read_to_end(&mut all).await?;
         std::future::pending().await
+    }
+}
+
+impl Acceptor for Mute {
+    fn namespace(&self) -> &'static str {
+        SINK_NS
+    }
+
+    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
+        Decision::Accept(description.clone())
     }
 }
 

@@ -136,25 +136,29 @@ impl SessionNotes {
     }
 }
 
-/// A Jingle application. Object safe: sessions hold `Arc<dyn Application>`.
+/// A Jingle application: what runs over the established stream, and what
+/// it returns. The side that offers adds [`Initiator`], the side that
+/// answers adds [`Acceptor`]; an application implements only the halves it
+/// plays. The driver hands back [`Output`](Self::Output) from
+/// [`Driver::initiate`](crate::driver::Driver::initiate) and
+/// [`Incoming::accept`](crate::driver::Incoming::accept) once the session
+/// ended well.
 #[async_trait]
-pub trait Application: Send + Sync {
-    /// The namespace of its `<description/>`, e.g.
-    /// `urn:xmpp:jingle:apps:file-transfer:5`.
-    fn namespace(&self) -> &'static str;
-
-    /// Initiator: the description to offer.
-    fn offer(&self) -> Result<Offer, Error>;
-
-    /// Responder: accept or refuse an offered description.
-    fn decide(&self, description: &Element, senders: Senders) -> Decision;
+pub trait Application: Send + Sync + 'static {
+    /// What a session that ended well yields (bytes sent, the file
+    /// received, ...).
+    type Output: Send + 'static;
 
     /// Runs over the established byte stream, which the JET layer already
     /// encrypts (writes) and decrypts (reads). For single-message ciphers a
     /// read of end-of-stream (`Ok(0)`) comes only after the final tag has
     /// checked; a failed check is a read error. Received bytes are not
     /// authenticated before that: never commit them before end-of-stream.
-    async fn run(&self, ctx: AppContext, stream: BoxedStream) -> Result<(), Error>;
+    ///
+    /// A sender's `shutdown` that fails (the receiver, which has
+    /// everything, already dropped its side) returns `Ok` here: the driver
+    /// holds that error back and lets the receiver's verdict decide.
+    async fn run(&self, ctx: AppContext, stream: BoxedStream) -> Result<Self::Output, Error>;
 
     /// Receiving side: the plaintext bytes this session carries, when the
     /// application knows (XEP-0234: the `<size>` less the range offset).
@@ -187,4 +191,21 @@ pub trait Application: Send + Sync {
     fn on_sent(&self, _ctx: &AppContext) -> Option<Element> {
         None
     }
+}
+
+/// The initiating half of an [`Application`]: what it offers.
+pub trait Initiator: Application {
+    /// The description to offer, and who sends data.
+    fn offer(&self) -> Result<Offer, Error>;
+}
+
+/// The accepting half of an [`Application`]: which offers it takes.
+pub trait Acceptor: Application {
+    /// The namespace of the `<description/>` it answers, e.g.
+    /// `urn:xmpp:jingle:apps:file-transfer:5`; other offers are refused
+    /// with `unsupported-applications` before [`decide`](Self::decide).
+    fn namespace(&self) -> &'static str;
+
+    /// Accept or refuse an offered description.
+    fn decide(&self, description: &Element, senders: Senders) -> Decision;
 }

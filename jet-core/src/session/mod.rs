@@ -88,7 +88,7 @@ use std::time::{Duration, Instant};
 use jid::{FullJid, Jid};
 use minidom::Element;
 
-pub use app::{AppContext, Application, Decision, Offer, SessionNotes};
+pub use app::{Acceptor, AppContext, Application, Decision, Initiator, Offer, SessionNotes};
 pub use jet::{disco_features, verify_sender, CipherChoice, JetConfig, PeerUnfit};
 
 use crate::channel::{iq, iq_error, iq_result, stanza_error_of};

@@ -788,28 +788,7 @@ struct Echo {
 
 #[async_trait]
 impl Application for Echo {
-    fn namespace(&self) -> &'static str {
-        ECHO_NS
-    }
-
-    fn offer(&self) -> Result<Offer, Error> {
-        Ok(Offer {
-            description: Element::builder("description", ECHO_NS)
-                .a("size", self.payload.len())
-                .build(),
-            senders: Senders::Both,
-        })
-    }
-
-    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
-        match description
-            .attr("size")
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            Some(n) if n <= 1024 => Decision::Accept(description.clone()),
-            _ => Decision::Reject(Reason::Decline, Some("too big to echo".into())),
-        }
-    }
+    type Output = ();
 
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<(), Error> {
         let mut got = Vec::new();
@@ -832,9 +811,36 @@ impl Application for Echo {
     }
 }
 
+impl Initiator for Echo {
+    fn offer(&self) -> Result<Offer, Error> {
+        Ok(Offer {
+            description: Element::builder("description", ECHO_NS)
+                .a("size", self.payload.len())
+                .build(),
+            senders: Senders::Both,
+        })
+    }
+}
+
+impl Acceptor for Echo {
+    fn namespace(&self) -> &'static str {
+        ECHO_NS
+    }
+
+    fn decide(&self, description: &Element, _senders: Senders) -> Decision {
+        match description
+            .attr("size")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            Some(n) if n <= 1024 => Decision::Accept(description.clone()),
+            _ => Decision::Reject(Reason::Decline, Some("too big to echo".into())),
+        }
+    }
+}
+
 #[test]
 fn echo_application_over_the_engine() {
-    let app: Arc<dyn Application> = Arc::new(Echo {
+    let app = Arc::new(Echo {
         payload: b"wherefore art thou".to_vec(),
     });
     // Echo runs both ways, which one JET secret must not protect
