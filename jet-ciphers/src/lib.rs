@@ -140,9 +140,3 @@ pub use jet_core::layer::{
 };
 pub use jet_core::TransportSecret;
 pub use registry::CipherRegistry;
-
-// The README's Rust examples ("Using jet-ciphers alone", "Using the
-// engine with your own XMPP library") are compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -58,3 +58,10 @@ pub mod stub;
 pub mod omemo;
 
 pub use stub::StubEnvelope;
+
+// The README's Rust examples ("Using jet-ciphers alone", "Using the
+// engine with your own XMPP library") are compiled and run as doc tests
+// here, the crate whose dev-dependencies have every piece they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
