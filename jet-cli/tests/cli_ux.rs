@@ -727,7 +727,7 @@ fn on_a_terminal_a_taken_name_is_asked_about() {
     let question = format!(
         "notes.txt from {} already exists in {}. Save it as notes (1).txt? [y/N]",
         srv.jid("cli14"),
-        dir.display()
+        dir.join("").display()
     );
 
     let mut p = send(&srv, "cli14", &to, &f);

@@ -154,6 +154,54 @@ async fn pair_with_libervia(srv: &common::Server, jet_user: &str, lv: &Libervia)
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // And Libervia subscribed to us (our roster says `from` or `both`):
+    // without it the server sends Libervia no PEP notification of our
+    // OMEMO device list, and Libervia refuses to send ("no trusted device
+    // with a valid session"), as seen once in CI when its own request back
+    // came after this channel had gone.
+    use jet_core::channel::StanzaChannel;
+    let own: jet_core::jid::Jid = srv.bare(jet_user).into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let roster = ch
+            .request(jet_core::channel::iq(
+                "get",
+                "",
+                None,
+                &own,
+                Some(jet_core::minidom::Element::builder("query", "jabber:iq:roster").build()),
+            ))
+            .await
+            .unwrap();
+        let subscribed = roster
+            .get_child("query", "jabber:iq:roster")
+            .into_iter()
+            .flat_map(|q| q.children())
+            .any(|item| {
+                item.attr("jid") == Some(lv_bare.to_string().as_str())
+                    && matches!(item.attr("subscription"), Some("from" | "both"))
+            });
+        if subscribed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Libervia never subscribed to {jet_user}'s presence:\n{}",
+            lv.log_tail()
+        );
+        let ask = lv.cli(&[
+            "debug",
+            "bridge",
+            "method",
+            "-p",
+            &lv.profile,
+            "subscription",
+            "\"subscribe\"",
+            &format!("\"{jet_jid}\""),
+        ]);
+        let _ = tokio::task::spawn_blocking(move || ask.wait_with_output()).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     ch.disconnect().await.unwrap();
 }
 

@@ -1097,8 +1097,9 @@ async fn serve_loop<A: Acceptor>(
                         }
                         asker
                             .ask(&format!(
+                                // `in/`, not "exists in in."
                                 "{safe} from {peer} already exists in {}. Save it as {free}?",
-                                dir.display()
+                                dir.join("").display()
                             ))
                             .await
                     }
