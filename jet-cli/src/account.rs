@@ -1023,8 +1023,10 @@ pub fn is_libervia(disco: &PeerDisco) -> bool {
 }
 
 /// Whether the peer is a jet (its disco identity's name, `jet` by
-/// default): it takes a file's hash as a `<checksum/>` after the data, so
-/// the sender need not read the file before offering it.
+/// default): it needs no plaintext hash of a file (the cipher
+/// authenticates it; a resumed file's comes as a `<checksum/>` after the
+/// data), so the sender neither reads the file before offering it nor
+/// shows the server a fingerprint of it.
 pub fn is_jet(disco: &PeerDisco) -> bool {
     disco.names.iter().any(|n| n == "jet")
 }

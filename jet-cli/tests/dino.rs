@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{random_file, sha256_b64, Proc};
+use common::{random_file, Proc};
 
 /// One Dino: the tests take turns.
 static DINO: Mutex<()> = Mutex::new(());
@@ -348,10 +348,9 @@ fn dino_to_jet_s5b(len: usize) {
         sha256_hex(&src),
         "jet's file differs from Dino's"
     );
-    assert_eq!(
-        done["hash"].as_str().unwrap(),
-        format!("sha-256:{}", sha256_b64(&src))
-    );
+    // Dino offers no hash: the GCM tag authenticated the file, jet hashes
+    // nothing (docs/dino.md).
+    assert!(done["hash"].is_null(), "{done}");
     let t = dino.wait_transfer(before, 1, &name, Duration::from_secs(20));
     assert_eq!(t.state, 0, "Dino calls its upload failed: {t:?}");
 }

@@ -190,22 +190,32 @@ fn promises_strong_checksum(desc: &FileDesc) -> bool {
 }
 
 /// What names the whole file for a resume: the offered hash; for an offer
-/// whose hash comes after the data (a strong `<hash-used/>`), its size
-/// (recorded beside) and date: a resumed file from such an offer is
-/// committed only if that checksum then matches the whole file.
+/// without one, its size (recorded beside) and date. Only a chunked
+/// stream leaves authenticated bytes to resume from (jet), and a file
+/// resumed on its date is committed only if the sender's `<checksum/>` of
+/// the whole file, which a jet sender sends whenever it resumes, matches.
 fn resume_key(desc: &FileDesc) -> Option<FileHash> {
     if let Some(h) = desc.best_hash() {
         return Some(h.clone());
     }
-    match (&desc.date, promises_strong_checksum(desc)) {
-        (Some(date), true) if !date.is_empty() && !date.contains(char::is_whitespace) => {
-            Some(FileHash {
-                algo: RESUME_BY_DATE.into(),
-                value: date.clone(),
-            })
-        }
+    match &desc.date {
+        Some(date) if !date.is_empty() && !date.contains(char::is_whitespace) => Some(FileHash {
+            algo: RESUME_BY_DATE.into(),
+            value: date.clone(),
+        }),
         _ => None,
     }
+}
+
+/// Whether a receiver hashes the file it receives from `offset` under
+/// `framing`: to check a hash the offer carries or announces
+/// (`<hash-used/>`), to check a resumed file against the sender's
+/// checksum of the whole file, and without a cipher. A JET stream from
+/// the start, from a sender that gives no hash, needs none: its cipher
+/// authenticates every byte, and SHA-256 would cost more CPU than the
+/// cipher and the socket together.
+fn receiver_hashes(desc: &FileDesc, offset: u64, framing: Option<Framing>) -> bool {
+    desc.best_hash().is_some() || !desc.hash_used.is_empty() || offset > 0 || framing.is_none()
 }
 
 /// The range the accepted description asks for (offset 0 when none).
@@ -439,8 +449,11 @@ pub struct ReceivedFile {
     pub path: PathBuf,
     /// Its size.
     pub size: u64,
-    /// The verified hash (ours, matching the peer's when it gave one).
-    pub hash: FileHash,
+    /// The file's hash (ours, matching the peer's when it gave one);
+    /// `None` when nothing asked for one: a JET stream received from its
+    /// start, whose cipher authenticated every byte, from a sender that
+    /// gave no hash.
+    pub hash: Option<FileHash>,
     /// Whether the peer gave a hash we could check.
     pub hash_checked: bool,
     /// The offset this session started at (resume).
@@ -494,10 +507,12 @@ async fn receive_file_within(
 ) -> Result<ReceivedFile, Error> {
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
-    let algo = expected
-        .as_ref()
-        .and_then(FileHash::algorithm)
-        .unwrap_or(HashAlgo::Sha256);
+    let algo = receiver_hashes(desc, offset, framing).then(|| {
+        expected
+            .as_ref()
+            .and_then(FileHash::algorithm)
+            .unwrap_or(HashAlgo::Sha256)
+    });
     let mut info = PartialInfo::of(desc, framing);
     info.hash = resume_key(desc);
     let mut file = IncomingFile::create(dir, name, algo, resume || offset > 0, info).await?;
@@ -517,7 +532,7 @@ async fn receive_file_within(
     let reads_authenticated = matches!(framing, Some(Framing::Chunked { .. }));
     let mut buf = vec![0u8; BUF];
     let mut done = 0u64;
-    let result: Result<FileHash, Error> = async {
+    let result: Result<Option<FileHash>, Error> = async {
         loop {
             // A cut is told from tampering by the JET layer, which knows
             // the expected wire length (`Application::expected_len`).
@@ -583,12 +598,14 @@ async fn receive_file_within(
     };
     let mut hash_checked = expected
         .as_ref()
-        .is_some_and(|e| e.algorithm() == Some(algo));
+        .is_some_and(|e| algo.is_some() && e.algorithm() == algo);
     let mut unchecked = Vec::new();
     if let Some(notes) = notes {
         // XEP-0234 allows the hash in session-info after the data. The
-        // sender announced one with <hash-used/>: wait for it, briefly.
-        if !hash_checked && !desc.hash_used.is_empty() {
+        // sender announced one with <hash-used/>, or this session resumed
+        // a file named by its date (a jet sender then always sends the
+        // checksum of the whole file): wait for it, briefly.
+        if !hash_checked && (!desc.hash_used.is_empty() || (offset > 0 && expected.is_none())) {
             let until = tokio::time::Instant::now() + CHECKSUM_WAIT;
             loop {
                 let added = notes.info_added();
@@ -602,10 +619,12 @@ async fn receive_file_within(
                 }
             }
         }
-        match check_checksums(&checksums(notes), &hash, notes, &mut unchecked) {
+        match check_checksums(&checksums(notes), hash.as_ref(), notes, &mut unchecked) {
             Ok(verified) => hash_checked |= verified,
             Err(e) => {
-                file.abandon(Some(0)).await?;
+                // Which part is wrong is unknown (a resumed prefix too):
+                // nothing of it is trusted again.
+                file.abandon(None).await?;
                 return Err(e);
             }
         }
@@ -655,7 +674,7 @@ fn checksums(notes: &SessionNotes) -> Vec<FileHash> {
 /// and the file must not be committed.
 fn check_checksums(
     given: &[FileHash],
-    ours: &FileHash,
+    ours: Option<&FileHash>,
     notes: &SessionNotes,
     unchecked: &mut Vec<String>,
 ) -> Result<bool, Error> {
@@ -666,7 +685,7 @@ fn check_checksums(
             continue;
         };
         let mut candidates = Vec::new();
-        if ours.algorithm() == Some(algo) {
+        if let Some(ours) = ours.filter(|o| o.algorithm() == Some(algo)) {
             candidates.push(ours.clone());
         }
         candidates.extend(notes.wire_hash(algo));
@@ -689,16 +708,21 @@ fn check_checksums(
 /// Initiator sending one file (senders = initiator).
 ///
 /// A file described with its hash ([`LocalFile::describe`]) is offered
-/// with it. One described without ([`LocalFile::stat`]) is offered with
-/// `<hash-used algo='sha-256'/>`: its SHA-256 is computed while the file
-/// is sent, on the thread that reads it, and goes to the receiver as a
-/// `<checksum/>` in `session-info` after the data (XEP-0234 §8), so that
-/// the data starts without reading the whole file first.
+/// with it (for peers that want one, such as Libervia). One described
+/// without ([`LocalFile::stat`]) is offered with its size and date only:
+/// the JET cipher authenticates every byte, and a plaintext hash in the
+/// offer would travel through the server in the clear (a fingerprint of
+/// the file) and cost more CPU than the cipher. When the receiver resumes
+/// such a file (`<range offset>` above 0), the file's SHA-256 is computed
+/// while it is sent, on the thread that reads it, and goes to the
+/// receiver as a `<checksum/>` in `session-info` after the data
+/// (XEP-0234 §8): the proof that the part it already had belongs to the
+/// same file.
 pub struct FileOffer {
     file: LocalFile,
     progress: Option<ProgressFn>,
-    /// The hash computed while sending (offers without one), for the
-    /// checksum sent after the data (`on_sent`) and [`FileOffer::hash`].
+    /// The hash computed while sending (resumed offers without one), for
+    /// the checksum sent after the data (`on_sent`) and [`FileOffer::hash`].
     computed: Mutex<Option<FileHash>>,
 }
 
@@ -713,7 +737,8 @@ impl FileOffer {
     }
 
     /// The file's SHA-256 (or the offered hash): from the description, or
-    /// computed while sending once the session sent the data.
+    /// computed while sending once a resumed session sent the data; `None`
+    /// when no one needed it.
     pub fn hash(&self) -> Option<FileHash> {
         self.file
             .desc
@@ -722,7 +747,7 @@ impl FileOffer {
             .or_else(|| self.computed.lock().unwrap().clone())
     }
 
-    /// Whether the hash is computed while sending (none in the offer).
+    /// Whether the offer has no hash (computed while sending a resume).
     fn hashes_while_sending(&self) -> bool {
         self.file.desc.best_hash().is_none()
     }
@@ -735,7 +760,7 @@ impl Application for FileOffer {
 
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<u64, Error> {
         let range = accepted_range(&ctx.description)?;
-        let whole = if self.hashes_while_sending() {
+        let whole = if self.hashes_while_sending() && range.offset > 0 {
             // The size offered: the checksum covers exactly that.
             Some(self.file.desc.size.unwrap_or(0))
         } else {
@@ -770,12 +795,8 @@ impl Application for FileOffer {
 
 impl Initiator for FileOffer {
     fn offer(&self) -> Result<Offer, Error> {
-        let mut desc = self.file.desc.clone();
-        if self.hashes_while_sending() && desc.hash_used.is_empty() {
-            desc.hash_used.push(HashAlgo::Sha256.name().to_string());
-        }
         Ok(Offer {
-            description: desc.to_description(),
+            description: self.file.desc.to_description(),
             senders: Senders::Initiator,
         })
     }
@@ -973,6 +994,10 @@ impl Application for FileReceiver {
 
     fn wants_wire_hashes(&self, ctx: &AppContext) -> bool {
         lacks_strong_hash(&ctx.description)
+            && FileDesc::from_description(&ctx.description).is_ok_and(|d| {
+                let offset = d.range.map(|r| r.offset).unwrap_or(0);
+                receiver_hashes(&d, offset, ctx.framing)
+            })
     }
 
     fn on_received(&self, ctx: &AppContext) -> Option<Element> {
@@ -1434,18 +1459,20 @@ mod tests {
         std::fs::remove_dir_all(&dst).unwrap();
     }
 
-    /// Runs `offer` against `recv` over a pipe; the sender's `on_sent`
-    /// payload (or `replace`, if given) reaches the receiver's notes after
-    /// the data, as a session-info does.
+    /// Runs `offer` against `recv` over a pipe with `framing`; the sender's
+    /// `on_sent` payload (or `replace`, if given) reaches the receiver's
+    /// notes after the data, as a session-info does. With `cut`, the sender
+    /// stops after that many bytes (an interrupted transfer).
     async fn offer_with_late_checksum(
         offer: &FileOffer,
         recv: &FileReceiver,
         replace: Option<Element>,
+        framing: Option<Framing>,
     ) -> (Result<u64, Error>, Result<ReceivedFile, Error>) {
         let o = offer.offer().unwrap();
         let answer = accept(recv.decide(&o.description, o.senders.clone()));
-        let sender_ctx = ctx(Role::Initiator, answer.clone(), None);
-        let receiver_ctx = ctx(Role::Responder, answer, None);
+        let sender_ctx = ctx(Role::Initiator, answer.clone(), framing);
+        let receiver_ctx = ctx(Role::Responder, answer, framing);
         let notes = receiver_ctx.notes.clone();
         let (a, b) = tokio::io::duplex(4096);
         tokio::join!(
@@ -1461,8 +1488,14 @@ mod tests {
         )
     }
 
+    /// Between jets over JET, a file offered without a hash is neither
+    /// hashed nor announced with one (the cipher authenticates it, and a
+    /// plaintext hash would reach the server in the clear); a resumed
+    /// transfer of it is proven by the sender's checksum of the whole file,
+    /// computed while sending, and refused when that checksum is wrong.
     #[tokio::test]
-    async fn the_hash_computed_while_sending_follows_the_data() {
+    async fn no_hash_between_jets_unless_a_resume_needs_the_checksum() {
+        let chunked = Some(Framing::Chunked { chunk_len: 65536 });
         let src = tmpdir("src-late");
         let dst = tmpdir("dst-late");
         let bytes = data(3_000_017);
@@ -1472,34 +1505,73 @@ mod tests {
         let offer = FileOffer::new(local.clone(), None);
         let o = offer.offer().unwrap();
         let desc = FileDesc::from_description(&o.description).unwrap();
-        assert!(desc.hashes.is_empty());
-        assert_eq!(desc.hash_used, ["sha-256"]);
-        // No ciphertext hashing for such an offer: the checksum is the file's.
-        assert!(!lacks_strong_hash(&o.description));
+        assert!(desc.hashes.is_empty() && desc.hash_used.is_empty());
+        assert!(desc.date.is_some(), "the date names the file for a resume");
         let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None);
-        let (ra, rb) = offer_with_late_checksum(&offer, &recv, None).await;
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, None, chunked).await;
         assert_eq!(ra.unwrap(), bytes.len() as u64);
         let got = rb.unwrap();
-        let want = FileHash::of(HashAlgo::Sha256, &bytes);
-        assert_eq!(offer.hash(), Some(want.clone()));
-        assert!(got.hash_checked, "the late checksum was compared");
-        assert!(got.hash.matches(&want));
+        assert_eq!(offer.hash(), None, "nothing asked the sender for a hash");
+        assert_eq!(got.hash, None, "nor the receiver");
+        assert!(!got.hash_checked);
         assert_eq!(std::fs::read(dst.join("late.bin")).unwrap(), bytes);
+        // Without a cipher (framing None) the receiver hashes all the same.
+        let dst0 = tmpdir("dst-late-plain");
+        let recv = FileReceiver::new(dst0.clone(), ReceivePolicy::default(), None);
+        let (_, rb) = offer_with_late_checksum(&offer, &recv, None, None).await;
+        let want = FileHash::of(HashAlgo::Sha256, &bytes);
+        assert!(rb.unwrap().hash.is_some_and(|h| h.matches(&want)));
 
-        // A checksum that does not match: nothing under the final name.
-        let dst2 = tmpdir("dst-late-bad");
+        // An interrupted chunked transfer leaves 2 authenticated chunks.
+        let dst2 = tmpdir("dst-late-resume");
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        a.write_all(&bytes[..131_072]).await.unwrap();
+        drop(a);
+        let mut s: BoxedStream = Box::new(b);
+        assert!(receive_file(&dst2, &desc, 0, chunked, &mut s, None)
+            .await
+            .is_err());
+        // A resume with a wrong checksum: refused, the bytes stay.
         let recv = FileReceiver::new(dst2.clone(), ReceivePolicy::default(), None);
-        let offer = FileOffer::new(local, None);
+        let offer = FileOffer::new(local.clone(), None);
         let wrong = crate::ft::checksum_element(
             "initiator",
             "c",
             &FileHash::of(HashAlgo::Sha256, b"another file"),
         );
-        let (ra, rb) = offer_with_late_checksum(&offer, &recv, Some(wrong)).await;
-        ra.unwrap();
-        assert!(rb.is_err(), "a mismatching checksum refuses the file");
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, Some(wrong), chunked).await;
+        assert_eq!(ra.unwrap(), (bytes.len() - 131_072) as u64);
+        let e = rb.unwrap_err().to_string();
+        assert!(e.contains("checksum matches neither"), "{e}");
         assert!(!dst2.join("late.bin").exists());
-        for d in [src, dst, dst2] {
+        // The resume that works: the sender hashes the whole file while
+        // sending the rest, the receiver compares.
+        assert!(
+            !dst2.join("late.bin.jet-part").exists(),
+            "after a wrong checksum no part is trusted again"
+        );
+        let mut s: BoxedStream = {
+            let (mut a, b) = tokio::io::duplex(1 << 20);
+            a.write_all(&bytes[..131_072]).await.unwrap();
+            drop(a);
+            Box::new(b)
+        };
+        assert!(receive_file_within(
+            &dst2, &desc, 0, true, chunked, &mut s, None, None, None, None
+        )
+        .await
+        .is_err());
+        let recv = FileReceiver::new(dst2.clone(), ReceivePolicy::default(), None);
+        let offer = FileOffer::new(local, None);
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, None, chunked).await;
+        assert_eq!(ra.unwrap(), (bytes.len() - 131_072) as u64);
+        let got = rb.unwrap();
+        assert_eq!(got.resumed_from, 131_072);
+        assert!(got.hash_checked, "the whole file's checksum was compared");
+        assert_eq!(offer.hash(), Some(want.clone()));
+        assert!(got.hash.is_some_and(|h| h.matches(&want)));
+        assert_eq!(std::fs::read(dst2.join("late.bin")).unwrap(), bytes);
+        for d in [src, dst, dst0, dst2] {
             std::fs::remove_dir_all(d).unwrap();
         }
     }

@@ -348,9 +348,10 @@ pub struct IncomingFile {
     sink: Option<Sink>,
     /// The partial file once the sink is closed ([`finish`](Self::finish)).
     closed: Option<std::fs::File>,
-    algo: HashAlgo,
-    /// The hash, back from the sink once it is closed.
-    hasher: Option<Hasher>,
+    /// The hash computed of the file (`None`: not hashed).
+    algo: Option<HashAlgo>,
+    /// The hash, once the sink is closed (`Some(None)`: not hashed).
+    hashed: Option<Option<FileHash>>,
     /// Bytes handed to the sink (its thread may not have written them yet:
     /// what is kept after a cancellation is cut to what it wrote).
     written: u64,
@@ -374,14 +375,17 @@ impl IncomingFile {
     /// file is cut back to what its record says is authenticated for the
     /// same file (possibly nothing), hashed, and writing continues at its
     /// end ([`offset`](Self::offset)); otherwise an existing partial file is
-    /// an error (another transfer may be using it).
+    /// an error (another transfer may be using it). With `algo` `None` the
+    /// file is not hashed (a stream whose cipher authenticates every byte
+    /// needs no hash: [`finish`](Self::finish) then returns `None`).
     pub async fn create(
         dir: &Path,
         peer_name: &str,
-        algo: HashAlgo,
+        algo: impl Into<Option<HashAlgo>>,
         resume: bool,
         info: PartialInfo,
     ) -> Result<Self, Error> {
+        let algo = algo.into();
         let name = sanitize_file_name(peer_name)?;
         let final_path = dir.join(&name);
         if tokio::fs::symlink_metadata(&final_path).await.is_ok() {
@@ -392,7 +396,7 @@ impl IncomingFile {
         let partial = partial_path(dir, &name);
         let state = state_path(dir, &name);
         let partial_name = format!("{name}{PARTIAL_SUFFIX}");
-        let mut hasher = Hasher::new(algo);
+        let mut hasher = algo.map(Hasher::new);
         let mut written = 0;
         let existing = tokio::fs::symlink_metadata(&partial).await.ok();
         let file = match existing {
@@ -422,7 +426,9 @@ impl IncomingFile {
                     if n == 0 {
                         break;
                     }
-                    hasher.update(&buf[..n]);
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&buf[..n]);
+                    }
                     written += n as u64;
                 }
                 f
@@ -458,7 +464,7 @@ impl IncomingFile {
             sink: Some(sink),
             closed: None,
             algo,
-            hasher: None,
+            hashed: None,
             written,
             resumed_from: written,
             // A resumed prefix was authenticated by an earlier session.
@@ -567,7 +573,7 @@ impl IncomingFile {
         self.written = self.written.min(done.written);
         self.authenticated = self.authenticated.min(self.written);
         self.closed = Some(done.file);
-        self.hasher = Some(done.hasher);
+        self.hashed = Some(done.hasher.map(Hasher::finish));
         match done.error {
             Some(e) => Err(Error::Io(io::Error::new(
                 e.kind(),
@@ -585,11 +591,11 @@ impl IncomingFile {
     }
 
     /// Ends the writing: everything is in the file (not yet synced). Returns
-    /// the hash of the whole file; a failed write shows here at the latest.
-    pub async fn finish(&mut self) -> Result<FileHash, Error> {
+    /// the hash of the whole file (`None` when created without an
+    /// algorithm); a failed write shows here at the latest.
+    pub async fn finish(&mut self) -> Result<Option<FileHash>, Error> {
         self.close_sink().await?;
-        let hasher = self.hasher.as_ref().ok_or_else(closed)?;
-        Ok(hasher.clone().finish())
+        self.hashed.clone().ok_or_else(closed)
     }
 
     /// Appends plaintext. A failed write (a full disk, a file-size limit)
@@ -643,12 +649,15 @@ impl IncomingFile {
             .await
             .map_err(|e| Error::Io(io::Error::other(e)))??;
         if let Some(exp) = expected {
-            if exp.algorithm() == Some(self.algo) && !exp.matches(&got) {
-                self.remove_all().await?;
-                return Err(Error::Application(format!(
-                    "the received file's {} does not match the sender's hash: got {}, expected {}",
-                    exp.algo, got.value, exp.value
-                )));
+            if exp.algorithm().is_some() && exp.algorithm() == self.algo {
+                let got = got.ok_or_else(closed)?;
+                if !exp.matches(&got) {
+                    self.remove_all().await?;
+                    return Err(Error::Application(format!(
+                        "the received file's {} does not match the sender's hash: got {}, expected {}",
+                        exp.algo, got.value, exp.value
+                    )));
+                }
             }
         }
         // hard_link fails if the target exists: no overwrite, even in a race.
@@ -776,7 +785,7 @@ enum SinkCmd {
 /// What the writing thread hands back when it ends.
 struct SinkDone {
     file: std::fs::File,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
     /// Bytes really in the file (this session's start included).
     written: u64,
     error: Option<io::Error>,
@@ -804,7 +813,7 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
-    fn start(file: std::fs::File, hasher: Hasher, written: u64) -> io::Result<Self> {
+    fn start(file: std::fs::File, hasher: Option<Hasher>, written: u64) -> io::Result<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SinkCmd>(SINK_DEPTH);
         let (free_tx, free) = tokio::sync::mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -824,7 +833,9 @@ impl Sink {
                                 done.error = Some(e);
                                 break;
                             }
-                            done.hasher.update(&b);
+                            if let Some(h) = done.hasher.as_mut() {
+                                h.update(&b);
+                            }
                             done.written += b.len() as u64;
                             b.clear();
                             let _ = free_tx.send(b);

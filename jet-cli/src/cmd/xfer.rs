@@ -252,11 +252,13 @@ impl Events {
         }
     }
 
-    /// A finished file. `checked`: for a received file, whether the
-    /// sender's hash was compared with it (`None` for a sent file). The
-    /// human output is the file line on stdout and the summary line on
-    /// stderr; the JSON `done` event carries the same numbers.
-    fn done(&self, path: &str, hash: &FileHash, checked: Option<bool>, summary: &Summary) {
+    /// A finished file. `hash`: the file's hash when one was computed (a
+    /// JET stream between jets needs none: its cipher authenticates every
+    /// byte). `checked`: for a received file, whether the sender's hash was
+    /// compared with it (`None` for a sent file). The human output is the
+    /// file line on stdout and the summary line on stderr; the JSON `done`
+    /// event carries the same numbers (`"hash": null` without one).
+    fn done(&self, path: &str, hash: Option<&FileHash>, checked: Option<bool>, summary: &Summary) {
         let size = summary.size;
         let resumed_from = summary.resumed_from;
         let what = match checked {
@@ -264,18 +266,18 @@ impl Events {
             Some(true) => "authenticated, hash verified",
             Some(false) => "authenticated by the cipher; the sender gave no hash to compare",
         };
+        let shown = hash
+            .map(|h| format!("{}:{}", h.algo, h.value))
+            .unwrap_or_else(|| "no-hash".into());
         let mut event = json!({"event": "done", "path": path, "size": size,
-                   "hash": format!("{}:{}", hash.algo, hash.value), "resumed_from": resumed_from,
+                   "hash": hash.map(|h| format!("{}:{}", h.algo, h.value)), "resumed_from": resumed_from,
                    "hash_checked": checked});
         if let (Some(e), serde_json::Value::Object(extra)) = (event.as_object_mut(), summary.json())
         {
             e.extend(extra);
         }
         self.emit(event, || {
-            Some(format!(
-                "{path}\t{size} bytes\t{}:{} ({what})",
-                hash.algo, hash.value
-            ))
+            Some(format!("{path}\t{size} bytes\t{shown} ({what})"))
         });
         if !self.json {
             let verb = if checked.is_none() {
@@ -557,8 +559,8 @@ struct Initiator {
     cipher_name: &'static str,
     /// The peer is Libervia (its quirks apply).
     libervia: bool,
-    /// The peer is a jet (its disco identity): it takes the file's hash as
-    /// a checksum after the data.
+    /// The peer is a jet (its disco identity): it needs no hash of the
+    /// file in the offer.
     jet_peer: bool,
     /// The transports both sides support, in our order.
     transports: Vec<String>,
@@ -757,7 +759,8 @@ async fn send_inner(args: SendArgs) -> Result<()> {
     let peer = init.peer.clone();
     if !init.jet_peer {
         // Another client may need the hash in the offer (Libervia checks
-        // it; jet sends it after the data, as a checksum, to a jet).
+        // it). A jet needs none: the cipher authenticates the file, and a
+        // resumed file's checksum follows its data.
         let phase = timing::Phase::start(acc.args.json, "hash");
         for (local, path) in files.iter_mut().zip(&args.files) {
             if let Err(e) = local.hash().await {
@@ -799,10 +802,10 @@ async fn send_inner(args: SendArgs) -> Result<()> {
             // The file's own hash (not Libervia's form of it), from the
             // offer or computed while sending.
             let hash = local.desc.best_hash().cloned().or_else(|| offer.hash());
-            match (r, hash) {
-                (Ok(_sent), Some(hash)) => events.done(
+            match r {
+                Ok(_sent) => events.done(
                     &local.path.display().to_string(),
-                    &hash,
+                    hash.as_ref(),
                     None,
                     &Summary {
                         size,
@@ -812,11 +815,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
                         cipher: init.short_cipher(),
                     },
                 ),
-                (Ok(_sent), None) => {
-                    result = Err(anyhow!("{name} was sent, but its hash is unknown"));
-                    break;
-                }
-                (Err(e), _) => {
+                Err(e) => {
                     result = Err(session_error(&peer, e, &init.node.ch));
                     break;
                 }
@@ -1281,7 +1280,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
             ev.unchecked(&f);
             ev.done(
                 &f.path.display().to_string(),
-                &f.hash,
+                f.hash.as_ref(),
                 Some(f.hash_checked),
                 &session.summary(f.size, f.resumed_from),
             );
@@ -1404,7 +1403,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     events.unchecked(&got);
     events.done(
         &got.path.display().to_string(),
-        &got.hash,
+        got.hash.as_ref(),
         Some(got.hash_checked),
         &Summary {
             size: got.size,
