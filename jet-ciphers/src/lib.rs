@@ -136,7 +136,8 @@ pub use error::Error;
 pub use gcm::{AES_128_GCM, AES_256_GCM};
 pub use jet_core::error::{CipherError, SecretError};
 pub use jet_core::layer::{
-    appended_of, cipher_error_of, decrypt_stream, encrypt_stream, Direction, JetStream,
+    appended_of, cipher_error_of, decrypt_blocking, decrypt_stream, encrypt_blocking,
+    encrypt_stream, Direction, JetStream,
 };
 pub use jet_core::TransportSecret;
 pub use registry::CipherRegistry;

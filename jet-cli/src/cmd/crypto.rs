@@ -5,13 +5,13 @@
 //! directory for stdout and special files) and takes OUT's name only after
 //! the whole stream authenticated.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use jet_ciphers::{cipher_error_of, decrypt_stream, encrypt_stream};
+use jet_ciphers::{cipher_error_of, decrypt_blocking, encrypt_blocking};
 use jet_core::cipher::{CipherSuite, Framing};
 use jet_core::TransportSecret;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Long help of `jet encrypt`.
 pub const ENCRYPT_LONG_ABOUT: &str = "\
@@ -145,15 +145,14 @@ fn suite_and_secret(args: &CryptArgs) -> Result<(&'static dyn CipherSuite, Trans
     Ok((suite, secret))
 }
 
-type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Reader = Box<dyn Read + Send>;
 
-async fn open_input(path: &Path) -> Result<Reader> {
+/// IN as a blocking reader: the file, or standard input for `-`.
+fn open_input(path: &Path) -> Result<Reader> {
     if is_dash(path) {
-        return Ok(Box::new(tokio::io::stdin()));
+        return Ok(Box::new(std::io::stdin()));
     }
-    let f = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Box::new(f))
 }
 
@@ -193,20 +192,23 @@ fn temp_next_to(path: &Path) -> Result<tempfile::NamedTempFile> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
-async fn tokio_file(tmp: &tempfile::NamedTempFile) -> Result<tokio::fs::File> {
-    Ok(tokio::fs::File::from_std(
-        tmp.reopen().context("cannot reopen the temporary file")?,
-    ))
-}
-
-/// Finishes a temporary file: flush, sync, rename onto `dest`.
-async fn persist(mut f: tokio::fs::File, tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
-    f.flush().await?;
-    f.sync_all().await?;
-    drop(f);
+/// Finishes a temporary file: sync, rename onto `dest`.
+fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.as_file().sync_all()?;
     tmp.persist(dest)
         .with_context(|| format!("cannot rename the temporary file to {}", dest.display()))?;
     Ok(())
+}
+
+/// Runs `job` on tokio's blocking pool: the cipher on that thread, the
+/// writes on another ([`jet_ciphers::encrypt_blocking`]), large reads and
+/// writes with no hop per piece.
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| anyhow!("the cipher thread stopped: {e}"))?
 }
 
 /// `jet encrypt`: ciphertext goes straight to stdout or a special file, and
@@ -214,43 +216,39 @@ async fn persist(mut f: tokio::fs::File, tmp: tempfile::NamedTempFile, dest: &Pa
 /// no half-written OUT).
 pub async fn encrypt(args: CryptArgs) -> Result<()> {
     let (suite, secret) = suite_and_secret(&args)?;
-    let input = open_input(&args.input).await?;
-    match sink_of(&args.output) {
-        Sink::Stdout => {
-            encrypt_stream(suite, &secret, input, tokio::io::stdout())
-                .await
-                .context("encryption failed")?;
+    let input = open_input(&args.input)?;
+    let sink = sink_of(&args.output);
+    blocking(move || {
+        let failed = |e: std::io::Error| anyhow!(e).context("encryption failed");
+        match sink {
+            Sink::Stdout => {
+                encrypt_blocking(suite, &secret, input, std::io::stdout()).map_err(failed)?;
+            }
+            Sink::Special(p) => {
+                encrypt_blocking(suite, &secret, input, open_special(&p)?).map_err(failed)?;
+            }
+            Sink::Regular(p) => {
+                let tmp = temp_next_to(&p)?;
+                encrypt_blocking(suite, &secret, input, tmp.as_file()).map_err(failed)?;
+                persist(tmp, &p)?;
+            }
         }
-        Sink::Special(p) => {
-            let out = open_special(&p).await?;
-            encrypt_stream(suite, &secret, input, out)
-                .await
-                .context("encryption failed")?;
-        }
-        Sink::Regular(p) => {
-            let tmp = temp_next_to(&p)?;
-            let mut f = tokio_file(&tmp).await?;
-            encrypt_stream(suite, &secret, input, &mut f)
-                .await
-                .context("encryption failed")?;
-            persist(f, tmp, &p).await?;
-        }
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
-async fn open_special(p: &Path) -> Result<tokio::fs::File> {
-    tokio::fs::OpenOptions::new()
+fn open_special(p: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .open(p)
-        .await
         .with_context(|| format!("cannot open {} for writing", p.display()))
 }
 
 /// `jet decrypt`: see [`DECRYPT_LONG_ABOUT`].
 pub async fn decrypt(args: CryptArgs) -> Result<()> {
     let (suite, secret) = suite_and_secret(&args)?;
-    let input = open_input(&args.input).await?;
+    let input = open_input(&args.input)?;
     let sink = sink_of(&args.output);
     let tmp = match &sink {
         Sink::Regular(p) => temp_next_to(p)?,
@@ -259,32 +257,33 @@ pub async fn decrypt(args: CryptArgs) -> Result<()> {
             .tempfile()
             .context("cannot create a temporary file")?,
     };
-    let mut f = tokio_file(&tmp).await?;
-    // On failure `tmp` is dropped, which deletes it: nothing reaches OUT.
-    decrypt_stream(suite, &secret, input, &mut f)
-        .await
-        .map_err(|e| match cipher_error_of(&e) {
-            Some(c) => anyhow!(
-                "decryption failed: {c}; nothing was written to {}",
-                args.output.display()
-            ),
-            None => anyhow!(e).context("decryption failed"),
-        })?;
-    match sink {
-        Sink::Regular(p) => persist(f, tmp, &p).await?,
-        Sink::Stdout => copy_out(f, tokio::io::stdout()).await?,
-        Sink::Special(p) => copy_out(f, open_special(&p).await?).await?,
-    }
-    Ok(())
+    let output = args.output.clone();
+    blocking(move || {
+        // On failure `tmp` is dropped, which deletes it: nothing reaches OUT.
+        decrypt_blocking(suite, &secret, input, tmp.as_file()).map_err(
+            |e| match cipher_error_of(&e) {
+                Some(c) => anyhow!(
+                    "decryption failed: {c}; nothing was written to {}",
+                    output.display()
+                ),
+                None => anyhow!(e).context("decryption failed"),
+            },
+        )?;
+        match sink {
+            Sink::Regular(p) => persist(tmp, &p)?,
+            Sink::Stdout => copy_out(&tmp, std::io::stdout())?,
+            Sink::Special(p) => copy_out(&tmp, open_special(&p)?)?,
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Copies the authenticated plaintext from the temporary file to `out`.
-async fn copy_out(mut f: tokio::fs::File, mut out: impl AsyncWrite + Unpin) -> Result<()> {
-    use tokio::io::AsyncSeekExt;
-    f.flush().await?;
-    f.seek(std::io::SeekFrom::Start(0)).await?;
-    tokio::io::copy(&mut f, &mut out).await?;
-    out.flush().await?;
+fn copy_out(tmp: &tempfile::NamedTempFile, mut out: impl Write) -> Result<()> {
+    let mut f = tmp.reopen().context("cannot reopen the temporary file")?;
+    std::io::copy(&mut f, &mut out)?;
+    out.flush()?;
     Ok(())
 }
 
