@@ -55,9 +55,6 @@ use crate::transport::BoxedStream;
 /// Called as data moves: `(bytes done in this session, bytes expected)`.
 pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 
-/// Buffer size for file copies.
-const BUF: usize = 256 * 1024;
-
 /// A file we can send: its path and description (with its SHA-256).
 #[derive(Debug, Clone)]
 pub struct LocalFile {
@@ -530,13 +527,13 @@ async fn receive_file_within(
     // Chunked mode releases only authenticated chunks; whole-stream mode
     // authenticates nothing before the end.
     let reads_authenticated = matches!(framing, Some(Framing::Chunked { .. }));
-    let mut buf = vec![0u8; BUF];
     let mut done = 0u64;
     let result: Result<Option<FileHash>, Error> = async {
         loop {
             // A cut is told from tampering by the JET layer, which knows
             // the expected wire length (`Application::expected_len`).
-            let n = stream.read(&mut buf).await.map_err(|e| {
+            // Read straight into the writing thread's buffer: no copy.
+            let n = stream.read(file.spare()?).await.map_err(|e| {
                 if crate::layer::appended_of(&e) {
                     Error::Application(format!(
                         "the peer sent more than the announced {} bytes",
@@ -563,7 +560,7 @@ async fn receive_file_within(
                     )));
                 }
             }
-            file.write(&buf[..n]).await?;
+            file.advance(n).await?;
             done += n as u64;
             if reads_authenticated {
                 file.set_authenticated(offset + done);

@@ -615,6 +615,25 @@ impl IncomingFile {
         Ok(())
     }
 
+    /// Space to read the next plaintext straight into (the writing
+    /// thread's next buffer; never empty): [`advance`](Self::advance) then
+    /// appends what was put there, as [`write`](Self::write) does without
+    /// its copy.
+    pub fn spare(&mut self) -> Result<&mut [u8], Error> {
+        Ok(self.sink.as_mut().ok_or_else(closed)?.spare())
+    }
+
+    /// Appends the first `n` bytes of [`spare`](Self::spare).
+    pub async fn advance(&mut self, n: usize) -> Result<(), Error> {
+        self.maybe_record().await?;
+        let sink = self.sink.as_mut().ok_or_else(closed)?;
+        if sink.advance(n).await.is_err() {
+            return Err(self.close_sink().await.err().unwrap_or_else(closed));
+        }
+        self.written += n as u64;
+        Ok(())
+    }
+
     /// Records that the first `n` bytes are authenticated (chunked mode:
     /// every released chunk). If the transfer is cancelled (this value is
     /// dropped without [`commit`](Self::commit) or
@@ -800,14 +819,16 @@ struct Sink {
     tx: Option<tokio::sync::mpsc::Sender<SinkCmd>>,
     /// Emptied buffers coming back from the thread, for reuse.
     free: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    /// The buffer being filled: its first `filled` bytes are data.
     buf: Vec<u8>,
+    filled: usize,
     thread: Option<std::thread::JoinHandle<SinkDone>>,
 }
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink")
-            .field("buffered", &self.buf.len())
+            .field("buffered", &self.filled)
             .finish()
     }
 }
@@ -828,7 +849,7 @@ impl Sink {
                 };
                 while let Some(cmd) = rx.blocking_recv() {
                     match cmd {
-                        SinkCmd::Data(mut b) => {
+                        SinkCmd::Data(b) => {
                             if let Err(e) = done.file.write_all(&b) {
                                 done.error = Some(e);
                                 break;
@@ -837,7 +858,7 @@ impl Sink {
                                 h.update(&b);
                             }
                             done.written += b.len() as u64;
-                            b.clear();
+                            // Back as it is: refilled, not zeroed again.
                             let _ = free_tx.send(b);
                         }
                         SinkCmd::Sync(reply) => {
@@ -855,7 +876,8 @@ impl Sink {
         Ok(Sink {
             tx: Some(tx),
             free,
-            buf: Vec::with_capacity(SINK_BUF),
+            buf: Vec::new(),
+            filled: 0,
             thread: Some(thread),
         })
     }
@@ -864,25 +886,47 @@ impl Sink {
     /// thread stopped (its error comes with [`close`](Self::close)).
     async fn push(&mut self, mut data: &[u8]) -> Result<(), ()> {
         while !data.is_empty() {
-            let n = (SINK_BUF - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
+            let spare = self.spare();
+            let n = spare.len().min(data.len());
+            spare[..n].copy_from_slice(&data[..n]);
             data = &data[n..];
-            if self.buf.len() == SINK_BUF {
-                self.send_buf().await?;
-            }
+            self.advance(n).await?;
+        }
+        Ok(())
+    }
+
+    /// The free part of the buffer being filled (never empty), to read
+    /// the next data straight into; [`advance`](Self::advance) queues it.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.buf.len() < SINK_BUF {
+            // A new buffer, or a short one back from the thread: the rest
+            // is zeroed once; full buffers come back as they were.
+            self.buf.resize(SINK_BUF, 0);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Takes `n` more bytes of [`spare`](Self::spare) as data; a full
+    /// buffer goes to the thread.
+    async fn advance(&mut self, n: usize) -> Result<(), ()> {
+        if self.filled + n > self.buf.len() {
+            return Err(());
+        }
+        self.filled += n;
+        if self.filled == SINK_BUF {
+            self.send_buf().await?;
         }
         Ok(())
     }
 
     async fn send_buf(&mut self) -> Result<(), ()> {
-        if self.buf.is_empty() {
+        if self.filled == 0 {
             return Ok(());
         }
-        let next = self
-            .free
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(SINK_BUF));
-        let full = std::mem::replace(&mut self.buf, next);
+        let next = self.free.try_recv().unwrap_or_default();
+        let mut full = std::mem::replace(&mut self.buf, next);
+        full.truncate(self.filled);
+        self.filled = 0;
         let tx = self.tx.as_ref().ok_or(())?;
         tx.send(SinkCmd::Data(full)).await.map_err(|_| ())
     }
@@ -919,9 +963,9 @@ impl Sink {
         use std::io::Write;
         self.tx = None;
         let mut done = self.thread.take()?.join().ok()?;
-        if done.error.is_none() && !self.buf.is_empty() {
-            match done.file.write_all(&self.buf) {
-                Ok(()) => done.written += self.buf.len() as u64,
+        if done.error.is_none() && self.filled > 0 {
+            match done.file.write_all(&self.buf[..self.filled]) {
+                Ok(()) => done.written += self.filled as u64,
                 Err(e) => done.error = Some(e),
             }
         }
