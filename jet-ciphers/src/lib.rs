@@ -79,6 +79,26 @@
 //! # });
 //! ```
 //!
+//! Files and pipes need no runtime: [`encrypt_blocking`] and
+//! [`decrypt_blocking`] take any `std::io::Read` and `Write`, run the
+//! cipher on the calling thread and the writes on another (what `jet
+//! encrypt` does):
+//!
+//! ```
+//! use jet_ciphers::{decrypt_blocking, encrypt_blocking, TransportSecret, AES_256_GCM_CHUNKED};
+//!
+//! let secret = TransportSecret::generate(&AES_256_GCM_CHUNKED).unwrap();
+//! let plain = vec![7u8; 200_000];
+//! let mut wire = Vec::new();
+//! encrypt_blocking(&AES_256_GCM_CHUNKED, &secret, &plain[..], &mut wire).unwrap();
+//! let mut back = Vec::new();
+//! let n = decrypt_blocking(&AES_256_GCM_CHUNKED, &secret, &wire[..], &mut back).unwrap();
+//! assert_eq!((n, back), (200_000, plain));
+//! // A flipped bit: an error, and the caller keeps nothing it wrote.
+//! wire[100] ^= 1;
+//! assert!(decrypt_blocking(&AES_256_GCM_CHUNKED, &secret, &wire[..], std::io::sink()).is_err());
+//! ```
+//!
 //! [`JetStream`] wraps a socket (or any `AsyncRead`/`AsyncWrite`) one way;
 //! the receiving side reports end of stream only after the final tag
 //! checked, and a failure is an `io::Error` carrying the [`CipherError`]:
