@@ -625,13 +625,14 @@ impl IncomingFile {
 
     /// Appends the first `n` bytes of [`spare`](Self::spare).
     pub async fn advance(&mut self, n: usize) -> Result<(), Error> {
-        self.maybe_record().await?;
         let sink = self.sink.as_mut().ok_or_else(closed)?;
         if sink.advance(n).await.is_err() {
             return Err(self.close_sink().await.err().unwrap_or_else(closed));
         }
         self.written += n as u64;
-        Ok(())
+        // Only now, with the bytes in `spare` taken: recording syncs, which
+        // hands the buffer being filled to the thread.
+        self.maybe_record().await
     }
 
     /// Records that the first `n` bytes are authenticated (chunked mode:
@@ -1162,6 +1163,40 @@ mod tests {
         let p = f.commit(info.hash.as_ref()).await.unwrap();
         assert_eq!(std::fs::read(p).unwrap(), bytes);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Reading straight into the writer's buffer (`spare`/`advance`) while
+    /// records are due at every step: every byte lands once, in order,
+    /// and the record follows what was authenticated.
+    #[tokio::test]
+    async fn data_read_into_spare_survives_records_between_reads() {
+        let dir = tmpdir("spare");
+        let bytes = data(3 * SINK_BUF + 12_345);
+        let info = info_of(&bytes, Some(65536));
+        let mut f = IncomingFile::create(&dir, "s.bin", None, false, info)
+            .await
+            .unwrap();
+        f.record_interval = Duration::ZERO;
+        let mut at = 0;
+        let mut step = 0;
+        while at < bytes.len() {
+            let spare = f.spare().unwrap();
+            assert!(!spare.is_empty());
+            // Uneven pieces, some crossing a buffer's end.
+            let n = spare
+                .len()
+                .min(bytes.len() - at)
+                .min([70_001, 1, 300_000][step % 3]);
+            spare[..n].copy_from_slice(&bytes[at..at + n]);
+            f.advance(n).await.unwrap();
+            at += n;
+            step += 1;
+            f.set_authenticated(at as u64);
+        }
+        assert_eq!(f.finish().await.unwrap(), None, "created without a hash");
+        let p = f.commit(None).await.unwrap();
+        assert!(std::fs::read(p).unwrap() == bytes);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
