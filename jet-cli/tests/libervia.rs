@@ -128,7 +128,11 @@ async fn pair_with_libervia(srv: &common::Server, jet_user: &str, lv: &Libervia)
     let ch = jet_core::xmpp::XmppChannel::connect(srv.config(jet_user).resource("pairing"))
         .await
         .unwrap();
-    ch.allow_subscription(lv_bare.clone());
+    // Approves Libervia's request from `libervia-peer start` if it is
+    // pending (it reached the server while this account was offline, and
+    // Prosody routes a pending request only once: when it came), else
+    // pre-approves it (RFC 6121 §3.4).
+    ch.pre_approve(lv_bare.clone()).await.unwrap();
     ch.subscribe_to_presence(lv_bare.clone()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut next_approval = Instant::now() + Duration::from_millis(500);
@@ -189,6 +193,9 @@ async fn pair_with_libervia(srv: &common::Server, jet_user: &str, lv: &Libervia)
             "Libervia never subscribed to {jet_user}'s presence:\n{}",
             lv.log_tail()
         );
+        // A request Prosody holds as pending is not routed to us again:
+        // approve it from our side, and have Libervia ask (again).
+        ch.pre_approve(lv_bare.clone()).await.unwrap();
         let ask = lv.cli(&[
             "debug",
             "bridge",
