@@ -6,7 +6,7 @@ use jet_core::cipher::{CipherSuite, Framing};
 use jet_core::error::CipherError;
 use jet_core::ns;
 
-use crate::{Backends, Error, AES_128_GCM, AES_256_GCM, AES_256_GCM_CHUNKED, CHACHA20_POLY1305};
+use crate::{Backends, Error, AES_128_GCM, AES_256_GCM};
 
 /// Suites in preference order, looked up by URN.
 ///
@@ -31,14 +31,7 @@ impl Default for CipherRegistry {
     /// for peers known to run jet.
     /// Each on the best backend built in ([`Backends::default`]).
     fn default() -> Self {
-        CipherRegistry {
-            suites: vec![
-                &AES_128_GCM,
-                &AES_256_GCM,
-                &AES_256_GCM_CHUNKED,
-                &CHACHA20_POLY1305,
-            ],
-        }
+        Self::with_backends(Backends::default())
     }
 }
 
@@ -49,7 +42,7 @@ impl CipherRegistry {
     }
 
     /// The suites of [`default`](Self::default), in the same order, each on
-    /// the backend `backends` names for it.
+    /// the backend `backends` names for it: the one list of suites.
     pub fn with_backends(backends: Backends) -> Self {
         CipherRegistry {
             suites: vec![
@@ -65,13 +58,6 @@ impl CipherRegistry {
     pub fn xep0391() -> Self {
         CipherRegistry {
             suites: vec![&AES_128_GCM, &AES_256_GCM],
-        }
-    }
-
-    /// [`xep0391`](Self::xep0391) on the GCM backend `backends` names.
-    pub fn xep0391_with_backends(backends: Backends) -> Self {
-        CipherRegistry {
-            suites: vec![backends.aes_128_gcm(), backends.aes_256_gcm()],
         }
     }
 
@@ -195,20 +181,10 @@ mod tests {
             chacha: ChaChaBackend::RustCrypto,
             chunk: ChunkBackend::RustCrypto,
         };
-        for (chosen, all) in [
-            (
-                CipherRegistry::with_backends(rust),
-                CipherRegistry::default(),
-            ),
-            (
-                CipherRegistry::xep0391_with_backends(rust),
-                CipherRegistry::xep0391(),
-            ),
-        ] {
-            chosen.consistency_check().unwrap();
-            let urns = |r: &CipherRegistry| r.iter().map(|s| s.urn()).collect::<Vec<_>>();
-            assert_eq!(urns(&chosen), urns(&all));
-        }
+        let chosen = CipherRegistry::with_backends(rust);
+        chosen.consistency_check().unwrap();
+        let urns = |r: &CipherRegistry| r.iter().map(|s| s.urn()).collect::<Vec<_>>();
+        assert_eq!(urns(&chosen), urns(&CipherRegistry::default()));
         let gcm = CipherRegistry::with_backends(rust)
             .get(ns::CIPHER_AES_256_GCM)
             .unwrap();
