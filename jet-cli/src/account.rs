@@ -197,9 +197,6 @@ pub struct Account {
     pub file: FileConfig,
     /// The envelope.
     pub envelope: EnvelopeChoice,
-    /// Whether `--envelope` or the config chose it (else a responder
-    /// accepts every envelope it can open).
-    pub envelope_chosen: bool,
     /// The transports.
     pub transport: TransportChoice,
     /// The OMEMO envelope, once set up (for per-peer compatibility).
@@ -233,7 +230,6 @@ impl Account {
                 args.listen
             );
         }
-        let envelope_chosen = args.envelope.or(file.envelope).is_some();
         let envelope = args
             .envelope
             .or(file.envelope)
@@ -247,7 +243,6 @@ impl Account {
             args: args.clone(),
             file,
             envelope,
-            envelope_chosen,
             transport,
             omemo: std::sync::OnceLock::new(),
         })
@@ -306,7 +301,7 @@ impl Account {
     /// `--envelope`, none in the config) OMEMO and OX, every envelope jet
     /// can open with a key of its own.
     pub fn responder_envelopes(&self) -> Vec<EnvelopeChoice> {
-        if self.envelope_chosen {
+        if self.args.envelope.or(self.file.envelope).is_some() {
             vec![self.envelope]
         } else {
             vec![EnvelopeChoice::Omemo, EnvelopeChoice::Ox]
@@ -1098,6 +1093,38 @@ pub fn cipher_short_name(urn: &str) -> Option<&'static str> {
     .map(|(_, name)| name)
 }
 
+/// Why a peer that does JET but cannot open our envelope (its `feature`
+/// is not in the peer's disco#info) gets no session, with what either
+/// side can do about it.
+fn envelope_unfit(peer: &FullJid, features: &[String], feature: &str) -> anyhow::Error {
+    use EnvelopeChoice as E;
+    let has = |f: &str| features.iter().any(|x| x == f);
+    let name: &str = match [E::Omemo, E::Ox, E::Stub]
+        .into_iter()
+        .find(|e| e.disco_feature() == feature)
+    {
+        Some(e) => e.name(),
+        None => feature,
+    };
+    let theirs: Vec<&str> = [E::Omemo, E::Ox, E::Stub]
+        .into_iter()
+        .filter(|e| has(e.disco_feature()))
+        .map(|e| e.name())
+        .collect();
+    let instead = match theirs.iter().find(|e| **e != "stub") {
+        Some(e) => format!(
+            "; it opens {}: send with --envelope {e}",
+            theirs.join(" and ")
+        ),
+        None => String::new(),
+    };
+    anyhow!(
+        "{peer} cannot open the {name} envelope (no {feature} in its disco#info){instead}, or have \
+         the receiver run `jet receive` without --envelope (it opens omemo and ox) or with \
+         --envelope {name}; no session started"
+    )
+}
+
 /// Checks that the peer does JET with our first envelope and picks the
 /// cipher ([`JetConfig::choose_cipher_as`]): `--cipher` (`wanted`, a name
 /// [`cipher_by_name`] knows) if given, else a chunked suite the peer lists,
@@ -1116,7 +1143,7 @@ pub fn choose(
         PeerUnfit::NoJet => {
             anyhow!("{peer} {e}; refusing to send anything (jet never falls back to plaintext)")
         }
-        PeerUnfit::EnvelopeNotAdvertised { .. } => anyhow!("{peer} {e}; no session started"),
+        PeerUnfit::EnvelopeNotAdvertised { feature, .. } => envelope_unfit(peer, features, feature),
         e => anyhow!("{peer} {e}"),
     })
 }

@@ -63,7 +63,20 @@ mod tests {
                 ..Backends::default()
             }
         );
+        // The registry serves exactly the suites on those backends.
         let reg = CipherRegistry::with_backends(all_rust);
-        assert_eq!(reg.len(), CipherRegistry::default().len());
+        let suites: [&'static dyn jet_core::cipher::CipherSuite; 4] = [
+            all_rust.aes_128_gcm(),
+            all_rust.aes_256_gcm(),
+            all_rust.aes_256_gcm_chunked(),
+            all_rust.chacha20_poly1305(),
+        ];
+        for s in suites {
+            assert!(
+                std::ptr::addr_eq(reg.get(s.urn()).unwrap(), s),
+                "{}",
+                s.urn()
+            );
+        }
     }
 }

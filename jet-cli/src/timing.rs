@@ -46,10 +46,15 @@ fn marks() -> std::sync::MutexGuard<'static, Marks> {
     MARKS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Milliseconds of `took`, to a tenth (as the JSON events print them).
+pub fn ms(took: Duration) -> f64 {
+    (took.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
 /// Prints one `timing` event (with `--json`).
 pub fn emit(json: bool, phase: &str, took: Duration) {
     if json {
-        let ms = (took.as_secs_f64() * 10_000.0).round() / 10.0;
+        let ms = ms(took);
         println!("{}", json!({"event": "timing", "phase": phase, "ms": ms}));
     }
 }

@@ -186,9 +186,9 @@ pub fn run(args: KeysArgs) -> Result<()> {
                 );
             }
             for me in list {
-                show(&dir, &me)?;
+                let store = show(&dir, &me)?;
                 if qr {
-                    show_qr(&dir, &me)?;
+                    show_qr(&store, &me)?;
                 }
             }
             Ok(())
@@ -229,7 +229,9 @@ pub fn run(args: KeysArgs) -> Result<()> {
     }
 }
 
-fn show(dir: &Path, me: &BareJid) -> Result<()> {
+/// Prints our OMEMO device and OX key; the OMEMO store, opened (or
+/// created) for it, comes back.
+fn show(dir: &Path, me: &BareJid) -> Result<SqliteStore> {
     let path = omemo_store_path(dir, me)?;
     let (store, created) = SqliteStore::open_or_create(&path)
         .with_context(|| format!("OMEMO store {}", path.display()))?;
@@ -249,7 +251,7 @@ fn show(dir: &Path, me: &BareJid) -> Result<()> {
             println!("  ox {}", key.fingerprint());
         }
     }
-    Ok(())
+    Ok(store)
 }
 
 /// Hex digits of a fingerprint as typed (spaces and colons dropped).
@@ -360,10 +362,7 @@ fn list(dir: &Path, me: &BareJid, peer: &BareJid) -> Result<()> {
 
 /// Our OMEMO identity as an `xmpp:` URI: our device and the other devices
 /// of ours we verified (as Conversations lists them).
-fn own_uri(dir: &Path, me: &BareJid) -> Result<String> {
-    let path = omemo_store_path(dir, me)?;
-    let store =
-        SqliteStore::open(&path).with_context(|| format!("OMEMO store {}", path.display()))?;
+fn own_uri(store: &SqliteStore, me: &BareJid) -> Result<String> {
     let mut devices = vec![(store.device_id(), store.identity_key_pair()?.public)];
     for d in store.known_devices(&me.to_string())? {
         if d.trust == Trust::Trusted && d.device_id != store.device_id() {
@@ -376,8 +375,8 @@ fn own_uri(dir: &Path, me: &BareJid) -> Result<String> {
 /// `jet keys show --qr`: the URI as text, then as a QR code drawn with
 /// half blocks, light modules as blocks (for light-on-dark terminals, as
 /// `qrencode -t UTF8` draws them), with its quiet zone.
-fn show_qr(dir: &Path, me: &BareJid) -> Result<()> {
-    let uri = own_uri(dir, me)?;
+fn show_qr(store: &SqliteStore, me: &BareJid) -> Result<()> {
+    let uri = own_uri(store, me)?;
     println!("  {uri}");
     println!("{}", qr_text(&uri)?);
     println!("  scan it with Conversations, Dino or another OMEMO client to verify this device");

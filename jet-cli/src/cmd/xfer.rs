@@ -341,18 +341,19 @@ impl Events {
         let last = Mutex::new(Instant::now() - Duration::from_secs(1));
         let started = Instant::now();
         let first = std::sync::atomic::AtomicBool::new(true);
-        let first_json = std::sync::atomic::AtomicBool::new(true);
         let cb: ProgressFn = Arc::new(move |done, t| {
             bar_cb(done, t);
-            if done > 0 && first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            if done > 0
+                && first.load(std::sync::atomic::Ordering::Relaxed)
+                && first.swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
                 timing::first_byte();
-            }
-            if json && done > 0 && first_json.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                let ms = started.elapsed().as_secs_f64() * 1000.0;
-                println!(
-                    "{}",
-                    json!({"event": "first-byte", "ms": (ms * 10.0).round() / 10.0})
-                );
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "first-byte", "ms": timing::ms(started.elapsed())})
+                    );
+                }
             }
             if json {
                 let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
@@ -480,38 +481,11 @@ async fn connect_with_envelopes(
     Ok((ch, envelopes))
 }
 
-/// Refuses, with what either side can do about it, a peer that does JET
-/// but cannot open our envelope.
-fn check_peer_envelope(
-    peer: &FullJid,
-    features: &[String],
-    ours: account::EnvelopeChoice,
-) -> Result<()> {
-    use account::EnvelopeChoice as E;
-    let has = |f: &str| features.iter().any(|x| x == f);
-    if !has(jet_core::ns::JET) || has(ours.disco_feature()) {
-        // Not JET at all is refused by `account::choose`.
-        return Ok(());
-    }
-    let theirs: Vec<&str> = [E::Omemo, E::Ox, E::Stub]
-        .into_iter()
-        .filter(|e| has(e.disco_feature()))
-        .map(|e| e.name())
-        .collect();
-    let name = ours.name();
-    let instead = match theirs.iter().find(|e| **e != "stub") {
-        Some(e) => format!(
-            "; it opens {}: send with --envelope {e}",
-            theirs.join(" and ")
-        ),
-        None => String::new(),
-    };
-    Err(anyhow!(
-        "{peer} cannot open the {name} envelope (no {} in its disco#info){instead}, or have \
-         the receiver run `jet receive` without --envelope (it opens omemo and ox) or with \
-         --envelope {name}; no session started",
-        ours.disco_feature()
-    ))
+/// Lets the last stanzas go out and disconnects (the `close` timing phase).
+async fn close(json: bool, node: &Node) {
+    let phase = timing::Phase::start(json, "close");
+    account::settle_and_disconnect(&node.driver, &node.ch).await;
+    phase.end();
 }
 
 fn start_driver(
@@ -552,11 +526,9 @@ fn start_driver(
 struct Initiator {
     node: Node,
     peer: FullJid,
-    /// The cipher URN as it goes on the wire (without `:0` for deployed
-    /// clients, which advertise no cipher).
-    wire_urn: String,
-    /// The cipher's short name.
-    cipher_name: &'static str,
+    /// The cipher, and whether its URN goes on the wire without `:0`
+    /// (deployed clients, which advertise no cipher).
+    choice: jet_core::session::CipherChoice,
     /// The peer is Libervia (its quirks apply).
     libervia: bool,
     /// The peer is a jet (its disco identity): it needs no hash of the
@@ -581,14 +553,13 @@ impl Initiator {
 
     /// `aes-128-gcm` for the summary line (the URN for another cipher).
     fn short_cipher(&self) -> String {
-        account::cipher_short_name(&self.wire_urn)
-            .map(str::to_string)
-            .unwrap_or_else(|| self.wire_urn.clone())
+        let urn = self.choice.wire_urn();
+        account::cipher_short_name(urn).unwrap_or(urn).to_string()
     }
 
     /// `AES-128-GCM (urn:...)` for the status line.
     fn cipher(&self) -> String {
-        format!("{} ({})", self.cipher_name, self.wire_urn)
+        format!("{} ({})", self.choice.suite.name(), self.choice.wire_urn())
     }
 }
 
@@ -607,7 +578,6 @@ async fn initiator(
         let dch = account::driver_channel(&ch, acc.args.verbose);
         let disco = account::peer_disco(dch.as_ref(), &peer).await?;
         disco_phase.end();
-        check_peer_envelope(&peer, &disco.features, acc.envelope)?;
         let registry = crate::backends::registry();
         let ours = JetConfig::new(registry.iter().collect(), vec![envelope.clone()]);
         let choice = account::choose(&peer, &disco.features, &ours, &registry, cipher)?;
@@ -620,24 +590,14 @@ async fn initiator(
         // The driver offers the chosen suite alone.
         let mut jet = ours.offering(&choice);
         jet.used_secrets = Some(acc.used_secrets()?);
-        let wire_urn = choice.wire_urn().to_string();
-        Ok::<_, anyhow::Error>((
-            peer,
-            jet,
-            wire_urn,
-            choice.suite.name(),
-            libervia,
-            jet_peer,
-            transports,
-        ))
+        Ok::<_, anyhow::Error>((peer, jet, choice, libervia, jet_peer, transports))
     }
     .await;
     match result {
-        Ok((peer, jet, wire_urn, cipher_name, libervia, jet_peer, transports)) => Ok(Initiator {
+        Ok((peer, jet, choice, libervia, jet_peer, transports)) => Ok(Initiator {
             node: start_driver(acc, ch, jet, config)?,
             peer,
-            wire_urn,
-            cipher_name,
+            choice,
             libervia,
             jet_peer,
             transports,
@@ -824,9 +784,7 @@ async fn send_inner(args: SendArgs) -> Result<()> {
         result
     };
     let result = interruptible(signal, sessions).await;
-    let close = timing::Phase::start(acc.args.json, "close");
-    account::settle_and_disconnect(&init.node.driver, &init.node.ch).await;
-    close.end();
+    close(acc.args.json, &init.node).await;
     result
 }
 
@@ -1287,9 +1245,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         },
     );
     let r = interruptible(signal, work).await;
-    let close = timing::Phase::start(acc.args.json, "close");
-    account::settle_and_disconnect(&node.driver, &node.ch).await;
-    close.end();
+    close(acc.args.json, &node).await;
     r
 }
 
@@ -1343,9 +1299,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
         },
     );
     let r = interruptible(signal, work).await;
-    let close = timing::Phase::start(acc.args.json, "close");
-    account::settle_and_disconnect(&node.driver, &node.ch).await;
-    close.end();
+    close(acc.args.json, &node).await;
     r
 }
 
@@ -1396,9 +1350,7 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
     })
     .await;
     bar.finish();
-    let close = timing::Phase::start(acc.args.json, "close");
-    account::settle_and_disconnect(&init.node.driver, &init.node.ch).await;
-    close.end();
+    close(acc.args.json, &init.node).await;
     let got = r?;
     events.unchecked(&got);
     events.done(
