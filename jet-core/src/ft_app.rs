@@ -45,7 +45,7 @@ use crate::ft::{
     Range,
 };
 use crate::ft_fs::{
-    free_name, partial_path, resumable_offset, IncomingFile, PartialInfo, RESUME_BY_DATE,
+    free_name, partial_path, resumable_offset, resume_key, IncomingFile, PartialInfo,
 };
 use crate::jingle::{Reason, Senders};
 use crate::ns;
@@ -184,24 +184,6 @@ fn promises_strong_checksum(desc: &FileDesc) -> bool {
             Some(HashAlgo::Sha256 | HashAlgo::Sha512)
         )
     })
-}
-
-/// What names the whole file for a resume: the offered hash; for an offer
-/// without one, its size (recorded beside) and date. Only a chunked
-/// stream leaves authenticated bytes to resume from (jet), and a file
-/// resumed on its date is committed only if the sender's `<checksum/>` of
-/// the whole file, which a jet sender sends whenever it resumes, matches.
-fn resume_key(desc: &FileDesc) -> Option<FileHash> {
-    if let Some(h) = desc.best_hash() {
-        return Some(h.clone());
-    }
-    match &desc.date {
-        Some(date) if !date.is_empty() && !date.contains(char::is_whitespace) => Some(FileHash {
-            algo: RESUME_BY_DATE.into(),
-            value: date.clone(),
-        }),
-        _ => None,
-    }
 }
 
 /// Whether a receiver hashes the file it receives from `offset` under
@@ -510,8 +492,7 @@ async fn receive_file_within(
             .and_then(FileHash::algorithm)
             .unwrap_or(HashAlgo::Sha256)
     });
-    let mut info = PartialInfo::of(desc, framing);
-    info.hash = resume_key(desc);
+    let info = PartialInfo::of(desc, framing);
     let mut file = IncomingFile::create(dir, name, algo, resume || offset > 0, info).await?;
     if let Some(base) = rename_base {
         file.rename_if_taken(base);
@@ -757,6 +738,9 @@ impl Application for FileOffer {
 
     async fn run(&self, ctx: AppContext, mut stream: BoxedStream) -> Result<u64, Error> {
         let range = accepted_range(&ctx.description)?;
+        // Only this session's hash may follow its data (an offer used again
+        // from offset 0 sends none).
+        *self.computed.lock().unwrap() = None;
         let whole = if self.hashes_while_sending() && range.offset > 0 {
             // The size offered: the checksum covers exactly that.
             Some(self.file.desc.size.unwrap_or(0))
@@ -771,16 +755,12 @@ impl Application for FileOffer {
             self.progress.as_ref(),
         )
         .await?;
-        if let Some(h) = hash {
-            *self.computed.lock().unwrap() = Some(h);
-        }
+        *self.computed.lock().unwrap() = hash;
         Ok(n)
     }
 
     fn on_sent(&self, ctx: &AppContext) -> Option<Element> {
-        if !self.hashes_while_sending() {
-            return None;
-        }
+        // Set by `run` only when this session needed it (a resume).
         let hash = self.computed.lock().unwrap().clone()?;
         Some(crate::ft::checksum_element(
             "initiator",
@@ -887,25 +867,20 @@ impl FileReceiver {
         if !self.rename {
             if taken {
                 // Said to the sender: the name only, never our directory.
-                return Err((Reason::Decline, format!("{safe} already exists there")));
+                return Err((Reason::Decline, name_taken_text(&safe)));
             }
             return Ok((desc, safe));
         }
         // A partial file under the name is in the way too, unless it is
-        // resumed.
+        // resumed (by the key its record was written with).
+        let key = resume_key(&desc);
         let in_the_way = std::fs::symlink_metadata(partial_path(&self.dir, &safe)).is_ok()
             && !(self.policy.resume
-                && resumable_offset(&self.dir, &safe, desc.size, desc.best_hash()) > 0);
+                && resumable_offset(&self.dir, &safe, desc.size, key.as_ref()) > 0);
         if !taken && !in_the_way {
             return Ok((desc, safe));
         }
-        match free_name(
-            &self.dir,
-            &safe,
-            desc.size,
-            desc.best_hash(),
-            self.policy.resume,
-        ) {
+        match self.free_name_for(&desc, &safe) {
             Some(local) => Ok((desc, local)),
             None => Err((
                 Reason::Decline,
@@ -914,6 +889,41 @@ impl FileReceiver {
         }
     }
 }
+
+impl FileReceiver {
+    /// The next free numbered variant of `safe` for `desc` in our directory
+    /// (one whose partial file this offer resumes counts as free).
+    fn free_name_for(&self, desc: &FileDesc, safe: &str) -> Option<String> {
+        let key = resume_key(desc);
+        free_name(&self.dir, safe, desc.size, key.as_ref(), self.policy.resume)
+    }
+
+    /// Where files are saved.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// When the offered file's (sanitized) name is taken in our directory:
+    /// that name, and the one a [`renaming`](Self::renaming) receiver of
+    /// the same directory and policy saves it under (`None`: none free).
+    /// What to ask a user before accepting.
+    pub fn name_taken(&self, description: &Element) -> Option<(String, Option<String>)> {
+        let desc = FileDesc::from_description(description).ok()?;
+        let safe = sanitize_file_name(desc.name.as_deref()?).ok()?;
+        std::fs::symlink_metadata(self.dir.join(&safe)).ok()?;
+        let free = self.free_name_for(&desc, &safe);
+        Some((safe, free))
+    }
+}
+
+/// The text of a decline because the offered name `safe` is taken (said to
+/// the sender: the name only, never our directory).
+pub fn name_taken_text(safe: &str) -> String {
+    format!("{safe} {NAME_TAKEN}")
+}
+
+/// How a decline's text for a taken name ends ([`name_taken_text`]).
+pub const NAME_TAKEN: &str = "already exists there";
 
 impl Acceptor for FileReceiver {
     fn namespace(&self) -> &'static str {
@@ -964,7 +974,7 @@ impl Application for FileReceiver {
             let local = desc.name.clone().unwrap_or_default();
             if std::fs::symlink_metadata(self.dir.join(&local)).is_ok() {
                 let free = free_name(&self.dir, &safe, desc.size, desc.best_hash(), false)
-                    .ok_or_else(|| Error::Application(format!("{safe} already exists there")))?;
+                    .ok_or_else(|| Error::Application(name_taken_text(&safe)))?;
                 desc.name = Some(free);
             }
         }
@@ -1340,15 +1350,8 @@ mod tests {
         let seen2 = seen.clone();
         let progress: ProgressFn = Arc::new(move |d, _| *seen2.lock().unwrap() = d);
         let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), Some(progress));
+        let got = transfer(&offer, &recv).await.unwrap();
         let o = offer.offer().unwrap();
-        let answer = accept(recv.decide(&o.description, o.senders.clone()));
-        let (a, b) = tokio::io::duplex(4096);
-        let (ra, rb) = tokio::join!(
-            offer.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
-            recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
-        );
-        ra.unwrap();
-        let got = rb.unwrap();
         assert_eq!(std::fs::read(dst.join("f.bin")).unwrap(), bytes);
         assert!(got.hash_checked);
         assert_eq!(*seen.lock().unwrap(), bytes.len() as u64);
@@ -1363,13 +1366,16 @@ mod tests {
 
     /// Sends `offer` to `recv` (decide, then both runs).
     async fn transfer(offer: &FileOffer, recv: &FileReceiver) -> Result<ReceivedFile, Error> {
-        let o = offer.offer().unwrap();
-        let answer = accept(recv.decide(&o.description, o.senders.clone()));
-        let (a, b) = tokio::io::duplex(4096);
-        let (ra, rb) = tokio::join!(
-            offer.run(ctx(Role::Initiator, answer.clone(), None), Box::new(a)),
-            recv.run(ctx(Role::Responder, answer, None), Box::new(b)),
-        );
+        transfer_framed(offer, recv, None).await
+    }
+
+    /// [`transfer`] over a stream of `framing`.
+    async fn transfer_framed(
+        offer: &FileOffer,
+        recv: &FileReceiver,
+        framing: Option<Framing>,
+    ) -> Result<ReceivedFile, Error> {
+        let (ra, rb) = offer_with_late_checksum(offer, recv, None, framing).await;
         ra?;
         rb
     }
@@ -1568,9 +1574,64 @@ mod tests {
         assert_eq!(offer.hash(), Some(want.clone()));
         assert!(got.hash.is_some_and(|h| h.matches(&want)));
         assert_eq!(std::fs::read(dst2.join("late.bin")).unwrap(), bytes);
-        for d in [src, dst, dst0, dst2] {
+        // The same offer from offset 0 again: no hash, and none of the
+        // resume's follows its data.
+        let dst3 = tmpdir("dst-late-again");
+        let recv = FileReceiver::new(dst3.clone(), ReceivePolicy::default(), None);
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, None, chunked).await;
+        assert_eq!(ra.unwrap(), bytes.len() as u64);
+        assert_eq!(rb.unwrap().hash, None);
+        assert_eq!(offer.hash(), None, "the earlier session's hash is gone");
+        for d in [src, dst, dst0, dst2, dst3] {
             std::fs::remove_dir_all(d).unwrap();
         }
+    }
+
+    /// A receiver that saves under a free name when the offered one is
+    /// taken (`--rename`) still resumes a hash-less offer's partial file:
+    /// it is matched by the same key (name, size, date) its record was
+    /// written with, not taken for another file in the way.
+    #[tokio::test]
+    async fn a_renaming_receiver_resumes_a_hashless_offer() {
+        let chunked = Some(Framing::Chunked { chunk_len: 65536 });
+        let src = tmpdir("src-rename-resume");
+        let dst = tmpdir("dst-rename-resume");
+        let bytes = data(500_000);
+        std::fs::write(src.join("r.bin"), &bytes).unwrap();
+        let local = LocalFile::stat(&src.join("r.bin")).await.unwrap();
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        a.write_all(&bytes[..200_000]).await.unwrap();
+        drop(a);
+        let mut s: BoxedStream = Box::new(b);
+        assert!(receive_file(&dst, &local.desc, 0, chunked, &mut s, None)
+            .await
+            .is_err());
+        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None).renaming(true);
+        let offer = FileOffer::new(local, None);
+        let o = offer.offer().unwrap();
+        assert_eq!(recv.name_taken(&o.description), None, "only a partial file");
+        let (ra, rb) = offer_with_late_checksum(&offer, &recv, None, chunked).await;
+        // Three whole 64 KiB chunks were authenticated before the cut.
+        assert_eq!(ra.unwrap(), (bytes.len() - 196_608) as u64);
+        let got = rb.unwrap();
+        assert_eq!(got.resumed_from, 196_608);
+        assert_eq!(got.path, dst.join("r.bin"));
+        assert!(std::fs::read(&got.path).unwrap() == bytes);
+        assert_eq!(
+            std::fs::read_dir(&dst).unwrap().count(),
+            1,
+            "no r (1).bin, no part left"
+        );
+        // Now the name is taken: the question's free name is the one used.
+        let (taken, free) = recv.name_taken(&o.description).unwrap();
+        assert_eq!(
+            (taken.as_str(), free.as_deref()),
+            ("r.bin", Some("r (1).bin"))
+        );
+        let got = transfer_framed(&offer, &recv, chunked).await.unwrap();
+        assert_eq!(got.path, dst.join("r (1).bin"));
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
     }
 
     #[tokio::test]

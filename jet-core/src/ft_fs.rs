@@ -85,11 +85,30 @@ fn state_tmp_path(state: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The "algorithm" of a partial file's key when the offer had no hash but
-/// announced a checksum after the data: the value is the offer's date
-/// (`ft_app`). Never a real hash; it matches only the same key, and such a
-/// resumed file is kept only if that checksum then matches the whole file.
+/// The "algorithm" of a partial file's key when the offer had no hash: the
+/// value is the offer's date ([`resume_key`]). Never a real hash; it
+/// matches only the same key, and such a resumed file is kept only if the
+/// sender's checksum of the whole file then matches (`ft_app`).
 pub(crate) const RESUME_BY_DATE: &str = "x-jet-date-checksum-to-come";
+
+/// What names the whole file of `desc` for a resume: its best hash; for an
+/// offer without one, its date (the size is recorded beside). Only a
+/// chunked stream leaves authenticated bytes to resume from (jet), and a
+/// file resumed on its date is committed only if the sender's
+/// `<checksum/>` of the whole file, which a jet sender sends whenever it
+/// resumes, matches.
+pub fn resume_key(desc: &FileDesc) -> Option<FileHash> {
+    if let Some(h) = desc.best_hash() {
+        return Some(h.clone());
+    }
+    match &desc.date {
+        Some(date) if !date.is_empty() && !date.contains(char::is_whitespace) => Some(FileHash {
+            algo: RESUME_BY_DATE.into(),
+            value: date.clone(),
+        }),
+        _ => None,
+    }
+}
 
 /// What a partial file is part of, and how this session's stream is
 /// authenticated: what its record says, and what a resume must match.
@@ -107,12 +126,12 @@ pub struct PartialInfo {
 }
 
 impl PartialInfo {
-    /// The record of `desc` (its size and best hash) received over a stream
-    /// of `framing`.
+    /// The record of `desc` (its size and [`resume_key`]) received over a
+    /// stream of `framing`.
     pub fn of(desc: &FileDesc, framing: Option<Framing>) -> Self {
         PartialInfo {
             size: desc.size,
-            hash: desc.best_hash().cloned(),
+            hash: resume_key(desc),
             chunk_len: match framing {
                 Some(Framing::Chunked { chunk_len }) if chunk_len > 0 => Some(chunk_len as u64),
                 _ => None,

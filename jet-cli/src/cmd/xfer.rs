@@ -825,14 +825,11 @@ fn offered_desc(inc: &Incoming) -> Option<FileDesc> {
         .and_then(|d| FileDesc::from_description(d).ok())
 }
 
-/// When the offer's (sanitized) file name is taken in `dir`: that name and
-/// a free one to propose (`None` when none is free).
-fn taken_name(dir: &std::path::Path, inc: &Incoming) -> Option<(String, Option<String>)> {
-    let desc = offered_desc(inc)?;
-    let safe = jet_core::ft::sanitize_file_name(desc.name.as_deref()?).ok()?;
-    std::fs::symlink_metadata(dir.join(&safe)).ok()?;
-    let free = jet_core::ft_fs::free_name(dir, &safe, desc.size, desc.best_hash(), false);
-    Some((safe, free))
+/// When the offer's (sanitized) file name is taken where `receiver` saves:
+/// that name and the free one it would save under (`None` when none is).
+fn taken_name(receiver: &FileReceiver, inc: &Incoming) -> Option<(String, Option<String>)> {
+    let description = inc.contents.first()?.description.as_ref()?;
+    receiver.name_taken(description)
 }
 
 /// Whether the offer's envelope is an OMEMO message with a non-blank
@@ -890,9 +887,10 @@ struct Gate<'a> {
     /// Ask on the terminal about offers `allow`/`yes` do not cover
     /// (`None`: decline them).
     ask: Option<&'a Asker>,
-    /// Where received files go (`receive`): an offer of a name taken there
-    /// is asked about on the terminal (save under a free name?).
-    dir: Option<&'a std::path::Path>,
+    /// How received files are saved (`receive`; its directory and policy):
+    /// an offer of a name taken there is asked about on the terminal (save
+    /// under a free name?).
+    saving: Option<&'a FileReceiver>,
     /// Save under a free name when the offered one is taken (`--rename`).
     rename: bool,
 }
@@ -987,7 +985,7 @@ async fn serve_loop<A: Acceptor>(
             once,
             deadline,
             ask,
-            dir,
+            saving,
             rename,
         } = gate;
         let inc = next_incoming(node, deadline).await?;
@@ -1041,8 +1039,8 @@ async fn serve_loop<A: Acceptor>(
         // A name taken here: on a terminal, the question whether to save it
         // under a free name; else the receiver declines it (with why).
         let mut rename = rename;
-        if let (Some(dir), Some(asker), false) = (dir, ask, rename) {
-            if let Some(free) = taken_name(dir, &inc) {
+        if let (Some(saving), Some(asker), false) = (saving, ask, rename) {
+            if let Some(free) = taken_name(saving, &inc) {
                 let (safe, free) = free;
                 let answer = match &free {
                     Some(free) => {
@@ -1056,7 +1054,7 @@ async fn serve_loop<A: Acceptor>(
                             .ask(&format!(
                                 // `in/`, not "exists in in."
                                 "{safe} from {peer} already exists in {}. Save it as {free}?",
-                                dir.join("").display()
+                                saving.dir().join("").display()
                             ))
                             .await
                     }
@@ -1071,7 +1069,7 @@ async fn serve_loop<A: Acceptor>(
                         ),
                     );
                     let _ = inc
-                        .decline_because(format!("{safe} already exists there"))
+                        .decline_because(jet_core::ft_app::name_taken_text(&safe))
                         .await;
                     continue;
                 }
@@ -1121,7 +1119,7 @@ async fn serve_loop<A: Acceptor>(
                     jet_core::Error::Refused { text, .. } => {
                         let hint = if text
                             .as_deref()
-                            .is_some_and(|t| t.ends_with("already exists there"))
+                            .is_some_and(|t| t.ends_with(jet_core::ft_app::NAME_TAKEN))
                         {
                             " (--rename saves under a free name)"
                         } else {
@@ -1212,6 +1210,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
         resume: args.resume,
         max_size: args.max_size.unwrap_or(defaults.max_size),
     };
+    let saving = FileReceiver::new(dir.clone(), policy.clone(), None);
     let work = serve_loop(
         &mut node,
         Gate {
@@ -1221,7 +1220,7 @@ async fn receive_inner(args: ReceiveArgs) -> Result<()> {
             once: args.once,
             deadline,
             ask: asker.as_ref(),
-            dir: Some(&dir),
+            saving: Some(&saving),
             rename: args.rename,
         },
         &events,
@@ -1289,7 +1288,7 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
             once: args.once,
             deadline,
             ask: None,
-            dir: None,
+            saving: None,
             rename: false,
         },
         &events,
