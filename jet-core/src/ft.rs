@@ -127,6 +127,34 @@ impl Hasher {
         }
     }
 
+    /// Feeds `len` bytes of `f` (to its end with `None`) from offset
+    /// `from`, read in large pieces on this thread. Returns the bytes read:
+    /// fewer than `len` only when the file ends first.
+    pub fn update_from(
+        &mut self,
+        f: &mut std::fs::File,
+        from: u64,
+        len: Option<u64>,
+    ) -> std::io::Result<u64> {
+        use std::io::{Read, Seek};
+        f.seek(std::io::SeekFrom::Start(from))?;
+        let mut buf = vec![0u8; HASH_READ.min(len.unwrap_or(u64::MAX)) as usize];
+        let mut done = 0u64;
+        while len.is_none_or(|l| done < l) {
+            let want = len.map_or(buf.len() as u64, |l| (l - done).min(buf.len() as u64));
+            match f.read(&mut buf[..want as usize]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.update(&buf[..n]);
+                    done += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
     /// The finished hash.
     pub fn finish(self) -> FileHash {
         let algo = self.algo();
@@ -141,6 +169,9 @@ impl Hasher {
         }
     }
 }
+
+/// Read size of [`Hasher::update_from`].
+const HASH_READ: u64 = 1024 * 1024;
 
 /// An XEP-0300 `<hash algo>` value as sent (base64 text).
 #[derive(Debug, Clone, PartialEq, Eq)]

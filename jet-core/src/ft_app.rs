@@ -105,21 +105,10 @@ impl LocalFile {
         // Large reads and the hash on the blocking pool, not in tokio's
         // File (a pool round trip per read).
         let (hasher, size) = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
             let mut f = f;
             let mut hasher = Hasher::new(HashAlgo::Sha256);
-            let mut buf = vec![0u8; SOURCE_BUF];
-            let mut size = 0u64;
-            loop {
-                let n = match f.read(&mut buf) {
-                    Ok(0) => return Ok::<_, std::io::Error>((hasher, size)),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                hasher.update(&buf[..n]);
-                size += n as u64;
-            }
+            let size = hasher.update_from(&mut f, 0, None)?;
+            Ok::<_, std::io::Error>((hasher, size))
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
@@ -385,28 +374,10 @@ fn read_ahead(
 /// Hashes `len` bytes of `f` from `from` (for the part of a file's hash
 /// that is not sent).
 fn hash_part(f: &mut std::fs::File, h: &mut Hasher, from: u64, len: u64) -> Result<(), Error> {
-    use std::io::{Read, Seek};
-    if len == 0 {
-        return Ok(());
-    }
-    f.seek(std::io::SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; SOURCE_BUF];
-    let mut left = len;
-    while left > 0 {
-        let want = (left as usize).min(SOURCE_BUF);
-        match f.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(Error::Application(
-                    "the file shrank while being sent".into(),
-                ))
-            }
-            Ok(n) => {
-                h.update(&buf[..n]);
-                left -= n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
+    if len > 0 && h.update_from(f, from, Some(len))? < len {
+        return Err(Error::Application(
+            "the file shrank while being sent".into(),
+        ));
     }
     Ok(())
 }
@@ -574,16 +545,19 @@ async fn receive_file_within(
             return Err(e);
         }
     };
-    let mut hash_checked = expected
-        .as_ref()
-        .is_some_and(|e| algo.is_some() && e.algorithm() == algo);
+    // An offered hash has a known algorithm (`best_hash`), the one the file
+    // was hashed with and compared in `commit` below.
+    let mut hash_checked = expected.is_some();
+    // Resumed on the offer's date and size alone: only the sender's
+    // checksum of the whole file says the earlier part belongs to it.
+    let resumed_by_date = offset > 0 && expected.is_none();
     let mut unchecked = Vec::new();
     if let Some(notes) = notes {
         // XEP-0234 allows the hash in session-info after the data. The
         // sender announced one with <hash-used/>, or this session resumed
         // a file named by its date (a jet sender then always sends the
         // checksum of the whole file): wait for it, briefly.
-        if !hash_checked && (!desc.hash_used.is_empty() || (offset > 0 && expected.is_none())) {
+        if !hash_checked && (!desc.hash_used.is_empty() || resumed_by_date) {
             let until = tokio::time::Instant::now() + CHECKSUM_WAIT;
             loop {
                 let added = notes.info_added();
@@ -607,7 +581,7 @@ async fn receive_file_within(
             }
         }
     }
-    if offset > 0 && expected.is_none() && !hash_checked {
+    if resumed_by_date && !hash_checked {
         // Resumed on the offer's date and size alone: only the whole
         // file's checksum says the earlier part belongs to this file. The
         // bytes stay (all authenticated) for another try.

@@ -48,7 +48,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::fs::OpenOptions;
-use tokio::io::AsyncReadExt;
 
 use crate::cipher::Framing;
 use crate::error::Error;
@@ -431,26 +430,28 @@ impl IncomingFile {
                         .unwrap_or(0),
                     Err(_) => 0,
                 };
-                let mut f = OpenOptions::new()
+                let f = OpenOptions::new()
                     .read(true)
                     .append(true)
                     .open(&partial)
                     .await?;
                 // What the record does not vouch for goes.
                 f.set_len(keep).await?;
-                let mut buf = vec![0u8; 256 * 1024];
-                while written < keep {
-                    let want = ((keep - written) as usize).min(buf.len());
-                    let n = f.read(&mut buf[..want]).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&buf[..n]);
-                    }
-                    written += n as u64;
-                }
-                f
+                // The kept part is hashed in large reads on the blocking
+                // pool (not one pool hop per read of a tokio file).
+                let mut f = f.into_std().await;
+                let (f, h, n) = tokio::task::spawn_blocking(move || {
+                    let n = match hasher.as_mut() {
+                        Some(h) => h.update_from(&mut f, 0, Some(keep))?,
+                        None => keep,
+                    };
+                    Ok::<_, io::Error>((f, hasher, n))
+                })
+                .await
+                .map_err(|e| Error::Io(io::Error::other(e)))??;
+                hasher = h;
+                written = n;
+                tokio::fs::File::from_std(f)
             }
             Some(_) => {
                 return Err(Error::Application(format!(
@@ -620,17 +621,14 @@ impl IncomingFile {
     /// Appends plaintext. A failed write (a full disk, a file-size limit)
     /// names the partial file in its error (its name only: the text may
     /// reach the peer in a `session-terminate`, our directories may not).
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
-        // What earlier calls authenticated is flushed: record it if due.
-        self.maybe_record().await?;
-        let sink = self.sink.as_mut().ok_or_else(closed)?;
-        if sink.push(data).await.is_err() {
-            // The thread stopped on an error: that error.
-            return Err(self.close_sink().await.err().unwrap_or_else(closed));
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            let spare = self.spare()?;
+            let n = spare.len().min(data.len());
+            spare[..n].copy_from_slice(&data[..n]);
+            data = &data[n..];
+            self.advance(n).await?;
         }
-        // Queued, not necessarily written yet: whatever ends this file cuts
-        // it to what the thread really wrote.
-        self.written += data.len() as u64;
         Ok(())
     }
 
@@ -648,6 +646,8 @@ impl IncomingFile {
         if sink.advance(n).await.is_err() {
             return Err(self.close_sink().await.err().unwrap_or_else(closed));
         }
+        // Queued, not necessarily written yet: whatever ends this file cuts
+        // it to what the thread really wrote.
         self.written += n as u64;
         // Only now, with the bytes in `spare` taken: recording syncs, which
         // hands the buffer being filled to the thread.
@@ -900,19 +900,6 @@ impl Sink {
             filled: 0,
             thread: Some(thread),
         })
-    }
-
-    /// Queues `data`; full buffers go to the thread. `Err(())` means the
-    /// thread stopped (its error comes with [`close`](Self::close)).
-    async fn push(&mut self, mut data: &[u8]) -> Result<(), ()> {
-        while !data.is_empty() {
-            let spare = self.spare();
-            let n = spare.len().min(data.len());
-            spare[..n].copy_from_slice(&data[..n]);
-            data = &data[n..];
-            self.advance(n).await?;
-        }
-        Ok(())
     }
 
     /// The free part of the buffer being filled (never empty), to read
@@ -1198,8 +1185,10 @@ mod tests {
             .unwrap();
         f.record_interval = Duration::ZERO;
         let mut at = 0;
+        let mut before_last = 0;
         let mut step = 0;
         while at < bytes.len() {
+            before_last = at;
             let spare = f.spare().unwrap();
             assert!(!spare.is_empty());
             // Uneven pieces, some crossing a buffer's end.
@@ -1213,6 +1202,16 @@ mod tests {
             step += 1;
             f.set_authenticated(at as u64);
         }
+        // The record (made after each piece was taken, for what was
+        // authenticated before it) vouches for whole chunks up to there.
+        let state = std::fs::read_to_string(dir.join("s.bin.jet-part.state")).unwrap();
+        let recorded: u64 = state
+            .lines()
+            .find_map(|l| l.strip_prefix("authenticated "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(recorded, before_last as u64 / 65536 * 65536, "{state}");
         assert_eq!(f.finish().await.unwrap(), None, "created without a hash");
         let p = f.commit(None).await.unwrap();
         assert!(std::fs::read(p).unwrap() == bytes);

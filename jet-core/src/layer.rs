@@ -943,6 +943,9 @@ where
                 writer.flush()
             })?;
         let mut input = vec![0u8; BLOCKING_BUF_LEN];
+        // An output buffer the cipher left empty (a chunked suite holding
+        // back a short chunk), for the next round.
+        let mut unused: Option<Vec<u8>> = None;
         let mut total = 0u64;
         let mut produced = 0u64;
         let coded: io::Result<()> = (|| {
@@ -952,9 +955,10 @@ where
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 };
-                let mut out = free_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BLOCKING_BUF_LEN + 4096));
+                let mut out = unused
+                    .take()
+                    .or_else(|| free_rx.try_recv().ok())
+                    .unwrap_or_else(|| Vec::with_capacity(BLOCKING_BUF_LEN + 4096));
                 if n == 0 {
                     coder.finish(&mut out).map_err(cipher_io)?;
                 } else {
@@ -962,7 +966,9 @@ where
                     total += n as u64;
                 }
                 produced += out.len() as u64;
-                if !out.is_empty() && full_tx.send(out).is_err() {
+                if out.is_empty() {
+                    unused = Some(out);
+                } else if full_tx.send(out).is_err() {
                     // The writer stopped: its error follows.
                     return Ok(());
                 }
