@@ -48,119 +48,17 @@
 //! # Example
 //!
 //! Two drivers over an in-memory router: Romeo offers a greeting, Juliet
-//! accepts it. The cipher suite, envelope and transport here are toys
-//! (hidden lines; **no security**): use jet-ciphers, jet-envelopes and
+//! accepts it. The cipher suite, envelope and transport here are the
+//! test kit's toys (feature `testkit`; **no security**): use jet-ciphers, jet-envelopes and
 //! jet-transports for real ones, and [`crate::xmpp::XmppChannel`] (feature
 //! `tokio-xmpp`) or your own [`StanzaChannel`] for a real account.
 //!
 //! ```
-//! # use std::sync::{Arc, Mutex};
+//! # use std::sync::Arc;
 //! # use async_trait::async_trait;
-//! # use jet_core::cipher::{CipherSuite, Framing, StreamDecryptor, StreamEncryptor};
-//! # use jet_core::envelope::{EnvelopeBackend, OpenedEnvelope};
-//! # use jet_core::error::{CipherError, EnvelopeError, TransportError};
-//! # use jet_core::jid::Jid;
 //! # use jet_core::minidom::Element;
-//! # use jet_core::secret::{SecretShape, TransportSecret};
-//! # use jet_core::xml::BuilderExt;
-//! # use jet_core::transport::{
-//! #     TransportAdapter, TransportContext, TransportNegotiation, TransportSignals,
-//! # };
+//! # use jet_core::testkit::{PipeAdapter, TestEnvelope, TEST_XOR};
 //! # use tokio::io::{AsyncReadExt, AsyncWriteExt};
-//! # /// NOT A CIPHER: XOR with the key, no tag.
-//! # #[derive(Debug)]
-//! # struct Toy;
-//! # struct Xor(Vec<u8>, usize);
-//! # impl Xor {
-//! #     fn apply(&mut self, input: &[u8], out: &mut Vec<u8>) {
-//! #         for b in input {
-//! #             out.push(b ^ self.0[self.1 % self.0.len()]);
-//! #             self.1 += 1;
-//! #         }
-//! #     }
-//! # }
-//! # impl StreamEncryptor for Xor {
-//! #     fn update(&mut self, i: &[u8], o: &mut Vec<u8>) -> Result<(), CipherError> {
-//! #         self.apply(i, o);
-//! #         Ok(())
-//! #     }
-//! #     fn finish(&mut self, _: &mut Vec<u8>) -> Result<(), CipherError> { Ok(()) }
-//! # }
-//! # impl StreamDecryptor for Xor {
-//! #     fn update(&mut self, i: &[u8], o: &mut Vec<u8>) -> Result<(), CipherError> {
-//! #         self.apply(i, o);
-//! #         Ok(())
-//! #     }
-//! #     fn finish(&mut self, _: &mut Vec<u8>) -> Result<(), CipherError> { Ok(()) }
-//! #     fn authenticated_len(&self) -> u64 { self.1 as u64 }
-//! # }
-//! # impl CipherSuite for Toy {
-//! #     fn urn(&self) -> &'static str { "urn:example:xor-not-a-cipher:0" }
-//! #     fn name(&self) -> &'static str { "toy" }
-//! #     fn key_len(&self) -> usize { 16 }
-//! #     fn iv_len(&self) -> usize { 12 }
-//! #     fn accepted_iv_lens(&self) -> &'static [usize] { &[12] }
-//! #     fn tag_len(&self) -> usize { 0 }
-//! #     fn framing(&self) -> Framing { Framing::SingleMessage { max_plaintext: u64::MAX } }
-//! #     fn ciphertext_len(&self, n: u64) -> u64 { n }
-//! #     fn encryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamEncryptor>, CipherError> {
-//! #         Ok(Box::new(Xor(s.key().to_vec(), 0)))
-//! #     }
-//! #     fn decryptor(&self, s: &TransportSecret) -> Result<Box<dyn StreamDecryptor>, CipherError> {
-//! #         Ok(Box::new(Xor(s.key().to_vec(), 0)))
-//! #     }
-//! # }
-//! # static TOY: Toy = Toy;
-//! # /// NOT AN ENVELOPE: the secret in clear, and who claims to seal it.
-//! # struct Clear(&'static str);
-//! # #[async_trait]
-//! # impl EnvelopeBackend for Clear {
-//! #     fn envelope_type(&self) -> &'static str { "urn:example:clear" }
-//! #     fn disco_feature(&self) -> &'static str { "urn:example:clear" }
-//! #     fn is_secure(&self) -> bool { false }
-//! #     async fn seal(&self, s: &TransportSecret, _: &Jid) -> Result<Element, EnvelopeError> {
-//! #         let hex: String = s.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
-//! #         Ok(Element::builder("clear", "urn:example:clear").a("by", self.0).append(hex).build())
-//! #     }
-//! #     async fn open(&self, e: &Element, _: &Jid, shape: SecretShape)
-//! #         -> Result<OpenedEnvelope, EnvelopeError> {
-//! #         let t = e.text();
-//! #         let bytes: Vec<u8> = (0..t.len()).step_by(2)
-//! #             .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap()).collect();
-//! #         let secret = shape.from_bytes(&bytes)?;
-//! #         let sender = e.attr("by").unwrap_or_default().parse()
-//! #             .map_err(|_| EnvelopeError::Malformed("by".into()))?;
-//! #         Ok(OpenedEnvelope { secret, sender, sender_key: None })
-//! #     }
-//! # }
-//! # /// An in-process transport: one duplex pipe, handed from offer to answer.
-//! # #[derive(Default)]
-//! # struct Pipe(Mutex<Option<tokio::io::DuplexStream>>);
-//! # struct End(Option<tokio::io::DuplexStream>);
-//! # #[async_trait]
-//! # impl TransportAdapter for Pipe {
-//! #     fn namespace(&self) -> &'static str { "urn:example:pipe" }
-//! #     async fn offer(&self, _: &TransportContext)
-//! #         -> Result<Box<dyn TransportNegotiation>, TransportError> {
-//! #         let (a, b) = tokio::io::duplex(1 << 16);
-//! #         *self.0.lock().unwrap() = Some(b);
-//! #         Ok(Box::new(End(Some(a))))
-//! #     }
-//! #     async fn answer(&self, _: &TransportContext, _: &Element)
-//! #         -> Result<Box<dyn TransportNegotiation>, TransportError> {
-//! #         Ok(Box::new(End(self.0.lock().unwrap().take())))
-//! #     }
-//! # }
-//! # #[async_trait]
-//! # impl TransportNegotiation for End {
-//! #     fn local_transport(&self) -> Element { Element::builder("transport", "urn:example:pipe").build() }
-//! #     fn set_remote(&mut self, _: &Element) -> Result<(), TransportError> { Ok(()) }
-//! #     async fn establish(mut self: Box<Self>, _: &mut dyn TransportSignals)
-//! #         -> Result<jet_core::transport::BoxedStream, TransportError> {
-//! #         let s = self.0.take().ok_or_else(|| TransportError::Protocol("no pipe".into()))?;
-//! #         Ok(Box::new(s))
-//! #     }
-//! # }
 //! use jet_core::driver::{Driver, DriverConfig};
 //! use jet_core::error::Error;
 //! use jet_core::jid::FullJid;
@@ -216,9 +114,11 @@
 //! let router = MemoryRouter::new();
 //! let romeo: FullJid = "romeo@montague.lit/orchard".parse().unwrap();
 //! let juliet: FullJid = "juliet@capulet.lit/balcony".parse().unwrap();
-//! let pipe = Arc::new(Pipe::default());
+//! let pipe = Arc::new(PipeAdapter::new());
 //! // The JetConfig is the one list of what each side speaks.
-//! let jet = |me| JetConfig::new(vec![&TOY], vec![Arc::new(Clear(me))]);
+//! let jet = |me: &str| {
+//!     JetConfig::new(vec![&TEST_XOR], vec![Arc::new(TestEnvelope { author: me.parse().unwrap() })])
+//! };
 //! let (romeo_driver, _) = Driver::start(
 //!     router.connect(romeo),
 //!     jet("romeo@montague.lit"),
@@ -794,21 +694,20 @@ impl Incoming {
 
     /// Declines (`session-terminate` with `decline`).
     pub async fn decline(self) -> Result<(), Error> {
-        let mut live = self.live;
-        match live.end(Reason::Decline, None, Error::Declined).await {
-            Err(Error::Declined) => Ok(()),
-            other => other,
-        }
+        self.decline_with(None).await
     }
 
     /// Declines the offer with `text` in the reason (said to the peer, so
     /// it names files, never our directories).
     pub async fn decline_because(self, text: String) -> Result<(), Error> {
+        self.decline_with(Some(text)).await
+    }
+
+    async fn decline_with(self, text: Option<String>) -> Result<(), Error> {
         let mut live = self.live;
-        match live.end(Reason::Decline, Some(text), Error::Declined).await {
-            Err(Error::Declined) => Ok(()),
-            other => other,
-        }
+        // Ending always gives back the error it was given: here, ours.
+        let _ = live.end::<()>(Reason::Decline, text, Error::Declined).await;
+        Ok(())
     }
 }
 
@@ -975,7 +874,7 @@ impl Live {
             Err(e) => {
                 let e = classify(e);
                 if let Some(ended) = self.ended.clone() {
-                    if ended.reason != Reason::Success {
+                    if !rules::delivered(&ended.reason) {
                         // The peer's reason (or the lost connection)
                         // explains more than our symptom.
                         return Err(self.error_of(ended));
@@ -1333,17 +1232,13 @@ impl Live {
         }
     }
 
-    /// The result of a session that ended (`rules::verdict`): `Ok` for
+    /// The result of a session that ended (`rules::delivered`): `Ok` for
     /// `success`, else the error to report.
     fn outcome(&self, ended: Ended) -> Result<(), Error> {
-        let event = Event::Terminated {
-            reason: ended.reason,
-            text: ended.text,
-            by_peer: ended.by_peer,
-        };
-        match rules::verdict(&event) {
-            Some(Err(e)) => Err(self.ended_error(e.reason, e.text, e.by_peer)),
-            _ => Ok(()),
+        if rules::delivered(&ended.reason) {
+            Ok(())
+        } else {
+            Err(self.error_of(ended))
         }
     }
 

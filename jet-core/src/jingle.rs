@@ -113,9 +113,7 @@ impl ReasonInfo {
             // hyphens of XEP-0166's condition names.
             Some(c) => match Reason::try_from(c.clone()).or_else(|e| {
                 if c.name().contains('_') {
-                    Reason::try_from(
-                        Element::builder(c.name().replace('_', "-"), ns::JINGLE).build(),
-                    )
+                    c.name().replace('_', "-").parse::<Reason>()
                 } else {
                     Err(e)
                 }
@@ -139,7 +137,7 @@ impl ReasonInfo {
 
 /// The element name of a Jingle reason condition, e.g. `"decline"`.
 pub fn reason_name(reason: &Reason) -> String {
-    Element::from(reason.clone()).name().to_string()
+    reason.as_str().to_string()
 }
 
 /// One `<content/>` of a Jingle message.

@@ -96,7 +96,7 @@ impl TransportSecret {
 
     /// A fresh secret for `suite` from the operating system's CSPRNG.
     pub fn generate(suite: &dyn CipherSuite) -> Result<Self, SecretError> {
-        Self::generate_with(suite.key_len(), suite.iv_len())
+        suite.secret_shape().generate()
     }
 
     /// A fresh secret with the given key and IV lengths from the OS CSPRNG.

@@ -209,11 +209,11 @@ impl JetConfig {
         let secret = TransportSecret::generate(suite)?;
         self.record_use(&secret)?;
         let ee = envelope.seal_for(&secret, recipient, context).await?;
-        let urn = if self.unversioned_cipher_urns {
-            ns::normalize_cipher_urn(suite.urn())
-        } else {
-            suite.urn()
-        };
+        let urn = CipherChoice {
+            suite,
+            unversioned: self.unversioned_cipher_urns,
+        }
+        .wire_urn();
         Ok((
             Security::new(&context.content, urn, envelope.envelope_type(), ee),
             secret,

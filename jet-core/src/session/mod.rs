@@ -78,7 +78,6 @@ pub mod rules;
 #[cfg(test)]
 mod pair;
 #[cfg(test)]
-#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -1052,7 +1051,7 @@ impl Endpoint {
         if msg
             .contents
             .iter()
-            .any(|c| rules::check_senders(&c.senders, c.security.is_some()).is_err())
+            .any(|c| rules::both_ways(&c.senders, c.security.is_some()))
         {
             let (reason, text) = (Reason::IncompatibleParameters, rules::BOTH_WAYS_REFUSED);
             self.reject_initiate(&sid, &from, reason, text.to_string(), now);

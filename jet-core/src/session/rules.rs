@@ -37,10 +37,16 @@ pub const BOTH_WAYS_REFUSED: &str = "senders='both' with JET would reuse the key
 /// Whether a content with `senders` may be offered, `encrypted` with JET:
 /// one transport secret protects one direction only.
 pub fn check_senders(senders: &Senders, encrypted: bool) -> Result<(), Error> {
-    if encrypted && *senders == Senders::Both {
+    if both_ways(senders, encrypted) {
         return Err(Error::Protocol(BOTH_WAYS_OFFER.into()));
     }
     Ok(())
+}
+
+/// Whether a content with `senders`, `encrypted` with JET, would use one
+/// transport secret both ways (what [`check_senders`] refuses).
+pub fn both_ways(senders: &Senders, encrypted: bool) -> bool {
+    encrypted && *senders == Senders::Both
 }
 
 /// A session that ended without `success`: the transfer failed.
@@ -59,10 +65,7 @@ pub struct Undelivered {
 /// `success` (the receiver has everything, authenticated), else why not.
 pub fn verdict(event: &Event) -> Option<Result<(), Undelivered>> {
     match event {
-        Event::Terminated {
-            reason: Reason::Success,
-            ..
-        } => Some(Ok(())),
+        Event::Terminated { reason, .. } if delivered(reason) => Some(Ok(())),
         Event::Terminated {
             reason,
             text,
@@ -74,6 +77,12 @@ pub fn verdict(event: &Event) -> Option<Result<(), Undelivered>> {
         })),
         _ => None,
     }
+}
+
+/// Whether a session that ended with `reason` delivered its transfer:
+/// only `success` says the receiver has everything, authenticated.
+pub fn delivered(reason: &Reason) -> bool {
+    *reason == Reason::Success
 }
 
 /// What a sender waited for in vain when no verdict came within `within`
