@@ -75,10 +75,7 @@ impl ChaChaBackend {
     /// The built-in backend called `name` ([`name`](Self::name); blanks
     /// around it ignored), or `None`.
     pub fn from_name(name: &str) -> Option<ChaChaBackend> {
-        Self::all()
-            .iter()
-            .copied()
-            .find(|b| b.name() == name.trim())
+        crate::backends::named(Self::all(), Self::name, name)
     }
 }
 

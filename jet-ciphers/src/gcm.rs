@@ -102,10 +102,7 @@ impl GcmBackend {
     /// The built-in backend called `name` ([`name`](Self::name); blanks
     /// around it ignored), or `None`.
     pub fn from_name(name: &str) -> Option<GcmBackend> {
-        Self::all()
-            .iter()
-            .copied()
-            .find(|b| b.name() == name.trim())
+        crate::backends::named(Self::all(), Self::name, name)
     }
 }
 

@@ -542,16 +542,7 @@ impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
         }
         let secret = match &d.payload {
             // XEP-0396: a key transport element; the key material is TK.
-            None => {
-                if d.key_material.len() != shape.key_len {
-                    return Err(EnvelopeError::Malformed(format!(
-                        "transport key of {} bytes, the cipher needs {}",
-                        d.key_material.len(),
-                        shape.key_len
-                    )));
-                }
-                d.key_transport_secret().map_err(to_envelope_error)?
-            }
+            None => d.key_transport_secret().map_err(to_envelope_error)?,
             Some(payload) => match payload_form_secret(payload, shape) {
                 // Smack: the (authenticated) payload carries TK || IV,
                 // independent of the message's own key and IV.
@@ -597,10 +588,13 @@ impl<S: OmemoStore + 'static> OmemoEnvelope<S> {
                 }
             },
         };
-        if !shape.accepted_iv_lens.contains(&secret.iv().len()) {
+        if !shape.accepts(&secret) {
             return Err(EnvelopeError::Malformed(format!(
-                "IV of {} bytes, the cipher accepts {:?}",
+                "a transport key of {} bytes and an IV of {}: the cipher needs a {}-byte key \
+                 and an IV of {:?} bytes",
+                secret.key().len(),
                 secret.iv().len(),
+                shape.key_len,
                 shape.accepted_iv_lens
             )));
         }
