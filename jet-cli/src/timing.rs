@@ -89,6 +89,18 @@ pub fn first_byte() {
     }
 }
 
+/// A progress callback that only notes the first data byte ([`first_byte`]),
+/// for sessions without a progress bar (`jet serve`): without it their
+/// data time would count as session set-up.
+pub fn first_byte_marker() -> jet_core::ft_app::ProgressFn {
+    let first = std::sync::atomic::AtomicBool::new(true);
+    std::sync::Arc::new(move |done, _| {
+        if done > 0 && first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            first_byte();
+        }
+    })
+}
+
 /// One session: starts now (offer or accept), forgets the previous
 /// session's marks.
 pub struct SessionClock {

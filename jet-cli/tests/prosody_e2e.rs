@@ -418,17 +418,32 @@ async fn request_a_file_by_hash_from_jet_serve() {
             "request failed: {st}; stderr:\n{}",
             req.stderr()
         );
-        let done = req
-            .all_events()
-            .into_iter()
+        let revents = req.all_events();
+        let done = revents
+            .iter()
             .find(|e| e["event"] == "done")
             .expect("done event");
         assert_eq!(done["hash"].as_str().unwrap(), hash);
+        // The request's session is timed like the others' (set-up apart
+        // from the data).
+        let phases = timing_phases(&revents);
+        for p in ["envelope", "session", "transfer"] {
+            assert!(phases.iter().any(|x| x == p), "{phases:?}");
+        }
         // Saved in --dir (under the name the host's description gives).
         let got = PathBuf::from(done["path"].as_str().unwrap());
         assert_eq!(got.parent().unwrap(), out, "{got:?}");
         assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&src).unwrap());
         assert!(host.wait().success(), "serve: {}", host.stderr());
+        // The host's data phase is its own, not counted as set-up: its
+        // first data byte was noted (without it, `transfer` is 0 and all
+        // of it `session`); it lasts at least the verdict's round trip.
+        let hevents = host.all_events();
+        let transfer = hevents
+            .iter()
+            .find(|e| e["event"] == "timing" && e["phase"] == "transfer")
+            .unwrap_or_else(|| panic!("{hevents:?}"));
+        assert!(transfer["ms"].as_f64().unwrap() > 0.0, "{hevents:?}");
     })
     .await
     .unwrap();

@@ -1292,7 +1292,10 @@ async fn serve_inner(args: ServeArgs) -> Result<()> {
             rename: false,
         },
         &events,
-        |_, _| (Arc::new(FileHost::new(files.clone(), None)), None),
+        |_, _| {
+            let host = FileHost::new(files.clone(), Some(timing::first_byte_marker()));
+            (Arc::new(host), None)
+        },
         |_sent, ev, _| {
             ev.emit(json!({"event": "served"}), || Some("served".into()));
         },
@@ -1342,12 +1345,14 @@ async fn request_inner(args: RequestArgs) -> Result<()> {
         "request",
     );
     let started = Instant::now();
+    let clock = timing::SessionClock::start(events.json);
     let r = interruptible(signal, async {
         init.initiate(req)
             .await
             .map_err(|e| session_error(&peer, e, &init.node.ch))
     })
     .await;
+    clock.end();
     bar.finish();
     close(acc.args.json, &init.node).await;
     let got = r?;
