@@ -746,8 +746,18 @@ class Peer:
                     )
                 ],
             )
-            await self.send_jingle("session-info", checksum)
-            _, term = await self.next_jingle("session-terminate")
+            # Sent without waiting for its answer, as Conversations does: the
+            # receiver's session-terminate ends the session whatever becomes
+            # of this IQ (a receiver that refused and went offline at once
+            # may never answer it).
+            checksum_iq = asyncio.ensure_future(self.send_jingle("session-info", checksum))
+            try:
+                _, term = await self.next_jingle("session-terminate")
+            finally:
+                if checksum_iq.done():
+                    checksum_iq.exception()  # seen: the terminate decides
+                else:
+                    checksum_iq.cancel()
         except (Failure, OSError):
             # The receiver may end the session while we still write, or
             # before our checksum reaches it (a refusal, or its verdict
