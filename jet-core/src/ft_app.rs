@@ -571,7 +571,13 @@ async fn receive_file_within(
                 }
             }
         }
-        match check_checksums(&checksums(notes), hash.as_ref(), notes, &mut unchecked) {
+        match check_checksums(
+            &checksums(notes),
+            hash.as_ref(),
+            notes,
+            offset > 0,
+            &mut unchecked,
+        ) {
             Ok(verified) => hash_checked |= verified,
             Err(e) => {
                 // Which part is wrong is unknown (a resumed prefix too):
@@ -620,7 +626,11 @@ fn checksums(notes: &SessionNotes) -> Vec<FileHash> {
 
 /// Compares the sender's checksums with the file we received (`ours`) or,
 /// for senders that hash what they wrote (Conversations), with the
-/// ciphertext. `Ok(true)`: a SHA-256 or stronger hash matched one of them;
+/// ciphertext. Not with the ciphertext of a `resumed` session: it covers
+/// only the bytes after the offset, so it cannot say that the part we
+/// already had belongs to this file (and a server that relays the
+/// ciphertext can compute it). `Ok(true)`: a SHA-256 or stronger hash
+/// matched one of them;
 /// `Ok(false)`: nothing comparable (none given, unknown algorithms, SHA-1
 /// alone, which is never taken as proof); `Err`: a hash matched neither,
 /// and the file must not be committed.
@@ -628,6 +638,7 @@ fn check_checksums(
     given: &[FileHash],
     ours: Option<&FileHash>,
     notes: &SessionNotes,
+    resumed: bool,
     unchecked: &mut Vec<String>,
 ) -> Result<bool, Error> {
     let mut verified = false;
@@ -640,7 +651,9 @@ fn check_checksums(
         if let Some(ours) = ours.filter(|o| o.algorithm() == Some(algo)) {
             candidates.push(ours.clone());
         }
-        candidates.extend(notes.wire_hash(algo));
+        if !resumed {
+            candidates.extend(notes.wire_hash(algo));
+        }
         if candidates.is_empty() {
             continue;
         }
@@ -974,10 +987,11 @@ impl Application for FileReceiver {
     }
 
     fn wants_wire_hashes(&self, ctx: &AppContext) -> bool {
+        // Only from offset 0: a resumed session's ciphertext proves
+        // nothing about the whole file (`check_checksums`).
         lacks_strong_hash(&ctx.description)
             && FileDesc::from_description(&ctx.description).is_ok_and(|d| {
-                let offset = d.range.map(|r| r.offset).unwrap_or(0);
-                receiver_hashes(&d, offset, ctx.framing)
+                d.range.is_none_or(|r| r.offset == 0) && receiver_hashes(&d, 0, ctx.framing)
             })
     }
 
@@ -1111,6 +1125,7 @@ impl Application for FileRequest {
 
     fn wants_wire_hashes(&self, ctx: &AppContext) -> bool {
         lacks_strong_hash(&ctx.description)
+            && accepted_range(&ctx.description).is_ok_and(|r| r.offset == 0)
     }
 
     fn on_received(&self, ctx: &AppContext) -> Option<Element> {
@@ -1446,11 +1461,28 @@ mod tests {
         replace: Option<Element>,
         framing: Option<Framing>,
     ) -> (Result<u64, Error>, Result<ReceivedFile, Error>) {
+        offer_with_checksum_over_wire(offer, recv, replace, framing, None).await
+    }
+
+    /// [`offer_with_late_checksum`], the receiver's notes holding the hash
+    /// of `wire` as the ciphertext's (what the driver records when the
+    /// receiver `wants_wire_hashes`).
+    async fn offer_with_checksum_over_wire(
+        offer: &FileOffer,
+        recv: &FileReceiver,
+        replace: Option<Element>,
+        framing: Option<Framing>,
+        wire: Option<&[u8]>,
+    ) -> (Result<u64, Error>, Result<ReceivedFile, Error>) {
         let o = offer.offer().unwrap();
         let answer = accept(recv.decide(&o.description, o.senders.clone()));
         let sender_ctx = ctx(Role::Initiator, answer.clone(), framing);
         let receiver_ctx = ctx(Role::Responder, answer, framing);
         let notes = receiver_ctx.notes.clone();
+        if let Some(wire) = wire {
+            notes.hash_wire();
+            notes.update_wire(wire);
+        }
         let (a, b) = tokio::io::duplex(4096);
         tokio::join!(
             async {
@@ -1604,6 +1636,54 @@ mod tests {
         );
         let got = transfer_framed(&offer, &recv, chunked).await.unwrap();
         assert_eq!(got.path, dst.join("r (1).bin"));
+        std::fs::remove_dir_all(&src).unwrap();
+        std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    /// A resumed session's checksum is compared with the whole file only:
+    /// one that matches the ciphertext of this session (which covers the
+    /// bytes after the offset alone, and which a relaying server can hash)
+    /// does not vouch for the part received earlier, which may be another
+    /// file's with the same name, size and date.
+    #[tokio::test]
+    async fn a_resumed_file_is_not_proven_by_a_checksum_of_the_ciphertext() {
+        let chunked = Some(Framing::Chunked { chunk_len: 65536 });
+        let src = tmpdir("src-wire-resume");
+        let dst = tmpdir("dst-wire-resume");
+        let bytes = data(400_000);
+        std::fs::write(src.join("w.bin"), &bytes).unwrap();
+        let local = LocalFile::stat(&src.join("w.bin")).await.unwrap();
+        // Another file's first two chunks, under this one's name, size
+        // and date, from an earlier, interrupted transfer.
+        let other = data(400_001)[1..].to_vec();
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        a.write_all(&other[..140_000]).await.unwrap();
+        drop(a);
+        let mut s: BoxedStream = Box::new(b);
+        assert!(receive_file(&dst, &local.desc, 0, chunked, &mut s, None)
+            .await
+            .is_err());
+        let recv = FileReceiver::new(dst.clone(), ReceivePolicy::default(), None);
+        let offer = FileOffer::new(local, None);
+        let o = offer.offer().unwrap();
+        let mut resumed = o.description.clone();
+        resumed = accept(recv.decide(&resumed, o.senders.clone()));
+        let ctx_r = ctx(Role::Responder, resumed, chunked);
+        assert!(
+            !recv.wants_wire_hashes(&ctx_r),
+            "a resumed session's ciphertext is not worth hashing"
+        );
+        // Even if the notes held it: a checksum of that ciphertext.
+        let wire = b"this session's ciphertext, as relayed";
+        let forged =
+            crate::ft::checksum_element("initiator", "c", &FileHash::of(HashAlgo::Sha256, wire));
+        let (ra, rb) =
+            offer_with_checksum_over_wire(&offer, &recv, Some(forged), chunked, Some(wire)).await;
+        assert_eq!(ra.unwrap(), (bytes.len() - 131_072) as u64);
+        let e = rb.unwrap_err().to_string();
+        assert!(e.contains("checksum matches neither"), "{e}");
+        assert!(!dst.join("w.bin").exists(), "no spliced file");
+        assert!(!dst.join("w.bin.jet-part").exists(), "nor its parts");
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
     }
