@@ -136,13 +136,23 @@ impl Hasher {
         from: u64,
         len: Option<u64>,
     ) -> std::io::Result<u64> {
-        use std::io::{Read, Seek};
+        use std::io::Seek;
         f.seek(std::io::SeekFrom::Start(from))?;
+        self.update_reader(f, len)
+    }
+
+    /// Hashes what `r` gives, `len` bytes at most (to its end without
+    /// `len`), in large reads; the number of bytes hashed.
+    pub fn update_reader(
+        &mut self,
+        r: &mut impl std::io::Read,
+        len: Option<u64>,
+    ) -> std::io::Result<u64> {
         let mut buf = vec![0u8; HASH_READ.min(len.unwrap_or(u64::MAX)) as usize];
         let mut done = 0u64;
         while len.is_none_or(|l| done < l) {
             let want = len.map_or(buf.len() as u64, |l| (l - done).min(buf.len() as u64));
-            match f.read(&mut buf[..want as usize]) {
+            match r.read(&mut buf[..want as usize]) {
                 Ok(0) => break,
                 Ok(n) => {
                     self.update(&buf[..n]);

@@ -256,16 +256,16 @@ async fn send_file_hashing(
             p(done, Some(total));
         }
     }
-    // The hash is ready once the reader read past the range (at once
-    // without one): before the tag goes out, so that the checksum can
-    // follow the data closely.
+    // The final tag goes out first: the hash, computed beside the data
+    // on its own thread, may take longer than the data, and the peer is
+    // not left waiting for the end of the stream meanwhile.
+    stream.shutdown().await.map_err(stream_error)?;
     let hash = match source.hash.take() {
         Some(rx) => Some(rx.await.map_err(|_| {
-            Error::Application("the file-reading thread stopped before the hash".into())
+            Error::Application("the file-hashing thread stopped before the hash".into())
         })??),
         None => None,
     };
-    stream.shutdown().await.map_err(stream_error)?;
     Ok((done, hash))
 }
 
@@ -289,9 +289,12 @@ struct ReadAhead {
 /// reads, up to [`SOURCE_DEPTH`] buffers ahead of the consumer, so the
 /// socket task never waits for the disk nor for tokio's blocking pool. The
 /// thread ends at the end, on an error (sent), or when the consumer goes.
-/// With `hash_len`, it also hashes (SHA-256) the first `hash_len` bytes of
-/// the file: what precedes `offset` first, then the data as it reads it,
-/// then the rest.
+/// With `hash_len`, a second thread hashes (SHA-256) the first `hash_len`
+/// bytes of the file at `path`, from its start, beside the data: the first
+/// byte goes out at once, not after the part the receiver already has was
+/// hashed (which, for a large resumed file on a slow disk, would outlast
+/// the receiver's stall timeout). A file replaced meanwhile gives a hash
+/// that does not match, which the receiver refuses.
 fn read_ahead(
     f: std::fs::File,
     path: &Path,
@@ -301,12 +304,30 @@ fn read_ahead(
 ) -> Result<ReadAhead, Error> {
     let (tx, data) = tokio::sync::mpsc::channel(SOURCE_DEPTH);
     let (free, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let (hash_tx, hash_rx) = match hash_len {
-        Some(_) => {
-            let (t, r) = tokio::sync::oneshot::channel();
-            (Some(t), Some(r))
+    let hash = match hash_len {
+        Some(len) => {
+            let (hash_tx, hash_rx) = tokio::sync::oneshot::channel();
+            let path = path.to_path_buf();
+            std::thread::Builder::new()
+                .name("jet-file-hash".into())
+                .spawn(move || {
+                    let r = std::fs::File::open(&path)
+                        .and_then(|mut f| {
+                            let mut h = Hasher::new(HashAlgo::Sha256);
+                            // Read from its start as opened: no seek.
+                            let n = h.update_reader(&mut f, Some(len))?;
+                            Ok((h, n))
+                        })
+                        .map_err(Error::Io)
+                        .and_then(|(h, n)| match n < len {
+                            true => Err(shrank()),
+                            false => Ok(h.finish()),
+                        });
+                    let _ = hash_tx.send(r);
+                })?;
+            Some(hash_rx)
         }
-        None => (None, None),
+        None => None,
     };
     let shown = path.display().to_string();
     std::thread::Builder::new()
@@ -314,14 +335,6 @@ fn read_ahead(
         .spawn(move || {
             use std::io::{Read, Seek};
             let mut f = f;
-            let mut hasher = hash_len.map(|_| Hasher::new(HashAlgo::Sha256));
-            if let Some(h) = hasher.as_mut() {
-                // Resuming: what the receiver has is part of the hash.
-                if let Err(e) = hash_part(&mut f, h, 0, offset) {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
             if let Err(e) = f.seek(std::io::SeekFrom::Start(offset)) {
                 let _ = tx.blocking_send(Err(Error::Io(e)));
                 return;
@@ -350,36 +363,17 @@ fn read_ahead(
                 }
                 buf.truncate(got);
                 left -= got as u64;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&buf);
-                }
                 if tx.blocking_send(Ok(buf)).is_err() {
                     return;
                 }
             }
-            if let (Some(mut h), Some(len), Some(hash_tx)) = (hasher, hash_len, hash_tx) {
-                let end = offset + total;
-                let r =
-                    hash_part(&mut f, &mut h, end, len.saturating_sub(end)).map(|()| h.finish());
-                let _ = hash_tx.send(r);
-            }
         })?;
-    Ok(ReadAhead {
-        data,
-        free,
-        hash: hash_rx,
-    })
+    Ok(ReadAhead { data, free, hash })
 }
 
-/// Hashes `len` bytes of `f` from `from` (for the part of a file's hash
-/// that is not sent).
-fn hash_part(f: &mut std::fs::File, h: &mut Hasher, from: u64, len: u64) -> Result<(), Error> {
-    if len > 0 && h.update_from(f, from, Some(len))? < len {
-        return Err(Error::Application(
-            "the file shrank while being sent".into(),
-        ));
-    }
-    Ok(())
+/// The file being sent ended before the length it had when offered.
+fn shrank() -> Error {
+    Error::Application("the file shrank while being sent".into())
 }
 
 /// A write or read error of the JET stream: cipher failures come wrapped in
@@ -556,9 +550,11 @@ async fn receive_file_within(
         // XEP-0234 allows the hash in session-info after the data. The
         // sender announced one with <hash-used/>, or this session resumed
         // a file named by its date (a jet sender then always sends the
-        // checksum of the whole file): wait for it, briefly.
+        // checksum of the whole file, computed beside the data, which may
+        // end first): wait for it.
         if !hash_checked && (!desc.hash_used.is_empty() || resumed_by_date) {
-            let until = tokio::time::Instant::now() + CHECKSUM_WAIT;
+            let size = resumed_by_date.then_some(offset + done);
+            let until = tokio::time::Instant::now() + checksum_wait(size);
             loop {
                 let added = notes.info_added();
                 let mut added = std::pin::pin!(added);
@@ -612,6 +608,17 @@ async fn receive_file_within(
 /// How long a receiver waits for a `<checksum/>` the sender announced
 /// with `<hash-used/>` but had not sent by the end of the data.
 const CHECKSUM_WAIT: Duration = Duration::from_secs(2);
+
+/// Slowest disk a resuming jet sender is expected to hash from (bytes/s).
+const SLOW_HASH_RATE: u64 = 50_000_000;
+
+/// How long a receiver waits for the checksum after the data: for a file
+/// resumed by its date (`resumed_size`: the whole file), the jet sender
+/// hashes it from its start beside the data and may need longer than the
+/// data took: as long as reading the whole file at [`SLOW_HASH_RATE`].
+fn checksum_wait(resumed_size: Option<u64>) -> Duration {
+    CHECKSUM_WAIT + Duration::from_secs(resumed_size.unwrap_or(0) / SLOW_HASH_RATE)
+}
 
 /// The hashes of every `<checksum/>` received in `session-info` so far.
 fn checksums(notes: &SessionNotes) -> Vec<FileHash> {
@@ -1638,6 +1645,44 @@ mod tests {
         assert_eq!(got.path, dst.join("r (1).bin"));
         std::fs::remove_dir_all(&src).unwrap();
         std::fs::remove_dir_all(&dst).unwrap();
+    }
+
+    /// A resumed send's data does not wait for the hash of the whole file
+    /// (which begins with the part the receiver has: on a slow disk, long
+    /// enough for the receiver's stall timeout): the hash is computed on
+    /// its own thread. Here that thread cannot even open the file (a FIFO
+    /// with no writer yet) while every data byte arrives.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_resumed_send_does_not_wait_for_the_hash() {
+        let dir = tmpdir("hash-beside");
+        let bytes = data(3_000_000);
+        std::fs::write(dir.join("f.bin"), &bytes).unwrap();
+        let fifo = dir.join("hash.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let f = std::fs::File::open(dir.join("f.bin")).unwrap();
+        let (offset, len) = (1_000_000u64, bytes.len() as u64);
+        let mut source = read_ahead(f, &fifo, offset, len - offset, Some(len)).unwrap();
+        let mut got = Vec::new();
+        while (got.len() as u64) < len - offset {
+            let next = tokio::time::timeout(Duration::from_secs(20), source.data.recv()).await;
+            got.extend(
+                next.expect("the data waited for the hash")
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert!(got[..] == bytes[offset as usize..]);
+        // Now the hashing thread can read: the whole file's hash.
+        let writer = {
+            let (fifo, bytes) = (fifo.clone(), bytes.clone());
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        let hash = source.hash.take().unwrap().await.unwrap().unwrap();
+        writer.join().unwrap();
+        assert!(hash.matches(&FileHash::of(HashAlgo::Sha256, &bytes)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A resumed session's checksum is compared with the whole file only:

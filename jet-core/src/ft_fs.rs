@@ -352,6 +352,18 @@ pub fn free_name(
     None
 }
 
+/// Takes the exclusive advisory lock (`flock`) of a partial file for as
+/// long as `f` is open; refuses one another transfer holds.
+fn lock_partial(f: &std::fs::File, partial_name: &str) -> Result<(), Error> {
+    f.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => Error::Application(format!(
+            "{partial_name} is being written by another transfer of the same name; \
+             try again once it has ended"
+        )),
+        std::fs::TryLockError::Error(e) => Error::Io(e),
+    })
+}
+
 /// A file being received.
 #[derive(Debug)]
 pub struct IncomingFile {
@@ -417,6 +429,7 @@ impl IncomingFile {
         let mut hasher = algo.map(Hasher::new);
         let mut written = 0;
         let existing = tokio::fs::symlink_metadata(&partial).await.ok();
+        let is_new = existing.is_none();
         let file = match existing {
             Some(meta) if resume => {
                 if !meta.is_file() {
@@ -435,12 +448,14 @@ impl IncomingFile {
                     .append(true)
                     .open(&partial)
                     .await?;
-                // What the record does not vouch for goes.
-                f.set_len(keep).await?;
-                // The kept part is hashed in large reads on the blocking
-                // pool (not one pool hop per read of a tokio file).
                 let mut f = f.into_std().await;
+                // Before anything is cut: another transfer may be writing it.
+                lock_partial(&f, &partial_name)?;
+                // What the record does not vouch for goes; the kept part is
+                // hashed in large reads on the blocking pool (not one pool
+                // hop per read of a tokio file).
                 let (f, h, n) = tokio::task::spawn_blocking(move || {
+                    f.set_len(keep)?;
                     let n = match hasher.as_mut() {
                         Some(h) => h.update_from(&mut f, 0, Some(keep))?,
                         None => keep,
@@ -451,7 +466,7 @@ impl IncomingFile {
                 .map_err(|e| Error::Io(io::Error::other(e)))??;
                 hasher = h;
                 written = n;
-                tokio::fs::File::from_std(f)
+                f
             }
             Some(_) => {
                 return Err(Error::Application(format!(
@@ -471,9 +486,15 @@ impl IncomingFile {
                     } else {
                         Error::Io(e)
                     }
-                })?,
+                })?
+                .into_std()
+                .await,
         };
-        let file = file.into_std().await;
+        // Held until the file is closed: a second transfer of the same
+        // name (`--resume` in another jet) cannot take it over meanwhile.
+        if is_new {
+            lock_partial(&file, &partial_name)?;
+        }
         let sink = Sink::start(file, hasher, written)?;
         let mut me = IncomingFile {
             final_path,
@@ -766,6 +787,20 @@ impl IncomingFile {
                 self.remove_all().await
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl IncomingFile {
+    /// As if the process were killed now (after what it holds reached the
+    /// file): no truncation, no record, and the file closed, which
+    /// releases its lock as the kernel would.
+    fn kill(mut self) {
+        if let Some(sink) = self.sink.take() {
+            drop(sink.close_blocking());
+        }
+        self.closed = None;
+        std::mem::forget(self);
     }
 }
 
@@ -1140,6 +1175,46 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Two transfers of one name: a resuming one cannot take over (cut,
+    /// append to) the partial file another is still writing.
+    #[tokio::test]
+    async fn a_partial_file_in_use_is_not_taken_over() {
+        let dir = tmpdir("locked");
+        let bytes = data(300_000);
+        let info = info_of(&bytes, Some(65536));
+        let mut a = IncomingFile::create(&dir, "l.bin", None, false, info.clone())
+            .await
+            .unwrap();
+        a.write(&bytes[..200_000]).await.unwrap();
+        a.set_authenticated(196_608);
+        let e = IncomingFile::create(&dir, "l.bin", None, true, info.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("being written by another transfer"), "{e}");
+        assert!(!e.contains(&*dir.to_string_lossy()), "{e}");
+        a.write(&bytes[200_000..]).await.unwrap();
+        a.set_authenticated(300_000);
+        let p = a.commit(None).await.unwrap();
+        assert!(
+            std::fs::read(p).unwrap() == bytes,
+            "the first transfer's file is whole"
+        );
+        // Once it is closed, the name is free for the next.
+        let mut c = IncomingFile::create(&dir, "m.bin", None, false, info.clone())
+            .await
+            .unwrap();
+        c.write(&bytes[..70_000]).await.unwrap();
+        c.set_authenticated(65_536);
+        c.abandon(Some(65_536)).await.unwrap();
+        let c = IncomingFile::create(&dir, "m.bin", None, true, info)
+            .await
+            .unwrap();
+        assert_eq!(c.offset(), 65_536, "an abandoned partial file resumes");
+        c.abandon(None).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A crash (the process killed: no drop, no abandon) in a whole-stream
     /// transfer leaves decrypted, unauthenticated bytes; a resume starts from
     /// zero and cuts them away.
@@ -1153,7 +1228,7 @@ mod tests {
             .unwrap();
         f.write(&bytes[..200_000]).await.unwrap();
         f.settle().await; // the bytes reached the disk, then:
-        std::mem::forget(f); // kill -9
+        f.kill();
         let part = dir.join("w.bin.jet-part");
         assert_eq!(std::fs::metadata(&part).unwrap().len(), 200_000);
         assert_eq!(
@@ -1238,7 +1313,7 @@ mod tests {
         // Released but not yet recorded, and never authenticated: a crash.
         f.write(&bytes[at..at + 5000]).await.unwrap();
         f.settle().await; // on disk, then:
-        std::mem::forget(f);
+        f.kill();
         let part = dir.join("c.bin.jet-part");
         assert_eq!(std::fs::metadata(&part).unwrap().len(), 136_182);
         let off = resumable_offset(&dir, "c.bin", info.size, info.hash.as_ref());
