@@ -162,6 +162,7 @@ use crate::channel::{is_request_for, StanzaChannel};
 use crate::cipher::CipherSuite;
 use crate::envelope::EnvelopeContext;
 use crate::error::{ChannelError, Error, JingleReason, TransportError};
+use crate::ft::ChecksumKey;
 use crate::jingle::{reason_name, ContentParts, Creator, Reason, Senders};
 use crate::layer::{cipher_error_of, Direction, JetStream};
 use crate::ns;
@@ -553,6 +554,7 @@ impl Driver {
             we_receive,
             framing: secret.as_ref().map(|(suite, _)| suite.framing()),
             notes: Arc::new(SessionNotes::default()),
+            checksum_key: secret.as_ref().map(|(_, ts)| ChecksumKey::derive(ts)),
         };
         live.notes = Some(ctx.notes.clone());
         live.establish_and_run(negotiation, &tctx, secret, app, ctx)
@@ -686,6 +688,7 @@ impl Incoming {
             we_receive,
             framing: secret.as_ref().map(|(suite, _)| suite.framing()),
             notes: Arc::new(SessionNotes::default()),
+            checksum_key: secret.as_ref().map(|(_, ts)| ChecksumKey::derive(ts)),
         };
         live.notes = Some(ctx.notes.clone());
         live.establish_and_run(negotiation, &tctx, secret, app, ctx)

@@ -183,6 +183,76 @@ impl Hasher {
 /// Read size of [`Hasher::update_from`].
 const HASH_READ: u64 = 1024 * 1024;
 
+/// The `algo` of a keyed checksum ([`ChecksumKey`]): jet's own, not an
+/// XEP-0300 hash. Other clients report it as an algorithm they do not
+/// compute.
+pub const CHECKSUM_MAC_ALGO: &str = "hmac-sha-256-jet";
+
+/// A key only the two ends of a session have, derived from its transport
+/// secret, for the checksum a resumed transfer sends in the clear
+/// (`session-info`, XEP-0234): that checksum is an HMAC of the file's
+/// SHA-256 under this key, not the SHA-256 itself. The server, which
+/// relays it but has no transport secret, can neither use it as a
+/// fingerprint of the file nor forge one that matches.
+#[derive(Clone)]
+pub struct ChecksumKey(zeroize::Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for ChecksumKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChecksumKey(..)")
+    }
+}
+
+impl ChecksumKey {
+    /// HMAC-SHA-256 under the transport key of a fixed label and the IV:
+    /// a key for nothing but checksums (never the cipher's key itself).
+    pub fn derive(secret: &crate::secret::TransportSecret) -> Self {
+        let mut mac = Self::mac(secret.key());
+        hmac::Mac::update(&mut mac, b"urn:xmpp:jet:checksum-key:0\0");
+        hmac::Mac::update(&mut mac, secret.iv());
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&hmac::Mac::finalize(mac).into_bytes());
+        ChecksumKey(key)
+    }
+
+    fn mac(key: &[u8]) -> hmac::Hmac<Sha256> {
+        <hmac::Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key)
+            .expect("HMAC takes any key length")
+    }
+
+    fn keyed(&self, hash: &FileHash) -> Option<hmac::Hmac<Sha256>> {
+        let digest = hash.digest_bytes().ok()?;
+        let mut mac = Self::mac(&self.0[..]);
+        hmac::Mac::update(&mut mac, hash.algo.as_bytes());
+        hmac::Mac::update(&mut mac, b"\0");
+        hmac::Mac::update(&mut mac, &digest);
+        Some(mac)
+    }
+
+    /// The keyed checksum of a file whose hash is `hash`
+    /// ([`CHECKSUM_MAC_ALGO`]); `None` for an algorithm jet does not know.
+    pub fn seal(&self, hash: &FileHash) -> Option<FileHash> {
+        let mac = self.keyed(hash)?;
+        Some(FileHash {
+            algo: CHECKSUM_MAC_ALGO.to_string(),
+            value: B64.encode(hmac::Mac::finalize(mac).into_bytes()),
+        })
+    }
+
+    /// Whether `given` (a [`CHECKSUM_MAC_ALGO`] checksum) is the keyed
+    /// checksum of the file whose hash is `ours` (compared in constant
+    /// time).
+    pub fn verify(&self, given: &FileHash, ours: &FileHash) -> bool {
+        let Ok(tag) = B64.decode(given.value.trim()) else {
+            return false;
+        };
+        given.algo == CHECKSUM_MAC_ALGO
+            && self
+                .keyed(ours)
+                .is_some_and(|mac| hmac::Mac::verify_slice(mac, &tag).is_ok())
+    }
+}
+
 /// An XEP-0300 `<hash algo>` value as sent (base64 text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileHash {
@@ -584,6 +654,30 @@ fn is_windows_device(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::xml::ElementExt;
+
+    #[test]
+    fn a_keyed_checksum_is_no_fingerprint_and_needs_the_secret() {
+        let ts = crate::secret::TransportSecret::new(vec![7; 16], vec![3; 12]).unwrap();
+        let other = crate::secret::TransportSecret::new(vec![7; 16], vec![4; 12]).unwrap();
+        let (k, k2) = (ChecksumKey::derive(&ts), ChecksumKey::derive(&other));
+        let file = FileHash::of(HashAlgo::Sha256, b"the file");
+        let sealed = k.seal(&file).unwrap();
+        assert_eq!(sealed.algo, CHECKSUM_MAC_ALGO);
+        assert_ne!(sealed.value, file.value, "not the plain hash");
+        assert_ne!(
+            k.seal(&file),
+            k2.seal(&file),
+            "another session, another value"
+        );
+        assert!(k.verify(&sealed, &file));
+        assert!(!k2.verify(&sealed, &file), "without this session's secret");
+        assert!(!k.verify(&sealed, &FileHash::of(HashAlgo::Sha256, b"another file")));
+        assert!(!k.verify(&file, &file), "a plain hash is not a keyed one");
+        let mut cut = sealed.clone();
+        cut.value.truncate(8);
+        assert!(!k.verify(&cut, &file));
+        assert_eq!(format!("{k:?}"), "ChecksumKey(..)");
+    }
 
     const LISTING1_FILE: &str = "<description xmlns='urn:xmpp:jingle:apps:file-transfer:5'><file>\
         <date>1969-07-21T02:56:15Z</date>\

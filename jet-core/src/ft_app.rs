@@ -41,8 +41,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::cipher::Framing;
 use crate::error::Error;
 use crate::ft::{
-    parse_checksum, received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher,
-    Range,
+    parse_checksum, received_element, sanitize_file_name, ChecksumKey, FileDesc, FileHash,
+    HashAlgo, Hasher, Range, CHECKSUM_MAC_ALGO,
 };
 use crate::ft_fs::{
     free_name, partial_path, resumable_offset, resume_key, IncomingFile, PartialInfo,
@@ -446,9 +446,11 @@ async fn receive_file_within(
     stream: &mut BoxedStream,
     progress: Option<&ProgressFn>,
     limit: Option<u64>,
-    notes: Option<&SessionNotes>,
+    session: Option<&AppContext>,
     rename_base: Option<&str>,
 ) -> Result<ReceivedFile, Error> {
+    let notes = session.map(|c| &*c.notes);
+    let key = session.and_then(|c| c.checksum_key.as_ref());
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
     let algo = receiver_hashes(desc, offset, framing).then(|| {
@@ -572,6 +574,7 @@ async fn receive_file_within(
             hash.as_ref(),
             notes,
             offset > 0,
+            key,
             &mut unchecked,
         ) {
             Ok(verified) => hash_checked |= verified,
@@ -646,10 +649,26 @@ fn check_checksums(
     ours: Option<&FileHash>,
     notes: &SessionNotes,
     resumed: bool,
+    key: Option<&ChecksumKey>,
     unchecked: &mut Vec<String>,
 ) -> Result<bool, Error> {
     let mut verified = false;
     for h in given {
+        if h.algo == CHECKSUM_MAC_ALGO {
+            // A jet sender's keyed checksum of the file (a resume).
+            let (Some(key), Some(ours)) = (key, ours) else {
+                continue;
+            };
+            if !key.verify(h, ours) {
+                return Err(Error::Application(
+                    "the sender's keyed checksum does not match the received file; the file \
+                     was not kept"
+                        .into(),
+                ));
+            }
+            verified = true;
+            continue;
+        }
         let Some(algo) = h.algorithm() else {
             unchecked.push(h.algo.clone());
             continue;
@@ -756,6 +775,12 @@ impl Application for FileOffer {
     fn on_sent(&self, ctx: &AppContext) -> Option<Element> {
         // Set by `run` only when this session needed it (a resume).
         let hash = self.computed.lock().unwrap().clone()?;
+        // Over JET, keyed: the plain SHA-256 would be a fingerprint of
+        // the file for the server (which can also fake a resume to get it).
+        let hash = match &ctx.checksum_key {
+            Some(key) => key.seal(&hash)?,
+            None => hash,
+        };
         Some(crate::ft::checksum_element(
             "initiator",
             &ctx.content,
@@ -983,7 +1008,7 @@ impl Application for FileReceiver {
             &mut stream,
             self.progress.as_ref(),
             Some(self.policy.max_size),
-            Some(&ctx.notes),
+            Some(&ctx),
             self.rename.then_some(safe.as_str()),
         )
         .await
@@ -1120,7 +1145,7 @@ impl Application for FileRequest {
             &mut stream,
             self.progress.as_ref(),
             Some(self.max_size),
-            Some(&ctx.notes),
+            Some(&ctx),
             None,
         )
         .await
@@ -1241,6 +1266,11 @@ mod tests {
             we_receive: role == Role::Responder,
             framing,
             notes: Default::default(),
+            // Both ends of a JET session derive the same key.
+            checksum_key: framing.map(|_| {
+                let ts = crate::TransportSecret::new(vec![9; 32], vec![1; 12]).unwrap();
+                crate::ft::ChecksumKey::derive(&ts)
+            }),
         }
     }
 
@@ -1270,7 +1300,8 @@ mod tests {
             async move {
                 let dst = tmpdir(name);
                 desc.name = Some(format!("{name}.bin"));
-                let notes = SessionNotes::default();
+                let session = ctx(Role::Responder, desc.to_description(), None);
+                let notes = &session.notes;
                 notes.hash_wire();
                 notes.update_wire(&wire);
                 for h in &sums {
@@ -1289,7 +1320,7 @@ mod tests {
                     &mut s,
                     None,
                     None,
-                    Some(&notes),
+                    Some(&session),
                     None,
                 )
                 .await;
@@ -1586,6 +1617,13 @@ mod tests {
         assert!(got.hash_checked, "the whole file's checksum was compared");
         assert_eq!(offer.hash(), Some(want.clone()));
         assert!(got.hash.is_some_and(|h| h.matches(&want)));
+        // What went through the server was keyed, not the file's SHA-256.
+        let sent = offer
+            .on_sent(&ctx(Role::Initiator, o.description.clone(), chunked))
+            .unwrap();
+        let text = String::from(&sent);
+        assert!(text.contains(CHECKSUM_MAC_ALGO), "{text}");
+        assert!(!text.contains(&want.value), "{text}");
         assert_eq!(std::fs::read(dst2.join("late.bin")).unwrap(), bytes);
         // The same offer from offset 0 again: no hash, and none of the
         // resume's follows its data.

@@ -62,6 +62,10 @@ pub struct AppContext {
     /// What the driver learns while the session runs (`session-info`
     /// payloads, ciphertext hashes).
     pub notes: Arc<SessionNotes>,
+    /// The session's checksum key, derived from its transport secret
+    /// (`None` without JET): what a resumed transfer's checksum is keyed
+    /// with, so the server can neither read nor forge it.
+    pub checksum_key: Option<crate::ft::ChecksumKey>,
 }
 
 /// What the driver learns about a session while its application runs:

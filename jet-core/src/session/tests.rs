@@ -895,6 +895,7 @@ fn echo_application_over_the_engine() {
             we_receive: true,
             framing: None,
             notes: Default::default(),
+            checksum_key: None,
         };
         let (ra, rb) = tokio::join!(
             app.run(ctx(Role::Initiator, juliet_jid()), Box::new(a)),
