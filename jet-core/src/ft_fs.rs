@@ -437,12 +437,28 @@ impl IncomingFile {
                         "{partial_name} exists and is not a regular file"
                     )));
                 }
-                let keep = match tokio::fs::read_to_string(&state).await {
-                    Ok(t) => State::parse(&t)
-                        .map(|s| s.resumable(meta.len(), info.size, info.hash.as_ref()))
-                        .unwrap_or(0),
-                    Err(_) => 0,
+                let recorded = match tokio::fs::read_to_string(&state).await {
+                    Ok(t) => State::parse(&t),
+                    Err(_) => None,
                 };
+                let keep = recorded
+                    .as_ref()
+                    .map_or(0, |s| s.resumable(meta.len(), info.size, info.hash.as_ref()));
+                // Authenticated bytes of another file (another size, hash
+                // or date): that file's transfer may still be resumed, so
+                // they are not cut away for this one.
+                if let Some(theirs) = recorded.filter(|s| {
+                    keep == 0
+                        && s.info.hash.is_some()
+                        && s.authenticated > 0
+                        && s.authenticated <= meta.len()
+                }) {
+                    return Err(Error::Application(format!(
+                        "{partial_name} holds {} authenticated bytes of another file of this \
+                         name (resume that transfer, or remove the file)",
+                        theirs.authenticated
+                    )));
+                }
                 let f = OpenOptions::new()
                     .read(true)
                     .append(true)
@@ -1212,6 +1228,61 @@ mod tests {
             .unwrap();
         assert_eq!(c.offset(), 65_536, "an abandoned partial file resumes");
         c.abandon(None).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A resuming transfer of another file of the same name (another size)
+    /// does not cut away the authenticated bytes a partial file holds for
+    /// the first: that transfer may still be resumed. Bytes nothing vouches
+    /// for are no such obstacle.
+    #[tokio::test]
+    async fn another_files_authenticated_part_is_not_cut_away() {
+        let dir = tmpdir("other-part");
+        let bytes = data(300_000);
+        let info = info_of(&bytes, Some(65536));
+        let mut a = IncomingFile::create(&dir, "o.bin", None, false, info.clone())
+            .await
+            .unwrap();
+        a.write(&bytes[..140_000]).await.unwrap();
+        a.set_authenticated(131_072);
+        a.abandon(Some(131_072)).await.unwrap();
+        let other = info_of(&bytes[..299_999], Some(65536));
+        let e = IncomingFile::create(&dir, "o.bin", None, true, other.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("131072 authenticated bytes of another file"),
+            "{e}"
+        );
+        assert!(!e.contains(&*dir.to_string_lossy()), "{e}");
+        assert_eq!(
+            resumable_offset(&dir, "o.bin", info.size, info.hash.as_ref()),
+            131_072,
+            "the first file's transfer can still resume"
+        );
+        let a = IncomingFile::create(&dir, "o.bin", None, true, info)
+            .await
+            .unwrap();
+        assert_eq!(a.offset(), 131_072);
+        a.abandon(None).await.unwrap();
+        // Nothing authenticated (a whole-stream transfer killed mid-way):
+        // the other file's transfer takes the name.
+        let mut c = IncomingFile::create(&dir, "p.bin", None, false, info_of(&bytes, None))
+            .await
+            .unwrap();
+        c.write(&bytes[..100_000]).await.unwrap();
+        c.settle().await;
+        c.kill();
+        assert_eq!(
+            std::fs::metadata(dir.join("p.bin.jet-part")).unwrap().len(),
+            100_000
+        );
+        let b = IncomingFile::create(&dir, "p.bin", None, true, other)
+            .await
+            .unwrap();
+        assert_eq!(b.offset(), 0);
+        b.abandon(None).await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
