@@ -426,7 +426,7 @@ impl IncomingFile {
         let partial = partial_path(dir, &name);
         let state = state_path(dir, &name);
         let partial_name = format!("{name}{PARTIAL_SUFFIX}");
-        let mut hasher = algo.map(Hasher::new);
+        let hasher = algo.map(Hasher::new);
         let mut written = 0;
         let existing = tokio::fs::symlink_metadata(&partial).await.ok();
         let is_new = existing.is_none();
@@ -464,24 +464,16 @@ impl IncomingFile {
                     .append(true)
                     .open(&partial)
                     .await?;
-                let mut f = f.into_std().await;
+                let f = f.into_std().await;
                 // Before anything is cut: another transfer may be writing it.
                 lock_partial(&f, &partial_name)?;
-                // What the record does not vouch for goes; the kept part is
-                // hashed in large reads on the blocking pool (not one pool
-                // hop per read of a tokio file).
-                let (f, h, n) = tokio::task::spawn_blocking(move || {
-                    f.set_len(keep)?;
-                    let n = match hasher.as_mut() {
-                        Some(h) => h.update_from(&mut f, 0, Some(keep))?,
-                        None => keep,
-                    };
-                    Ok::<_, io::Error>((f, hasher, n))
-                })
-                .await
-                .map_err(|e| Error::Io(io::Error::other(e)))??;
-                hasher = h;
-                written = n;
+                // What the record does not vouch for goes. The kept part is
+                // hashed later, by the writing thread, between and after
+                // the writes: not now, while the peer waits to send.
+                let f = tokio::task::spawn_blocking(move || f.set_len(keep).map(|()| f))
+                    .await
+                    .map_err(|e| Error::Io(io::Error::other(e)))??;
+                written = keep;
                 f
             }
             Some(_) => {
@@ -511,7 +503,8 @@ impl IncomingFile {
         if is_new {
             lock_partial(&file, &partial_name)?;
         }
-        let sink = Sink::start(file, hasher, written)?;
+        // Nothing of the file is hashed yet (a resumed prefix included).
+        let sink = Sink::start(file, hasher, written, 0)?;
         let mut me = IncomingFile {
             final_path,
             partial,
@@ -623,10 +616,16 @@ impl IncomingFile {
     /// becomes what it really wrote, and its write error (if any) is
     /// returned, naming the partial file.
     async fn close_sink(&mut self) -> Result<(), Error> {
+        self.close_sink_hashing(false).await
+    }
+
+    /// [`close_sink`](Self::close_sink); with `hash`, the writing thread
+    /// first hashes what of the file it has not hashed yet.
+    async fn close_sink_hashing(&mut self, hash: bool) -> Result<(), Error> {
         let Some(sink) = self.sink.take() else {
             return Ok(());
         };
-        let done = sink.close().await?;
+        let done = sink.close(hash).await?;
         self.written = self.written.min(done.written);
         self.authenticated = self.authenticated.min(self.written);
         self.closed = Some(done.file);
@@ -651,7 +650,7 @@ impl IncomingFile {
     /// the hash of the whole file (`None` when created without an
     /// algorithm); a failed write shows here at the latest.
     pub async fn finish(&mut self) -> Result<Option<FileHash>, Error> {
-        self.close_sink().await?;
+        self.close_sink_hashing(true).await?;
         self.hashed.clone().ok_or_else(closed)
     }
 
@@ -870,11 +869,16 @@ enum SinkCmd {
     Data(Vec<u8>),
     /// Sync the data written so far (`sync_data`), then answer.
     Sync(tokio::sync::oneshot::Sender<io::Result<()>>),
+    /// Hash whatever of the file is not hashed yet (the end: the hash is
+    /// wanted).
+    CatchUp,
 }
 
 /// What the writing thread hands back when it ends.
 struct SinkDone {
     file: std::fs::File,
+    /// `None` also when the hash did not cover the whole file (closed
+    /// without [`SinkCmd::CatchUp`]: nobody wants it).
     hasher: Option<Hasher>,
     /// Bytes really in the file (this session's start included).
     written: u64,
@@ -885,7 +889,11 @@ struct SinkDone {
 /// dedicated thread fed by a bounded queue of buffers, so the task that
 /// reads the socket neither waits for each write nor hashes. Each buffer
 /// is written whole (no flush per piece); [`Sink::sync`] waits until all
-/// earlier data is written and synced.
+/// earlier data is written and synced. The hash covers the file from its
+/// start: data is hashed as it is written once the hash has caught up
+/// with the file; before that (a resumed prefix not hashed yet) the
+/// thread reads back and hashes the next piece of the file whenever no
+/// data waits, so a large prefix never holds up the transfer.
 struct Sink {
     tx: Option<tokio::sync::mpsc::Sender<SinkCmd>>,
     /// Emptied buffers coming back from the thread, for reuse.
@@ -905,28 +913,61 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
-    fn start(file: std::fs::File, hasher: Option<Hasher>, written: u64) -> io::Result<Self> {
+    /// Starts the writing thread for `file`, which holds `written` bytes
+    /// of which the first `hashed` are already in `hasher`. A `file`
+    /// whose first bytes are still to be hashed must be readable and in
+    /// append mode (reading back moves its offset; appends ignore it).
+    fn start(
+        file: std::fs::File,
+        hasher: Option<Hasher>,
+        written: u64,
+        hashed: u64,
+    ) -> io::Result<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SinkCmd>(SINK_DEPTH);
         let (free_tx, free) = tokio::sync::mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("jet-file-sink".into())
             .spawn(move || {
                 use std::io::Write;
+                use tokio::sync::mpsc::error::TryRecvError;
                 let mut done = SinkDone {
                     file,
                     hasher,
                     written,
                     error: None,
                 };
-                while let Some(cmd) = rx.blocking_recv() {
+                let mut hashed = hashed;
+                let mut scratch = Vec::new();
+                loop {
+                    let behind = done.hasher.is_some() && hashed < done.written;
+                    let cmd = if behind {
+                        match rx.try_recv() {
+                            Ok(cmd) => Some(cmd),
+                            Err(TryRecvError::Empty) => {
+                                // Idle: hash the next piece already written.
+                                if let Err(e) =
+                                    catch_up(&mut done, &mut hashed, &mut scratch, HASH_STEP)
+                                {
+                                    done.error = Some(e);
+                                    break;
+                                }
+                                continue;
+                            }
+                            Err(TryRecvError::Disconnected) => None,
+                        }
+                    } else {
+                        rx.blocking_recv()
+                    };
+                    let Some(cmd) = cmd else { break };
                     match cmd {
                         SinkCmd::Data(b) => {
                             if let Err(e) = done.file.write_all(&b) {
                                 done.error = Some(e);
                                 break;
                             }
-                            if let Some(h) = done.hasher.as_mut() {
+                            if let Some(h) = done.hasher.as_mut().filter(|_| !behind) {
                                 h.update(&b);
+                                hashed += b.len() as u64;
                             }
                             done.written += b.len() as u64;
                             // Back as it is: refilled, not zeroed again.
@@ -940,7 +981,17 @@ impl Sink {
                                 break;
                             }
                         }
+                        SinkCmd::CatchUp => {
+                            if let Err(e) = catch_up(&mut done, &mut hashed, &mut scratch, u64::MAX)
+                            {
+                                done.error = Some(e);
+                                break;
+                            }
+                        }
                     }
+                }
+                if hashed < done.written {
+                    done.hasher = None;
                 }
                 done
             })?;
@@ -1003,9 +1054,15 @@ impl Sink {
     }
 
     /// Writes what is queued (unless the thread stopped) and ends the
-    /// thread: the file, the hash and the bytes really written.
-    async fn close(mut self) -> Result<SinkDone, Error> {
+    /// thread: the file, the hash (with `hash`: of the whole file, else
+    /// only if it happened to be complete) and the bytes really written.
+    async fn close(mut self, hash: bool) -> Result<SinkDone, Error> {
         let _ = self.send_buf().await;
+        if hash {
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(SinkCmd::CatchUp).await;
+            }
+        }
         self.tx = None;
         let thread = self.thread.take().ok_or_else(closed)?;
         tokio::task::spawn_blocking(move || thread.join())
@@ -1029,6 +1086,49 @@ impl Sink {
         }
         Some(done)
     }
+}
+
+/// Most the writing thread hashes back from the file between two looks
+/// at its queue.
+const HASH_STEP: u64 = 1024 * 1024;
+
+/// Hashes up to `most` bytes of the file from `*hashed`, reading them back
+/// (they are in the page cache when they were just written).
+fn catch_up(
+    done: &mut SinkDone,
+    hashed: &mut u64,
+    scratch: &mut Vec<u8>,
+    most: u64,
+) -> io::Result<()> {
+    use std::io::{Read, Seek};
+    let Some(h) = done.hasher.as_mut() else {
+        return Ok(());
+    };
+    let mut left = (done.written - *hashed).min(most);
+    if left == 0 {
+        return Ok(());
+    }
+    done.file.seek(io::SeekFrom::Start(*hashed))?;
+    scratch.resize(HASH_STEP as usize, 0);
+    while left > 0 {
+        let want = left.min(HASH_STEP) as usize;
+        match done.file.read(&mut scratch[..want]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the partial file is shorter than what was written to it",
+                ))
+            }
+            Ok(n) => {
+                h.update(&scratch[..n]);
+                *hashed += n as u64;
+                left -= n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn closed() -> Error {
@@ -1188,6 +1288,54 @@ mod tests {
         f.abandon(None).await.unwrap();
         assert!(!dir.join("s.bin.jet-part").exists());
         assert!(!dir.join("s.bin.jet-part.state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A resumed file's hash covers the whole file although the prefix is
+    /// hashed by the writing thread between and after the new writes (not
+    /// before the first): reading back, then hashing new data as it comes
+    /// once caught up, in order.
+    #[tokio::test]
+    async fn a_resumed_prefix_is_hashed_beside_the_new_data() {
+        let dir = tmpdir("hash-behind");
+        let bytes = data(9_000_000);
+        let info = info_of(&bytes, Some(65536));
+        let prefix = 6_029_312; // 92 chunks of 64 KiB
+        let mut f = IncomingFile::create(&dir, "h.bin", None, false, info.clone())
+            .await
+            .unwrap();
+        f.write(&bytes[..prefix + 1000]).await.unwrap();
+        f.set_authenticated(prefix as u64);
+        f.abandon(Some(prefix as u64)).await.unwrap();
+        for pieces in [1usize, 997] {
+            // The same partial file each time: a copy of the prefix.
+            let d = tmpdir(&format!("hash-behind-{pieces}"));
+            for n in ["h.bin.jet-part", "h.bin.jet-part.state"] {
+                std::fs::copy(dir.join(n), d.join(n)).unwrap();
+            }
+            let mut f = IncomingFile::create(&d, "h.bin", HashAlgo::Sha256, true, info.clone())
+                .await
+                .unwrap();
+            assert_eq!(f.offset(), prefix as u64);
+            let rest = &bytes[prefix..];
+            for piece in rest.chunks(rest.len().div_ceil(pieces)) {
+                f.write(piece).await.unwrap();
+            }
+            let p = f.commit(info.hash.as_ref()).await.unwrap();
+            assert!(std::fs::read(p).unwrap() == bytes);
+            std::fs::remove_dir_all(&d).unwrap();
+        }
+        // Abandoned before the hash caught up: no hash is made of a part.
+        let mut f = IncomingFile::create(&dir, "h.bin", HashAlgo::Sha256, true, info.clone())
+            .await
+            .unwrap();
+        f.write(&bytes[prefix..prefix + 65_536]).await.unwrap();
+        f.set_authenticated((prefix + 65_536) as u64);
+        f.abandon(Some((prefix + 65_536) as u64)).await.unwrap();
+        assert_eq!(
+            resumable_offset(&dir, "h.bin", info.size, info.hash.as_ref()),
+            (prefix + 65_536) as u64
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
