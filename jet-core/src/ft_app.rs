@@ -312,9 +312,14 @@ fn read_ahead(
                 .name("jet-file-hash".into())
                 .spawn(move || {
                     let r = std::fs::File::open(&path)
-                        .and_then(|mut f| {
+                        .and_then(|f| {
                             let mut h = Hasher::new(HashAlgo::Sha256);
-                            // Read from its start as opened: no seek.
+                            // Read from its start as opened: no seek. A
+                            // send that ended stops it (nobody waits).
+                            let mut f = WhileWanted {
+                                inner: f,
+                                wanted: &hash_tx,
+                            };
                             let n = h.update_reader(&mut f, Some(len))?;
                             Ok((h, n))
                         })
@@ -369,6 +374,22 @@ fn read_ahead(
             }
         })?;
     Ok(ReadAhead { data, free, hash })
+}
+
+/// A reader that fails once nobody waits for what is computed from it
+/// (the receiving end of `wanted` is gone).
+struct WhileWanted<'a, R, T> {
+    inner: R,
+    wanted: &'a tokio::sync::oneshot::Sender<T>,
+}
+
+impl<R: std::io::Read, T> std::io::Read for WhileWanted<'_, R, T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.wanted.is_closed() {
+            return Err(std::io::Error::other("the send ended"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// The file being sent ended before the length it had when offered.
@@ -770,6 +791,15 @@ impl Application for FileOffer {
         .await?;
         *self.computed.lock().unwrap() = hash;
         Ok(n)
+    }
+
+    fn verdict_grace(&self, _ctx: &AppContext) -> Duration {
+        // A resumed file: the receiver hashes what it had too, possibly
+        // at the end (`IncomingFile`), as long as a slow disk takes.
+        match &*self.computed.lock().unwrap() {
+            Some(_) => checksum_wait(self.file.desc.size) - CHECKSUM_WAIT,
+            None => Duration::ZERO,
+        }
     }
 
     fn on_sent(&self, ctx: &AppContext) -> Option<Element> {
@@ -1720,6 +1750,31 @@ mod tests {
         let hash = source.hash.take().unwrap().await.unwrap().unwrap();
         writer.join().unwrap();
         assert!(hash.matches(&FileHash::of(HashAlgo::Sha256, &bytes)));
+        // A send that ends (its source dropped) stops the hashing thread:
+        // it reads no further, so the FIFO's writer finds no reader.
+        let f = std::fs::File::open(dir.join("f.bin")).unwrap();
+        let source = read_ahead(f, &fifo, offset, len - offset, Some(len)).unwrap();
+        drop(source);
+        let w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let wrote = std::io::Write::write_all(&mut &w, &bytes);
+        assert!(wrote.is_err(), "the hashing thread read the whole file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A sender that resumed a file gives the receiver more time for its
+    /// verdict, as long as hashing the whole file on a slow disk takes
+    /// (the receiver may hash the part it had at the end); none otherwise.
+    #[tokio::test]
+    async fn a_resumed_send_waits_longer_for_the_verdict() {
+        let dir = tmpdir("grace");
+        std::fs::write(dir.join("g.bin"), b"g").unwrap();
+        let mut local = LocalFile::stat(&dir.join("g.bin")).await.unwrap();
+        local.desc.size = Some(100 * SLOW_HASH_RATE);
+        let offer = FileOffer::new(local, None);
+        let c = ctx(Role::Initiator, offer.offer().unwrap().description, None);
+        assert_eq!(offer.verdict_grace(&c), Duration::ZERO, "no resume");
+        *offer.computed.lock().unwrap() = Some(FileHash::of(HashAlgo::Sha256, b"g"));
+        assert_eq!(offer.verdict_grace(&c), Duration::from_secs(100));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

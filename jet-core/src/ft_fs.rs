@@ -353,15 +353,50 @@ pub fn free_name(
 }
 
 /// Takes the exclusive advisory lock (`flock`) of a partial file for as
-/// long as `f` is open; refuses one another transfer holds.
+/// long as `f` is open; refuses one another transfer holds. On a file
+/// system without locks (some network mounts) it goes on unlocked.
 fn lock_partial(f: &std::fs::File, partial_name: &str) -> Result<(), Error> {
-    f.try_lock().map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => Error::Application(format!(
+    match f.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Application(format!(
             "{partial_name} is being written by another transfer of the same name; \
              try again once it has ended"
-        )),
-        std::fs::TryLockError::Error(e) => Error::Io(e),
-    })
+        ))),
+        Err(std::fs::TryLockError::Error(e)) if locks_unsupported(&e) => Ok(()),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io(e)),
+    }
+}
+
+/// Whether a lock error means the file system has no locks.
+fn locks_unsupported(e: &io::Error) -> bool {
+    // ENOLCK: an NFS mount without a lock manager.
+    const ENOLCK: i32 = 37;
+    e.kind() == io::ErrorKind::Unsupported
+        || (cfg!(target_os = "linux") && e.raw_os_error() == Some(ENOLCK))
+}
+
+/// The length of the opened partial file `f`, after checking that `path`
+/// still names it: a transfer that committed it meanwhile linked it under
+/// its final name and unlinked `path`, and that file must not be touched.
+fn still_named(f: &std::fs::File, path: &Path, partial_name: &str) -> Result<u64, Error> {
+    let ours = f.metadata()?;
+    let moved = || {
+        Error::Application(format!(
+            "{partial_name} changed while it was opened (another transfer of the same name \
+             ended); try again"
+        ))
+    };
+    let now = std::fs::symlink_metadata(path).map_err(|_| moved())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (ours.dev(), ours.ino()) != (now.dev(), now.ino()) {
+            return Err(moved());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = now;
+    Ok(ours.len())
 }
 
 /// A file being received.
@@ -437,13 +472,24 @@ impl IncomingFile {
                         "{partial_name} exists and is not a regular file"
                     )));
                 }
+                let f = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&partial)
+                    .await?;
+                let f = f.into_std().await;
+                // Before anything is read or cut: another transfer may be
+                // writing it, or have just committed it under its final
+                // name (then the path no longer names what we opened).
+                lock_partial(&f, &partial_name)?;
+                let len = still_named(&f, &partial, &partial_name)?;
                 let recorded = match tokio::fs::read_to_string(&state).await {
                     Ok(t) => State::parse(&t),
                     Err(_) => None,
                 };
                 let keep = recorded
                     .as_ref()
-                    .map_or(0, |s| s.resumable(meta.len(), info.size, info.hash.as_ref()));
+                    .map_or(0, |s| s.resumable(len, info.size, info.hash.as_ref()));
                 // Authenticated bytes of another file (another size, hash
                 // or date): that file's transfer may still be resumed, so
                 // they are not cut away for this one.
@@ -451,7 +497,7 @@ impl IncomingFile {
                     keep == 0
                         && s.info.hash.is_some()
                         && s.authenticated > 0
-                        && s.authenticated <= meta.len()
+                        && s.authenticated <= len
                 }) {
                     return Err(Error::Application(format!(
                         "{partial_name} holds {} authenticated bytes of another file of this \
@@ -459,14 +505,6 @@ impl IncomingFile {
                         theirs.authenticated
                     )));
                 }
-                let f = OpenOptions::new()
-                    .read(true)
-                    .append(true)
-                    .open(&partial)
-                    .await?;
-                let f = f.into_std().await;
-                // Before anything is cut: another transfer may be writing it.
-                lock_partial(&f, &partial_name)?;
                 // What the record does not vouch for goes. The kept part is
                 // hashed later, by the writing thread, between and after
                 // the writes: not now, while the peer waits to send.
@@ -501,7 +539,13 @@ impl IncomingFile {
         // Held until the file is closed: a second transfer of the same
         // name (`--resume` in another jet) cannot take it over meanwhile.
         if is_new {
-            lock_partial(&file, &partial_name)?;
+            if let Err(e) = lock_partial(&file, &partial_name) {
+                // Another transfer locked it first: it is theirs now.
+                if !matches!(&e, Error::Application(_)) {
+                    let _ = std::fs::remove_file(&partial);
+                }
+                return Err(e);
+            }
         }
         // Nothing of the file is hashed yet (a resumed prefix included).
         let sink = Sink::start(file, hasher, written, 0)?;
@@ -639,6 +683,19 @@ impl IncomingFile {
         }
     }
 
+    /// Waits until the writing thread hashed the whole file so far.
+    #[cfg(test)]
+    async fn hash_caught_up(&mut self) {
+        let sink = self.sink.as_mut().unwrap();
+        sink.tx
+            .as_ref()
+            .unwrap()
+            .send(SinkCmd::CatchUp)
+            .await
+            .unwrap();
+        sink.sync().await.unwrap();
+    }
+
     /// Waits until everything queued is written and synced (tests that
     /// simulate a crash need the bytes on disk first).
     #[cfg(test)]
@@ -719,7 +776,21 @@ impl IncomingFile {
     /// without overwriting. On a hash mismatch the partial file is removed.
     pub async fn commit(mut self, expected: Option<&FileHash>) -> Result<PathBuf, Error> {
         let got = self.finish().await?;
-        let f = self.closed.take().ok_or_else(closed)?;
+        // The file stays open (and locked) until its names are settled,
+        // whatever the outcome; then it is closed without `Drop`'s
+        // clean-up (a partial file kept for the user stays as it is).
+        let r = self.link(got, expected).await;
+        self.release();
+        r
+    }
+
+    /// [`commit`](Self::commit) once the data is written and hashed.
+    async fn link(
+        &mut self,
+        got: Option<FileHash>,
+        expected: Option<&FileHash>,
+    ) -> Result<PathBuf, Error> {
+        let f = self.closed.as_ref().ok_or_else(closed)?.try_clone()?;
         tokio::task::spawn_blocking(move || f.sync_all())
             .await
             .map_err(|e| Error::Io(io::Error::other(e)))??;
@@ -777,6 +848,13 @@ impl IncomingFile {
         Ok(self.final_path.clone())
     }
 
+    /// Closes the partial file (which releases its lock) once nothing is
+    /// left to do with it, without [`Drop`]'s clean-up: its name may by
+    /// now belong to another transfer.
+    fn release(&mut self) {
+        drop(self.closed.take());
+    }
+
     /// Gives up. With `keep_authenticated = Some(n)`, the partial file is
     /// truncated to its first `n` bytes (the authenticated part; in chunked
     /// mode to the chunk boundary below), recorded and kept for a resume;
@@ -789,19 +867,23 @@ impl IncomingFile {
             self.authenticated = n.min(self.written);
             self.keepable()
         });
-        let f = self.closed.take();
-        match (keep, f) {
+        // Cut, recorded or removed while still open (and locked).
+        let f = self
+            .closed
+            .as_ref()
+            .map(std::fs::File::try_clone)
+            .transpose()?;
+        let r = match (keep, f) {
             (Some(n), Some(f)) if n > 0 => {
                 tokio::task::spawn_blocking(move || f.set_len(n).and_then(|()| f.sync_all()))
                     .await
                     .map_err(|e| Error::Io(io::Error::other(e)))??;
                 self.record(n).await
             }
-            (_, f) => {
-                drop(f);
-                self.remove_all().await
-            }
-        }
+            _ => self.remove_all().await,
+        };
+        self.release();
+        r
     }
 }
 
@@ -824,19 +906,28 @@ impl Drop for IncomingFile {
     /// peer gone, the user's Ctrl-C) keeps only authenticated bytes in the
     /// partial file, and its record says so.
     fn drop(&mut self) {
-        let open = match self.sink.take() {
+        // The partial file itself (open, so still locked): cut through it,
+        // not through its name.
+        let (open, file) = match self.sink.take() {
             Some(sink) => {
                 // Waits for the thread to write what it holds (a few
                 // buffers at most); the rest was never written.
-                if let Some(done) = sink.close_blocking() {
-                    self.written = self.written.min(done.written);
-                } else {
-                    // It panicked: what it wrote is unknown, keep nothing.
-                    self.written = 0;
+                match sink.close_blocking() {
+                    Some(done) => {
+                        self.written = self.written.min(done.written);
+                        (true, Some(done.file))
+                    }
+                    None => {
+                        // It panicked: what it wrote is unknown, keep nothing.
+                        self.written = 0;
+                        (true, None)
+                    }
                 }
-                true
             }
-            None => self.closed.take().is_some(),
+            None => {
+                let f = self.closed.take();
+                (f.is_some(), f)
+            }
         };
         if open {
             let keep = self.keepable();
@@ -844,7 +935,7 @@ impl Drop for IncomingFile {
                 let _ = remove_if_exists(&self.partial);
                 let _ = remove_if_exists(&self.state);
                 let _ = remove_if_exists(&state_tmp_path(&self.state));
-            } else if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.partial) {
+            } else if let Some(f) = &file {
                 if f.set_len(keep).and_then(|()| f.sync_all()).is_ok() {
                     let state = State {
                         info: self.info.clone(),
@@ -854,6 +945,7 @@ impl Drop for IncomingFile {
                 }
             }
         }
+        drop(file);
     }
 }
 
@@ -1307,9 +1399,13 @@ mod tests {
         f.write(&bytes[..prefix + 1000]).await.unwrap();
         f.set_authenticated(prefix as u64);
         f.abandon(Some(prefix as u64)).await.unwrap();
-        for pieces in [1usize, 997] {
+        // Three ways: the new data written at once (hashed back at the
+        // end); in 37 pieces, each one written before the next (hashed
+        // between them, or back); after the prefix was hashed (each piece
+        // hashed as it is written, never twice).
+        for (way, pieces, caught_up) in [(0, 1usize, false), (1, 37, false), (2, 37, true)] {
             // The same partial file each time: a copy of the prefix.
-            let d = tmpdir(&format!("hash-behind-{pieces}"));
+            let d = tmpdir(&format!("hash-behind-{way}"));
             for n in ["h.bin.jet-part", "h.bin.jet-part.state"] {
                 std::fs::copy(dir.join(n), d.join(n)).unwrap();
             }
@@ -1317,24 +1413,70 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(f.offset(), prefix as u64);
+            if caught_up {
+                f.hash_caught_up().await;
+            }
             let rest = &bytes[prefix..];
             for piece in rest.chunks(rest.len().div_ceil(pieces)) {
                 f.write(piece).await.unwrap();
+                if pieces > 1 {
+                    f.settle().await; // one write per piece
+                }
             }
             let p = f.commit(info.hash.as_ref()).await.unwrap();
-            assert!(std::fs::read(p).unwrap() == bytes);
+            assert!(std::fs::read(p).unwrap() == bytes, "way {way}");
             std::fs::remove_dir_all(&d).unwrap();
         }
-        // Abandoned before the hash caught up: no hash is made of a part.
+        // Closed without the catch-up (an abandoned transfer): no hash is
+        // made of a part of the file.
         let mut f = IncomingFile::create(&dir, "h.bin", HashAlgo::Sha256, true, info.clone())
             .await
             .unwrap();
         f.write(&bytes[prefix..prefix + 65_536]).await.unwrap();
+        f.close_sink().await.unwrap();
+        // Unless the thread happened to catch up meanwhile, there is no
+        // hash; never one of a part of the file.
+        match &f.hashed {
+            Some(None) => {}
+            Some(Some(h)) => {
+                assert!(h.matches(&FileHash::of(HashAlgo::Sha256, &bytes[..prefix + 65_536])))
+            }
+            None => panic!("closed without a hash state"),
+        }
         f.set_authenticated((prefix + 65_536) as u64);
         f.abandon(Some((prefix + 65_536) as u64)).await.unwrap();
         assert_eq!(
             resumable_offset(&dir, "h.bin", info.size, info.hash.as_ref()),
             (prefix + 65_536) as u64
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A partial file opened for a resume is used only if its name still
+    /// names it once locked: one another transfer committed meanwhile (now
+    /// under its final name) or replaced is left alone.
+    #[cfg(unix)]
+    #[test]
+    fn a_partial_file_is_used_only_while_its_name_names_it() {
+        let dir = tmpdir("still-named");
+        let part = dir.join("n.bin.jet-part");
+        std::fs::write(&part, b"abc").unwrap();
+        let f = std::fs::File::open(&part).unwrap();
+        assert_eq!(still_named(&f, &part, "n.bin.jet-part").unwrap(), 3);
+        // Committed meanwhile: linked under the final name, unlinked.
+        std::fs::hard_link(&part, dir.join("n.bin")).unwrap();
+        std::fs::remove_file(&part).unwrap();
+        let e = still_named(&f, &part, "n.bin.jet-part")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("changed while it was opened"), "{e}");
+        // And a new partial file of that name is another file.
+        std::fs::write(&part, b"abcd").unwrap();
+        assert!(still_named(&f, &part, "n.bin.jet-part").is_err());
+        assert_eq!(
+            std::fs::read(dir.join("n.bin")).unwrap(),
+            b"abc",
+            "untouched"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -195,6 +195,14 @@ pub trait Application: Send + Sync + 'static {
     fn on_sent(&self, _ctx: &AppContext) -> Option<Element> {
         None
     }
+
+    /// Time the receiver may need for its verdict beyond the driver's
+    /// `finish_timeout`, once [`run`](Self::run) wrote all its data (a
+    /// receiver that resumed a large file hashes all of it at the end).
+    /// Default: none.
+    fn verdict_grace(&self, _ctx: &AppContext) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// The initiating half of an [`Application`]: what it offers.
