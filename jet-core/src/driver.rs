@@ -1208,7 +1208,9 @@ impl Live {
         }
         // The sender waits for the receiver's verdict, which the engine
         // bounds (`rules`: it ends the session with `timeout` without one).
-        let within = cfg.finish_timeout + info_app.verdict_grace(&info_ctx);
+        let within = cfg
+            .finish_timeout
+            .saturating_add(info_app.verdict_grace(&info_ctx));
         let sid = self.sid.clone();
         if self.ended.is_none() {
             let _ = self

@@ -793,12 +793,13 @@ impl Application for FileOffer {
         Ok(n)
     }
 
-    fn verdict_grace(&self, _ctx: &AppContext) -> Duration {
-        // A resumed file: the receiver hashes what it had too, possibly
-        // at the end (`IncomingFile`), as long as a slow disk takes.
-        match &*self.computed.lock().unwrap() {
-            Some(_) => checksum_wait(self.file.desc.size) - CHECKSUM_WAIT,
-            None => Duration::ZERO,
+    fn verdict_grace(&self, ctx: &AppContext) -> Duration {
+        // A resumed file (with or without a hash in the offer): the
+        // receiver hashes what it had too, possibly at the end
+        // (`IncomingFile`), as long as a slow disk takes.
+        match accepted_range(&ctx.description) {
+            Ok(r) if r.offset > 0 => checksum_wait(self.file.desc.size) - CHECKSUM_WAIT,
+            _ => Duration::ZERO,
         }
     }
 
@@ -1770,10 +1771,19 @@ mod tests {
         std::fs::write(dir.join("g.bin"), b"g").unwrap();
         let mut local = LocalFile::stat(&dir.join("g.bin")).await.unwrap();
         local.desc.size = Some(100 * SLOW_HASH_RATE);
-        let offer = FileOffer::new(local, None);
-        let c = ctx(Role::Initiator, offer.offer().unwrap().description, None);
+        let offer = FileOffer::new(local.clone(), None);
+        let mut desc = local.desc.clone();
+        let c = ctx(Role::Initiator, desc.to_description(), None);
         assert_eq!(offer.verdict_grace(&c), Duration::ZERO, "no resume");
-        *offer.computed.lock().unwrap() = Some(FileHash::of(HashAlgo::Sha256, b"g"));
+        desc.range = Some(Range {
+            offset: 1,
+            length: None,
+        });
+        let c = ctx(Role::Initiator, desc.to_description(), None);
+        assert_eq!(offer.verdict_grace(&c), Duration::from_secs(100));
+        // With a hash in the offer too (the receiver still hashes it all).
+        desc.hashes.push(FileHash::of(HashAlgo::Sha256, b"g"));
+        let c = ctx(Role::Initiator, desc.to_description(), None);
         assert_eq!(offer.verdict_grace(&c), Duration::from_secs(100));
         std::fs::remove_dir_all(&dir).unwrap();
     }

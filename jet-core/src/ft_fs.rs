@@ -353,26 +353,28 @@ pub fn free_name(
 }
 
 /// Takes the exclusive advisory lock (`flock`) of a partial file for as
-/// long as `f` is open; refuses one another transfer holds. On a file
-/// system without locks (some network mounts) it goes on unlocked.
-fn lock_partial(f: &std::fs::File, partial_name: &str) -> Result<(), Error> {
+/// long as `f` is open; refuses one another transfer holds. `Ok(false)`:
+/// the file system has no locks (some network mounts).
+fn lock_partial(f: &std::fs::File, partial_name: &str) -> Result<bool, Error> {
     match f.try_lock() {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Application(format!(
             "{partial_name} is being written by another transfer of the same name; \
              try again once it has ended"
         ))),
-        Err(std::fs::TryLockError::Error(e)) if locks_unsupported(&e) => Ok(()),
+        Err(std::fs::TryLockError::Error(e)) if locks_unsupported(&e) => Ok(false),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::Io(e)),
     }
 }
 
 /// Whether a lock error means the file system has no locks.
 fn locks_unsupported(e: &io::Error) -> bool {
-    // ENOLCK: an NFS mount without a lock manager.
-    const ENOLCK: i32 = 37;
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ENOLCK) {
+        // An NFS mount without a lock manager.
+        return true;
+    }
     e.kind() == io::ErrorKind::Unsupported
-        || (cfg!(target_os = "linux") && e.raw_os_error() == Some(ENOLCK))
 }
 
 /// The length of the opened partial file `f`, after checking that `path`
@@ -481,7 +483,15 @@ impl IncomingFile {
                 // Before anything is read or cut: another transfer may be
                 // writing it, or have just committed it under its final
                 // name (then the path no longer names what we opened).
-                lock_partial(&f, &partial_name)?;
+                if !lock_partial(&f, &partial_name)? {
+                    // Unlocked, a second transfer of this name could cut
+                    // it and write into it beside us.
+                    return Err(Error::Application(format!(
+                        "{partial_name} cannot be locked on this file system, so it is not \
+                         resumed (another transfer could be writing it); remove it to receive \
+                         the file again"
+                    )));
+                }
                 let len = still_named(&f, &partial, &partial_name)?;
                 let recorded = match tokio::fs::read_to_string(&state).await {
                     Ok(t) => State::parse(&t),
@@ -539,6 +549,8 @@ impl IncomingFile {
         // Held until the file is closed: a second transfer of the same
         // name (`--resume` in another jet) cannot take it over meanwhile.
         if is_new {
+            // Unlocked where the file system has none: `create_new` made it
+            // ours alone, and a resume will not take it over unlocked.
             if let Err(e) = lock_partial(&file, &partial_name) {
                 // Another transfer locked it first: it is theirs now.
                 if !matches!(&e, Error::Application(_)) {
@@ -776,21 +788,23 @@ impl IncomingFile {
     /// without overwriting. On a hash mismatch the partial file is removed.
     pub async fn commit(mut self, expected: Option<&FileHash>) -> Result<PathBuf, Error> {
         let got = self.finish().await?;
-        // The file stays open (and locked) until its names are settled,
-        // whatever the outcome; then it is closed without `Drop`'s
-        // clean-up (a partial file kept for the user stays as it is).
-        let r = self.link(got, expected).await;
-        self.release();
+        // Out of `self`, so that `Drop` touches nothing from here on (a
+        // commit cancelled after the link must not cut the final file),
+        // and held open (locked) until the names are settled.
+        let file = std::sync::Arc::new(self.closed.take().ok_or_else(closed)?);
+        let r = self.link(&file, got, expected).await;
+        drop(file);
         r
     }
 
     /// [`commit`](Self::commit) once the data is written and hashed.
     async fn link(
         &mut self,
+        file: &std::sync::Arc<std::fs::File>,
         got: Option<FileHash>,
         expected: Option<&FileHash>,
     ) -> Result<PathBuf, Error> {
-        let f = self.closed.as_ref().ok_or_else(closed)?.try_clone()?;
+        let f = file.clone();
         tokio::task::spawn_blocking(move || f.sync_all())
             .await
             .map_err(|e| Error::Io(io::Error::other(e)))??;
@@ -848,13 +862,6 @@ impl IncomingFile {
         Ok(self.final_path.clone())
     }
 
-    /// Closes the partial file (which releases its lock) once nothing is
-    /// left to do with it, without [`Drop`]'s clean-up: its name may by
-    /// now belong to another transfer.
-    fn release(&mut self) {
-        drop(self.closed.take());
-    }
-
     /// Gives up. With `keep_authenticated = Some(n)`, the partial file is
     /// truncated to its first `n` bytes (the authenticated part; in chunked
     /// mode to the chunk boundary below), recorded and kept for a resume;
@@ -867,23 +874,19 @@ impl IncomingFile {
             self.authenticated = n.min(self.written);
             self.keepable()
         });
-        // Cut, recorded or removed while still open (and locked).
-        let f = self
-            .closed
-            .as_ref()
-            .map(std::fs::File::try_clone)
-            .transpose()?;
-        let r = match (keep, f) {
+        // Out of `self` (`Drop` then leaves it alone) and open (locked)
+        // while it is cut and recorded, or removed.
+        let file = self.closed.take().map(std::sync::Arc::new);
+        match (keep, &file) {
             (Some(n), Some(f)) if n > 0 => {
+                let f = f.clone();
                 tokio::task::spawn_blocking(move || f.set_len(n).and_then(|()| f.sync_all()))
                     .await
                     .map_err(|e| Error::Io(io::Error::other(e)))??;
                 self.record(n).await
             }
             _ => self.remove_all().await,
-        };
-        self.release();
-        r
+        }
     }
 }
 
@@ -1450,6 +1453,37 @@ mod tests {
             (prefix + 65_536) as u64
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A commit cancelled at any point (the transfer's task dropped: the
+    /// user's Ctrl-C, the peer's timeout) never leaves a cut final file:
+    /// once linked, the file is the final file and `Drop` leaves it alone.
+    #[tokio::test]
+    async fn a_cancelled_commit_never_cuts_the_final_file() {
+        let bytes = data(200_000);
+        let info = info_of(&bytes, Some(65536));
+        for i in 0..60u64 {
+            let dir = tmpdir(&format!("cancel-commit-{i}"));
+            let mut f = IncomingFile::create(&dir, "c.bin", None, false, info.clone())
+                .await
+                .unwrap();
+            f.write(&bytes).await.unwrap();
+            // As the receive loop leaves it: the last short chunk is
+            // released but below a 64 KiB boundary for `keepable`.
+            f.set_authenticated(bytes.len() as u64);
+            let late = Duration::from_micros(i * 40);
+            let _ = tokio::time::timeout(late, f.commit(None)).await;
+            // What the blocking pool still had in hand is done by now.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Ok(got) = std::fs::read(dir.join("c.bin")) {
+                assert!(
+                    got == bytes,
+                    "run {i}: a cut final file ({} bytes)",
+                    got.len()
+                );
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     /// A partial file opened for a resume is used only if its name still
