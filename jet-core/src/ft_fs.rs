@@ -1482,7 +1482,9 @@ mod tests {
                     got.len()
                 );
             }
-            std::fs::remove_dir_all(&dir).unwrap();
+            // A link still in the blocking pool on a loaded machine may
+            // land after this; the directory is made anew next time.
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
