@@ -41,8 +41,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::cipher::Framing;
 use crate::error::Error;
 use crate::ft::{
-    parse_checksum, received_element, sanitize_file_name, ChecksumKey, FileDesc, FileHash,
-    HashAlgo, Hasher, Range, CHECKSUM_MAC_ALGO,
+    parse_checksum, received_element, sanitize_file_name, FileDesc, FileHash, HashAlgo, Hasher,
+    Range, CHECKSUM_MAC_ALGO,
 };
 use crate::ft_fs::{
     free_name, partial_path, resumable_offset, resume_key, IncomingFile, PartialInfo,
@@ -470,8 +470,6 @@ async fn receive_file_within(
     session: Option<&AppContext>,
     rename_base: Option<&str>,
 ) -> Result<ReceivedFile, Error> {
-    let notes = session.map(|c| &*c.notes);
-    let key = session.and_then(|c| c.checksum_key.as_ref());
     let name = desc.name.as_deref().unwrap_or("received.bin");
     let expected = desc.best_hash().cloned();
     let algo = receiver_hashes(desc, offset, framing).then(|| {
@@ -569,7 +567,8 @@ async fn receive_file_within(
     // checksum of the whole file says the earlier part belongs to it.
     let resumed_by_date = offset > 0 && expected.is_none();
     let mut unchecked = Vec::new();
-    if let Some(notes) = notes {
+    if let Some(session) = session {
+        let notes = &*session.notes;
         // XEP-0234 allows the hash in session-info after the data. The
         // sender announced one with <hash-used/>, or this session resumed
         // a file named by its date (a jet sender then always sends the
@@ -593,9 +592,8 @@ async fn receive_file_within(
         match check_checksums(
             &checksums(notes),
             hash.as_ref(),
-            notes,
+            session,
             offset > 0,
-            key,
             &mut unchecked,
         ) {
             Ok(verified) => hash_checked |= verified,
@@ -641,7 +639,12 @@ const SLOW_HASH_RATE: u64 = 50_000_000;
 /// hashes it from its start beside the data and may need longer than the
 /// data took: as long as reading the whole file at [`SLOW_HASH_RATE`].
 fn checksum_wait(resumed_size: Option<u64>) -> Duration {
-    CHECKSUM_WAIT + Duration::from_secs(resumed_size.unwrap_or(0) / SLOW_HASH_RATE)
+    CHECKSUM_WAIT + slow_hash_time(resumed_size)
+}
+
+/// How long hashing `size` bytes at [`SLOW_HASH_RATE`] takes.
+fn slow_hash_time(size: Option<u64>) -> Duration {
+    Duration::from_secs(size.unwrap_or(0) / SLOW_HASH_RATE)
 }
 
 /// The hashes of every `<checksum/>` received in `session-info` so far.
@@ -668,11 +671,11 @@ fn checksums(notes: &SessionNotes) -> Vec<FileHash> {
 fn check_checksums(
     given: &[FileHash],
     ours: Option<&FileHash>,
-    notes: &SessionNotes,
+    session: &AppContext,
     resumed: bool,
-    key: Option<&ChecksumKey>,
     unchecked: &mut Vec<String>,
 ) -> Result<bool, Error> {
+    let key = session.checksum_key.as_ref();
     let mut verified = false;
     for h in given {
         if h.algo == CHECKSUM_MAC_ALGO {
@@ -699,7 +702,7 @@ fn check_checksums(
             candidates.push(ours.clone());
         }
         if !resumed {
-            candidates.extend(notes.wire_hash(algo));
+            candidates.extend(session.notes.wire_hash(algo));
         }
         if candidates.is_empty() {
             continue;
@@ -798,7 +801,7 @@ impl Application for FileOffer {
         // receiver hashes what it had too, possibly at the end
         // (`IncomingFile`), as long as a slow disk takes.
         match accepted_range(&ctx.description) {
-            Ok(r) if r.offset > 0 => checksum_wait(self.file.desc.size) - CHECKSUM_WAIT,
+            Ok(r) if r.offset > 0 => slow_hash_time(self.file.desc.size),
             _ => Duration::ZERO,
         }
     }
