@@ -1312,6 +1312,15 @@ mod tests {
         (0..n).map(|i| (i * 7 % 251) as u8).collect()
     }
 
+    /// A stream that gives `bytes`, then ends (a cut transfer when they are
+    /// fewer than announced).
+    async fn cut_stream(bytes: &[u8]) -> BoxedStream {
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        a.write_all(bytes).await.unwrap();
+        drop(a);
+        Box::new(b)
+    }
+
     fn accept(d: Decision) -> Element {
         match d {
             Decision::Accept(e) => e,
@@ -1341,10 +1350,7 @@ mod tests {
                 for h in &sums {
                     notes.add_info(crate::ft::checksum_element("initiator", "c", h));
                 }
-                let (mut a, b) = tokio::io::duplex(1 << 20);
-                a.write_all(&plain).await.unwrap();
-                drop(a);
-                let mut s: BoxedStream = Box::new(b);
+                let mut s = cut_stream(&plain).await;
                 let r = receive_file_within(
                     &dst,
                     &desc,
@@ -1605,10 +1611,7 @@ mod tests {
 
         // An interrupted chunked transfer leaves 2 authenticated chunks.
         let dst2 = tmpdir("dst-late-resume");
-        let (mut a, b) = tokio::io::duplex(1 << 20);
-        a.write_all(&bytes[..131_072]).await.unwrap();
-        drop(a);
-        let mut s: BoxedStream = Box::new(b);
+        let mut s = cut_stream(&bytes[..131_072]).await;
         assert!(receive_file(&dst2, &desc, 0, chunked, &mut s, None)
             .await
             .is_err());
@@ -1631,12 +1634,7 @@ mod tests {
             !dst2.join("late.bin.jet-part").exists(),
             "after a wrong checksum no part is trusted again"
         );
-        let mut s: BoxedStream = {
-            let (mut a, b) = tokio::io::duplex(1 << 20);
-            a.write_all(&bytes[..131_072]).await.unwrap();
-            drop(a);
-            Box::new(b)
-        };
+        let mut s = cut_stream(&bytes[..131_072]).await;
         assert!(receive_file_within(
             &dst2, &desc, 0, true, chunked, &mut s, None, None, None, None
         )
@@ -1684,10 +1682,7 @@ mod tests {
         let bytes = data(500_000);
         std::fs::write(src.join("r.bin"), &bytes).unwrap();
         let local = LocalFile::stat(&src.join("r.bin")).await.unwrap();
-        let (mut a, b) = tokio::io::duplex(1 << 20);
-        a.write_all(&bytes[..200_000]).await.unwrap();
-        drop(a);
-        let mut s: BoxedStream = Box::new(b);
+        let mut s = cut_stream(&bytes[..200_000]).await;
         assert!(receive_file(&dst, &local.desc, 0, chunked, &mut s, None)
             .await
             .is_err());
@@ -1807,10 +1802,7 @@ mod tests {
         // Another file's first two chunks, under this one's name, size
         // and date, from an earlier, interrupted transfer.
         let other = data(400_001)[1..].to_vec();
-        let (mut a, b) = tokio::io::duplex(1 << 20);
-        a.write_all(&other[..140_000]).await.unwrap();
-        drop(a);
-        let mut s: BoxedStream = Box::new(b);
+        let mut s = cut_stream(&other[..140_000]).await;
         assert!(receive_file(&dst, &local.desc, 0, chunked, &mut s, None)
             .await
             .is_err());
@@ -1882,10 +1874,7 @@ mod tests {
             ),
             (Some(Framing::Chunked { chunk_len: 65536 }), 131_072),
         ] {
-            let (mut a, b) = tokio::io::duplex(1 << 20);
-            a.write_all(&bytes[..131_072]).await.unwrap();
-            drop(a); // cut: EOF before the announced size
-            let mut s: BoxedStream = Box::new(b);
+            let mut s = cut_stream(&bytes[..131_072]).await; // cut: EOF before the announced size
             assert!(receive_file(&dst, &desc, 0, framing, &mut s, None)
                 .await
                 .is_err());

@@ -1326,6 +1326,23 @@ mod tests {
         (0..n).map(|i| (i * 13 % 251) as u8).collect()
     }
 
+    /// An interrupted chunked transfer's leftovers: `written` received,
+    /// the first `authenticated` of them kept with their record.
+    async fn leave_partial(
+        dir: &Path,
+        name: &str,
+        info: &PartialInfo,
+        written: &[u8],
+        authenticated: u64,
+    ) {
+        let mut f = IncomingFile::create(dir, name, None, false, info.clone())
+            .await
+            .unwrap();
+        f.write(written).await.unwrap();
+        f.set_authenticated(authenticated);
+        f.abandon(Some(authenticated)).await.unwrap();
+    }
+
     #[tokio::test]
     async fn abandon_keeps_authenticated_prefix_for_resume() {
         let dir = tmpdir("resume");
@@ -1396,12 +1413,7 @@ mod tests {
         let bytes = data(9_000_000);
         let info = info_of(&bytes, Some(65536));
         let prefix = 6_029_312; // 92 chunks of 64 KiB
-        let mut f = IncomingFile::create(&dir, "h.bin", None, false, info.clone())
-            .await
-            .unwrap();
-        f.write(&bytes[..prefix + 1000]).await.unwrap();
-        f.set_authenticated(prefix as u64);
-        f.abandon(Some(prefix as u64)).await.unwrap();
+        leave_partial(&dir, "h.bin", &info, &bytes[..prefix + 1000], prefix as u64).await;
         // Three ways: the new data written at once (hashed back at the
         // end); in 37 pieces, each one written before the next (hashed
         // between them, or back); after the prefix was hashed (each piece
@@ -1543,12 +1555,7 @@ mod tests {
             "the first transfer's file is whole"
         );
         // Once it is closed, the name is free for the next.
-        let mut c = IncomingFile::create(&dir, "m.bin", None, false, info.clone())
-            .await
-            .unwrap();
-        c.write(&bytes[..70_000]).await.unwrap();
-        c.set_authenticated(65_536);
-        c.abandon(Some(65_536)).await.unwrap();
+        leave_partial(&dir, "m.bin", &info, &bytes[..70_000], 65_536).await;
         let c = IncomingFile::create(&dir, "m.bin", None, true, info)
             .await
             .unwrap();
@@ -1566,12 +1573,7 @@ mod tests {
         let dir = tmpdir("other-part");
         let bytes = data(300_000);
         let info = info_of(&bytes, Some(65536));
-        let mut a = IncomingFile::create(&dir, "o.bin", None, false, info.clone())
-            .await
-            .unwrap();
-        a.write(&bytes[..140_000]).await.unwrap();
-        a.set_authenticated(131_072);
-        a.abandon(Some(131_072)).await.unwrap();
+        leave_partial(&dir, "o.bin", &info, &bytes[..140_000], 131_072).await;
         let other = info_of(&bytes[..299_999], Some(65536));
         let e = IncomingFile::create(&dir, "o.bin", None, true, other.clone())
             .await
