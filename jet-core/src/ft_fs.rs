@@ -1474,7 +1474,11 @@ mod tests {
     async fn a_cancelled_commit_never_cuts_the_final_file() {
         let bytes = data(200_000);
         let info = info_of(&bytes, Some(65536));
-        for i in 0..60u64 {
+        // Cancelled ever later; the last is left time to finish, so the
+        // check below sees at least one final file.
+        let delays = (0..60u64).map(|i| Duration::from_micros(i * 40));
+        let mut seen = 0;
+        for (i, late) in delays.chain([Duration::from_secs(30)]).enumerate() {
             let dir = tmpdir(&format!("cancel-commit-{i}"));
             let mut f = IncomingFile::create(&dir, "c.bin", None, false, info.clone())
                 .await
@@ -1483,7 +1487,6 @@ mod tests {
             // As the receive loop leaves it: the last short chunk is
             // released but below a 64 KiB boundary for `keepable`.
             f.set_authenticated(bytes.len() as u64);
-            let late = Duration::from_micros(i * 40);
             let _ = tokio::time::timeout(late, f.commit(None)).await;
             // What the blocking pool still had in hand is done by now.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1493,11 +1496,13 @@ mod tests {
                     "run {i}: a cut final file ({} bytes)",
                     got.len()
                 );
+                seen += 1;
             }
             // A link still in the blocking pool on a loaded machine may
             // land after this; the directory is made anew next time.
             let _ = std::fs::remove_dir_all(&dir);
         }
+        assert!(seen > 0, "no commit got as far as the final file");
     }
 
     /// A partial file opened for a resume is used only if its name still
